@@ -1,0 +1,30 @@
+# Each target bootstraps its own virtual environment on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint clean
+
+$(STAMP): pyproject.toml plugins/theoddsapi/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e plugins/theoddsapi
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src plugins tests benchmarks
+	$(BIN)/ruff check src plugins tests benchmarks
+	$(BIN)/mypy src plugins/theoddsapi/quotaflow_theoddsapi
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/quotaflow demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

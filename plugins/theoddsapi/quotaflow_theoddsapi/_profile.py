@@ -1,0 +1,184 @@
+"""The Odds API v4, from its documentation (see shared/APIS.md for the facts used)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+import httpx
+
+from quotaflow import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
+
+_SPORT = r"/v4/sports/[^/]+"
+_HISTORICAL = r"/v4/historical/sports/[^/]+"
+_EVENT = r"/events/[^/]+"
+
+# (path pattern, base cost, whether markets x regions multiply it); first match wins.
+_COSTS: Sequence[tuple[re.Pattern[str], int, bool]] = [
+    (re.compile(r"/v4/sports/?$"), 0, False),
+    (re.compile(_SPORT + r"/odds/?$"), 1, True),
+    (re.compile(_SPORT + r"/scores/?$"), 1, False),
+    (re.compile(_SPORT + r"/events/?$"), 0, False),
+    (re.compile(_SPORT + _EVENT + r"/odds/?$"), 1, True),
+    (re.compile(_SPORT + _EVENT + r"/markets/?$"), 1, False),
+    (re.compile(_SPORT + r"/participants/?$"), 1, False),
+    (re.compile(_HISTORICAL + r"/odds/?$"), 10, True),
+    (re.compile(_HISTORICAL + r"/events/?$"), 1, False),
+    (re.compile(_HISTORICAL + _EVENT + r"/odds/?$"), 10, True),
+]
+
+
+def _count(value: str | None) -> int:
+    return len({part.strip() for part in (value or "").split(",") if part.strip()})
+
+
+def cost(request: httpx.Request) -> int:
+    """Quota units a request is expected to cost, before it is sent.
+
+    Odds cost markets x regions (``markets`` defaults to ``h2h``; every 10
+    ``bookmakers`` count as one region and win over ``regions``); historical
+    odds cost ten times that; ``daysFrom`` doubles the scores cost; listings of
+    sports and events are free. An answer with no events costs nothing, which only
+    the answer can tell (see :func:`read_quota`).
+    """
+    path = request.url.path
+    params = request.url.params
+    for pattern, base, multiplied in _COSTS:
+        if not pattern.search(path):
+            continue
+        if path.endswith("/scores") and params.get("daysFrom"):
+            return 2
+        if not multiplied:
+            return base
+        markets = _count(params.get("markets")) or 1
+        bookmakers = _count(params.get("bookmakers"))
+        regions = math.ceil(bookmakers / 10) if bookmakers else (_count(params.get("regions")) or 1)
+        return base * markets * regions
+    return 1
+
+
+_HEADERS = QuotaHeaders(
+    remaining="x-requests-remaining", used="x-requests-used", last="x-requests-last"
+)
+
+
+def read_quota(response: httpx.Response) -> QuotaReading:
+    """The ``x-requests-*`` headers; an empty list with no report costs nothing."""
+    reading = _HEADERS(response)
+    if reading.last is None and response.is_success and response.content.strip() == b"[]":
+        reading = attrs.evolve(reading, last=0)
+    return reading
+
+
+def classify(response: httpx.Response) -> Verdict:
+    """Quota exhaustion is a 401 with ``OUT_OF_USAGE_CREDITS``, not a 429."""
+    if response.status_code != 401:
+        return "ok"
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "ok"
+    if isinstance(body, dict) and body.get("error_code") == "OUT_OF_USAGE_CREDITS":
+        return "quota_exhausted"
+    return "ok"
+
+
+def _parse_time(value: Any) -> float:
+    if not isinstance(value, str):
+        raise ValueError(f"commence_time is not a string: {value!r}")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _events(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and "data" in body:  # historical wrapper
+        body = body["data"]
+    if isinstance(body, dict):  # a single event's odds
+        body = [body]
+    if not isinstance(body, list) or not all(isinstance(event, dict) for event in body):
+        raise ValueError("expected a list of events")
+    return body
+
+
+@attrs.frozen
+class OddsApiFreshness:
+    """How long an answer of The Odds API stays fresh, in seconds.
+
+    Odds follow the nearest kick-off: the provider refreshes featured markets every
+    60 s before a game and 40 s in play, faster from six hours out. Every threshold
+    is a setting: ``attrs.evolve(PROFILE, freshness=OddsApiFreshness(live=30))``.
+    """
+
+    live: float = 40
+    within_1h: float = 60
+    within_6h: float = 120
+    within_24h: float = 300
+    later: float = 900
+    no_events: float = 900
+    scores_live: float = 30
+    scores_pending: float = 600
+    scores_completed: float = 86400
+    listings: float = 6 * 3600
+    markets: float = 300
+    historical: float = 30 * 86400
+
+    def __call__(
+        self, request: httpx.Request, response: httpx.Response, now: float
+    ) -> float | None:
+        path = request.url.path.rstrip("/")
+        if path.startswith("/v4/historical/"):
+            return self.historical  # snapshots never change
+        if path == "/v4/sports" or path.endswith(("/events", "/participants")):
+            return self.listings
+        if path.endswith("/markets"):
+            return self.markets
+        if path.endswith("/odds"):
+            return self._odds(_events(json.loads(response.content)), now)
+        if path.endswith("/scores"):
+            return self._scores(_events(json.loads(response.content)), now)
+        return None
+
+    def _odds(self, events: list[dict[str, Any]], now: float) -> float:
+        if not events:
+            return self.no_events
+        until = min(_parse_time(event.get("commence_time")) for event in events) - now
+        if until <= 0:
+            return self.live
+        for limit, ttl in (
+            (3600, self.within_1h),
+            (6 * 3600, self.within_6h),
+            (86400, self.within_24h),
+        ):
+            if until < limit:
+                return ttl
+        return self.later
+
+    def _scores(self, events: list[dict[str, Any]], now: float) -> float:
+        if events and all(event.get("completed") is True for event in events):
+            return self.scores_completed
+        for event in events:
+            if not event.get("completed") and _parse_time(event.get("commence_time")) <= now:
+                return self.scores_live
+        return self.scores_pending
+
+
+PROFILE = ApiProfile(
+    name="theoddsapi",
+    hosts=("api.the-odds-api.com", "ipv6-api.the-odds-api.com"),
+    # About 30 calls a second before EXCEEDED_FREQ_LIMIT.
+    rates=(Rate(30, per=1.0, burst=30),),
+    # The free tier; the real size is learned from x-requests-used + x-requests-remaining.
+    quota=Quota(500, period="month"),
+    cost=cost,
+    read_quota=read_quota,
+    freshness=OddsApiFreshness(),
+    default_ttl=60,
+    max_stale=24 * 3600,
+    # The documentation says apiKey; the official samples send api_key.
+    secret_params=("apiKey", "api_key"),
+    classify=classify,
+)

@@ -1,0 +1,40 @@
+"""quotaflow: httpx middleware for quota-limited APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._client import make_async_client, make_client
+from ._clock import Clock
+from ._info import CacheStatus, ResponseInfo
+from ._priority import Priority, priority
+from ._profiles import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
+from .exceptions import ConfigError, QuotaExhausted, QuotaflowError, RateLimited
+
+__all__ = [
+    "ApiProfile",
+    "CacheStatus",
+    "Clock",
+    "ConfigError",
+    "Priority",
+    "Quota",
+    "QuotaExhausted",
+    "QuotaHeaders",
+    "QuotaReading",
+    "QuotaflowError",
+    "Rate",
+    "RateLimited",
+    "ResponseInfo",
+    "Verdict",
+    "make_async_client",
+    "make_client",
+    "priority",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("quotaflow")
+    raise AttributeError(f"module 'quotaflow' has no attribute {name!r}")

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import hishel
+import httpx
+
+from ._clock import Clock
+from ._profiles import ApiProfile, Registry, resolve_profiles
+from ._secrets import redact_logs
+from ._state import Ledger, ShortWindow, SqliteStateStore, StateDB
+from ._transports._cache import AsyncCachingTransport, CachingTransport
+from ._transports._core import Limiter, Policy, Router
+from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
+from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
+from .exceptions import ConfigError
+
+__all__ = ["make_async_client", "make_client"]
+
+CACHE_FILE = "cache.db"
+STATE_FILE = "state.db"
+# Client arguments that only shape the network transport: when quotaflow builds that
+# transport itself, they go to it (httpx ignores them once a transport is given).
+_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env")
+
+
+def default_state_dir() -> Path:
+    """``$QUOTAFLOW_HOME``, else the user cache directory (``~/.cache/quotaflow``)."""
+    if home := os.environ.get("QUOTAFLOW_HOME"):
+        return Path(home).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "quotaflow"
+
+
+def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
+    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
+        raise ConfigError(f"state_dir: expected a path, not {type(state_dir).__name__}")
+    path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"state_dir: cannot create {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"state_dir: {path} is not writable")
+    return path
+
+
+class _Parts:
+    """What both stacks share once the settings are checked."""
+
+    def __init__(
+        self,
+        profiles: Iterable[ApiProfile] | None,
+        plugins: bool,
+        state_dir: str | os.PathLike[str] | None,
+        clock: Clock | None,
+    ) -> None:
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
+        self.registry: Registry = resolve_profiles(profiles, plugins)
+        self.directory = _state_dir(state_dir)
+        self.clock = clock or Clock()
+        self.db = StateDB(self.directory / STATE_FILE)
+        windows = {
+            profile.name: ShortWindow(profile, SqliteStateStore(self.db, f"rate:{profile.name}"))
+            for profile in self.registry.profiles
+            if profile.rates
+        }
+        self.limiter = Limiter(Ledger(self.db), windows, self.clock)
+        self.policy = Policy(self.clock)
+        self.router = Router(self.registry)
+        redact_logs(self.registry.secret_params)
+
+
+def _split(httpx_kwargs: dict[str, Any]) -> dict[str, Any]:
+    if "transport" in httpx_kwargs or "mounts" in httpx_kwargs:
+        raise ConfigError("mounts: not supported; pass the innermost transport= instead")
+    return {name: httpx_kwargs.pop(name) for name in _TRANSPORT_ARGS if name in httpx_kwargs}
+
+
+def make_client(
+    *,
+    profiles: Iterable[ApiProfile] | None = None,
+    plugins: bool = True,
+    state_dir: str | os.PathLike[str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock | None = None,
+    **httpx_kwargs: Any,
+) -> httpx.Client:
+    """Build an :class:`httpx.Client` whose requests go through quotaflow's stack.
+
+    Args:
+        profiles: API profiles to add, replacing plugin profiles of the same name.
+        plugins: load profiles from the ``quotaflow.plugins`` entry points.
+        state_dir: where the cache and the quota state live (SQLite files);
+            default ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
+        transport: the innermost transport (default :class:`httpx.HTTPTransport`).
+        clock: time and sleep, for tests and simulations.
+        **httpx_kwargs: everything else goes to :class:`httpx.Client`.
+
+    Raises:
+        ConfigError: a setting is invalid; the message names it.
+
+    .. versionadded:: 0.1
+    """
+    network = _split(httpx_kwargs)
+    parts = _Parts(profiles, plugins, state_dir, clock)
+    if transport is not None and not isinstance(transport, httpx.BaseTransport):
+        raise ConfigError(
+            f"transport: expected an httpx.BaseTransport, not {type(transport).__name__}"
+        )
+    inner = transport or httpx.HTTPTransport(**network)
+    storage = hishel.SqliteStorage(database_path=parts.directory / CACHE_FILE)
+    stack = FallbackTransport(
+        CachingTransport(RateLimitTransport(inner, parts.limiter), storage, parts.policy),
+        parts.router,
+        storage,
+        parts.limiter.ledger,
+        parts.clock,
+    )
+    return httpx.Client(transport=stack, **httpx_kwargs)
+
+
+def make_async_client(
+    *,
+    profiles: Iterable[ApiProfile] | None = None,
+    plugins: bool = True,
+    state_dir: str | os.PathLike[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    **httpx_kwargs: Any,
+) -> httpx.AsyncClient:
+    """Build an :class:`httpx.AsyncClient` whose requests go through quotaflow's stack.
+
+    Takes the same arguments as :func:`make_client`; ``transport`` is async.
+
+    Raises:
+        ConfigError: a setting is invalid; the message names it.
+
+    .. versionadded:: 0.1
+    """
+    network = _split(httpx_kwargs)
+    parts = _Parts(profiles, plugins, state_dir, clock)
+    if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+        raise ConfigError(
+            f"transport: expected an httpx.AsyncBaseTransport, not {type(transport).__name__}"
+        )
+    inner = transport or httpx.AsyncHTTPTransport(**network)
+    storage = hishel.AsyncSqliteStorage(database_path=parts.directory / CACHE_FILE)
+    stack = AsyncFallbackTransport(
+        AsyncCachingTransport(AsyncRateLimitTransport(inner, parts.limiter), storage, parts.policy),
+        parts.router,
+        storage,
+        parts.limiter.ledger,
+        parts.clock,
+    )
+    return httpx.AsyncClient(transport=stack, **httpx_kwargs)

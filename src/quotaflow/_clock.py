@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import attrs
+
+__all__ = ["Clock"]
+
+
+@attrs.frozen
+class Clock:
+    """Where quotaflow reads the time and how it waits.
+
+    The defaults are the system's. Tests and simulations pass their own, e.g. a
+    ``sleep`` that moves a fake clock forward instead of blocking.
+
+    Args:
+        time: seconds since the epoch.
+        sleep: blocks for that many seconds (sync clients).
+        asleep: waits that many seconds (async clients).
+
+    .. versionadded:: 0.1
+    """
+
+    time: Callable[[], float] = attrs.field(default=lambda: time.time())
+    sleep: Callable[[float], None] = attrs.field(default=lambda seconds: time.sleep(seconds))
+    asleep: Callable[[float], Awaitable[None]] = attrs.field(default=anyio.sleep)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+import httpx
+
+from ._priority import Priority
+from ._profiles import ApiProfile, Verdict
+
+__all__ = ["CacheStatus", "ResponseInfo"]
+
+
+class CacheStatus(enum.StrEnum):
+    """How the cache answered. Compares equal to its lower-case name.
+
+    .. versionadded:: 0.1
+    """
+
+    HIT = "hit"
+    MISS = "miss"
+    REVALIDATED = "revalidated"
+    STALE = "stale"
+
+
+@attrs.frozen
+class ResponseInfo:
+    """What quotaflow did for one response: ``response.extensions["quotaflow"]``.
+
+    Attributes:
+        profile: name of the API profile that matched (``"default"`` if none).
+        priority: the request's priority.
+        cache: how the cache answered.
+        cost: quota units spent upstream by this call (0 if it spent none).
+        remaining: quota units remaining as last known, or None.
+        waited: seconds spent waiting for the short-window limiter.
+        ttl: freshness lifetime assigned to the stored response, or None.
+        stale_reason: for stale answers, why (``"quota"``, ``"rate_limit"``,
+            ``"timeout"``, ``"network"``, ``"status_503"``, ``"error_body"``...).
+        age: for stale answers, seconds since the stored response was received.
+
+    .. versionadded:: 0.1
+    """
+
+    profile: str
+    priority: Priority
+    cache: CacheStatus
+    cost: int = 0
+    remaining: int | None = None
+    waited: float = 0.0
+    ttl: float | None = None
+    stale_reason: str | None = None
+    age: float | None = None
+
+
+@attrs.define
+class Call:
+    """One request's way through the stack; the layers fill it in. Strictly private."""
+
+    profile: ApiProfile
+    priority: Priority
+    key: str
+    # The request as the caller made it, secrets included: only sent upstream.
+    url: httpx.URL
+    secret_headers: tuple[tuple[str, str], ...] = ()
+    cache: CacheStatus = CacheStatus.MISS
+    cost: int = 0
+    remaining: int | None = None
+    waited: float = 0.0
+    ttl: float | None = None
+    verdict: Verdict = "ok"
+    upstream: bool = False
+
+    def info(self, **changes: Any) -> ResponseInfo:
+        info = ResponseInfo(
+            profile=self.profile.name,
+            priority=self.priority,
+            cache=self.cache,
+            cost=self.cost,
+            remaining=self.remaining,
+            waited=self.waited,
+            ttl=self.ttl,
+        )
+        return attrs.evolve(info, **changes) if changes else info

@@ -1,0 +1,68 @@
+"""Pure decisions: every function takes ``now`` and returns a value. Strictly private."""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from ._profiles import Quota
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+
+
+def period_start(quota: Quota, now: float) -> float:
+    """Start (epoch seconds, UTC) of the quota period that contains ``now``."""
+    moment = datetime.fromtimestamp(now, UTC)
+    if quota.period == "day":
+        return datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp()
+
+    def reset_in(year: int, month: int) -> datetime:
+        day = min(quota.reset_day, calendar.monthrange(year, month)[1])
+        return datetime(year, month, day, tzinfo=UTC)
+
+    start = reset_in(moment.year, moment.month)
+    if start > moment:
+        year, month = (moment.year, moment.month - 1) if moment.month > 1 else (moment.year - 1, 12)
+        start = reset_in(year, month)
+    return start.timestamp()
+
+
+def admits(*, available: int, total: int, cost: int, reserve: float) -> bool:
+    """Whether spending ``cost`` leaves at least ``reserve`` of ``total`` untouched.
+
+    A request that costs nothing is always admitted; none may take the quota below 0.
+    """
+    if cost <= 0:
+        return True
+    return available - cost >= max(0.0, reserve * total)
+
+
+def clean_ttl(value: object) -> float | None:
+    """A freshness rule's answer, or None if it is not a usable number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def max_age(headers: httpx.Headers) -> int | None:
+    """The ``max-age`` directive of ``Cache-Control``, if any (RFC 9111 §5.2.2.1)."""
+    found = _MAX_AGE.search(headers.get("cache-control", ""))
+    return int(found.group(1)) if found else None
+
+
+def staleness_allows(*, age: float, ttl: float | None, max_stale: float) -> bool:
+    """Whether an answer ``age`` seconds old, fresh for ``ttl``, may be served stale.
+
+    Like RFC 9111's ``max-stale``: what counts is how long it has been stale.
+    """
+    return age - (ttl or 0.0) <= max_stale
+
+
+def http_date(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

@@ -1,0 +1,423 @@
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol, TypeAlias
+
+import attrs
+import httpx
+
+from ._priority import Priority
+from .exceptions import ConfigError
+
+__all__ = ["ApiProfile", "Quota", "QuotaHeaders", "QuotaReading", "Rate", "Verdict"]
+
+logger = logging.getLogger("quotaflow")
+
+#: What a response means to quotaflow, as a profile's ``classify`` tells it:
+#: ``"ok"``; ``"error"`` (an error, even one dressed as a 200: never stored, eligible
+#: for fallback); ``"quota_exhausted"`` (the API says the quota is gone).
+Verdict: TypeAlias = Literal["ok", "error", "quota_exhausted"]
+
+ENTRY_POINT_GROUP = "quotaflow.plugins"
+
+DEFAULT_RESERVES: Mapping[Priority, float] = {
+    Priority.CRITICAL: 0.0,
+    Priority.HIGH: 0.05,
+    Priority.NORMAL: 0.2,
+    Priority.LOW: 0.5,
+}
+DEFAULT_MAX_WAIT: Mapping[Priority, float] = {
+    Priority.CRITICAL: 30.0,
+    Priority.HIGH: 10.0,
+    Priority.NORMAL: 5.0,
+    Priority.LOW: 0.0,
+}
+# Credentials that never reach a cache key, the disk or a log, whatever the profile
+# (requests-cache ignores the same ones by default).
+DEFAULT_SECRET_PARAMS = ("api_key", "apiKey", "apikey", "access_token")
+DEFAULT_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "cookie")
+
+
+def _checked(*validators: Any) -> Any:
+    """Run attrs validators, turning their errors into a ConfigError naming the field."""
+
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        for validator in validators:
+            try:
+                validator(instance, attribute, value)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as exc:
+                owner = type(instance).__name__
+                raise ConfigError(f"{owner}.{attribute.name}: {exc.args[0]}") from None
+
+    return validate
+
+
+def _finite(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value!r}")
+
+
+def _priority_map(
+    value: Any, defaults: Mapping[Priority, float], field: str
+) -> dict[Priority, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"ApiProfile.{field}: expected a mapping of priority to number, not {value!r}"
+        )
+    merged = dict(defaults)
+    for key, number in value.items():
+        merged[Priority.parse(key, field=f"ApiProfile.{field}")] = number
+    return merged
+
+
+def _reserves(value: Any) -> dict[Priority, float]:
+    return _priority_map(value, DEFAULT_RESERVES, "reserves")
+
+
+def _max_wait(value: Any) -> dict[Priority, float]:
+    return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait")
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _methods(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(method.upper() for method in _tuple(value))
+
+
+def _numbers_in(low: float, high: float | None) -> Any:
+    def validate(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[Any, Any]) -> None:
+        for key, number in value.items():
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise TypeError(f"{key} must be a number, not {number!r}")
+            if not math.isfinite(number) or number < low or (high is not None and number > high):
+                bound = f"between {low} and {high}" if high is not None else f">= {low}"
+                raise ValueError(f"{key} must be {bound}, not {number!r}")
+
+    return validate
+
+
+def _hosts(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if not value:
+        raise ValueError("must name at least one host")
+    for host in value:
+        if not isinstance(host, str) or not host or "/" in host or host != host.strip():
+            raise ValueError(
+                f"{host!r} is not a host name (e.g. 'api.example.com' or '*.example.com')"
+            )
+
+
+def _names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{name!r} is not a parameter or header name")
+
+
+@attrs.frozen
+class Rate:
+    """A short-window rate: ``limit`` requests per ``per`` seconds, ``burst`` at once.
+
+    Enforced with pyrate-limiter's token bucket; a request that finds no token waits
+    (up to its priority's max wait) rather than being refused.
+
+    .. versionadded:: 0.1
+    """
+
+    limit: int = attrs.field(
+        validator=_checked(attrs.validators.instance_of(int), attrs.validators.gt(0))
+    )
+    per: float = attrs.field(
+        default=1.0,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
+        ),
+    )
+    burst: int | None = attrs.field(
+        default=None,
+        validator=_checked(
+            attrs.validators.optional([attrs.validators.instance_of(int), attrs.validators.gt(0)])
+        ),
+    )
+
+
+@attrs.frozen
+class Quota:
+    """A long-window quota: ``limit`` units per ``period`` (``"day"`` or ``"month"``, UTC).
+
+    ``limit`` is the assumption until the API's own headers say otherwise;
+    monthly periods start on ``reset_day`` (the billing day, clamped to the month).
+
+    .. versionadded:: 0.1
+    """
+
+    limit: int = attrs.field(
+        validator=_checked(attrs.validators.instance_of(int), attrs.validators.gt(0))
+    )
+    period: Literal["day", "month"] = attrs.field(
+        default="month", validator=_checked(attrs.validators.in_(("day", "month")))
+    )
+    reset_day: int = attrs.field(
+        default=1,
+        validator=_checked(
+            attrs.validators.instance_of(int), attrs.validators.ge(1), attrs.validators.le(31)
+        ),
+    )
+
+
+@attrs.frozen
+class QuotaReading:
+    """What a response says of the quota. Any field may be unknown (``None``).
+
+    Attributes:
+        remaining: units left this period.
+        used: units used this period (cumulative).
+        last: what this very call cost.
+    """
+
+    remaining: int | None = None
+    used: int | None = None
+    last: int | None = None
+
+
+def _int_header(headers: httpx.Headers, name: str | None) -> int | None:
+    if name is None:
+        return None
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    # Bad upstream data falls back to "unknown", never to a crash or a wild number.
+    if not math.isfinite(value) or abs(value) > 2**53:
+        return None
+    return int(value)
+
+
+@attrs.frozen
+class QuotaHeaders:
+    """Reads a :class:`QuotaReading` from response headers named here.
+
+    Values that are missing or not numbers read as unknown.
+
+    .. versionadded:: 0.1
+    """
+
+    remaining: str | None = None
+    used: str | None = None
+    last: str | None = None
+
+    def __call__(self, response: httpx.Response) -> QuotaReading:
+        headers = response.headers
+        return QuotaReading(
+            remaining=_int_header(headers, self.remaining),
+            used=_int_header(headers, self.used),
+            last=_int_header(headers, self.last),
+        )
+
+
+class FreshnessRule(Protocol):
+    def __call__(
+        self, request: httpx.Request, response: httpx.Response, now: float
+    ) -> float | None:
+        """Seconds the response stays fresh, or None to defer to its HTTP headers."""
+
+
+def _no_reading(response: httpx.Response) -> QuotaReading:
+    return QuotaReading()
+
+
+def _unit_cost(request: httpx.Request) -> int:
+    return 1
+
+
+def _status_verdict(response: httpx.Response) -> Verdict:
+    return "ok"
+
+
+def _lower(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(name.lower() if isinstance(name, str) else name for name in _tuple(names))
+
+
+@attrs.frozen
+class ApiProfile:
+    """Everything quotaflow knows about one API.
+
+    Args:
+        name: unique name, shown in :class:`ResponseInfo` and errors.
+        hosts: host names it matches; ``"*.example.com"`` matches subdomains.
+        path_prefix: only URLs whose path starts with it match.
+        rates: short-window rates (requests wait for them).
+        quota: the long-window quota (requests that would breach a reserve are refused).
+        reserves: per priority, the fraction of the quota it must leave untouched.
+        max_wait: per priority, seconds a request may wait for a short-window rate.
+        cost: quota units a request is estimated to spend before it is sent.
+        read_quota: reads the API's own report of the quota from a response.
+        freshness: ``(request, response, now) -> seconds | None``; seconds override
+            the HTTP caching headers, None defers to them.
+        default_ttl: freshness used when the rule fails on a body it cannot read.
+        max_stale: seconds past its freshness a stored answer may still be served
+            when upstream fails or the quota refuses.
+        secret_params: query parameters never stored, keyed on, or logged.
+        secret_headers: request headers never stored, keyed on, or logged.
+        classify: tells errors in disguise and quota exhaustion from a response.
+        limited_methods: methods that spend rate and quota (safe methods by default).
+
+    Raises:
+        ConfigError: a field is invalid; the message names it.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str = attrs.field(
+        validator=_checked(attrs.validators.instance_of(str), attrs.validators.min_len(1))
+    )
+    hosts: tuple[str, ...] = attrs.field(converter=_lower, validator=_checked(_hosts))
+    path_prefix: str = attrs.field(
+        default="", validator=_checked(attrs.validators.instance_of(str))
+    )
+    rates: tuple[Rate, ...] = attrs.field(
+        default=(),
+        converter=_tuple,
+        validator=_checked(attrs.validators.deep_iterable(attrs.validators.instance_of(Rate))),
+    )
+    quota: Quota | None = attrs.field(
+        default=None,
+        validator=_checked(attrs.validators.optional(attrs.validators.instance_of(Quota))),
+    )
+    reserves: Mapping[Priority, float] = attrs.field(
+        factory=lambda: dict(DEFAULT_RESERVES),
+        converter=_reserves,
+        validator=_checked(_numbers_in(0.0, 1.0)),
+    )
+    max_wait: Mapping[Priority, float] = attrs.field(
+        factory=lambda: dict(DEFAULT_MAX_WAIT),
+        converter=_max_wait,
+        validator=_checked(_numbers_in(0.0, None)),
+    )
+    cost: Callable[[httpx.Request], int] = attrs.field(
+        default=_unit_cost, validator=_checked(attrs.validators.is_callable())
+    )
+    read_quota: Callable[[httpx.Response], QuotaReading] = attrs.field(
+        default=_no_reading, validator=_checked(attrs.validators.is_callable())
+    )
+    freshness: FreshnessRule | None = attrs.field(
+        default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
+    )
+    default_ttl: float | None = attrs.field(
+        default=None,
+        validator=_checked(
+            attrs.validators.optional(
+                [attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)]
+            )
+        ),
+    )
+    max_stale: float = attrs.field(
+        default=0.0,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
+        ),
+    )
+    secret_params: tuple[str, ...] = attrs.field(
+        default=(), converter=_tuple, validator=_checked(_names)
+    )
+    secret_headers: tuple[str, ...] = attrs.field(
+        default=(), converter=_lower, validator=_checked(_names)
+    )
+    classify: Callable[[httpx.Response], Verdict] = attrs.field(
+        default=_status_verdict, validator=_checked(attrs.validators.is_callable())
+    )
+    limited_methods: frozenset[str] = attrs.field(
+        default=frozenset({"GET", "HEAD"}),
+        converter=_methods,
+    )
+
+    def matches(self, url: httpx.URL) -> bool:
+        """Whether this profile describes ``url``."""
+        host = url.host.lower()
+        host_ok = any(
+            host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+            for pattern in self.hosts
+        )
+        return host_ok and url.path.startswith(self.path_prefix)
+
+
+#: Requests that match no profile: plain RFC 9111 caching, no limits, no fallback.
+DEFAULT_PROFILE = ApiProfile(name="default", hosts=("*",), limited_methods=())
+
+
+class Registry:
+    """Finds the profile for a URL. Strictly private."""
+
+    def __init__(self, profiles: Iterable[ApiProfile]) -> None:
+        self.profiles: tuple[ApiProfile, ...] = tuple(profiles)
+        # Exact host names resolve with one dict lookup on the hot path.
+        self._by_host: dict[str, list[ApiProfile]] = {}
+        self._wildcards: list[ApiProfile] = []
+        for profile in self.profiles:
+            for pattern in profile.hosts:
+                if pattern.startswith("*."):
+                    self._wildcards.append(profile)
+                else:
+                    self._by_host.setdefault(pattern, []).append(profile)
+        self.secret_params = frozenset(
+            DEFAULT_SECRET_PARAMS + tuple(p for prof in self.profiles for p in prof.secret_params)
+        )
+
+    def match(self, url: httpx.URL) -> ApiProfile:
+        for profile in self._by_host.get(url.host, ()):
+            if url.path.startswith(profile.path_prefix):
+                return profile
+        for profile in self._wildcards:
+            if profile.matches(url):
+                return profile
+        return DEFAULT_PROFILE
+
+
+def _as_profiles(obj: Any, origin: str) -> list[ApiProfile]:
+    if callable(obj) and not isinstance(obj, ApiProfile):
+        obj = obj()
+    if isinstance(obj, ApiProfile):
+        return [obj]
+    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
+        found = list(obj)
+        if all(isinstance(item, ApiProfile) for item in found):
+            return found
+    raise ConfigError(
+        f"{origin}: expected an ApiProfile or a list of them, got {type(obj).__name__}"
+    )
+
+
+def discover_profiles() -> list[ApiProfile]:
+    """Profiles published under the ``quotaflow.plugins`` entry-point group."""
+    found: list[ApiProfile] = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"plugin {entry_point.name!r} ({entry_point.value})"
+        try:
+            obj = entry_point.load()
+        except Exception as exc:
+            raise ConfigError(f"{origin}: could not be loaded: {exc}") from exc
+        found.extend(_as_profiles(obj, origin))
+    return found
+
+
+def resolve_profiles(profiles: Iterable[ApiProfile] | None, plugins: bool) -> Registry:
+    """Plugin profiles, then explicit ones; a later profile replaces one of the same name."""
+    by_name: dict[str, ApiProfile] = {}
+    for profile in discover_profiles() if plugins else []:
+        by_name[profile.name] = profile
+    if profiles is not None:
+        if isinstance(profiles, ApiProfile) or not isinstance(profiles, Iterable):
+            raise ConfigError("profiles: expected a list of ApiProfile")
+        for profile in _as_profiles(list(profiles), "profiles"):
+            by_name[profile.name] = profile
+    return Registry(by_name.values())

@@ -1,0 +1,1 @@
+"""The three layers of the stack, each a sync and async transport. Strictly private."""

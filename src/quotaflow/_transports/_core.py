@@ -1,0 +1,358 @@
+"""Decisions shared by the sync and async twins of every layer. Strictly private."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from email.utils import parsedate_to_datetime
+
+import attrs
+import httpx
+from hishel import Entry
+
+from .. import _policy
+from .._clock import Clock
+from .._info import CacheStatus, Call
+from .._priority import Priority, current_priority
+from .._profiles import (
+    DEFAULT_PROFILE,
+    DEFAULT_SECRET_HEADERS,
+    DEFAULT_SECRET_PARAMS,
+    ApiProfile,
+    QuotaReading,
+    Registry,
+    Verdict,
+)
+from .._secrets import cache_url
+from .._state import Ledger, ShortWindow, Ticket
+from ..exceptions import QuotaExhausted, RateLimited
+
+logger = logging.getLogger("quotaflow")
+
+CALL = "quotaflow.call"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class UpstreamFailed(Exception):
+    """A profiled API answered with a failure (5xx, 429, an error body). Strictly private.
+
+    Raised below hishel so that the failure is neither stored nor allowed to
+    invalidate the stored answer, and caught by the fallback layer above it.
+    """
+
+    def __init__(self, response: httpx.Response, reason: str) -> None:
+        super().__init__(reason)
+        self.response = response
+        self.reason = reason
+
+
+@attrs.frozen
+class _Secrets:
+    params: frozenset[str]
+    headers: frozenset[str]
+
+
+class Router:
+    """Turns a caller's request into the stack's: profile, priority, redacted copy."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._secrets: dict[str, _Secrets] = {}
+
+    def secrets(self, profile: ApiProfile) -> _Secrets:
+        found = self._secrets.get(profile.name)
+        if found is None:
+            found = self._secrets[profile.name] = _Secrets(
+                params=frozenset(DEFAULT_SECRET_PARAMS + profile.secret_params),
+                headers=frozenset(DEFAULT_SECRET_HEADERS + profile.secret_headers),
+            )
+        return found
+
+    def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
+        profile = self.registry.match(request.url)
+        chosen = request.extensions.get("priority")
+        priority = Priority.parse(chosen) if chosen is not None else current_priority()
+        secrets = self.secrets(profile)
+        url = cache_url(request.url, secrets.params)
+        headers = request.headers
+        hidden: tuple[tuple[str, str], ...] = ()
+        if any(name in headers for name in secrets.headers):
+            items = headers.multi_items()
+            hidden = tuple((k, v) for k, v in items if k.lower() in secrets.headers)
+            headers = httpx.Headers([(k, v) for k, v in items if k.lower() not in secrets.headers])
+        key = hashlib.sha256(str(url).encode()).hexdigest()
+        call = Call(
+            profile=profile, priority=priority, key=key, url=request.url, secret_headers=hidden
+        )
+        extensions = {**request.extensions, CALL: call}
+        if url is request.url and not hidden:
+            request.extensions = extensions
+            return call, request
+        # Everything below this point, hishel and its storage included, sees only this copy.
+        redacted = httpx.Request(
+            request.method, url, headers=headers, stream=request.stream, extensions=extensions
+        )
+        return call, redacted
+
+
+def call_of(request: httpx.Request) -> Call | None:
+    call = request.extensions.get(CALL)
+    return call if isinstance(call, Call) else None
+
+
+def upstream_request(request: httpx.Request, call: Call | None) -> httpx.Request:
+    """The request to send: the redacted one with its credentials put back."""
+    if call is None or (request.url is call.url and not call.secret_headers):
+        return request
+    headers = httpx.Headers([*request.headers.multi_items(), *call.secret_headers])
+    return httpx.Request(
+        request.method,
+        call.url,
+        headers=headers,
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+
+
+def _guarded_cost(profile: ApiProfile, request: httpx.Request) -> int:
+    try:
+        cost = profile.cost(request)
+    except Exception:
+        logger.warning("profile %s: cost() failed, counting 1 unit", profile.name, exc_info=True)
+        return 1
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+        logger.warning("profile %s: cost() returned %r, counting 1 unit", profile.name, cost)
+        return 1
+    return cost
+
+
+def _guarded_reading(profile: ApiProfile, response: httpx.Response) -> QuotaReading:
+    try:
+        reading = profile.read_quota(response)
+    except Exception:
+        logger.warning("profile %s: read_quota() failed, ignoring it", profile.name, exc_info=True)
+        return QuotaReading()
+    return reading if isinstance(reading, QuotaReading) else QuotaReading()
+
+
+def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
+    try:
+        verdict = profile.classify(response)
+    except Exception:
+        logger.warning(
+            "profile %s: classify() failed, taking the status", profile.name, exc_info=True
+        )
+        return "ok"
+    return verdict if verdict in ("ok", "error", "quota_exhausted") else "ok"
+
+
+class Limiter:
+    """The rate-limit layer's decisions, shared by both twins."""
+
+    def __init__(self, ledger: Ledger, windows: dict[str, ShortWindow], clock: Clock) -> None:
+        self.ledger = ledger
+        self.windows = windows
+        self.clock = clock
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def limits(self, call: Call | None, request: httpx.Request) -> bool:
+        return (
+            call is not None
+            and call.profile is not DEFAULT_PROFILE
+            and request.method in call.profile.limited_methods
+        )
+
+    def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
+        call.cost = _guarded_cost(call.profile, request)
+        return self.ledger.reserve(call.profile, call.priority, call.cost, self.clock.time())
+
+    def wait_needed(self, call: Call) -> float:
+        """Seconds to sleep before trying again, 0 to go now.
+
+        Raises:
+            RateLimited: the wait would exceed the request's max wait.
+        """
+        window = self.windows.get(call.profile.name)
+        if window is None:
+            return 0.0
+        wait = window.try_acquire(self.clock.time())
+        if wait == 0:
+            return 0.0
+        max_wait = call.profile.max_wait[call.priority]
+        if wait < 0 or wait > max_wait - call.waited + 1e-9:
+            raise RateLimited(
+                f"{call.profile.name}: short-window limit reached; a {call.priority} request "
+                f"would wait {max(wait, 0):.3f}s more (max wait {max_wait}s)",
+                profile=call.profile.name,
+                retry_after=max(wait, 0.0),
+            )
+        return wait
+
+    def release(self, ticket: Ticket | None) -> None:
+        self.ledger.release(ticket)
+
+    def abandon(self, call: Call, ticket: Ticket | None, exc: BaseException) -> None:
+        """The request failed on its way; charge it unless it surely never left."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            self.ledger.release(ticket)
+        elif ticket is not None:
+            call.upstream = True
+            call.remaining = self.ledger.settle(
+                call.profile, ticket, ticket.cost, QuotaReading(), self.clock.time()
+            )
+
+    def settle(self, call: Call, ticket: Ticket | None, response: httpx.Response) -> None:
+        """Record the answer; raise QuotaExhausted if the API says the quota is gone."""
+        call.upstream = True
+        profile = call.profile
+        reading = _guarded_reading(profile, response)
+        call.verdict = _guarded_verdict(profile, response)
+        estimate = ticket.cost if ticket is not None else 0
+        call.cost = reading.last if reading.last is not None and reading.last >= 0 else estimate
+        exhausted = call.verdict == "quota_exhausted"
+        call.remaining = self.ledger.settle(
+            profile, ticket, call.cost, reading, self.clock.time(), exhausted=exhausted
+        )
+        if exhausted:
+            response.close()
+            raise QuotaExhausted(
+                f"{profile.name}: the API says the quota is used up (HTTP {response.status_code})",
+                profile=profile.name,
+                remaining=call.remaining,
+                cost=call.cost,
+            )
+
+
+class Policy:
+    """The caching layer's domain rules, shared by both twins."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def judge(self, call: Call | None, request: httpx.Request, response: httpx.Response) -> bool:
+        """Apply the profile to a fresh upstream answer before hishel sees it.
+
+        Returns whether the answer replaces what is stored under the key.
+
+        Raises:
+            UpstreamFailed: the answer is a failure a stale one may stand in for.
+        """
+        if "date" not in response.headers:
+            # hishel ages a response from its Date; without one it would never age.
+            response.headers["date"] = _policy.http_date(self.clock.time())
+        if call is None or call.profile is DEFAULT_PROFILE:
+            if call is not None:
+                call.ttl = _policy.max_age(response.headers)
+            return False
+        profile = call.profile
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise UpstreamFailed(response, f"status_{status}")
+        if call.verdict == "error":
+            raise UpstreamFailed(response, "error_body")
+        ttl: float | None = None
+        if profile.freshness is not None and 200 <= status < 300:
+            try:
+                ttl = _policy.clean_ttl(profile.freshness(request, response, self.clock.time()))
+            except Exception:
+                logger.warning(
+                    "profile %s: freshness rule failed on %s, using default_ttl",
+                    profile.name,
+                    request.url.path,
+                    exc_info=True,
+                )
+                ttl = profile.default_ttl
+        if ttl is None:
+            call.ttl = _policy.max_age(response.headers)
+            return False
+        response.headers["cache-control"] = f"max-age={int(ttl)}"
+        response.headers.pop("expires", None)
+        call.ttl = float(int(ttl))
+        return True
+
+
+def outcome(call: Call, response: httpx.Response) -> None:
+    """Read hishel's status into the call."""
+    caching = response.extensions.get("caching")
+    if not isinstance(caching, dict):
+        return
+    if caching.get("from_cache"):
+        call.cache = CacheStatus.REVALIDATED if caching.get("revalidated") else CacheStatus.HIT
+        call.ttl = _policy.max_age(response.headers)
+    elif caching.get("revalidated"):
+        call.cache = CacheStatus.REVALIDATED
+    else:
+        call.cache = CacheStatus.MISS
+
+
+def _received(entry: Entry) -> float | None:
+    raw = entry.response.headers.get("date")
+    if raw is None:
+        return None
+    try:
+        return parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def stale_reason(exc: BaseException) -> str:
+    if isinstance(exc, QuotaExhausted):
+        return "quota"
+    if isinstance(exc, RateLimited):
+        return "rate_limit"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return "network"
+
+
+@attrs.frozen
+class StaleChoice:
+    entry: Entry
+    age: float
+    ttl: float | None
+
+
+def choose_stale(
+    call: Call, request: httpx.Request, entries: Iterable[Entry], now: float
+) -> StaleChoice | None:
+    """The newest stored answer still within the profile's max_stale, if any."""
+    best: StaleChoice | None = None
+    best_at = float("-inf")
+    for entry in entries:
+        if entry.request.method != request.method:
+            continue
+        received = _received(entry)
+        if received is None or received <= best_at:
+            continue
+        ttl = _policy.max_age(httpx.Headers(_pairs(entry)))
+        age = max(0.0, now - received)
+        if _policy.staleness_allows(age=age, ttl=ttl, max_stale=call.profile.max_stale):
+            best, best_at = StaleChoice(entry, age, ttl), received
+    return best
+
+
+def stale_eligible(call: Call, request: httpx.Request) -> bool:
+    return request.method in SAFE_METHODS and call.profile.max_stale > 0
+
+
+def _pairs(entry: Entry) -> list[tuple[str, str]]:
+    headers = entry.response.headers
+    return [(name, value) for name in headers for value in headers.get_list(name) or []]
+
+
+def stale_response(
+    call: Call, request: httpx.Request, choice: StaleChoice, body: bytes, reason: str
+) -> httpx.Response:
+    headers = httpx.Headers(_pairs(choice.entry))
+    headers["age"] = str(int(choice.age))
+    response = httpx.Response(
+        choice.entry.response.status_code, headers=headers, content=body, request=request
+    )
+    call.cache = CacheStatus.STALE
+    response.extensions["quotaflow"] = call.info(
+        cache=CacheStatus.STALE, ttl=choice.ttl, stale_reason=reason, age=choice.age
+    )
+    return response

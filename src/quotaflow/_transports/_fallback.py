@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import hishel
+import httpx
+
+from .._clock import Clock
+from .._info import Call
+from .._state import Ledger
+from ..exceptions import ConfigError
+from ._core import (
+    Router,
+    UpstreamFailed,
+    choose_stale,
+    stale_eligible,
+    stale_reason,
+    stale_response,
+)
+
+
+class FallbackTransport(httpx.BaseTransport):
+    """Outermost layer: a stored answer, marked stale, when upstream fails. Strictly private."""
+
+    def __init__(
+        self,
+        next_transport: httpx.BaseTransport,
+        router: Router,
+        storage: hishel.BaseStorage,
+        ledger: Ledger,
+        clock: Clock,
+    ) -> None:
+        self.next_transport = next_transport
+        self._router = router
+        self._storage = storage
+        self._ledger = ledger
+        self._clock = clock
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call, inner = self._router.begin(request)
+        try:
+            response = self.next_transport.handle_request(inner)
+        except UpstreamFailed as failed:
+            stale = self._stale(call, inner, failed.reason)
+            if stale is None:
+                response = failed.response
+            else:
+                failed.response.close()
+                return stale
+        except ConfigError:
+            raise
+        except httpx.TransportError as exc:
+            stale = self._stale(call, inner, stale_reason(exc))
+            if stale is None:
+                raise
+            return stale
+        if call.remaining is None:
+            call.remaining = self._ledger.known_remaining(call.profile)
+        response.extensions["quotaflow"] = call.info()
+        return response
+
+    def _stale(self, call: Call, request: httpx.Request, reason: str) -> httpx.Response | None:
+        if not stale_eligible(call, request):
+            return None
+        entries = self._storage.get_entries(call.key)
+        choice = choose_stale(call, request, entries, self._clock.time())
+        if choice is None:
+            return None
+        stream = choice.entry.response.stream
+        body = b"".join(stream) if stream is not None else b""  # type: ignore[arg-type]
+        return stale_response(call, request, choice, body, reason)
+
+    def close(self) -> None:
+        self.next_transport.close()
+
+
+class AsyncFallbackTransport(httpx.AsyncBaseTransport):
+    """Async twin of :class:`FallbackTransport`."""
+
+    def __init__(
+        self,
+        next_transport: httpx.AsyncBaseTransport,
+        router: Router,
+        storage: hishel.AsyncBaseStorage,
+        ledger: Ledger,
+        clock: Clock,
+    ) -> None:
+        self.next_transport = next_transport
+        self._router = router
+        self._storage = storage
+        self._ledger = ledger
+        self._clock = clock
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call, inner = self._router.begin(request)
+        try:
+            response = await self.next_transport.handle_async_request(inner)
+        except UpstreamFailed as failed:
+            stale = await self._stale(call, inner, failed.reason)
+            if stale is None:
+                response = failed.response
+            else:
+                await failed.response.aclose()
+                return stale
+        except ConfigError:
+            raise
+        except httpx.TransportError as exc:
+            stale = await self._stale(call, inner, stale_reason(exc))
+            if stale is None:
+                raise
+            return stale
+        if call.remaining is None:
+            call.remaining = self._ledger.known_remaining(call.profile)
+        response.extensions["quotaflow"] = call.info()
+        return response
+
+    async def _stale(
+        self, call: Call, request: httpx.Request, reason: str
+    ) -> httpx.Response | None:
+        if not stale_eligible(call, request):
+            return None
+        entries = await self._storage.get_entries(call.key)
+        choice = choose_stale(call, request, entries, self._clock.time())
+        if choice is None:
+            return None
+        body = b"".join([chunk async for chunk in choice.entry.response.stream])  # type: ignore[union-attr]
+        return stale_response(call, request, choice, body, reason)
+
+    async def aclose(self) -> None:
+        await self.next_transport.aclose()

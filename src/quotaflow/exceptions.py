@@ -1,0 +1,81 @@
+"""Exceptions raised by quotaflow.
+
+Every error derives from :class:`QuotaflowError`, which derives from
+:class:`httpx.TransportError`, so code that already catches ``httpx.HTTPError``
+or ``httpx.TransportError`` keeps working::
+
+    httpx.HTTPError
+     └─ httpx.TransportError
+         └─ QuotaflowError
+             ├─ RateLimited      a short-window wait would exceed the request's max wait
+             ├─ QuotaExhausted   the request would spend into its priority's reserve,
+             │                   or the API said the quota is gone
+             └─ ConfigError      bad settings, refused when the client or profile is built
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import httpx
+
+__all__ = ["ConfigError", "QuotaExhausted", "QuotaflowError", "RateLimited"]
+
+
+class QuotaflowError(httpx.TransportError):
+    """Root of every quotaflow error."""
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        super().__init__(message, request=request)
+
+
+class RateLimited(QuotaflowError):
+    """Waiting for the short-window limit would exceed the request's max wait.
+
+    Attributes:
+        profile: name of the API profile whose limit was hit.
+        retry_after: seconds until the request would have been admitted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str,
+        retry_after: float,
+        request: httpx.Request | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.profile = profile
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(QuotaflowError):
+    """The long-window quota refuses the request.
+
+    Either its cost would take the remaining quota below the reserve its priority
+    must leave untouched, or the API itself answered that the quota is used up.
+
+    Attributes:
+        profile: name of the API profile.
+        remaining: quota units remaining as last known (``None`` if unknown).
+        cost: quota units the request would have spent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str,
+        remaining: int | None,
+        cost: int,
+        request: httpx.Request | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.profile = profile
+        self.remaining = remaining
+        self.cost = cost
+
+
+class ConfigError(QuotaflowError, ValueError):
+    """A setting is invalid. The message names the field."""
