@@ -166,8 +166,10 @@ class Limiter:
         )
 
     def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
-        call.cost = _guarded_cost(call.profile, request)
-        return self.ledger.reserve(call.profile, call.priority, call.cost, self.clock.time())
+        cost = _guarded_cost(call.profile, request)
+        ticket = self.ledger.reserve(call.profile, call.priority, cost, self.clock.time())
+        call.cost = cost
+        return ticket
 
     def wait_needed(self, call: Call) -> float:
         """Seconds to sleep before trying again, 0 to go now.
@@ -282,9 +284,9 @@ def outcome(call: Call, response: httpx.Response) -> None:
     if caching.get("from_cache"):
         call.cache = CacheStatus.REVALIDATED if caching.get("revalidated") else CacheStatus.HIT
         call.ttl = _policy.max_age(response.headers)
-    elif caching.get("revalidated"):
-        call.cache = CacheStatus.REVALIDATED
     else:
+        # hishel also flags a full 200 to a conditional request as revalidated:
+        # for the caller that is a new answer, so a miss.
         call.cache = CacheStatus.MISS
 
 

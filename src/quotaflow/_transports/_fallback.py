@@ -64,6 +64,8 @@ class FallbackTransport(httpx.BaseTransport):
         choice = choose_stale(call, request, entries, self._clock.time())
         if choice is None:
             return None
+        if call.remaining is None:
+            call.remaining = self._ledger.known_remaining(call.profile)
         stream = choice.entry.response.stream
         body = b"".join(stream) if stream is not None else b""  # type: ignore[arg-type]
         return stale_response(call, request, choice, body, reason)
@@ -121,6 +123,8 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         choice = choose_stale(call, request, entries, self._clock.time())
         if choice is None:
             return None
+        if call.remaining is None:
+            call.remaining = self._ledger.known_remaining(call.profile)
         body = b"".join([chunk async for chunk in choice.entry.response.stream])  # type: ignore[union-attr]
         return stale_response(call, request, choice, body, reason)
 

@@ -1,0 +1,152 @@
+"""Shared fixtures: a test API profile, a respx router at the bottom of the stack, a
+simulated clock, and one harness that drives the sync or the async client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import pytest
+import respx
+import time_machine
+
+import quotaflow
+from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate
+
+START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+BASE = "https://api.test"
+
+
+def classify(response: httpx.Response) -> quotaflow.Verdict:
+    """API-Sports style: a 200 whose body carries errors is an error."""
+    if response.status_code == 200 and response.content.startswith(b'{"errors"'):
+        return "error"
+    if response.status_code == 401 and b"QUOTA" in response.content:
+        return "quota_exhausted"
+    return "ok"
+
+
+def api_profile(**changes: Any) -> ApiProfile:
+    """A profile for the fake API at api.test: 5/s, 100 units a month, fresh 60 s."""
+    settings: dict[str, Any] = {
+        "name": "api",
+        "hosts": ("api.test",),
+        "rates": (Rate(5, per=1.0, burst=5),),
+        "quota": Quota(100),
+        "read_quota": QuotaHeaders(remaining="x-remaining", used="x-used", last="x-cost"),
+        "freshness": lambda request, response, now: 60,
+        "max_stale": 3600,
+        "secret_params": ("key",),
+        "secret_headers": ("x-token",),
+        "classify": classify,
+    }
+    settings.update(changes)
+    return ApiProfile(**settings)
+
+
+@pytest.fixture
+def traveller() -> Iterator[time_machine.Traveller]:
+    """Time stands still at START unless a test (or a sleep) moves it."""
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def sleeps(traveller: time_machine.Traveller) -> list[float]:
+    """Every wait the stack asked for, in seconds (the clock moves instead of sleeping)."""
+    return []
+
+
+@pytest.fixture
+def clock(traveller: time_machine.Traveller, sleeps: list[float]) -> quotaflow.Clock:
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        traveller.shift(seconds)
+
+    async def asleep(seconds: float) -> None:
+        sleep(seconds)
+
+    return quotaflow.Clock(sleep=sleep, asleep=asleep)
+
+
+@pytest.fixture
+def router() -> respx.Router:
+    return respx.Router(assert_all_called=False)
+
+
+class Harness:
+    """Makes requests through a sync or an async quotaflow client, the same way."""
+
+    def __init__(self, mode: str, portal: Any, factory: Callable[..., Any]) -> None:
+        self.mode = mode
+        self._portal = portal
+        self._factory = factory
+        self.client: Any = None
+
+    def open(self, **kwargs: Any) -> Harness:
+        self.close()
+        self.client = self._factory(**kwargs)
+        return self
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.mode == "sync":
+            return self.client.request(method, url, **kwargs)  # type: ignore[no-any-return]
+        return self._portal.call(partial(self.client.request, method, url, **kwargs))  # type: ignore[no-any-return]
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        if self.mode == "sync":
+            self.client.close()
+        else:
+            self._portal.call(self.client.aclose)
+        self.client = None
+
+
+@pytest.fixture(params=["sync", "async"])
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    router: respx.Router,
+    clock: quotaflow.Clock,
+) -> Iterator[Callable[..., Harness]]:
+    """``stack(**make_client_kwargs)`` opens a client over the router, sync or async."""
+    mode = request.param
+    with anyio.from_thread.start_blocking_portal() as portal:
+        harnesses: list[Harness] = []
+
+        def open_stack(**kwargs: Any) -> Harness:
+            settings: dict[str, Any] = {
+                "profiles": [api_profile()],
+                "plugins": False,
+                "state_dir": tmp_path / "state",
+                "transport": httpx.MockTransport(router.handler),
+                "clock": clock,
+            }
+            settings.update(kwargs)
+            factory = quotaflow.make_client if mode == "sync" else quotaflow.make_async_client
+            harness = Harness(mode, portal, factory).open(**settings)
+            harnesses.append(harness)
+            return harness
+
+        yield open_stack
+        for harness in harnesses:
+            harness.close()
+
+
+def info(response: httpx.Response) -> quotaflow.ResponseInfo:
+    found = response.extensions["quotaflow"]
+    assert isinstance(found, quotaflow.ResponseInfo)
+    return found
+
+
+def files_under(path: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
