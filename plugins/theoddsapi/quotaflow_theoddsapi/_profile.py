@@ -46,7 +46,7 @@ def cost(request: httpx.Request) -> int:
     sports and events are free. An answer with no events costs nothing, which only
     the answer can tell (see :func:`read_quota`).
     """
-    path = request.url.path
+    path = request.url.path.rstrip("/")
     params = request.url.params
     for pattern, base, multiplied in _COSTS:
         if not pattern.search(path):
@@ -89,8 +89,11 @@ def classify(response: httpx.Response) -> Verdict:
 
 
 def _parse_time(value: Any) -> float:
+    """ISO 8601 (the default) or epoch seconds (``dateFormat=unix``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     if not isinstance(value, str):
-        raise ValueError(f"commence_time is not a string: {value!r}")
+        raise ValueError(f"commence_time is neither ISO 8601 nor epoch seconds: {value!r}")
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 

@@ -50,7 +50,7 @@ class UpstreamFailed(Exception):
 @attrs.frozen
 class _Secrets:
     params: frozenset[str]
-    headers: frozenset[str]
+    headers: frozenset[bytes]  # lower case, as httpx keeps raw header names
 
 
 class Router:
@@ -65,7 +65,9 @@ class Router:
         if found is None:
             found = self._secrets[profile.name] = _Secrets(
                 params=frozenset(DEFAULT_SECRET_PARAMS + profile.secret_params),
-                headers=frozenset(DEFAULT_SECRET_HEADERS + profile.secret_headers),
+                headers=frozenset(
+                    name.encode() for name in DEFAULT_SECRET_HEADERS + profile.secret_headers
+                ),
             )
         return found
 
@@ -77,10 +79,15 @@ class Router:
         url = cache_url(request.url, secrets.params)
         headers = request.headers
         hidden: tuple[tuple[str, str], ...] = ()
-        if any(name in headers for name in secrets.headers):
-            items = headers.multi_items()
-            hidden = tuple((k, v) for k, v in items if k.lower() in secrets.headers)
-            headers = httpx.Headers([(k, v) for k, v in items if k.lower() not in secrets.headers])
+        # Raw pairs: a set lookup per header, not a scan of the headers per secret name.
+        if any(name.lower() in secrets.headers for name, _ in headers.raw):
+            raw = headers.raw
+            hidden = tuple(
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in raw
+                if k.lower() in secrets.headers
+            )
+            headers = httpx.Headers([(k, v) for k, v in raw if k.lower() not in secrets.headers])
         key = hashlib.sha256(str(url).encode()).hexdigest()
         call = Call(
             profile=profile, priority=priority, key=key, url=request.url, secret_headers=hidden
@@ -193,13 +200,15 @@ class Limiter:
             )
         return wait
 
-    def release(self, ticket: Ticket | None) -> None:
+    def release(self, call: Call, ticket: Ticket | None) -> None:
+        """The request was never sent: it spent nothing."""
+        call.cost = 0
         self.ledger.release(ticket)
 
     def abandon(self, call: Call, ticket: Ticket | None, exc: BaseException) -> None:
         """The request failed on its way; charge it unless it surely never left."""
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            self.ledger.release(ticket)
+            self.release(call, ticket)
         elif ticket is not None:
             call.upstream = True
             call.remaining = self.ledger.settle(

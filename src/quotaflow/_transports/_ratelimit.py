@@ -28,7 +28,7 @@ class RateLimitTransport(httpx.BaseTransport):
                 limiter.clock.sleep(wait)
                 call.waited += wait
         except BaseException:
-            limiter.release(ticket)
+            limiter.release(call, ticket)
             raise
         try:
             response = self.next_transport.handle_request(upstream_request(request, call))
@@ -69,7 +69,7 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
                 await limiter.clock.asleep(wait)
                 call.waited += wait
         except BaseException:
-            await run(limiter.release, ticket)
+            await run(limiter.release, call, ticket)
             raise
         try:
             response = await self.next_transport.handle_async_request(
