@@ -1,0 +1,85 @@
+"""The ``quotaflow`` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+from ._version import __version__
+
+__all__ = ["main"]
+
+# What the demo imports beyond quotaflow's own dependencies: (module, distribution).
+DEMO_NEEDS = (
+    ("respx", "respx"),
+    ("time_machine", "time-machine"),
+    ("quotaflow_theoddsapi", "quotaflow-theoddsapi"),
+)
+DEMO_INSTALL = "pip install 'quotaflow[demo]' quotaflow-theoddsapi"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quotaflow",
+        description="httpx middleware for quota-limited APIs: caching, rate limits, "
+        "quotas and stale fallback in one client.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="show the version"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="replay a morning of requests to The Odds API, offline",
+        description="Replay a Sunday morning of picks generation against The Odds API, "
+        "offline: a simulated API and a simulated clock, so nothing is sent and nothing "
+        "waits. Shows cache hits, the quota each call spends, the TTL chosen per sport, "
+        f"and stale answers during an outage. Needs: {DEMO_INSTALL}",
+    )
+    demo.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the cache and quota state in DIR (new or empty) to inspect them "
+        "afterwards; default: a temporary directory, deleted at the end",
+    )
+    return parser
+
+
+def _demo(state_dir: Path | None) -> int:
+    missing = []
+    for module, distribution in DEMO_NEEDS:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(distribution)
+    if missing:
+        print(f"quotaflow demo needs {', '.join(missing)}: {DEMO_INSTALL}", file=sys.stderr)
+        return 2
+    from . import _demo
+
+    if state_dir is None:
+        with tempfile.TemporaryDirectory(prefix="quotaflow-demo-") as temporary:
+            _demo.run(Path(temporary), sys.stdout, temporary=True)
+        return 0
+    if state_dir.exists() and (not state_dir.is_dir() or any(state_dir.iterdir())):
+        print(f"quotaflow demo: --state-dir {state_dir} must be new or empty", file=sys.stderr)
+        return 2
+    _demo.run(state_dir, sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``quotaflow`` command; return its exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    if args.command == "demo":
+        return _demo(args.state_dir)
+    parser.print_help(sys.stderr)
+    return 2

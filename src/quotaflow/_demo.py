@@ -1,0 +1,250 @@
+"""``quotaflow demo``: a Sunday morning of picks generation against The Odds API, offline.
+
+The API is simulated (respx, as the innermost transport): it keeps its own credit
+counter and answers ``x-requests-*`` truthfully. Time is simulated too (time-machine),
+so every freshness decision is real and nothing ever sleeps.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import respx
+import time_machine
+
+from quotaflow_theoddsapi import PROFILE, samples
+
+from ._client import make_client
+from ._clock import Clock
+from ._info import ResponseInfo
+from ._priority import Priority, priority
+from .exceptions import QuotaExhausted
+
+HOST = "https://api.the-odds-api.com"
+API_KEY = "demo-key-not-real"
+PLAN, USED_BEFORE = 500, 180
+START = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)  # a Sunday of the NFL season
+PICKS = {"regions": "us", "markets": "h2h,spreads"}
+
+
+def _at(day: int, hour: int, minute: int) -> float:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC).timestamp()
+
+
+# What is on today, per sport: (home, away, kick-off). MLB is in its off-season.
+SLATE: dict[str, list[tuple[str, str, float]]] = {
+    "americanfootball_nfl": [
+        ("Buffalo Bills", "Kansas City Chiefs", _at(29, 18, 0)),
+        ("San Francisco 49ers", "Dallas Cowboys", _at(29, 21, 25)),
+    ],
+    "basketball_nba": [
+        ("Boston Celtics", "Milwaukee Bucks", _at(29, 23, 0)),
+        ("Denver Nuggets", "Los Angeles Lakers", _at(30, 2, 30)),
+    ],
+    "baseball_mlb": [],
+}
+NAMES = {"americanfootball_nfl": "NFL", "basketball_nba": "NBA", "baseball_mlb": "MLB"}
+
+
+def _count(value: str | None) -> int:
+    return len([part for part in (value or "").split(",") if part])
+
+
+class OddsApi:
+    """The Odds API as replayed here: a credit counter and honest quota headers."""
+
+    def __init__(self) -> None:
+        self.used = USED_BEFORE
+        self.answered = 0
+        self.failed = 0
+        self.down = False
+
+    def price(self, request: httpx.Request, sport: str) -> int:
+        """What the API charges: markets x regions, nothing for an empty answer."""
+        if not SLATE.get(sport):
+            return 0
+        params = request.url.params
+        return (_count(params.get("markets")) or 1) * (_count(params.get("regions")) or 1)
+
+    def _answer(self, request: httpx.Request, body: bytes, cost: int) -> httpx.Response:
+        if self.down:
+            self.failed += 1
+            raise httpx.ConnectError("connection refused (simulated outage)", request=request)
+        self.answered += 1
+        if (key := request.url.params.get("apiKey")) != API_KEY:
+            code, why = ("INVALID_KEY", "is not valid") if key else ("MISSING_KEY", "is missing")
+            return samples.error(401, code, f"API key {why}")
+        if self.used + cost > PLAN:
+            return samples.error(401, "OUT_OF_USAGE_CREDITS", "Usage quota has been reached.")
+        self.used += cost
+        return samples.response(body, used=self.used, remaining=PLAN - self.used, last=cost)
+
+    def sports(self, request: httpx.Request) -> httpx.Response:
+        in_season = [sport for sport, games in SLATE.items() if games]
+        return self._answer(request, samples.sports(in_season), 0)
+
+    def odds(self, request: httpx.Request, sport: str) -> httpx.Response:
+        markets = [m for m in request.url.params.get("markets", "h2h").split(",") if m]
+        events = [
+            samples.event(sport, home, away, kickoff, markets=markets, updated=time.time() - 20)
+            for home, away, kickoff in SLATE.get(sport, [])
+        ]
+        return self._answer(request, samples.odds(events), self.price(request, sport))
+
+
+def _span(seconds: float) -> str:
+    whole = int(seconds)
+    if whole >= 3600 and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole >= 600 and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    saved: int = 0
+    hits: int = 0
+    stale: int = 0
+
+
+class Replay:
+    """Makes the scenario's requests and prints one aligned line for each."""
+
+    def __init__(self, api: OddsApi, out: TextIO) -> None:
+        self.api = api
+        self.out = out
+        self.tally = Tally()
+
+    def say(self, text: str) -> None:
+        print(f"\n{datetime.now(UTC):%H:%M}  {text}", file=self.out)
+
+    def row(self, label: str, outcome: str, cost: int, left: int | None, note: str) -> None:
+        print(
+            f"  {datetime.now(UTC):%H:%M:%S}  {label:<20} {outcome:<8} cost {cost:>2}"
+            f"  remaining {'?' if left is None else left:>3}  {note}",
+            file=self.out,
+        )
+
+    def generator(self, client: httpx.Client) -> None:
+        self.fetch(client, "", "sports list")
+        for sport in SLATE:
+            self.fetch(client, sport, f"{NAMES[sport]} odds")
+
+    def fetch(self, client: httpx.Client, sport: str, label: str) -> None:
+        self.tally.requests += 1
+        path = f"/v4/sports/{sport}/odds" if sport else "/v4/sports"
+        response = client.get(HOST + path, params={"apiKey": API_KEY, **(PICKS if sport else {})})
+        response.raise_for_status()
+        info: ResponseInfo = response.extensions["quotaflow"]
+        if info.cache == "hit":
+            self.tally.hits += 1
+            self.tally.saved += self.api.price(response.request, sport)
+            sent = email.utils.parsedate_to_datetime(response.headers["date"])
+            note = f"from cache, {_span((datetime.now(UTC) - sent).total_seconds())} old"
+        elif info.cache == "stale":
+            self.tally.stale += 1
+            note = f"served stale ({info.stale_reason}), {_span(info.age or 0)} old"
+        else:
+            note = f"fresh for {_span(info.ttl or 0)}: {self._why(response, sport)}"
+        self.row(label, info.cache, info.cost, info.remaining, note)
+
+    @staticmethod
+    def _why(response: httpx.Response, sport: str) -> str:
+        """The fact the TTL policy read from the answer."""
+        if not sport:
+            return "the list of sports rarely changes"
+        events: list[dict[str, str]] = response.json()
+        if not events:
+            return "no games (off-season), and free"
+        first = min(datetime.fromisoformat(event["commence_time"]) for event in events)
+        minutes = int((first - datetime.now(UTC)).total_seconds()) // 60
+        return f"first game in {minutes // 60}h{minutes % 60:02d}m"
+
+    def backtest(self, client: httpx.Client) -> None:
+        """A low-priority script that wants more than the quota can spare for it."""
+        self.tally.requests += 1
+        params = {"apiKey": API_KEY, "date": "2026-11-22T18:00:00Z"}
+        params |= {"regions": "us,uk,eu", "markets": "h2h,spreads,totals"}
+        try:
+            client.get(f"{HOST}/v4/historical/sports/americanfootball_nfl/odds", params=params)
+        except QuotaExhausted as refused:
+            left = refused.remaining or 0
+            keep = int(PROFILE.reserves[Priority.LOW] * PLAN)
+            note = (
+                f"not sent: {left} - {refused.cost} = {left - refused.cost} < LOW's reserve {keep}"
+            )
+            self.row("NFL history (LOW)", "refused", refused.cost, refused.remaining, note)
+
+
+def _files(directory: Path) -> list[Path]:
+    return [path for path in sorted(directory.rglob("*")) if path.is_file()]
+
+
+def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
+    """Replay the morning with its state in ``state_dir``; print it to ``out``."""
+    api = OddsApi()
+    router = respx.Router(assert_all_called=False)
+    router.get(f"{HOST}/v4/sports").mock(side_effect=api.sports)
+    router.get(url__regex=rf"^{HOST}/v4/sports/(?P<sport>\w+)/odds").mock(side_effect=api.odds)
+    replay = Replay(api, out)
+    print("quotaflow demo: a Sunday morning of NFL/NBA picks, replayed offline", file=out)
+    print(f"  plan   The Odds API free tier: {PLAN} credits a month, {USED_BEFORE} used", file=out)
+    print(
+        f"  state  {state_dir}{' (temporary, deleted at the end)' if temporary else ''}", file=out
+    )
+    print(f"  clock  simulated from {START:%a %Y-%m-%d %H:%M} UTC: nothing waits", file=out)
+    with time_machine.travel(START, tick=False) as traveller:
+
+        def client() -> httpx.Client:
+            return make_client(
+                profiles=[PROFILE],
+                plugins=False,
+                state_dir=state_dir,
+                transport=httpx.MockTransport(router.handler),
+                clock=Clock(sleep=traveller.shift),  # a limiter wait moves the clock
+            )
+
+        with client() as generator:
+            replay.say("Run 1: the picks generator loads the slate (us region, h2h + spreads)")
+            replay.generator(generator)
+            traveller.shift(timedelta(minutes=1))
+            replay.say("Another scraper, its own client on the same state dir, wants the same odds")
+            with client() as scraper:
+                for sport in ("americanfootball_nfl", "basketball_nba"):
+                    replay.fetch(scraper, sport, f"{NAMES[sport]} odds (scraper)")
+            traveller.shift(timedelta(minutes=9))
+            replay.say("Run 2: what expired is fetched again, each sport on its own TTL")
+            replay.generator(generator)
+            replay.say("A LOW-priority backtest wants 90 credits of last Sunday's closing lines")
+            with priority("low"):
+                replay.backtest(generator)
+            traveller.shift(timedelta(minutes=10))
+            api.down = True
+            replay.say("Run 3: the API is down, every connection is refused")
+            replay.generator(generator)
+            traveller.shift(timedelta(minutes=10))
+            api.down = False
+            replay.say("Run 4: the API is back")
+            replay.generator(generator)
+    files = _files(state_dir)
+    found = any(API_KEY.encode() in path.read_bytes() for path in files)
+    tally = replay.tally
+    print(
+        "\nSummary\n"
+        f"  requests made             {tally.requests:>3}\n"
+        f"  upstream calls            {api.answered:>3}   (+{api.failed} failed in the outage)\n"
+        f"  quota units spent         {api.used - USED_BEFORE:>3}"
+        f"   (the API's counter: {USED_BEFORE} -> {api.used} of {PLAN})\n"
+        f"  units saved by the cache  {tally.saved:>3}   ({tally.hits} cache hits)\n"
+        f"  stale answers served      {tally.stale:>3}\n"
+        f"API key found in state: {'yes' if found else 'no'} ({len(files)} files scanned)",
+        file=out,
+    )
