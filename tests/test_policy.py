@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from quotaflow import ApiProfile, Priority, Quota, QuotaExhausted, QuotaReading
+from quotaflow._ledger import INFLIGHT_TIMEOUT, Ledger
 from quotaflow._policy import admits, clean_ttl, max_age, period_start, staleness_allows
-from quotaflow._state import INFLIGHT_TIMEOUT, Ledger, StateDB
+from quotaflow._state import SqliteLedger, StateDB
 
 
 def ts(*args: int) -> float:
@@ -65,7 +66,7 @@ NOW = ts(2026, 11, 29, 12)
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(StateDB(tmp_path / "state.db"))
+    return SqliteLedger(StateDB(tmp_path / "state.db"))
 
 
 def test_an_older_reading_never_undoes_a_newer_one(ledger: Ledger) -> None:

@@ -11,7 +11,7 @@ import httpx
 from ._clock import Clock
 from ._profiles import ApiProfile, Registry, resolve_profiles
 from ._secrets import redact_logs
-from ._state import Ledger, ShortWindow, SqliteStateStore, StateDB
+from ._state import ShortWindow, SqliteLedger, SqliteStateStore, StateDB
 from ._transports._cache import AsyncCachingTransport, CachingTransport
 from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
@@ -69,7 +69,7 @@ class _Parts:
             for profile in self.registry.profiles
             if profile.rates
         }
-        self.limiter = Limiter(Ledger(self.db), windows, self.clock)
+        self.limiter = Limiter(SqliteLedger(self.db), windows, self.clock)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         redact_logs(self.registry.secret_params)

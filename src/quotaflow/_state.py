@@ -9,21 +9,18 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-import attrs
 from pyrate_limiter import Decision, Rate, StateStore, TokenBucket
 from pyrate_limiter.abstracts.algorithm import State, StateAlgorithm
 
-from . import _policy
-from ._priority import Priority
-from ._profiles import ApiProfile, QuotaReading
-from .exceptions import ConfigError, QuotaExhausted
+from ._ledger import Books, Ledger, Row
+from ._profiles import ApiProfile
+from .exceptions import ConfigError
 
-# A reservation whose process never settled it (it crashed) is charged in full
-# after this long: the ledger may over-count a crash, never under-count it.
-INFLIGHT_TIMEOUT = 600.0
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (
@@ -31,15 +28,15 @@ CREATE TABLE IF NOT EXISTS quota (
     period REAL NOT NULL,
     total INTEGER NOT NULL,
     remaining INTEGER NOT NULL,
-    used INTEGER,
-    updated REAL NOT NULL
+    used INTEGER
 );
 CREATE TABLE IF NOT EXISTS inflight (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT PRIMARY KEY,
     profile TEXT NOT NULL,
     cost INTEGER NOT NULL,
     started REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS inflight_profile ON inflight (profile);
 CREATE TABLE IF NOT EXISTS limiter (
     key TEXT PRIMARY KEY,
     state TEXT NOT NULL
@@ -80,153 +77,51 @@ class StateDB:
             self._connection.close()
 
 
-@attrs.frozen
-class Ticket:
-    """A reservation of quota units for one request in flight."""
-
-    id: int
-    profile: str
-    cost: int
-
-
-@attrs.frozen
-class _Row:
-    period: float
-    total: int
-    remaining: int
-    used: int | None
-
-
-class Ledger:
-    """The long-window quota of every profile, as last known."""
+class SqliteLedger(Ledger):
+    """The ledger in the state file: one ``BEGIN IMMEDIATE`` transaction per change."""
 
     def __init__(self, db: StateDB) -> None:
+        super().__init__()
         self._db = db
-        # The last value seen by this process, so cache hits report it for free.
-        self._known: dict[str, int] = {}
 
     def close(self) -> None:
         self._db.close()
 
-    def known_remaining(self, profile: ApiProfile) -> int | None:
-        if profile.quota is None:
-            return None
-        known = self._known.get(profile.name)
-        if known is None:
-            with self._db.transaction() as cur:
-                cur.execute("SELECT remaining FROM quota WHERE profile = ?", (profile.name,))
-                row = cur.fetchone()
-            if row is not None:
-                known = self._known[profile.name] = int(row[0])
-        return known
-
-    def _load(self, cur: sqlite3.Cursor, profile: ApiProfile, now: float) -> _Row:
-        assert profile.quota is not None
-        period = _policy.period_start(profile.quota, now)
+    def _load(self, cur: sqlite3.Cursor, profile: ApiProfile) -> Row | None:
         cur.execute(
             "SELECT period, total, remaining, used FROM quota WHERE profile = ?", (profile.name,)
         )
         found = cur.fetchone()
-        if found is not None and found[0] == period:
-            row = _Row(period=found[0], total=found[1], remaining=found[2], used=found[3])
-        else:
-            # A new period: the whole quota again (the size learned from headers is kept).
-            total = found[1] if found is not None else profile.quota.limit
-            row = _Row(period=period, total=total, remaining=total, used=None)
-            self._store(cur, profile, row, now)
-        # Reservations of processes that died are charged, never forgotten.
-        cur.execute(
-            "SELECT COALESCE(SUM(cost), 0) FROM inflight WHERE profile = ? AND started < ?",
-            (profile.name, now - INFLIGHT_TIMEOUT),
-        )
-        abandoned = int(cur.fetchone()[0])
-        if abandoned:
-            cur.execute(
-                "DELETE FROM inflight WHERE profile = ? AND started < ?",
-                (profile.name, now - INFLIGHT_TIMEOUT),
-            )
-            row = attrs.evolve(row, remaining=row.remaining - abandoned)
-            self._store(cur, profile, row, now)
-        return row
+        return None if found is None else Row(*found)
 
-    def _store(self, cur: sqlite3.Cursor, profile: ApiProfile, row: _Row, now: float) -> None:
-        cur.execute(
-            "INSERT OR REPLACE INTO quota (profile, period, total, remaining, used, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (profile.name, row.period, row.total, row.remaining, row.used, now),
-        )
-        self._known[profile.name] = row.remaining
-
-    def reserve(
-        self, profile: ApiProfile, priority: Priority, cost: int, now: float
-    ) -> Ticket | None:
-        """Set ``cost`` units aside for a request about to be sent.
-
-        Raises:
-            QuotaExhausted: the units would come out of ``priority``'s reserve.
-        """
-        if profile.quota is None:
-            return None
+    def _peek(self, profile: ApiProfile) -> Row | None:
         with self._db.transaction() as cur:
-            row = self._load(cur, profile, now)
-            cur.execute(
-                "SELECT COALESCE(SUM(cost), 0) FROM inflight WHERE profile = ?", (profile.name,)
-            )
-            available = row.remaining - int(cur.fetchone()[0])
-            reserve = profile.reserves[priority]
-            if not _policy.admits(available=available, total=row.total, cost=cost, reserve=reserve):
-                raise QuotaExhausted(
-                    f"{profile.name}: a request costing {cost} would leave {available - cost} of "
-                    f"{row.total} units, inside the {reserve:.0%} reserve of priority {priority}",
-                    profile=profile.name,
-                    remaining=row.remaining,
-                    cost=cost,
+            return self._load(cur, profile)
+
+    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+        with self._db.transaction() as cur:
+            cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (profile.name,))
+            inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
+            books = Books(row=self._load(cur, profile), inflight=dict(inflight))
+            result = change(books)
+            if books.row is not None:
+                row = books.row
+                cur.execute(
+                    "INSERT OR REPLACE INTO quota (profile, period, total, remaining, used)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (profile.name, row.period, row.total, row.remaining, row.used),
                 )
-            cur.execute(
-                "INSERT INTO inflight (profile, cost, started) VALUES (?, ?, ?)",
-                (profile.name, cost, now),
+            gone = inflight.keys() - books.inflight.keys()
+            cur.executemany("DELETE FROM inflight WHERE id = ?", [(key,) for key in gone])
+            cur.executemany(
+                "INSERT INTO inflight (id, profile, cost, started) VALUES (?, ?, ?, ?)",
+                [
+                    (key, profile.name, cost, started)
+                    for key, (cost, started) in books.inflight.items()
+                    if key not in inflight
+                ],
             )
-            return Ticket(id=cur.lastrowid or 0, profile=profile.name, cost=cost)
-
-    def release(self, ticket: Ticket | None) -> None:
-        """The request was never sent: give its units back."""
-        if ticket is not None:
-            with self._db.transaction() as cur:
-                cur.execute("DELETE FROM inflight WHERE id = ?", (ticket.id,))
-
-    def settle(
-        self,
-        profile: ApiProfile,
-        ticket: Ticket | None,
-        spent: int,
-        reading: QuotaReading,
-        now: float,
-        *,
-        exhausted: bool = False,
-    ) -> int | None:
-        """Record what a request cost and what the API said; return the remaining quota."""
-        if profile.quota is None:
-            return reading.remaining
-        with self._db.transaction() as cur:
-            if ticket is not None:
-                cur.execute("DELETE FROM inflight WHERE id = ?", (ticket.id,))
-            row = self._load(cur, profile, now)
-            # The API's word is the truth, unless an older answer arrives after a newer
-            # one: `used` only grows within a period, so a smaller one is out of date
-            # (and its cost is already counted in the newer reading).
-            if reading.remaining is not None and (
-                reading.used is None or row.used is None or reading.used >= row.used
-            ):
-                used = reading.used if reading.used is not None else row.used
-                total = used + reading.remaining if used is not None else row.total
-                row = _Row(row.period, max(total, 1), reading.remaining, used)
-            elif reading.remaining is None:
-                used = row.used + spent if row.used is not None else None
-                row = attrs.evolve(row, remaining=row.remaining - spent, used=used)
-            if exhausted:
-                row = attrs.evolve(row, remaining=min(row.remaining, 0))
-            self._store(cur, profile, row, now)
-            return row.remaining
+            return result
 
 
 class SqliteStateStore(StateStore):

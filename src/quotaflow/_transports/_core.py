@@ -14,6 +14,7 @@ from hishel import Entry
 from .. import _policy
 from .._clock import Clock
 from .._info import CacheStatus, Call
+from .._ledger import Ledger, Ticket
 from .._priority import Priority, current_priority
 from .._profiles import (
     DEFAULT_PROFILE,
@@ -25,7 +26,7 @@ from .._profiles import (
     Verdict,
 )
 from .._secrets import cache_url
-from .._state import Ledger, ShortWindow, Ticket
+from .._state import ShortWindow
 from ..exceptions import QuotaExhausted, RateLimited
 
 logger = logging.getLogger("quotaflow")
@@ -203,7 +204,7 @@ class Limiter:
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
         call.cost = 0
-        self.ledger.release(ticket)
+        self.ledger.release(call.profile, ticket)
 
     def abandon(self, call: Call, ticket: Ticket | None, exc: BaseException) -> None:
         """The request failed on its way; charge it unless it surely never left."""

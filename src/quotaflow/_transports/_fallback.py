@@ -5,7 +5,7 @@ import httpx
 
 from .._clock import Clock
 from .._info import Call
-from .._state import Ledger
+from .._ledger import Ledger
 from ..exceptions import ConfigError
 from ._core import (
     Router,

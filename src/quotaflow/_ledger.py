@@ -1,0 +1,184 @@
+"""The quota ledger: what each profile has left this period, and what is in flight.
+
+The rules live here, once; a backend (SQLite, Redis) only provides an atomic
+read-modify-write of one profile's books. Strictly private.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import attrs
+
+from . import _policy
+from ._priority import Priority
+from ._profiles import ApiProfile, QuotaReading
+from .exceptions import QuotaExhausted
+
+T = TypeVar("T")
+
+# A reservation whose process never settled it (it crashed) is charged in full
+# after this long: the ledger may over-count a crash, never under-count it.
+INFLIGHT_TIMEOUT = 600.0
+
+
+@attrs.frozen
+class Row:
+    """One profile's quota in one period."""
+
+    period: float
+    total: int
+    remaining: int
+    used: int | None
+
+
+@attrs.define
+class Books:
+    """What a backend loads and stores atomically for one profile."""
+
+    row: Row | None
+    # ticket id -> (cost, when reserved)
+    inflight: dict[str, tuple[int, float]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Ticket:
+    """A reservation of quota units for one request in flight."""
+
+    id: str
+    profile: str
+    cost: int
+
+
+def _current(books: Books, profile: ApiProfile, now: float) -> Row:
+    """The row for the period containing ``now``, charging abandoned reservations."""
+    assert profile.quota is not None
+    period = _policy.period_start(profile.quota, now)
+    row = books.row
+    if row is None or row.period != period:
+        # A new period: the whole quota again (the size learned from headers is kept).
+        total = row.total if row is not None else profile.quota.limit
+        row = Row(period=period, total=total, remaining=total, used=None)
+    abandoned = [
+        key for key, (_, started) in books.inflight.items() if started < now - INFLIGHT_TIMEOUT
+    ]
+    if abandoned:
+        spent = sum(books.inflight.pop(key)[0] for key in abandoned)
+        row = attrs.evolve(row, remaining=row.remaining - spent)
+    books.row = row
+    return row
+
+
+def _read(row: Row, reading: QuotaReading, spent: int) -> Row:
+    """Apply an answer: the API's word is the truth, unless it is out of date.
+
+    ``used`` only grows within a period, so a reading with a smaller one left the
+    API before a reading already applied (and its cost is counted in that one).
+    """
+    if reading.remaining is not None:
+        if reading.used is not None and row.used is not None and reading.used < row.used:
+            return row
+        used = reading.used if reading.used is not None else row.used
+        total = used + reading.remaining if used is not None else row.total
+        return Row(row.period, max(total, 1), reading.remaining, used)
+    used = row.used + spent if row.used is not None else None
+    return attrs.evolve(row, remaining=row.remaining - spent, used=used)
+
+
+class Ledger(abc.ABC):
+    """The long-window quota of every profile, as last known."""
+
+    def __init__(self) -> None:
+        # The last value seen by this process, so cache hits report it for free.
+        self._known: dict[str, int] = {}
+
+    @abc.abstractmethod
+    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+        """Run ``change`` on the profile's books and store them, atomically.
+
+        ``change`` may run more than once (optimistic backends retry it); if it
+        raises, nothing is stored.
+        """
+
+    @abc.abstractmethod
+    def _peek(self, profile: ApiProfile) -> Row | None:
+        """The stored row, read only."""
+
+    def close(self) -> None:  # noqa: B027 - backends with resources override it
+        pass
+
+    def _remember(self, profile: ApiProfile, books: Books) -> None:
+        if books.row is not None:
+            self._known[profile.name] = books.row.remaining
+
+    def known_remaining(self, profile: ApiProfile) -> int | None:
+        if profile.quota is None:
+            return None
+        known = self._known.get(profile.name)
+        if known is None and (row := self._peek(profile)) is not None:
+            known = self._known[profile.name] = row.remaining
+        return known
+
+    def reserve(
+        self, profile: ApiProfile, priority: Priority, cost: int, now: float
+    ) -> Ticket | None:
+        """Set ``cost`` units aside for a request about to be sent.
+
+        Raises:
+            QuotaExhausted: the units would come out of ``priority``'s reserve.
+        """
+        if profile.quota is None:
+            return None
+        ticket = Ticket(id=uuid.uuid4().hex, profile=profile.name, cost=cost)
+
+        def change(books: Books) -> Ticket:
+            row = _current(books, profile, now)
+            available = row.remaining - sum(cost for cost, _ in books.inflight.values())
+            reserve = profile.reserves[priority]
+            if not _policy.admits(available=available, total=row.total, cost=cost, reserve=reserve):
+                raise QuotaExhausted(
+                    f"{profile.name}: a request costing {cost} would leave {available - cost} of "
+                    f"{row.total} units, inside the {reserve:.0%} reserve of priority {priority}",
+                    profile=profile.name,
+                    remaining=row.remaining,
+                    cost=cost,
+                )
+            books.inflight[ticket.id] = (cost, now)
+            self._remember(profile, books)
+            return ticket
+
+        return self._update(profile, change)
+
+    def release(self, profile: ApiProfile, ticket: Ticket | None) -> None:
+        """The request was never sent: give its units back."""
+        if ticket is not None:
+            self._update(profile, lambda books: books.inflight.pop(ticket.id, None))
+
+    def settle(
+        self,
+        profile: ApiProfile,
+        ticket: Ticket | None,
+        spent: int,
+        reading: QuotaReading,
+        now: float,
+        *,
+        exhausted: bool = False,
+    ) -> int | None:
+        """Record what a request cost and what the API said; return the remaining quota."""
+        if profile.quota is None:
+            return reading.remaining
+
+        def change(books: Books) -> int:
+            if ticket is not None:
+                books.inflight.pop(ticket.id, None)
+            row = _read(_current(books, profile, now), reading, spent)
+            if exhausted:
+                row = attrs.evolve(row, remaining=min(row.remaining, 0))
+            books.row = row
+            self._remember(profile, books)
+            return row.remaining
+
+        return self._update(profile, change)
