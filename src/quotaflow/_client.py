@@ -5,13 +5,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import hishel
 import httpx
 
+from ._backend import SqliteBackend
 from ._clock import Clock
 from ._profiles import ApiProfile, Registry, resolve_profiles
 from ._secrets import redact_logs
-from ._state import ShortWindow, SqliteLedger, SqliteStateStore, StateDB
+from ._state import ShortWindow
 from ._transports._cache import AsyncCachingTransport, CachingTransport
 from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
@@ -20,8 +20,6 @@ from .exceptions import ConfigError
 
 __all__ = ["make_async_client", "make_client"]
 
-CACHE_FILE = "cache.db"
-STATE_FILE = "state.db"
 # Client arguments that only shape the network transport: when quotaflow builds that
 # transport itself, they go to it (httpx ignores them once a transport is given).
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env")
@@ -63,13 +61,13 @@ class _Parts:
         self.registry: Registry = resolve_profiles(profiles, plugins)
         self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
-        self.db = StateDB(self.directory / STATE_FILE)
+        self.backend = SqliteBackend(self.directory)
         windows = {
-            profile.name: ShortWindow(profile, SqliteStateStore(self.db, f"rate:{profile.name}"))
+            profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
             if profile.rates
         }
-        self.limiter = Limiter(SqliteLedger(self.db), windows, self.clock)
+        self.limiter = Limiter(self.backend, windows, self.clock)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         redact_logs(self.registry.secret_params)
@@ -113,7 +111,7 @@ def make_client(
             f"transport: expected an httpx.BaseTransport, not {type(transport).__name__}"
         )
     inner = transport or httpx.HTTPTransport(**network)
-    storage = hishel.SqliteStorage(database_path=parts.directory / CACHE_FILE)
+    storage = parts.backend.storage()
     stack = FallbackTransport(
         CachingTransport(RateLimitTransport(inner, parts.limiter), storage, parts.policy),
         parts.router,
@@ -149,7 +147,7 @@ def make_async_client(
             f"transport: expected an httpx.AsyncBaseTransport, not {type(transport).__name__}"
         )
     inner = transport or httpx.AsyncHTTPTransport(**network)
-    storage = hishel.AsyncSqliteStorage(database_path=parts.directory / CACHE_FILE)
+    storage = parts.backend.async_storage()
     stack = AsyncFallbackTransport(
         AsyncCachingTransport(AsyncRateLimitTransport(inner, parts.limiter), storage, parts.policy),
         parts.router,

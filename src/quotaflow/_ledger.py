@@ -107,9 +107,6 @@ class Ledger(abc.ABC):
     def _peek(self, profile: ApiProfile) -> Row | None:
         """The stored row, read only."""
 
-    def close(self) -> None:  # noqa: B027 - backends with resources override it
-        pass
-
     def _remember(self, profile: ApiProfile, books: Books) -> None:
         if books.row is not None:
             self._known[profile.name] = books.row.remaining

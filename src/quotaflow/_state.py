@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS inflight (
     started REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inflight_profile ON inflight (profile);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS limiter (
     key TEXT PRIMARY KEY,
     state TEXT NOT NULL
@@ -83,9 +88,6 @@ class SqliteLedger(Ledger):
     def __init__(self, db: StateDB) -> None:
         super().__init__()
         self._db = db
-
-    def close(self) -> None:
-        self._db.close()
 
     def _load(self, cur: sqlite3.Cursor, profile: ApiProfile) -> Row | None:
         cur.execute(

@@ -12,9 +12,10 @@ import httpx
 from hishel import Entry
 
 from .. import _policy
+from .._backend import Backend
 from .._clock import Clock
 from .._info import CacheStatus, Call
-from .._ledger import Ledger, Ticket
+from .._ledger import Ticket
 from .._priority import Priority, current_priority
 from .._profiles import (
     DEFAULT_PROFILE,
@@ -158,13 +159,14 @@ def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
 class Limiter:
     """The rate-limit layer's decisions, shared by both twins."""
 
-    def __init__(self, ledger: Ledger, windows: dict[str, ShortWindow], clock: Clock) -> None:
-        self.ledger = ledger
+    def __init__(self, backend: Backend, windows: dict[str, ShortWindow], clock: Clock) -> None:
+        self.backend = backend
+        self.ledger = backend.ledger
         self.windows = windows
         self.clock = clock
 
     def close(self) -> None:
-        self.ledger.close()
+        self.backend.close()
 
     def limits(self, call: Call | None, request: httpx.Request) -> bool:
         return (
