@@ -9,7 +9,7 @@ from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
 from ._priority import Priority, priority
 from ._profiles import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
-from .exceptions import ConfigError, QuotaExhausted, QuotaflowError, RateLimited
+from .exceptions import ConfigError, QuotaExhausted, QuotaflowError, RateLimited, StateUnavailable
 
 __all__ = [
     "ApiProfile",
@@ -25,6 +25,7 @@ __all__ = [
     "Rate",
     "RateLimited",
     "ResponseInfo",
+    "StateUnavailable",
     "Verdict",
     "make_async_client",
     "make_client",

@@ -3,11 +3,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from ._backend import SqliteBackend
+from ._backend import Backend, SqliteBackend
 from ._clock import Clock
 from ._profiles import ApiProfile, Registry, resolve_profiles
 from ._secrets import redact_logs
@@ -20,6 +20,9 @@ from .exceptions import ConfigError
 
 __all__ = ["make_async_client", "make_client"]
 
+# How long cache entries stay in Redis beyond the longest max_stale: the longest
+# freshness a shipped rule assigns (historical odds, 30 days).
+RETENTION = 31 * 86400.0
 # Client arguments that only shape the network transport: when quotaflow builds that
 # transport itself, they go to it (httpx ignores them once a transport is given).
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env")
@@ -46,6 +49,29 @@ def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
     return path
 
 
+def _backend(
+    directory: Path, registry: Registry, redis_url: str | None, prefix: str, fail: str
+) -> Backend:
+    redis_url = redis_url if redis_url is not None else os.environ.get("QUOTAFLOW_REDIS_URL")
+    if fail not in ("open", "closed"):
+        raise ConfigError(f"redis_fail: expected 'open' or 'closed', not {fail!r}")
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError(f"redis_prefix: expected a non-empty string, not {prefix!r}")
+    if not redis_url:
+        return SqliteBackend(directory)
+    try:
+        from ._redis import redis_backend
+    except ImportError as exc:  # the extra is not installed
+        raise ConfigError(
+            f"redis_url: needs the redis extra: pip install 'quotaflow[redis]' ({exc})"
+        ) from exc
+    # Entries must outlive their freshness plus the longest fallback window.
+    retention = max((p.max_stale for p in registry.profiles), default=0.0) + RETENTION
+    return redis_backend(
+        redis_url, prefix=prefix, fail=fail, directory=directory, retention=retention
+    )
+
+
 class _Parts:
     """What both stacks share once the settings are checked."""
 
@@ -55,13 +81,14 @@ class _Parts:
         plugins: bool,
         state_dir: str | os.PathLike[str] | None,
         clock: Clock | None,
+        redis: tuple[str | None, str, str],
     ) -> None:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.registry: Registry = resolve_profiles(profiles, plugins)
         self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
-        self.backend = SqliteBackend(self.directory)
+        self.backend = _backend(self.directory, self.registry, *redis)
         windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
@@ -85,6 +112,9 @@ def make_client(
     plugins: bool = True,
     state_dir: str | os.PathLike[str] | None = None,
     transport: httpx.BaseTransport | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str = "quotaflow",
+    redis_fail: Literal["open", "closed"] = "closed",
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -96,6 +126,11 @@ def make_client(
         state_dir: where the cache and the quota state live (SQLite files);
             default ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
         transport: the innermost transport (default :class:`httpx.HTTPTransport`).
+        redis_url: keep the shared state (cache, limiter, quota, leases) in Redis
+            instead of SQLite; default ``$QUOTAFLOW_REDIS_URL``. Needs the ``redis`` extra.
+        redis_prefix: prefix of every Redis key, so deployments can share one Redis.
+        redis_fail: when Redis cannot be reached, ``"closed"`` raises
+            :class:`StateUnavailable`; ``"open"`` carries on with local SQLite state.
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -105,7 +140,7 @@ def make_client(
     .. versionadded:: 0.1
     """
     network = _split(httpx_kwargs)
-    parts = _Parts(profiles, plugins, state_dir, clock)
+    parts = _Parts(profiles, plugins, state_dir, clock, (redis_url, redis_prefix, redis_fail))
     if transport is not None and not isinstance(transport, httpx.BaseTransport):
         raise ConfigError(
             f"transport: expected an httpx.BaseTransport, not {type(transport).__name__}"
@@ -128,6 +163,9 @@ def make_async_client(
     plugins: bool = True,
     state_dir: str | os.PathLike[str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    redis_url: str | None = None,
+    redis_prefix: str = "quotaflow",
+    redis_fail: Literal["open", "closed"] = "closed",
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -141,7 +179,7 @@ def make_async_client(
     .. versionadded:: 0.1
     """
     network = _split(httpx_kwargs)
-    parts = _Parts(profiles, plugins, state_dir, clock)
+    parts = _Parts(profiles, plugins, state_dir, clock, (redis_url, redis_prefix, redis_fail))
     if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
         raise ConfigError(
             f"transport: expected an httpx.AsyncBaseTransport, not {type(transport).__name__}"

@@ -10,7 +10,8 @@ or ``httpx.TransportError`` keeps working::
              ├─ RateLimited      a short-window wait would exceed the request's max wait
              ├─ QuotaExhausted   the request would spend into its priority's reserve,
              │                   or the API said the quota is gone
-             └─ ConfigError      bad settings, refused when the client or profile is built
+             ├─ ConfigError      bad settings, refused when the client or profile is built
+             └─ StateUnavailable shared state (Redis) unreachable and the client fails closed
 
 .. versionadded:: 0.1
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import httpx
 
-__all__ = ["ConfigError", "QuotaExhausted", "QuotaflowError", "RateLimited"]
+__all__ = ["ConfigError", "QuotaExhausted", "QuotaflowError", "RateLimited", "StateUnavailable"]
 
 
 class QuotaflowError(httpx.TransportError):
@@ -79,3 +80,10 @@ class QuotaExhausted(QuotaflowError):
 
 class ConfigError(QuotaflowError, ValueError):
     """A setting is invalid. The message names the field."""
+
+
+class StateUnavailable(QuotaflowError):
+    """The shared state store (Redis) cannot be reached and the client fails closed.
+
+    With ``redis_fail="open"`` quotaflow keeps going on local state instead.
+    """
