@@ -9,6 +9,8 @@ import httpx
 
 from ._backend import Backend, SqliteBackend
 from ._clock import Clock
+from ._flight import Gate
+from ._hot import HotTier
 from ._profiles import ApiProfile, Registry, resolve_profiles
 from ._secrets import redact_logs
 from ._state import ShortWindow
@@ -82,7 +84,12 @@ class _Parts:
         state_dir: str | os.PathLike[str] | None,
         clock: Clock | None,
         redis: tuple[str | None, str, str],
+        hot_entries: int,
+        hot_bytes: int,
     ) -> None:
+        for name, value in (("hot_entries", hot_entries), ("hot_bytes", hot_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.registry: Registry = resolve_profiles(profiles, plugins)
@@ -97,6 +104,8 @@ class _Parts:
         self.limiter = Limiter(self.backend, windows, self.clock)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
+        self.hot = HotTier(hot_entries, hot_bytes)
+        self.gate = Gate(self.backend.leases, self.clock)
         redact_logs(self.registry.secret_params)
 
 
@@ -115,6 +124,8 @@ def make_client(
     redis_url: str | None = None,
     redis_prefix: str = "quotaflow",
     redis_fail: Literal["open", "closed"] = "closed",
+    hot_entries: int = 1024,
+    hot_bytes: int = 32 * 2**20,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -131,6 +142,8 @@ def make_client(
         redis_prefix: prefix of every Redis key, so deployments can share one Redis.
         redis_fail: when Redis cannot be reached, ``"closed"`` raises
             :class:`StateUnavailable`; ``"open"`` carries on with local SQLite state.
+        hot_entries: at most this many fresh answers kept in process memory (0: none).
+        hot_bytes: at most this many body bytes kept in process memory.
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -140,7 +153,15 @@ def make_client(
     .. versionadded:: 0.1
     """
     network = _split(httpx_kwargs)
-    parts = _Parts(profiles, plugins, state_dir, clock, (redis_url, redis_prefix, redis_fail))
+    parts = _Parts(
+        profiles,
+        plugins,
+        state_dir,
+        clock,
+        (redis_url, redis_prefix, redis_fail),
+        hot_entries,
+        hot_bytes,
+    )
     if transport is not None and not isinstance(transport, httpx.BaseTransport):
         raise ConfigError(
             f"transport: expected an httpx.BaseTransport, not {type(transport).__name__}"
@@ -148,7 +169,9 @@ def make_client(
     inner = transport or httpx.HTTPTransport(**network)
     storage = parts.backend.storage()
     stack = FallbackTransport(
-        CachingTransport(RateLimitTransport(inner, parts.limiter), storage, parts.policy),
+        CachingTransport(
+            RateLimitTransport(inner, parts.limiter), storage, parts.policy, parts.hot, parts.gate
+        ),
         parts.router,
         storage,
         parts.limiter.ledger,
@@ -166,6 +189,8 @@ def make_async_client(
     redis_url: str | None = None,
     redis_prefix: str = "quotaflow",
     redis_fail: Literal["open", "closed"] = "closed",
+    hot_entries: int = 1024,
+    hot_bytes: int = 32 * 2**20,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -179,7 +204,15 @@ def make_async_client(
     .. versionadded:: 0.1
     """
     network = _split(httpx_kwargs)
-    parts = _Parts(profiles, plugins, state_dir, clock, (redis_url, redis_prefix, redis_fail))
+    parts = _Parts(
+        profiles,
+        plugins,
+        state_dir,
+        clock,
+        (redis_url, redis_prefix, redis_fail),
+        hot_entries,
+        hot_bytes,
+    )
     if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
         raise ConfigError(
             f"transport: expected an httpx.AsyncBaseTransport, not {type(transport).__name__}"
@@ -187,7 +220,13 @@ def make_async_client(
     inner = transport or httpx.AsyncHTTPTransport(**network)
     storage = parts.backend.async_storage()
     stack = AsyncFallbackTransport(
-        AsyncCachingTransport(AsyncRateLimitTransport(inner, parts.limiter), storage, parts.policy),
+        AsyncCachingTransport(
+            AsyncRateLimitTransport(inner, parts.limiter),
+            storage,
+            parts.policy,
+            parts.hot,
+            parts.gate,
+        ),
         parts.router,
         storage,
         parts.limiter.ledger,

@@ -71,6 +71,9 @@ class Call:
     ttl: float | None = None
     verdict: Verdict = "ok"
     upstream: bool = False
+    # Single flight: the flight this call leads, and whether it already waited for one.
+    flight: Any = None
+    retried: bool = False
 
     def info(self, **changes: Any) -> ResponseInfo:
         info = ResponseInfo(

@@ -1,61 +1,145 @@
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport, CacheTransport
 
-from ._core import Policy, call_of, outcome
+from .._clock import Clock
+from .._flight import LEASE_POLL, LEASE_TTL, FromCache, Gate, follower_error, wait_limit
+from .._hot import HotTier, bypasses, entry_for
+from .._info import CacheStatus, Call
+from ._core import SAFE_METHODS, Policy, call_of, outcome
 
 # A client-side cache is private (RFC 9111 §3.5): responses to authorised
 # requests may be stored, since credentials never reach it anyway.
 OPTIONS = hishel.CacheOptions(shared=False)
 
 
+def _waited_too_long(request: httpx.Request) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(
+        "timed out waiting for a concurrent request for the same resource", request=request
+    )
+
+
 class _PolicyTransport(httpx.BaseTransport):
-    """Between hishel and the limiter: the profile's rules for fresh answers."""
+    """Between hishel and the limiter: single flight, then the profile's rules."""
 
     def __init__(
-        self, next_transport: httpx.BaseTransport, storage: hishel.BaseStorage, policy: Policy
+        self,
+        next_transport: httpx.BaseTransport,
+        storage: hishel.BaseStorage,
+        policy: Policy,
+        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
+        self._gate = gate
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.next_transport.handle_request(request)
         call = call_of(request)
+        if call is not None and request.method == "GET" and not call.retried:
+            self._board(call, request)
+        response = self.next_transport.handle_request(request)
         if self._policy.judge(call, request, response) and call is not None:
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
             for entry in self._storage.get_entries(call.key):
                 self._storage.remove_entry(entry.id)
         return response
 
+    def _board(self, call: Call, request: httpx.Request) -> None:
+        """Return to fetch as the leader; raise FromCache after waiting for another."""
+        gate = self._gate
+        flight = gate.join(call)
+        if flight is not None:
+            if not flight.done.wait(wait_limit(request)):
+                raise _waited_too_long(request)
+            raise follower_error(flight, request) if flight.error else FromCache()
+        assert call.flight is not None
+        if gate.lease(call.flight):
+            return
+        clock: Clock = self._policy.clock
+        limit = wait_limit(request) or LEASE_TTL
+        waited = 0.0
+        while gate.leased_elsewhere(call.key):
+            if waited >= limit:
+                raise _waited_too_long(request)
+            clock.sleep(LEASE_POLL)
+            waited += LEASE_POLL
+        raise FromCache()
+
     def close(self) -> None:
         self.next_transport.close()
 
 
 class CachingTransport(httpx.BaseTransport):
-    """hishel's RFC 9111 cache plus the profile's freshness rules. Strictly private."""
+    """hot tier, then hishel's RFC 9111 cache plus the profile's rules. Strictly private."""
 
     def __init__(
-        self, next_transport: httpx.BaseTransport, storage: hishel.BaseStorage, policy: Policy
+        self,
+        next_transport: httpx.BaseTransport,
+        storage: hishel.BaseStorage,
+        policy: Policy,
+        hot: HotTier,
+        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
+        self._hot = hot
+        self._gate = gate
+        self._clock = policy.clock
         self._hishel = CacheTransport(
-            _PolicyTransport(next_transport, storage, policy), storage=storage, rfc=OPTIONS
+            _PolicyTransport(next_transport, storage, policy, gate), storage=storage, rfc=OPTIONS
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        if call is not None:
-            request.extensions["caching"] = {"key": call.key}
-        response = self._hishel.handle_request(request)
-        if call is not None:
+        if call is None:
+            return self._hishel.handle_request(request)
+        request.extensions["caching"] = {"key": call.key}
+        if request.method not in SAFE_METHODS:
+            self._hot.discard(call.key)  # hishel invalidates the stored entry too
+            response = self._hishel.handle_request(request)
             outcome(call, response)
-        return response
+            return response
+        now = self._clock.time()
+        hot = request.method == "GET" and not bypasses(request)
+        if hot and (entry := self._hot.get(call.key, now)) is not None:
+            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            return entry.response(now)
+        error: BaseException | None = None
+        try:
+            try:
+                response = self._hishel.handle_request(request)
+            except FromCache:
+                call.retried = True
+                response = self._hishel.handle_request(request)
+            outcome(call, response)
+            if call.flight is not None or (hot and _worth_keeping(response, self._hot)):
+                # Read now: the entry is stored once its body is, and followers wait for it.
+                response.read()
+                if hot and (entry := entry_for(response, now)) is not None:
+                    self._hot.put(call.key, entry)
+            return response
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._gate.land(call, error)
 
     def close(self) -> None:
         self._hishel.close()
+
+
+def _worth_keeping(response: httpx.Response, hot: HotTier) -> bool:
+    caching = response.extensions.get("caching")
+    if not isinstance(caching, dict) or not (caching.get("stored") or caching.get("from_cache")):
+        return False
+    length = response.headers.get("content-length")
+    return response.status_code == 200 and (
+        length is None or (length.isdigit() and int(length) <= hot.max_bytes // 4)
+    )
 
 
 class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
@@ -64,18 +148,45 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         next_transport: httpx.AsyncBaseTransport,
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
+        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
+        self._gate = gate
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.next_transport.handle_async_request(request)
         call = call_of(request)
+        if call is not None and request.method == "GET" and not call.retried:
+            await self._board(call, request)
+        response = await self.next_transport.handle_async_request(request)
         if self._policy.judge(call, request, response) and call is not None:
             for entry in await self._storage.get_entries(call.key):
                 await self._storage.remove_entry(entry.id)
         return response
+
+    async def _board(self, call: Call, request: httpx.Request) -> None:
+        gate = self._gate
+        flight = gate.join(call, asynchronous=True)
+        if flight is not None:
+            assert flight.adone is not None
+            with anyio.move_on_after(wait_limit(request)) as scope:
+                await flight.adone.wait()
+            if scope.cancelled_caught:
+                raise _waited_too_long(request)
+            raise follower_error(flight, request) if flight.error else FromCache()
+        assert call.flight is not None
+        if await anyio.to_thread.run_sync(gate.lease, call.flight):
+            return
+        clock: Clock = self._policy.clock
+        limit = wait_limit(request) or LEASE_TTL
+        waited = 0.0
+        while await anyio.to_thread.run_sync(gate.leased_elsewhere, call.key):
+            if waited >= limit:
+                raise _waited_too_long(request)
+            await clock.asleep(LEASE_POLL)
+            waited += LEASE_POLL
+        raise FromCache()
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()
@@ -89,20 +200,55 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         next_transport: httpx.AsyncBaseTransport,
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
+        hot: HotTier,
+        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
+        self._hot = hot
+        self._gate = gate
+        self._clock = policy.clock
         self._hishel = AsyncCacheTransport(
-            _AsyncPolicyTransport(next_transport, storage, policy), storage=storage, rfc=OPTIONS
+            _AsyncPolicyTransport(next_transport, storage, policy, gate),
+            storage=storage,
+            rfc=OPTIONS,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        if call is not None:
-            request.extensions["caching"] = {"key": call.key}
-        response = await self._hishel.handle_async_request(request)
-        if call is not None:
+        if call is None:
+            return await self._hishel.handle_async_request(request)
+        request.extensions["caching"] = {"key": call.key}
+        if request.method not in SAFE_METHODS:
+            self._hot.discard(call.key)
+            response = await self._hishel.handle_async_request(request)
             outcome(call, response)
-        return response
+            return response
+        now = self._clock.time()
+        hot = request.method == "GET" and not bypasses(request)
+        if hot and (entry := self._hot.get(call.key, now)) is not None:
+            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            return entry.response(now)
+        error: BaseException | None = None
+        try:
+            try:
+                response = await self._hishel.handle_async_request(request)
+            except FromCache:
+                call.retried = True
+                response = await self._hishel.handle_async_request(request)
+            outcome(call, response)
+            if call.flight is not None or (hot and _worth_keeping(response, self._hot)):
+                await response.aread()
+                if hot and (entry := entry_for(response, now)) is not None:
+                    self._hot.put(call.key, entry)
+            return response
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if call.flight is not None and call.flight.token is not None:
+                await anyio.to_thread.run_sync(self._gate.land, call, error)
+            else:
+                self._gate.land(call, error)
 
     async def aclose(self) -> None:
         await self._hishel.aclose()

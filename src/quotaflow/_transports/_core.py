@@ -285,7 +285,8 @@ class Policy:
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
         call.ttl = float(int(ttl))
-        return True
+        # Answers that vary by request header live side by side under one key.
+        return "vary" not in response.headers
 
 
 def outcome(call: Call, response: httpx.Response) -> None:

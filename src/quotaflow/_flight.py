@@ -1,0 +1,114 @@
+"""Single flight: one upstream call per resource, however many ask at once.
+
+Within a process, the first request for a key leads and the others wait on its
+event. Across processes (a shared state directory or Redis), the leader also takes
+a lease (a lock with an expiry in the shared store); a process that finds the lease
+taken waits until it is released, then reads the answer from the cache.
+Strictly private.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import attrs
+import httpx
+
+from ._backend import Leases
+from ._clock import Clock
+from ._info import Call
+
+# How long a lease is held at most: a leader that died lets go after this.
+LEASE_TTL = 30.0
+# How often a process waiting for another process's lease looks again.
+LEASE_POLL = 0.05
+
+
+class FromCache(Exception):
+    """The resource was fetched by another request: ask the cache again. Strictly private."""
+
+
+@attrs.define(eq=False)
+class Flight:
+    key: str
+    token: str | None = None
+    error: BaseException | None = None
+    done: threading.Event = attrs.field(factory=threading.Event)
+    adone: anyio.Event | None = None
+
+
+def wait_limit(request: httpx.Request) -> float | None:
+    """The longest a follower waits: its own read timeout (httpx's ``timeout`` extension)."""
+    timeout = request.extensions.get("timeout")
+    if isinstance(timeout, dict):
+        values = [value for value in timeout.values() if isinstance(value, int | float)]
+        return max(values) if values else None
+    return None
+
+
+def follower_error(flight: Flight, request: httpx.Request) -> BaseException:
+    """What a follower raises when its leader failed: the same failure, its own copy."""
+    from ._transports._core import UpstreamFailed  # the failure type lives with the layers
+
+    error = flight.error
+    if isinstance(error, UpstreamFailed):
+        failed = error.response
+        copy = httpx.Response(failed.status_code, headers=failed.headers, content=failed.content)
+        return UpstreamFailed(copy, error.reason)
+    if isinstance(error, httpx.TransportError) and not _is_refusal(error):
+        return type(error)(str(error), request=request)
+    # A refusal (quota, rate) depends on the leader's priority, not on upstream: retry.
+    return FromCache()
+
+
+def _is_refusal(error: BaseException) -> bool:
+    from .exceptions import QuotaflowError
+
+    return isinstance(error, QuotaflowError)
+
+
+class Gate:
+    """Decides who leads a fetch. One per client; sync and async callers alike."""
+
+    def __init__(self, leases: Leases, clock: Clock) -> None:
+        self._leases = leases
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._flights: dict[str, Flight] = {}
+
+    def join(self, call: Call, *, asynchronous: bool = False) -> Flight | None:
+        """Lead (return None, ``call.flight`` set) or follow (return the leader's flight)."""
+        with self._lock:
+            flight = self._flights.get(call.key)
+            if flight is not None:
+                return flight
+            flight = self._flights[call.key] = Flight(call.key)
+            if asynchronous:
+                flight.adone = anyio.Event()
+        call.flight = flight
+        return None
+
+    def lease(self, flight: Flight) -> bool:
+        """Take the cross-process lease; False if another process holds it."""
+        flight.token = self._leases.acquire(flight.key, LEASE_TTL, self._clock.time())
+        return flight.token is not None
+
+    def leased_elsewhere(self, key: str) -> bool:
+        return self._leases.held(key, self._clock.time())
+
+    def land(self, call: Call, error: BaseException | None) -> None:
+        """The leader is done (its answer is stored, or it failed): release the followers."""
+        flight = call.flight
+        if not isinstance(flight, Flight):
+            return
+        call.flight = None
+        flight.error = error
+        if flight.token is not None:
+            self._leases.release(flight.key, flight.token)
+        with self._lock:
+            if self._flights.get(flight.key) is flight:
+                del self._flights[flight.key]
+        flight.done.set()
+        if flight.adone is not None:
+            flight.adone.set()

@@ -1,0 +1,172 @@
+"""The in-memory hot tier: cheap hits that never outlive the stored entry."""
+
+from __future__ import annotations
+
+import hishel
+import httpx
+import pytest
+import respx
+
+from quotaflow._hot import HotEntry, HotTier
+
+from .conftest import BASE, api_profile, info
+
+URL = f"{BASE}/odds"
+
+
+def entry(body: bytes, expires: float = 100.0) -> HotEntry:
+    return HotEntry(200, [], body, received=0.0, expires=expires, ttl=expires)
+
+
+def test_lru_bounded_by_entries_and_bytes() -> None:
+    """The least recently used entries go first when either bound is passed."""
+    hot = HotTier(max_entries=3, max_bytes=40)
+    for key in "abc":
+        hot.put(key, entry(b"x" * 10))
+    assert hot.get("a", 0.0) is not None  # a is now the most recently used
+    hot.put("d", entry(b"x" * 10))
+
+    assert hot.get("b", 0.0) is None
+    assert [k for k in "acd" if hot.get(k, 0.0)] == ["a", "c", "d"]
+    hot.put("e", entry(b"x" * 10))  # 4 x 10 bytes would fit, 4 entries do not
+    assert len(hot) == 3
+    assert hot.size == 30
+
+
+def test_oversized_bodies_and_expired_entries_are_not_served() -> None:
+    """A body over a quarter of the budget is never kept; expired entries drop out."""
+    hot = HotTier(max_entries=10, max_bytes=40)
+    hot.put("big", entry(b"x" * 11))
+    hot.put("old", entry(b"x", expires=5.0))
+
+    assert hot.get("big", 0.0) is None
+    assert hot.get("old", 4.9) is not None
+    assert hot.get("old", 5.0) is None
+    assert len(hot) == 0
+
+
+@pytest.fixture
+def warm_reads(monkeypatch) -> list[str]:
+    """Every key hishel's storage is asked for (sync and async storages)."""
+    reads: list[str] = []
+    sync_get = hishel.SqliteStorage.get_entries
+    async_get = hishel.AsyncSqliteStorage.get_entries
+
+    def spy(self, key):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        return sync_get(self, key)
+
+    async def aspy(self, key):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        return await async_get(self, key)
+
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
+    return reads
+
+
+def test_hot_hits_skip_the_warm_tier(stack, router: respx.Router, warm_reads) -> None:
+    """Once hot, hits do not read the SQLite cache at all."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack()
+    client.get(URL)
+    reads_after_miss = len(warm_reads)
+
+    again = client.get(URL)
+
+    assert len(warm_reads) == reads_after_miss
+    assert route.call_count == 1
+    assert info(again).cache == "hit"
+    assert info(again).ttl == 60
+    assert again.json() == {"v": 1}
+    assert again.headers["age"] == "0"
+
+
+def test_hot_entry_expires_with_its_freshness(stack, router, traveller) -> None:
+    """Hot until exactly the rule's 60 s, then the stack asks upstream."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack()
+    client.get(URL)
+    traveller.shift(59.9)
+    assert info(client.get(URL)).cache == "hit"
+    route.respond(200, json={"v": 2})
+    traveller.shift(0.1)
+
+    fresh = client.get(URL)
+
+    assert route.call_count == 2
+    assert fresh.json() == {"v": 2}
+    assert client.get(URL).json() == {"v": 2}  # the hot tier holds the new answer
+
+
+def test_unsafe_request_drops_the_hot_entry(stack, router) -> None:
+    """A POST to the resource invalidates it in every tier."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    router.post(URL).respond(204)
+    client = stack()
+    client.get(URL)
+    client.request("POST", URL)
+
+    assert info(client.get(URL)).cache == "miss"
+    assert route.call_count == 2
+
+
+def test_request_directives_bypass_the_hot_tier(stack, router) -> None:
+    """Cache-Control: no-cache on the request goes to hishel, which revalidates."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack()
+    client.get(URL)
+
+    forced = client.get(URL, headers={"cache-control": "no-cache"})
+
+    assert info(forced).cache == "miss"
+    assert route.call_count == 2
+
+
+def test_vary_answers_stay_out_of_the_hot_tier(stack, router) -> None:
+    """Answers that vary by request header are matched by hishel only."""
+    route = router.get(URL).mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={"lang": request.headers["accept-language"]},
+            headers={"vary": "accept-language"},
+        )
+    )
+    client = stack()
+    english = client.get(URL, headers={"accept-language": "en"})
+    french = client.get(URL, headers={"accept-language": "fr"})
+    english_again = client.get(URL, headers={"accept-language": "en"})
+
+    assert (english.json(), french.json(), english_again.json()) == (
+        {"lang": "en"},
+        {"lang": "fr"},
+        {"lang": "en"},
+    )
+    assert route.call_count == 2
+
+
+def test_a_new_process_warms_from_the_stored_entry(stack, router) -> None:
+    """A restarted client answers from SQLite, then from memory."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    stack().get(URL)
+    restarted = stack()
+
+    first = restarted.get(URL)
+    second = restarted.get(URL)
+
+    assert route.call_count == 1
+    assert (info(first).cache, info(second).cache) == ("hit", "hit")
+
+
+def test_hot_tier_can_be_turned_off(stack, router, warm_reads) -> None:
+    """hot_entries=0 keeps nothing in memory: every hit reads SQLite."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack(hot_entries=0, profiles=[api_profile()])
+    client.get(URL)
+    reads_after_miss = len(warm_reads)
+
+    hits = [info(client.get(URL)).cache for _ in range(3)]
+
+    assert hits == ["hit"] * 3
+    assert len(warm_reads) == reads_after_miss + 3
+    assert route.call_count == 1
