@@ -69,12 +69,14 @@ def wait_for(semaphore: threading.Semaphore, count: int) -> None:
 def test_threads_share_one_upstream_call(tmp_path, router, clock, joined) -> None:
     """20 threads, one resource, not cached yet: one upstream call, 19 hits."""
     route, gate = held_upstream(router, lambda: httpx.Response(200, json={"v": 1}))
-    with quotaflow.make_client(**settings(tmp_path, router, clock)) as client:
-        with ThreadPoolExecutor(N) as pool:
-            futures = [pool.submit(client.get, URL) for _ in range(N)]
-            wait_for(joined, N)
-            gate.set()
-            responses = [future.result() for future in futures]
+    with (
+        quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
+        ThreadPoolExecutor(N) as pool,
+    ):
+        futures = [pool.submit(client.get, URL) for _ in range(N)]
+        wait_for(joined, N)
+        gate.set()
+        responses = [future.result() for future in futures]
 
     assert route.call_count == 1
     assert sorted(info(r).cache for r in responses) == ["hit"] * (N - 1) + ["miss"]
@@ -125,13 +127,15 @@ def test_different_resources_do_not_wait_for_each_other(tmp_path, router, clock)
 
     router.get(f"{BASE}/slow").mock(side_effect=slow)
     fast = router.get(f"{BASE}/fast").respond(200, json={"fast": True})
-    with quotaflow.make_client(**settings(tmp_path, router, clock)) as client:
-        with ThreadPoolExecutor(2) as pool:
-            slow_future = pool.submit(client.get, f"{BASE}/slow")
-            fast_response = pool.submit(client.get, f"{BASE}/fast").result(timeout=10)
-            assert not slow_future.done()
-            slow_gate.set()
-            slow_future.result()
+    with (
+        quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        slow_future = pool.submit(client.get, f"{BASE}/slow")
+        fast_response = pool.submit(client.get, f"{BASE}/fast").result(timeout=10)
+        assert not slow_future.done()
+        slow_gate.set()
+        slow_future.result()
 
     assert fast_response.json() == {"fast": True}
     assert fast.call_count == 1
@@ -144,12 +148,14 @@ def test_upstream_error_reaches_every_waiter(tmp_path, router, clock, joined) ->
         raise httpx.ConnectError("down")
 
     route, gate = held_upstream(router, refuse)
-    with quotaflow.make_client(**settings(tmp_path, router, clock)) as client:
-        with ThreadPoolExecutor(5) as pool:
-            futures = [pool.submit(client.get, URL) for _ in range(5)]
-            wait_for(joined, 5)
-            gate.set()
-            errors = [future.exception(timeout=10) for future in futures]
+    with (
+        quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
+        ThreadPoolExecutor(5) as pool,
+    ):
+        futures = [pool.submit(client.get, URL) for _ in range(5)]
+        wait_for(joined, 5)
+        gate.set()
+        errors = [future.exception(timeout=10) for future in futures]
 
     assert route.call_count == 1
     assert all(isinstance(error, httpx.ConnectError) for error in errors)
@@ -177,15 +183,17 @@ def test_waiters_fall_back_to_stale_on_error(tmp_path, router, clock, traveller,
 def test_a_waiter_keeps_its_own_timeout(tmp_path, router, clock, joined) -> None:
     """A follower whose timeout runs out stops waiting with a ReadTimeout."""
     route, gate = held_upstream(router, lambda: httpx.Response(200, json={}))
-    with quotaflow.make_client(**settings(tmp_path, router, clock)) as client:
-        with ThreadPoolExecutor(2) as pool:
-            leader = pool.submit(client.get, URL)
-            wait_for(joined, 1)
-            follower = pool.submit(client.get, URL, timeout=0.05)
-            wait_for(joined, 1)
-            error = follower.exception(timeout=10)
-            gate.set()
-            leader.result(timeout=10)
+    with (
+        quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        leader = pool.submit(client.get, URL)
+        wait_for(joined, 1)
+        follower = pool.submit(client.get, URL, timeout=0.05)
+        wait_for(joined, 1)
+        error = follower.exception(timeout=10)
+        gate.set()
+        leader.result(timeout=10)
 
     assert isinstance(error, httpx.ReadTimeout)
     assert route.call_count == 1
