@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -18,9 +18,12 @@ from ._transports._cache import AsyncCachingTransport, CachingTransport
 from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
+from ._waitroom import AsyncWaitRoom, WaitRoom
 from .exceptions import ConfigError
 
 __all__ = ["make_async_client", "make_client"]
+
+R = TypeVar("R")
 
 # How long cache entries stay in Redis beyond the longest max_stale: the longest
 # freshness a shipped rule assigns (historical odds, 30 days).
@@ -96,17 +99,20 @@ class _Parts:
         self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
         self.backend = _backend(self.directory, self.registry, *redis)
-        windows = {
+        self.windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
             if profile.rates
         }
-        self.limiter = Limiter(self.backend, windows, self.clock)
+        self.limiter = Limiter(self.backend, self.clock)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         self.hot = HotTier(hot_entries, hot_bytes)
         self.gate = Gate(self.backend.leases, self.clock)
         redact_logs(self.registry.secret_params)
+
+    def rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
+        return {name: kind(window, self.clock) for name, window in self.windows.items()}
 
 
 def _split(httpx_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +176,11 @@ def make_client(
     storage = parts.backend.storage()
     stack = FallbackTransport(
         CachingTransport(
-            RateLimitTransport(inner, parts.limiter), storage, parts.policy, parts.hot, parts.gate
+            RateLimitTransport(inner, parts.limiter, parts.rooms(WaitRoom)),
+            storage,
+            parts.policy,
+            parts.hot,
+            parts.gate,
         ),
         parts.router,
         storage,
@@ -221,7 +231,7 @@ def make_async_client(
     storage = parts.backend.async_storage()
     stack = AsyncFallbackTransport(
         AsyncCachingTransport(
-            AsyncRateLimitTransport(inner, parts.limiter),
+            AsyncRateLimitTransport(inner, parts.limiter, parts.rooms(AsyncWaitRoom)),
             storage,
             parts.policy,
             parts.hot,

@@ -27,7 +27,6 @@ from .._profiles import (
     Verdict,
 )
 from .._secrets import cache_url
-from .._state import ShortWindow
 from ..exceptions import QuotaExhausted, RateLimited
 
 logger = logging.getLogger("quotaflow")
@@ -159,10 +158,9 @@ def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
 class Limiter:
     """The rate-limit layer's decisions, shared by both twins."""
 
-    def __init__(self, backend: Backend, windows: dict[str, ShortWindow], clock: Clock) -> None:
+    def __init__(self, backend: Backend, clock: Clock) -> None:
         self.backend = backend
         self.ledger = backend.ledger
-        self.windows = windows
         self.clock = clock
 
     def close(self) -> None:
@@ -180,28 +178,6 @@ class Limiter:
         ticket = self.ledger.reserve(call.profile, call.priority, cost, self.clock.time())
         call.cost = cost
         return ticket
-
-    def wait_needed(self, call: Call) -> float:
-        """Seconds to sleep before trying again, 0 to go now.
-
-        Raises:
-            RateLimited: the wait would exceed the request's max wait.
-        """
-        window = self.windows.get(call.profile.name)
-        if window is None:
-            return 0.0
-        wait = window.try_acquire(self.clock.time())
-        if wait == 0:
-            return 0.0
-        max_wait = call.profile.max_wait[call.priority]
-        if wait < 0 or wait > max_wait - call.waited + 1e-9:
-            raise RateLimited(
-                f"{call.profile.name}: short-window limit reached; a {call.priority} request "
-                f"would wait {max(wait, 0):.3f}s more (max wait {max_wait}s)",
-                profile=call.profile.name,
-                retry_after=max(wait, 0.0),
-            )
-        return wait
 
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""

@@ -3,15 +3,19 @@ from __future__ import annotations
 import anyio.to_thread
 import httpx
 
+from .._waitroom import AsyncWaitRoom, WaitRoom
 from ._core import Limiter, call_of, upstream_request
 
 
 class RateLimitTransport(httpx.BaseTransport):
     """Innermost layer: only real upstream calls spend rate and quota. Strictly private."""
 
-    def __init__(self, next_transport: httpx.BaseTransport, limiter: Limiter) -> None:
+    def __init__(
+        self, next_transport: httpx.BaseTransport, limiter: Limiter, rooms: dict[str, WaitRoom]
+    ) -> None:
         self.next_transport = next_transport
         self._limiter = limiter
+        self._rooms = rooms
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
@@ -24,9 +28,8 @@ class RateLimitTransport(httpx.BaseTransport):
         limiter = self._limiter
         ticket = limiter.reserve(call, request)
         try:
-            while wait := limiter.wait_needed(call):
-                limiter.clock.sleep(wait)
-                call.waited += wait
+            if (room := self._rooms.get(call.profile.name)) is not None:
+                room.admit(call)
         except BaseException:
             limiter.release(call, ticket)
             raise
@@ -47,9 +50,15 @@ class RateLimitTransport(httpx.BaseTransport):
 class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
     """Async twin of :class:`RateLimitTransport`; state I/O runs off the event loop."""
 
-    def __init__(self, next_transport: httpx.AsyncBaseTransport, limiter: Limiter) -> None:
+    def __init__(
+        self,
+        next_transport: httpx.AsyncBaseTransport,
+        limiter: Limiter,
+        rooms: dict[str, AsyncWaitRoom],
+    ) -> None:
         self.next_transport = next_transport
         self._limiter = limiter
+        self._rooms = rooms
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
@@ -65,9 +74,8 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
         limiter = self._limiter
         ticket = await run(limiter.reserve, call, request)
         try:
-            while wait := await run(limiter.wait_needed, call):
-                await limiter.clock.asleep(wait)
-                call.waited += wait
+            if (room := self._rooms.get(call.profile.name)) is not None:
+                await room.admit(call)
         except BaseException:
             await run(limiter.release, call, ticket)
             raise

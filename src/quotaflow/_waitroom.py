@@ -1,0 +1,174 @@
+"""The priority wait queue in front of a short-window limiter. Strictly private.
+
+When a profile's token bucket is empty, requests queue instead of racing for the
+next token: the most important goes first (CRITICAL, HIGH, NORMAL, LOW), first come
+first served within a level. Aging keeps anything from waiting forever: each
+``AGING`` seconds spent waiting count as one level more, so a request that may wait
+long enough overtakes newer, more important ones after ``AGING`` seconds per level
+between them. Each request still gives up after its priority's ``max_wait``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import anyio
+import anyio.to_thread
+import attrs
+
+from ._clock import Clock
+from ._info import Call
+from ._priority import Priority
+from ._state import ShortWindow
+from .exceptions import RateLimited
+
+AGING = 5.0
+_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+# A waiter whose budget is not yet spent looks again at least this often (seconds).
+_RECHECK = 0.25
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    rank: int
+    seq: int
+    since: float
+
+    def order(self, now: float) -> tuple[float, int]:
+        return (self.rank - math.floor((now - self.since) / AGING), self.seq)
+
+
+class Queue:
+    """Who goes next: pure bookkeeping, guarded by the room's lock."""
+
+    def __init__(self) -> None:
+        self._waiters: list[_Waiter] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def enter(self, priority: Priority, now: float) -> _Waiter:
+        waiter = _Waiter(_RANK[priority], next(self._seq), now)
+        self._waiters.append(waiter)
+        return waiter
+
+    def leave(self, waiter: _Waiter) -> None:
+        self._waiters.remove(waiter)
+
+    def head(self, now: float) -> _Waiter | None:
+        return min(self._waiters, key=lambda waiter: waiter.order(now), default=None)
+
+
+def _refuse(call: Call, wait: float) -> RateLimited:
+    max_wait = call.profile.max_wait[call.priority]
+    return RateLimited(
+        f"{call.profile.name}: short-window limit reached; a {call.priority} request "
+        f"would wait {max(wait, 0):.3f}s more (max wait {max_wait}s)",
+        profile=call.profile.name,
+        retry_after=max(wait, 0.0),
+    )
+
+
+class WaitRoom:
+    """The queue for one profile's bucket, for threads."""
+
+    def __init__(self, window: ShortWindow, clock: Clock) -> None:
+        self._window = window
+        self._clock = clock
+        self._cond = threading.Condition()
+        self.queue = Queue()
+
+    def admit(self, call: Call) -> None:
+        """Take a token, waiting in priority order; sets ``call.waited``.
+
+        Raises:
+            RateLimited: the request would wait longer than its max wait.
+        """
+        clock, budget = self._clock, call.profile.max_wait[call.priority]
+        with self._cond:
+            if not self.queue:
+                wait = self._window.try_acquire(clock.time())
+                if wait == 0:
+                    return
+                if wait < 0 or wait > budget:
+                    raise _refuse(call, wait)
+            elif budget <= 0:
+                raise _refuse(call, 0.0)
+            me = self.queue.enter(call.priority, clock.time())
+            try:
+                while True:
+                    now = clock.time()
+                    call.waited = now - me.since
+                    if self.queue.head(now) is me:
+                        wait = self._window.try_acquire(now)
+                        if wait == 0:
+                            return
+                        if wait < 0 or call.waited + wait > budget + 1e-9:
+                            raise _refuse(call, wait)
+                        self._cond.release()
+                        try:
+                            clock.sleep(wait)
+                        finally:
+                            self._cond.acquire()
+                        # Someone more important may have come meanwhile: let them look.
+                        self._cond.notify_all()
+                    elif call.waited >= budget:
+                        raise _refuse(call, 0.0)
+                    else:
+                        self._cond.wait(min(budget - call.waited, _RECHECK))
+            finally:
+                self.queue.leave(me)
+                self._cond.notify_all()
+
+
+class AsyncWaitRoom:
+    """The queue for one profile's bucket, for asyncio tasks (state I/O off the loop)."""
+
+    def __init__(self, window: ShortWindow, clock: Clock) -> None:
+        self._window = window
+        self._clock = clock
+        self._cond = anyio.Condition()
+        self.queue = Queue()
+
+    async def _try(self, now: float) -> float:
+        return await anyio.to_thread.run_sync(self._window.try_acquire, now)
+
+    async def admit(self, call: Call) -> None:
+        clock, budget = self._clock, call.profile.max_wait[call.priority]
+        async with self._cond:
+            if not self.queue:
+                wait = await self._try(clock.time())
+                if wait == 0:
+                    return
+                if wait < 0 or wait > budget:
+                    raise _refuse(call, wait)
+            elif budget <= 0:
+                raise _refuse(call, 0.0)
+            me = self.queue.enter(call.priority, clock.time())
+            try:
+                while True:
+                    now = clock.time()
+                    call.waited = now - me.since
+                    if self.queue.head(now) is me:
+                        wait = await self._try(now)
+                        if wait == 0:
+                            return
+                        if wait < 0 or call.waited + wait > budget + 1e-9:
+                            raise _refuse(call, wait)
+                        self._cond.release()
+                        try:
+                            await clock.asleep(wait)
+                        finally:
+                            await self._cond.acquire()
+                        self._cond.notify_all()
+                    elif call.waited >= budget:
+                        raise _refuse(call, 0.0)
+                    else:
+                        with anyio.move_on_after(min(budget - call.waited, _RECHECK)):
+                            await self._cond.wait()
+            finally:
+                self.queue.leave(me)
+                self._cond.notify_all()
