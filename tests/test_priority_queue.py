@@ -21,7 +21,7 @@ from .conftest import BASE, api_profile
 PROFILE = api_profile(
     rates=(Rate(1, per=10.0, burst=1),),
     quota=None,
-    max_wait={p: 60 for p in Priority},
+    max_wait=dict.fromkeys(Priority, 60),
 )
 ARRIVALS = [
     ("b", "normal"),
