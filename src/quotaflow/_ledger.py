@@ -111,6 +111,10 @@ class Ledger(abc.ABC):
         if books.row is not None:
             self._known[profile.name] = books.row.remaining
 
+    def needs_peek(self, profile: ApiProfile) -> bool:
+        """Whether :meth:`known_remaining` would read the store (async callers offload it)."""
+        return profile.quota is not None and profile.name not in self._known
+
     def known_remaining(self, profile: ApiProfile) -> int | None:
         if profile.quota is None:
             return None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import anyio.to_thread
 import hishel
 import httpx
 
@@ -110,7 +111,7 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
                 raise
             return stale
         if call.remaining is None:
-            call.remaining = self._ledger.known_remaining(call.profile)
+            call.remaining = await self._remaining(call)
         response.extensions["quotaflow"] = call.info()
         return response
 
@@ -124,9 +125,14 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         if choice is None:
             return None
         if call.remaining is None:
-            call.remaining = self._ledger.known_remaining(call.profile)
+            call.remaining = await self._remaining(call)
         body = b"".join([chunk async for chunk in choice.entry.response.stream])  # type: ignore[union-attr]
         return stale_response(call, request, choice, body, reason)
+
+    async def _remaining(self, call: Call) -> int | None:
+        if self._ledger.needs_peek(call.profile):
+            return await anyio.to_thread.run_sync(self._ledger.known_remaining, call.profile)
+        return self._ledger.known_remaining(call.profile)
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()
