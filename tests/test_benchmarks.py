@@ -19,6 +19,20 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     namespace = runpy.run_path(str(BENCHMARKS / "overhead.py"))
 
     assert namespace["main"]() == 0
-    rows = json.loads(out.read_text())["us_per_request"]
-    assert {"httpx (floor)", "quotaflow hit", "quotaflow hit async"} <= set(rows)
-    assert "quotaflow hit / hishel hit" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["overhead"]
+    assert {"httpx (floor)", "quotaflow hit (hot)", "quotaflow hit (hot) async"} <= set(rows)
+    assert rows["httpx (floor)"]["ratio"] == 1.0
+    assert "warm hit / hishel hit" in capsys.readouterr().out
+
+
+def test_concurrency_benchmark_runs(capsys, monkeypatch) -> None:
+    """concurrency.py makes one upstream call per URL under load."""
+    monkeypatch.setattr(
+        sys, "argv", ["concurrency.py", "--workers", "4", "--requests", "5", "--urls", "3"]
+    )
+    namespace = runpy.run_path(str(BENCHMARKS / "concurrency.py"))
+
+    assert namespace["main"]() == 0
+    out = capsys.readouterr().out
+    assert "quotaflow / httpx (threads)" in out
+    assert out.count("upstream calls 3") == 2
