@@ -170,3 +170,36 @@ def test_hot_tier_can_be_turned_off(stack, router, warm_reads) -> None:
     assert hits == ["hit"] * 3
     assert len(warm_reads) == reads_after_miss + 3
     assert route.call_count == 1
+
+
+def test_compressed_answers_are_served_decoded(stack, router) -> None:
+    """A gzip answer kept in memory is served with headers that match its body."""
+    import gzip
+
+    body = b'{"v": "' + b"x" * 500 + b'"}'
+
+    class Network(httpx.SyncByteStream, httpx.AsyncByteStream):
+        """A body that arrives as from a socket, not yet read (unlike content=)."""
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield gzip.compress(body)
+
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield gzip.compress(body)
+
+    router.get("https://example.org/z").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            stream=Network(),
+            headers={"content-encoding": "gzip", "cache-control": "max-age=60"},
+        )
+    )
+    client = stack()
+
+    first = client.get("https://example.org/z")
+    second = client.get("https://example.org/z")
+
+    assert first.content == second.content == body
+    assert info(second).cache == "hit"
+    assert "content-encoding" not in second.headers
+    assert second.headers["content-length"] == str(len(body))

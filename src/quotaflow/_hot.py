@@ -22,6 +22,7 @@ from . import _policy
 # Requests that ask something of the cache that the hot tier cannot judge.
 _BYPASS = frozenset({b"cache-control", b"pragma", b"range", b"if-none-match", b"if-modified-since"})
 _NO_REUSE = ("no-cache", "no-store", "private=", "must-understand")
+_RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
 @attrs.frozen
@@ -35,7 +36,10 @@ class HotEntry:
 
     def response(self, now: float) -> httpx.Response:
         age = (b"age", str(int(now - self.received)).encode())
-        return httpx.Response(self.status, headers=[*self.headers, age], content=self.body)
+        # A ready byte stream: content= would re-encode the body (5x the cost of a hit).
+        return httpx.Response(
+            self.status, headers=[*self.headers, age], stream=httpx.ByteStream(self.body)
+        )
 
 
 def bypasses(request: httpx.Request) -> bool:
@@ -60,8 +64,11 @@ def entry_for(response: httpx.Response, now: float) -> HotEntry | None:
     expires = received + ttl
     if expires <= now:
         return None
-    kept = [(k, v) for k, v in headers.raw if k.lower() != b"age"]
-    return HotEntry(response.status_code, kept, response.content, received, expires, float(ttl))
+    body = response.content
+    # The body is kept decoded, so its headers must say so (as hishel does when it stores).
+    kept = [(k, v) for k, v in headers.raw if k.lower() not in _RESTATED]
+    kept.append((b"content-length", str(len(body)).encode()))
+    return HotEntry(response.status_code, kept, body, received, expires, float(ttl))
 
 
 class HotTier:
