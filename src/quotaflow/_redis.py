@@ -1,17 +1,305 @@
 """Shared state in Redis, for several processes or machines on one API key.
 
-Imported only when ``redis_url`` is given. Strictly private.
+Imported only when ``redis_url`` is given. Keys, all under the prefix::
+
+    {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row)
+    {prefix}:inflight:{profile}  hash: ticket id -> "cost:started" (reservations)
+    {prefix}:lease:{key}         the holder's token, expiring on its own (SET NX PX)
+    {prefix}:rate:{profile}      pyrate-limiter's token bucket (RedisStateStore, Lua)
+    {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
+
+Failure policy (``redis_fail``):
+
+- Construction PINGs the server. If that fails, ``"closed"`` raises ConfigError
+  naming redis_url (password redacted); ``"open"`` logs one warning and returns the
+  SQLite backend of the state directory.
+- At run time, a connection error or timeout in a ledger, lease or window operation:
+  ``"closed"`` raises StateUnavailable (a QuotaflowError, so the fallback layer may
+  still serve a stale answer); ``"open"`` runs that operation on a local SQLite
+  backend, created on first need with one warning. Either way Redis is left alone for
+  RETRY_AFTER seconds, so an outage costs one timeout, not one per operation. Local
+  writes are not merged back: a reservation stranded in Redis is charged after
+  INFLIGHT_TIMEOUT (an over-count, never an under-count).
+- hishel's storages turn Redis errors into cache misses themselves.
+- Clients connect within CONNECT_TIMEOUT and retry a command twice, not redis-py's
+  ten times (minutes on a silent host); options in the URL take precedence.
+
+Strictly private.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-from ._backend import Backend
+import attrs
+import hishel
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+from pyrate_limiter import Decision, Rate, RedisStateStore, StateStore
+from pyrate_limiter.abstracts.algorithm import State, StateAlgorithm
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+from redis.typing import EncodableT
+
+from ._backend import Backend, Leases, SqliteBackend
+from ._ledger import Books, Ledger, Row
+from ._profiles import ApiProfile
+from .exceptions import ConfigError, StateUnavailable
+
+T = TypeVar("T")
+logger = logging.getLogger("quotaflow")
+
+# "Redis is not there", as opposed to a refused command or a bug.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+MAX_TRIES = 50  # optimistic transaction attempts before giving up
+RETRY_AFTER = 5.0  # seconds a failed Redis is left alone
+CONNECT_TIMEOUT = 2.0
+_BACKOFF = ExponentialWithJitterBackoff(cap=0.5, base=0.01)
+# Compare-and-delete: only the holder's token releases a lease.
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+
+
+def _options(retry: type[Any]) -> dict[str, Any]:
+    return {"socket_connect_timeout": CONNECT_TIMEOUT, "retry": retry(_BACKOFF, 2)}
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    return re.sub(r"(?i)(password=)[^&#]*", r"\1***", parts.geturl())
+
+
+class _Guard:
+    """Runs an operation on Redis, else fails closed or carries on locally."""
+
+    def __init__(self, url: str, fail: str, directory: Path) -> None:
+        self.url, self.fail, self.directory = redact(url), fail, directory
+        self.local: SqliteBackend | None = None
+        self._retry_at = 0.0
+        self._error: Exception = redis.ConnectionError("unreachable")
+        self._lock = threading.Lock()
+
+    def run(self, remote: Callable[[], T], local: Callable[[SqliteBackend], T]) -> T:
+        if time.monotonic() >= self._retry_at:
+            try:
+                return remote()
+            except UNREACHABLE as exc:
+                self._error, self._retry_at = exc, time.monotonic() + RETRY_AFTER
+        if self.fail == "closed":
+            raise StateUnavailable(
+                f"redis_url {self.url}: shared state unavailable ({self._error})"
+            ) from self._error
+        with self._lock:
+            if self.local is None:
+                logger.warning("redis_url %s: %s; using local state", self.url, self._error)
+                self.local = SqliteBackend(self.directory)
+        return local(self.local)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(row: Row | None) -> dict[str, str]:
+    # repr: a float survives the round trip exactly. An unknown ``used`` is no field.
+    fields = attrs.asdict(row) if row is not None else {}
+    return {name: repr(value) for name, value in fields.items() if value is not None}
+
+
+def _decode(raw: Mapping[str, str]) -> Row | None:
+    try:
+        used = None if raw.get("used") is None else int(raw["used"])
+        return Row(float(raw["period"]), int(raw["total"]), int(raw["remaining"]), used)
+    except (KeyError, ValueError):  # missing, or not ours: start over
+        return None
+
+
+def _changes(new: dict[str, str], old: Mapping[str, str]) -> dict[EncodableT, EncodableT]:
+    return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
+    found: dict[str, tuple[int, float]] = {}
+    for key, value in raw.items():
+        cost, _, started = value.partition(":")
+        with contextlib.suppress(ValueError):  # unreadable: dropped at the next write
+            found[key] = (int(cost), float(started))
+    return found
+
+
+class RedisLedger(Ledger):
+    """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
+
+    def __init__(self, client: redis.Redis, prefix: str, guard: _Guard) -> None:
+        super().__init__()
+        self._client, self._prefix, self._guard = client, prefix, guard
+
+    def _keys(self, profile: ApiProfile) -> tuple[str, str]:
+        return f"{self._prefix}:quota:{profile.name}", f"{self._prefix}:inflight:{profile.name}"
+
+    def _hash(self, client: redis.Redis, key: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+
+    def _peek(self, profile: ApiProfile) -> Row | None:
+        return self._guard.run(
+            lambda: _decode(self._hash(self._client, self._keys(profile)[0])),
+            lambda local: local.ledger._peek(profile),
+        )
+
+    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+        return self._guard.run(
+            lambda: self._transact(profile, change),
+            lambda local: local.ledger._update(profile, change),
+        )
+
+    def _transact(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+        quota, inflight = self._keys(profile)
+        with self._client.pipeline() as pipe:
+            for attempt in range(MAX_TRIES):
+                try:
+                    pipe.watch(quota, inflight)  # type: ignore[no-untyped-call]
+                    old_row = _encode(_decode(self._hash(pipe, quota)))
+                    old_inflight = self._hash(pipe, inflight)
+                    books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
+                    result = change(books)
+                    row = _encode(books.row)
+                    tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
+                    pipe.multi()
+                    # Only what changed; an empty EXEC still proves the reads were current.
+                    if changed := _changes(row, old_row):
+                        pipe.hset(quota, mapping=changed)
+                    if dropped := old_row.keys() - row.keys():
+                        pipe.hdel(quota, *dropped)
+                    if added := _changes(tickets, old_inflight):
+                        pipe.hset(inflight, mapping=added)
+                    if gone := old_inflight.keys() - tickets.keys():
+                        pipe.hdel(inflight, *gone)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    # Another writer won: back off a little (jittered) and read again.
+                    time.sleep(random.random() * min(0.001 * (attempt + 1), 0.02))
+        raise StateUnavailable(f"redis_url {self._guard.url}: {quota} changed {MAX_TRIES} times")
+
+
+class RedisLeases(Leases):
+    """``SET NX PX`` leases; Redis expires them (the ``now`` arguments serve SQLite)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, guard: _Guard) -> None:
+        self._client, self._prefix, self._guard = client, prefix, guard
+        self._release = client.register_script(_RELEASE)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:lease:{key}"
+
+    def acquire(self, key: str, ttl: float, now: float) -> str | None:
+        token = uuid.uuid4().hex
+        px = max(1, round(ttl * 1000))
+        return self._guard.run(
+            lambda: token if self._client.set(self._key(key), token, nx=True, px=px) else None,
+            lambda local: local.leases.acquire(key, ttl, now),
+        )
+
+    def release(self, key: str, token: str) -> None:
+        # Never fails closed: a lease left behind expires on its own.
+        with contextlib.suppress(StateUnavailable):
+            self._guard.run(lambda: self._release([self._key(key)], [token]), lambda _: None)
+        if (local := self._guard.local) is not None:  # it may have been taken there
+            local.leases.release(key, token)
+
+    def held(self, key: str, now: float) -> bool:
+        return self._guard.run(
+            lambda: bool(self._client.exists(self._key(key))),
+            lambda local: local.leases.held(key, now),
+        )
+
+
+class _WindowStore(StateStore):
+    """pyrate-limiter's RedisStateStore (sync client: sync answers) behind the guard."""
+
+    is_async = False
+
+    def __init__(self, client: redis.Redis, prefix: str, key: str, guard: _Guard) -> None:
+        self._redis = RedisStateStore(client, key=f"{prefix}:{key}")
+        self._key, self._guard = key, guard
+
+    def _run(self, step: Callable[[StateStore], Any]) -> Any:
+        return self._guard.run(
+            lambda: step(self._redis), lambda local: step(local.window_store(self._key))
+        )
+
+    def check(
+        self, algorithm: StateAlgorithm, rates: list[Rate], now: int, weight: int
+    ) -> Decision:
+        decision = self._run(lambda store: store.check(algorithm, rates, now, weight))
+        assert isinstance(decision, Decision)  # a sync client answers synchronously
+        return decision
+
+    def read(self, algorithm: StateAlgorithm, rates: list[Rate]) -> State:
+        return cast(State, self._run(lambda store: store.read(algorithm, rates)))
+
+    def reset(self) -> None:
+        self._run(lambda store: store.reset())
+
+
+class RedisBackend(Backend):
+    """All shared state in one Redis; each hishel storage gets a client of its own."""
+
+    def __init__(
+        self, client: redis.Redis, url: str, prefix: str, guard: _Guard, retention: float
+    ) -> None:
+        self.client, self._url, self._prefix, self._guard = client, url, prefix, guard
+        self._retention, self._cache = retention, f"{prefix}:cache"
+        self.ledger = RedisLedger(client, prefix, guard)
+        self.leases = RedisLeases(client, prefix, guard)
+
+    def window_store(self, key: str) -> StateStore:
+        return _WindowStore(self.client, self._prefix, key, self._guard)
+
+    # hishel closes its storage's client when the transport closes.
+    def storage(self) -> hishel.BaseStorage:
+        client = redis.Redis.from_url(self._url, **_options(Retry))
+        return hishel.RedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
+
+    def async_storage(self) -> hishel.AsyncBaseStorage:
+        client = redis.asyncio.Redis.from_url(self._url, **_options(redis.asyncio.retry.Retry))
+        return hishel.AsyncRedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._guard.local is not None:
+            self._guard.local.close()
 
 
 def redis_backend(
     url: str, *, prefix: str, fail: str, directory: Path, retention: float
 ) -> Backend:
     """The Redis backend for ``url``; see ``make_client(redis_url=...)``."""
-    raise NotImplementedError
+    guard = _Guard(url, fail, directory)
+    try:
+        client = redis.Redis.from_url(url, **_options(Retry))
+    except ValueError as exc:
+        raise ConfigError(f"redis_url: {guard.url} is not a Redis URL ({exc})") from exc
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        if fail == "closed":
+            raise ConfigError(f"redis_url: cannot reach {guard.url} ({exc})") from exc
+        logger.warning("redis_url %s: %s; using local state in %s", guard.url, exc, directory)
+        return SqliteBackend(directory)
+    return RedisBackend(client, url, prefix, guard, retention)

@@ -50,7 +50,7 @@ class _PolicyTransport(httpx.BaseTransport):
         return response
 
     def _board(self, call: Call, request: httpx.Request) -> None:
-        """Return to fetch as the leader; raise FromCache after waiting for another."""
+        """Raise FromCache: to look again as the leader, or after waiting for another."""
         gate = self._gate
         flight = gate.join(call)
         if flight is not None:
@@ -59,7 +59,9 @@ class _PolicyTransport(httpx.BaseTransport):
             raise follower_error(flight, request) if flight.error else FromCache()
         assert call.flight is not None
         if gate.lease(call.flight):
-            return
+            # Another process may have stored the answer between our cache lookup and
+            # the lease: look once more, holding the lease (the retry skips this gate).
+            raise FromCache()
         clock: Clock = self._policy.clock
         limit = wait_limit(request) or LEASE_TTL
         waited = 0.0
@@ -177,7 +179,7 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
             raise follower_error(flight, request) if flight.error else FromCache()
         assert call.flight is not None
         if await anyio.to_thread.run_sync(gate.lease, call.flight):
-            return
+            raise FromCache()  # look once more, holding the lease
         clock: Clock = self._policy.clock
         limit = wait_limit(request) or LEASE_TTL
         waited = 0.0

@@ -27,7 +27,7 @@ from .._profiles import (
     Verdict,
 )
 from .._secrets import cache_url
-from ..exceptions import QuotaExhausted, RateLimited
+from ..exceptions import QuotaExhausted, RateLimited, StateUnavailable
 
 logger = logging.getLogger("quotaflow")
 
@@ -203,9 +203,14 @@ class Limiter:
         estimate = ticket.cost if ticket is not None else 0
         call.cost = reading.last if reading.last is not None and reading.last >= 0 else estimate
         exhausted = call.verdict == "quota_exhausted"
-        call.remaining = self.ledger.settle(
-            profile, ticket, call.cost, reading, self.clock.time(), exhausted=exhausted
-        )
+        try:
+            call.remaining = self.ledger.settle(
+                profile, ticket, call.cost, reading, self.clock.time(), exhausted=exhausted
+            )
+        except StateUnavailable:
+            # The answer is paid for: deliver it. The reservation stays in the shared
+            # ledger and is charged when it times out (an over-count, never an under-count).
+            logger.warning("profile %s: could not record a cost", profile.name, exc_info=True)
         if exhausted:
             response.close()
             raise QuotaExhausted(

@@ -1,0 +1,93 @@
+"""Helpers for tests that need real sockets: a counting HTTP stub and a Redis prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from uuid import uuid4
+
+import pytest
+import redis
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class StubServer:
+    """An HTTP server on 127.0.0.1 answering JSON and counting requests per path.
+
+    A request header ``x-slow: <seconds>`` delays the answer, so that concurrent
+    misses overlap.
+    """
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with stub._lock:
+                    stub.hits[self.path] += 1
+                time.sleep(float(self.headers.get("x-slow") or 0))
+                body = json.dumps({"path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+
+    def __enter__(self) -> StubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.hits.values())
+
+
+def redis_unavailable() -> None:
+    """Skip, or fail on CI, where Redis must be there."""
+    message = "Redis not reachable at 127.0.0.1:6379"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of its own for one test; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        client.close()
+        redis_unavailable()
+    prefix = f"qf-test-{uuid4().hex}"
+    try:
+        yield prefix
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()

@@ -1,0 +1,139 @@
+"""Several processes on one state (a state_dir, or a Redis) against a real local HTTP stub.
+
+4 processes x 50 requests over 10 distinct URLs yield exactly 10 upstream calls;
+4 processes sharing a quota of 40 units with requests costing 1 never spend more than 40.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stub_server import REDIS_URL, StubServer, redis_prefix
+
+PROCESSES = 4
+REQUESTS = 50
+
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import quotaflow
+    from quotaflow import ApiProfile, Quota
+
+    settings = json.loads(sys.argv[1])
+    profile = ApiProfile(
+        name="stub",
+        hosts=("127.0.0.1",),
+        freshness=lambda request, response, now: 600,
+        quota=Quota(settings["quota"]),
+        rates=(),
+    )
+    ok = refused = 0
+    with quotaflow.make_client(
+        profiles=[profile], plugins=False, timeout=10, **settings["client"]
+    ) as client:
+        print("ready", flush=True)
+        while not os.path.exists(settings["go"]):
+            time.sleep(0.001)
+        for url in settings["urls"]:
+            try:
+                response = client.get(
+                    url, headers={"x-slow": "0.05"}, extensions={"priority": "critical"}
+                )
+                response.raise_for_status()
+                ok += 1
+            except quotaflow.QuotaExhausted:
+                refused += 1
+    print(json.dumps({"ok": ok, "refused": refused}), flush=True)
+    """
+)
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """``shared(n)``: the make_client settings of worker ``n``, sharing one state."""
+    if request.param == "sqlite":
+        yield lambda n: {"state_dir": str(tmp_path / "state")}
+        return
+    with redis_prefix() as prefix:
+        # Each worker on a state_dir of its own: Redis is what they share.
+        yield lambda n: {
+            "state_dir": str(tmp_path / f"state-{n}"),
+            "redis_url": REDIS_URL,
+            "redis_prefix": prefix,
+        }
+
+
+def run_workers(
+    tmp_path: Path, shared: Any, urls: list[list[str]], quota: int
+) -> list[dict[str, int]]:
+    """Start one process per URL list, release them together, return what each saw."""
+    go = tmp_path / "go"
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                json.dumps({"client": shared(n), "go": str(go), "urls": mine, "quota": quota}),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n, mine in enumerate(urls)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "ready"
+        go.touch()
+        outputs = [worker.communicate(timeout=20)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert [worker.returncode for worker in workers] == [0] * len(workers)
+    return [json.loads(output) for output in outputs]
+
+
+def test_identical_misses_across_processes_make_one_upstream_call_each(
+    stub: StubServer, shared: Any, tmp_path: Path
+) -> None:
+    """4 processes x 50 requests over 10 URLs: exactly 10 upstream calls (single flight)."""
+    paths = [f"/odds/{n}" for n in range(10)]
+    # Every process walks the URLs in the same order, so their misses coincide.
+    urls = [[stub.base + paths[i % 10] for i in range(REQUESTS)]] * PROCESSES
+
+    results = run_workers(tmp_path, shared, urls, quota=10_000)
+
+    assert sum(r["ok"] for r in results) == PROCESSES * REQUESTS
+    assert dict(stub.hits) == dict.fromkeys(paths, 1)
+
+
+def test_processes_sharing_a_quota_never_overspend(
+    stub: StubServer, shared: Any, tmp_path: Path
+) -> None:
+    """4 processes x 50 distinct requests, 40 units: 40 go upstream, the rest are refused."""
+    urls = [[f"{stub.base}/p{n}/{i}" for i in range(REQUESTS)] for n in range(PROCESSES)]
+
+    results = run_workers(tmp_path, shared, urls, quota=40)
+
+    ok = sum(r["ok"] for r in results)
+    refused = sum(r["refused"] for r in results)
+    assert ok + refused == PROCESSES * REQUESTS
+    assert stub.total <= 40
+    assert ok == stub.total == 40
