@@ -20,7 +20,9 @@ import httpx
 from . import _policy
 
 # Requests that ask something of the cache that the hot tier cannot judge.
-_BYPASS = frozenset({b"cache-control", b"pragma", b"range", b"if-none-match", b"if-modified-since"})
+HOT_BYPASS = frozenset(
+    {b"cache-control", b"pragma", b"range", b"if-none-match", b"if-modified-since"}
+)
 _NO_REUSE = ("no-cache", "no-store", "private=", "must-understand")
 _RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfer-encoding"})
 
@@ -40,11 +42,6 @@ class HotEntry:
         return httpx.Response(
             self.status, headers=[*self.headers, age], stream=httpx.ByteStream(self.body)
         )
-
-
-def bypasses(request: httpx.Request) -> bool:
-    """Whether a GET carries directives that only the RFC 9111 machinery may answer."""
-    return any(name.lower() in _BYPASS for name, _ in request.headers.raw)
 
 
 def entry_for(response: httpx.Response, now: float) -> HotEntry | None:

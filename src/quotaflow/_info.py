@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from typing import Any
 
 import attrs
@@ -60,7 +61,8 @@ class Call:
 
     profile: ApiProfile
     priority: Priority
-    key: str
+    # The request's URL without secrets, query sorted: what the cache knows it by.
+    resource: str
     # The request as the caller made it, secrets included: only sent upstream.
     url: httpx.URL
     secret_headers: tuple[tuple[str, str], ...] = ()
@@ -74,6 +76,16 @@ class Call:
     # Single flight: the flight this call leads, and whether it already waited for one.
     flight: Any = None
     retried: bool = False
+    # Whether the in-memory tier may answer (a GET without cache directives).
+    hot: bool = False
+    _key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The storage key (hishel's, the fallback's, the leases'): computed when needed."""
+        if self._key is None:
+            self._key = hashlib.sha256(self.resource.encode()).hexdigest()
+        return self._key
 
     def info(self, **changes: Any) -> ResponseInfo:
         info = ResponseInfo(

@@ -8,7 +8,7 @@ from hishel.httpx import AsyncCacheTransport, CacheTransport
 
 from .._clock import Clock
 from .._flight import LEASE_POLL, LEASE_TTL, FromCache, Gate, follower_error, wait_limit
-from .._hot import HotTier, bypasses, entry_for
+from .._hot import HotTier, entry_for
 from .._info import CacheStatus, Call
 from ._core import SAFE_METHODS, Policy, call_of, outcome
 
@@ -99,17 +99,18 @@ class CachingTransport(httpx.BaseTransport):
         call = call_of(request)
         if call is None:
             return self._hishel.handle_request(request)
-        request.extensions["caching"] = {"key": call.key}
         if request.method not in SAFE_METHODS:
-            self._hot.discard(call.key)  # hishel invalidates the stored entry too
+            request.extensions["caching"] = {"key": call.key}
+            self._hot.discard(call.resource)  # hishel invalidates the stored entry too
             response = self._hishel.handle_request(request)
             outcome(call, response)
             return response
         now = self._clock.time()
-        hot = request.method == "GET" and not bypasses(request)
-        if hot and (entry := self._hot.get(call.key, now)) is not None:
+        hot = call.hot
+        if hot and (entry := self._hot.get(call.resource, now)) is not None:
             call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
+        request.extensions["caching"] = {"key": call.key}
         error: BaseException | None = None
         try:
             try:
@@ -122,7 +123,7 @@ class CachingTransport(httpx.BaseTransport):
                 # Read now: the entry is stored once its body is, and followers wait for it.
                 response.read()
                 if hot and (entry := entry_for(response, now)) is not None:
-                    self._hot.put(call.key, entry)
+                    self._hot.put(call.resource, entry)
             return response
         except BaseException as exc:
             error = exc
@@ -219,17 +220,18 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         call = call_of(request)
         if call is None:
             return await self._hishel.handle_async_request(request)
-        request.extensions["caching"] = {"key": call.key}
         if request.method not in SAFE_METHODS:
-            self._hot.discard(call.key)
+            request.extensions["caching"] = {"key": call.key}
+            self._hot.discard(call.resource)
             response = await self._hishel.handle_async_request(request)
             outcome(call, response)
             return response
         now = self._clock.time()
-        hot = request.method == "GET" and not bypasses(request)
-        if hot and (entry := self._hot.get(call.key, now)) is not None:
+        hot = call.hot
+        if hot and (entry := self._hot.get(call.resource, now)) is not None:
             call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
+        request.extensions["caching"] = {"key": call.key}
         error: BaseException | None = None
         try:
             try:
@@ -241,7 +243,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             if call.flight is not None or (hot and _worth_keeping(response, self._hot)):
                 await response.aread()
                 if hot and (entry := entry_for(response, now)) is not None:
-                    self._hot.put(call.key, entry)
+                    self._hot.put(call.resource, entry)
             return response
         except BaseException as exc:
             error = exc

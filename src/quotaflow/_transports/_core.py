@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
@@ -14,6 +13,7 @@ from hishel import Entry
 from .. import _policy
 from .._backend import Backend
 from .._clock import Clock
+from .._hot import HOT_BYPASS
 from .._info import CacheStatus, Call
 from .._ledger import Ticket
 from .._priority import Priority, current_priority
@@ -80,8 +80,16 @@ class Router:
         url = cache_url(request.url, secrets.params)
         headers = request.headers
         hidden: tuple[tuple[str, str], ...] = ()
-        # Raw pairs: a set lookup per header, not a scan of the headers per secret name.
-        if any(name.lower() in secrets.headers for name, _ in headers.raw):
+        # One pass over the raw pairs: secrets to hide, directives the hot tier can't judge.
+        hot = request.method == "GET"
+        secret = False
+        for name, _ in headers.raw:
+            lowered = name.lower()
+            if lowered in secrets.headers:
+                secret = True
+            elif lowered in HOT_BYPASS:
+                hot = False
+        if secret:
             raw = headers.raw
             hidden = tuple(
                 (k.decode("latin-1"), v.decode("latin-1"))
@@ -89,9 +97,13 @@ class Router:
                 if k.lower() in secrets.headers
             )
             headers = httpx.Headers([(k, v) for k, v in raw if k.lower() not in secrets.headers])
-        key = hashlib.sha256(str(url).encode()).hexdigest()
         call = Call(
-            profile=profile, priority=priority, key=key, url=request.url, secret_headers=hidden
+            profile=profile,
+            priority=priority,
+            resource=str(url),
+            url=request.url,
+            secret_headers=hidden,
+            hot=hot,
         )
         extensions = {**request.extensions, CALL: call}
         if url is request.url and not hidden:
