@@ -109,3 +109,13 @@ def test_a_new_period_restores_the_learned_total(ledger: Ledger) -> None:
 
     assert ticket is not None
     assert ledger.settle(PROFILE, ticket, 1, QuotaReading(), next_month) == 19999
+
+
+def test_a_reading_with_a_limit_sets_the_total(ledger: Ledger) -> None:
+    """APIs that send limit + remaining (no used) size the quota from the limit."""
+    remaining = ledger.settle(PROFILE, None, 0, QuotaReading(remaining=70, limit=100), NOW)
+    older = ledger.settle(PROFILE, None, 0, QuotaReading(remaining=75, limit=100), NOW)
+
+    assert (remaining, older) == (70, 70)
+    with pytest.raises(QuotaExhausted):  # NORMAL keeps 20 of the 100 untouched
+        ledger.reserve(PROFILE, Priority.NORMAL, 51, NOW)

@@ -79,10 +79,16 @@ def _read(row: Row, reading: QuotaReading, spent: int) -> Row:
     API before a reading already applied (and its cost is counted in that one).
     """
     if reading.remaining is not None:
-        if reading.used is not None and row.used is not None and reading.used < row.used:
+        used = reading.used
+        if used is None and reading.limit is not None:
+            used = reading.limit - reading.remaining
+        if used is not None and row.used is not None and used < row.used:
             return row
-        used = reading.used if reading.used is not None else row.used
-        total = used + reading.remaining if used is not None else row.total
+        used = used if used is not None else row.used
+        if reading.limit is not None:
+            total = reading.limit
+        else:
+            total = used + reading.remaining if used is not None else row.total
         return Row(row.period, max(total, 1), reading.remaining, used)
     used = row.used + spent if row.used is not None else None
     return attrs.evolve(row, remaining=row.remaining - spent, used=used)

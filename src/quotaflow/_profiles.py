@@ -180,11 +180,13 @@ class QuotaReading:
         remaining: units left this period.
         used: units used this period (cumulative).
         last: what this very call cost.
+        limit: the size of the quota this period, where the API says it.
     """
 
     remaining: int | None = None
     used: int | None = None
     last: int | None = None
+    limit: int | None = None
 
 
 def _int_header(headers: httpx.Headers, name: str | None) -> int | None:
@@ -215,6 +217,7 @@ class QuotaHeaders:
     remaining: str | None = None
     used: str | None = None
     last: str | None = None
+    limit: str | None = None
 
     def __call__(self, response: httpx.Response) -> QuotaReading:
         headers = response.headers
@@ -222,6 +225,7 @@ class QuotaHeaders:
             remaining=_int_header(headers, self.remaining),
             used=_int_header(headers, self.used),
             last=_int_header(headers, self.last),
+            limit=_int_header(headers, self.limit),
         )
 
 
