@@ -44,6 +44,8 @@ def api_profile(**changes: Any) -> ApiProfile:
         "secret_params": ("key",),
         "secret_headers": ("x-token",),
         "classify": classify,
+        # Retries have their own tests; elsewhere one failure is one upstream call.
+        "retries": 0,
     }
     settings.update(changes)
     return ApiProfile(**settings)
@@ -71,7 +73,8 @@ def clock(traveller: time_machine.Traveller, sleeps: list[float]) -> quotaflow.C
     async def asleep(seconds: float) -> None:
         sleep(seconds)
 
-    return quotaflow.Clock(sleep=sleep, asleep=asleep)
+    # Jitter draws are always 0.5, so backoffs are exactly half their ceiling.
+    return quotaflow.Clock(sleep=sleep, asleep=asleep, random=lambda: 0.5)
 
 
 @pytest.fixture

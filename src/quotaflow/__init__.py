@@ -9,11 +9,19 @@ from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
 from ._priority import Priority, priority
 from ._profiles import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
-from .exceptions import ConfigError, QuotaExhausted, QuotaflowError, RateLimited, StateUnavailable
+from .exceptions import (
+    CircuitOpen,
+    ConfigError,
+    QuotaExhausted,
+    QuotaflowError,
+    RateLimited,
+    StateUnavailable,
+)
 
 __all__ = [
     "ApiProfile",
     "CacheStatus",
+    "CircuitOpen",
     "Clock",
     "ConfigError",
     "Priority",

@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from ._backend import Backend, SqliteBackend
+from ._breaker import Breaker
 from ._clock import Clock
 from ._flight import Gate
 from ._hot import HotTier
@@ -102,9 +103,13 @@ class _Parts:
         self.windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
-            if profile.rates
         }
-        self.limiter = Limiter(self.backend, self.clock)
+        breakers = {
+            profile.name: Breaker(profile.name, profile.breaker_threshold, profile.breaker_cooldown)
+            for profile in self.registry.profiles
+            if profile.breaker_threshold > 0
+        }
+        self.limiter = Limiter(self.backend, self.clock, self.windows, breakers)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         self.hot = HotTier(hot_entries, hot_bytes)

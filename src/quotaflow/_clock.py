@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,7 @@ class Clock:
         time: seconds since the epoch.
         sleep: blocks for that many seconds (sync clients).
         asleep: waits that many seconds (async clients).
+        random: a number in [0, 1), for the jitter of retry backoffs.
 
     .. versionadded:: 0.1
     """
@@ -27,3 +29,4 @@ class Clock:
     time: Callable[[], float] = attrs.field(default=lambda: time.time())
     sleep: Callable[[float], None] = attrs.field(default=lambda seconds: time.sleep(seconds))
     asleep: Callable[[float], Awaitable[None]] = attrs.field(default=anyio.sleep)
+    random: Callable[[], float] = attrs.field(default=random.random)

@@ -8,6 +8,7 @@ so every freshness decision is real and nothing ever sleeps.
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -102,7 +103,7 @@ def _span(seconds: float) -> str:
     whole = int(seconds)
     if whole >= 3600 and whole % 3600 == 0:
         return f"{whole // 3600}h"
-    if whole >= 600 and whole % 60 == 0:
+    if whole >= 600:
         return f"{whole // 60}m"
     return f"{whole}s"
 
@@ -201,6 +202,7 @@ def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
         f"  state  {state_dir}{' (temporary, deleted at the end)' if temporary else ''}", file=out
     )
     print(f"  clock  simulated from {START:%a %Y-%m-%d %H:%M} UTC: nothing waits", file=out)
+    jitter = random.Random(2026)
     with time_machine.travel(START, tick=False) as traveller:
 
         def client() -> httpx.Client:
@@ -209,7 +211,8 @@ def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
                 plugins=False,
                 state_dir=state_dir,
                 transport=httpx.MockTransport(router.handler),
-                clock=Clock(sleep=traveller.shift),  # a limiter wait moves the clock
+                # A limiter wait or a retry backoff moves the clock; the jitter is seeded.
+                clock=Clock(sleep=traveller.shift, random=jitter.random),
             )
 
         with client() as generator:
@@ -228,7 +231,10 @@ def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
                 replay.backtest(generator)
             traveller.shift(timedelta(minutes=10))
             api.down = True
-            replay.say("Run 3: the API is down, every connection is refused")
+            replay.say(
+                "Run 3: the API is down: requests retry with backoff, five failures in a row"
+                " open the circuit, and the rest are answered from the cache at once"
+            )
             replay.generator(generator)
             traveller.shift(timedelta(minutes=10))
             api.down = False

@@ -6,6 +6,7 @@ import calendar
 import math
 import re
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -66,3 +67,33 @@ def staleness_allows(*, age: float, ttl: float | None, max_stale: float) -> bool
 
 def http_date(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+# A Retry-After beyond this is not worth waiting for in-process (seconds).
+MAX_RETRY_AFTER = 86400.0
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3): delay-seconds or
+    an HTTP-date. Anything unreadable is None; the result is finite and >= 0."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        seconds = moment.timestamp() - now
+    except (OverflowError, OSError, ValueError):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
+
+
+def backoff(attempt: int, base: float, cap: float, draw: float) -> float:
+    """Exponential backoff with full jitter: ``draw`` in [0, 1) of min(cap, base * 2**attempt)."""
+    return draw * min(cap, base * 2.0 ** min(attempt, 60))

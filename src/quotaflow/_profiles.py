@@ -275,6 +275,13 @@ class ApiProfile:
         secret_headers: request headers never stored, keyed on, or logged.
         classify: tells errors in disguise and quota exhaustion from a response.
         limited_methods: methods that spend rate and quota (safe methods by default).
+        retries: how many times an idempotent request is retried after a network error,
+            a timeout, 502, 503, 504 or 429 (each retry spends quota and is counted).
+        backoff: base of the exponential backoff with full jitter, in seconds; a
+            ``Retry-After`` from the API wins. Retries stay within the priority's max_wait.
+        backoff_max: the longest single backoff, in seconds.
+        breaker_threshold: upstream failures in a row that open the circuit (0: never).
+        breaker_cooldown: seconds the circuit stays open before one probe is let through.
 
     Raises:
         ConfigError: a field is invalid; the message names it.
@@ -344,6 +351,32 @@ class ApiProfile:
         default=frozenset({"GET", "HEAD"}),
         converter=_methods,
     )
+    retries: int = attrs.field(
+        default=2,
+        validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
+    )
+    backoff: float = attrs.field(
+        default=0.5,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
+        ),
+    )
+    backoff_max: float = attrs.field(
+        default=8.0,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
+        ),
+    )
+    breaker_threshold: int = attrs.field(
+        default=5,
+        validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
+    )
+    breaker_cooldown: float = attrs.field(
+        default=30.0,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
+        ),
+    )
 
     def matches(self, url: httpx.URL) -> bool:
         """Whether this profile describes ``url``."""
@@ -356,7 +389,9 @@ class ApiProfile:
 
 
 #: Requests that match no profile: plain RFC 9111 caching, no limits, no fallback.
-DEFAULT_PROFILE = ApiProfile(name="default", hosts=("*",), limited_methods=())
+DEFAULT_PROFILE = ApiProfile(
+    name="default", hosts=("*",), limited_methods=(), retries=0, breaker_threshold=0
+)
 
 
 class Registry:

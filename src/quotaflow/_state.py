@@ -168,7 +168,8 @@ class SqliteStateStore(StateStore):
 
 
 class ShortWindow:
-    """A profile's short-window rates: pyrate-limiter's token bucket over a store."""
+    """A profile's short-window rates: pyrate-limiter's token bucket over a store,
+    plus a pause the API itself may ask for (429 with Retry-After)."""
 
     def __init__(self, profile: ApiProfile, store: StateStore) -> None:
         self.rates = sorted(
@@ -177,9 +178,18 @@ class ShortWindow:
         )
         self.algorithm = TokenBucket()
         self.store = store
+        # Process-local: every request of this profile in this process waits it out.
+        self.paused_until = 0.0
+
+    def pause(self, until: float) -> None:
+        self.paused_until = max(self.paused_until, until)
 
     def try_acquire(self, now: float) -> float:
         """Take a token; return 0 if admitted, else seconds to wait (-1: never fits)."""
+        if now < self.paused_until:
+            return self.paused_until - now
+        if not self.rates:
+            return 0.0
         # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
         decision = self.store.check(self.algorithm, self.rates, int(now * 1000), 1)
         assert isinstance(decision, Decision)

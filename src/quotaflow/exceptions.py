@@ -10,6 +10,7 @@ or ``httpx.TransportError`` keeps working::
              ├─ RateLimited      a short-window wait would exceed the request's max wait
              ├─ QuotaExhausted   the request would spend into its priority's reserve,
              │                   or the API said the quota is gone
+             ├─ CircuitOpen      the API failed too often in a row: not asked until a cool-down
              ├─ ConfigError      bad settings, refused when the client or profile is built
              └─ StateUnavailable shared state (Redis) unreachable and the client fails closed
 
@@ -20,7 +21,14 @@ from __future__ import annotations
 
 import httpx
 
-__all__ = ["ConfigError", "QuotaExhausted", "QuotaflowError", "RateLimited", "StateUnavailable"]
+__all__ = [
+    "CircuitOpen",
+    "ConfigError",
+    "QuotaExhausted",
+    "QuotaflowError",
+    "RateLimited",
+    "StateUnavailable",
+]
 
 
 class QuotaflowError(httpx.TransportError):
@@ -87,3 +95,27 @@ class StateUnavailable(QuotaflowError):
 
     With ``redis_fail="open"`` quotaflow keeps going on local state instead.
     """
+
+
+class CircuitOpen(QuotaflowError):
+    """The profile's circuit breaker is open: upstream failed too often in a row.
+
+    Requests are not sent until the cool-down has passed; then one probe request
+    is, and its success closes the circuit.
+
+    Attributes:
+        profile: name of the API profile.
+        retry_after: seconds until a probe will be let through.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str,
+        retry_after: float,
+        request: httpx.Request | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.profile = profile
+        self.retry_after = retry_after

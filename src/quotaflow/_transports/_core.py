@@ -12,6 +12,7 @@ from hishel import Entry
 
 from .. import _policy
 from .._backend import Backend
+from .._breaker import Breaker
 from .._clock import Clock
 from .._hot import HOT_BYPASS
 from .._info import CacheStatus, Call
@@ -27,7 +28,14 @@ from .._profiles import (
     Verdict,
 )
 from .._secrets import cache_url
-from ..exceptions import QuotaExhausted, RateLimited, StateUnavailable
+from .._state import ShortWindow
+from ..exceptions import (
+    CircuitOpen,
+    QuotaExhausted,
+    QuotaflowError,
+    RateLimited,
+    StateUnavailable,
+)
 
 logger = logging.getLogger("quotaflow")
 
@@ -167,33 +175,57 @@ def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
     return verdict if verdict in ("ok", "error", "quota_exhausted") else "ok"
 
 
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 class Limiter:
     """The rate-limit layer's decisions, shared by both twins."""
 
-    def __init__(self, backend: Backend, clock: Clock) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Clock,
+        windows: dict[str, ShortWindow],
+        breakers: dict[str, Breaker],
+    ) -> None:
         self.backend = backend
         self.ledger = backend.ledger
         self.clock = clock
+        self.windows = windows
+        self.breakers = breakers
 
     def close(self) -> None:
         self.backend.close()
 
-    def limits(self, call: Call | None, request: httpx.Request) -> bool:
-        return (
-            call is not None
-            and call.profile is not DEFAULT_PROFILE
-            and request.method in call.profile.limited_methods
-        )
+    def profiled(self, call: Call | None) -> bool:
+        return call is not None and call.profile is not DEFAULT_PROFILE
+
+    def limits(self, call: Call, request: httpx.Request) -> bool:
+        return request.method in call.profile.limited_methods
+
+    def open_circuit(self, call: Call) -> bool:
+        """Raise CircuitOpen if the profile's circuit refuses; True if this is the probe."""
+        breaker = self.breakers.get(call.profile.name)
+        return breaker is not None and breaker.allow(self.clock.time())
+
+    def outcome(self, call: Call, ok: bool | None, probe: bool) -> None:
+        """Tell the breaker what upstream did (None: the request never got there)."""
+        breaker = self.breakers.get(call.profile.name)
+        if breaker is None:
+            return
+        if ok is None:
+            if probe:
+                breaker.forget_probe()
+        else:
+            breaker.record(ok, self.clock.time())
 
     def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
         cost = _guarded_cost(call.profile, request)
-        ticket = self.ledger.reserve(call.profile, call.priority, cost, self.clock.time())
-        call.cost = cost
-        return ticket
+        return self.ledger.reserve(call.profile, call.priority, cost, self.clock.time())
 
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
-        call.cost = 0
         self.ledger.release(call.profile, ticket)
 
     def abandon(self, call: Call, ticket: Ticket | None, exc: BaseException) -> None:
@@ -202,6 +234,7 @@ class Limiter:
             self.release(call, ticket)
         elif ticket is not None:
             call.upstream = True
+            call.cost += ticket.cost
             call.remaining = self.ledger.settle(
                 call.profile, ticket, ticket.cost, QuotaReading(), self.clock.time()
             )
@@ -213,11 +246,12 @@ class Limiter:
         reading = _guarded_reading(profile, response)
         call.verdict = _guarded_verdict(profile, response)
         estimate = ticket.cost if ticket is not None else 0
-        call.cost = reading.last if reading.last is not None and reading.last >= 0 else estimate
+        spent = reading.last if reading.last is not None and reading.last >= 0 else estimate
+        call.cost += spent
         exhausted = call.verdict == "quota_exhausted"
         try:
             call.remaining = self.ledger.settle(
-                profile, ticket, call.cost, reading, self.clock.time(), exhausted=exhausted
+                profile, ticket, spent, reading, self.clock.time(), exhausted=exhausted
             )
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
@@ -231,6 +265,45 @@ class Limiter:
                 remaining=call.remaining,
                 cost=call.cost,
             )
+
+    def retry_delay(
+        self,
+        call: Call,
+        request: httpx.Request,
+        attempt: int,
+        *,
+        response: httpx.Response | None = None,
+        error: BaseException | None = None,
+    ) -> float | None:
+        """Seconds to wait before trying again, or None to stop here.
+
+        Idempotent requests are retried after network errors, timeouts, 502, 503, 504
+        and 429, at most ``retries`` times, with exponential backoff and full jitter; a
+        ``Retry-After`` wins (and a 429 with one pauses the whole profile). The waits
+        count against the priority's max wait, so a LOW request never retries.
+        """
+        profile = call.profile
+        now = self.clock.time()
+        delay: float | None = None
+        if response is not None:
+            if response.status_code not in RETRY_STATUSES:
+                return None
+            delay = _policy.retry_after(response.headers.get("retry-after"), now)
+            if delay is not None and response.status_code == 429:
+                # The API asks everyone to hold off, not just this request.
+                window = self.windows.get(profile.name)
+                if window is not None:
+                    window.pause(now + delay)
+        elif isinstance(error, QuotaflowError) or not isinstance(error, httpx.TransportError):
+            return None
+        if request.method not in IDEMPOTENT or attempt >= profile.retries:
+            return None
+        if delay is None:
+            draw = self.clock.random()
+            delay = _policy.backoff(attempt, profile.backoff, profile.backoff_max, draw)
+        if call.waited + delay > profile.max_wait[call.priority] + 1e-9:
+            return None
+        return delay
 
 
 class Policy:
@@ -307,6 +380,8 @@ def _received(entry: Entry) -> float | None:
 
 
 def stale_reason(exc: BaseException) -> str:
+    if isinstance(exc, CircuitOpen):
+        return "circuit_open"
     if isinstance(exc, QuotaExhausted):
         return "quota"
     if isinstance(exc, RateLimited):

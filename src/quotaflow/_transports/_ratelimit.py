@@ -3,12 +3,20 @@ from __future__ import annotations
 import anyio.to_thread
 import httpx
 
+from .._info import Call
+from .._ledger import Ticket
 from .._waitroom import AsyncWaitRoom, WaitRoom
+from ..exceptions import QuotaflowError
 from ._core import Limiter, call_of, upstream_request
 
 
+def _ok(response: httpx.Response) -> bool:
+    return response.status_code < 500 and response.status_code != 429
+
+
 class RateLimitTransport(httpx.BaseTransport):
-    """Innermost layer: only real upstream calls spend rate and quota. Strictly private."""
+    """Innermost layer: only real upstream calls spend rate and quota; retries and the
+    circuit breaker live here, so every attempt is limited and counted. Strictly private."""
 
     def __init__(
         self, next_transport: httpx.BaseTransport, limiter: Limiter, rooms: dict[str, WaitRoom]
@@ -19,26 +27,51 @@ class RateLimitTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        if call is None or not self._limiter.limits(call, request):
-            response = self.next_transport.handle_request(upstream_request(request, call))
-            if call is not None and call.profile.name != "default":
-                response.read()
-                self._limiter.settle(call, None, response)
-            return response
+        if call is None or not self._limiter.profiled(call):
+            return self.next_transport.handle_request(upstream_request(request, call))
+        limiter, attempt = self._limiter, 0
+        while True:
+            try:
+                response = self._attempt(call, request)
+            except QuotaflowError:
+                raise
+            except httpx.TransportError as exc:
+                delay = limiter.retry_delay(call, request, attempt, error=exc)
+                if delay is None:
+                    raise
+            else:
+                delay = limiter.retry_delay(call, request, attempt, response=response)
+                if delay is None:
+                    return response
+                response.close()
+            limiter.clock.sleep(delay)
+            call.waited += delay
+            attempt += 1
+
+    def _attempt(self, call: Call, request: httpx.Request) -> httpx.Response:
         limiter = self._limiter
-        ticket = limiter.reserve(call, request)
+        probe = limiter.open_circuit(call)
+        ticket: Ticket | None = None
         try:
-            if (room := self._rooms.get(call.profile.name)) is not None:
-                room.admit(call)
+            if limiter.limits(call, request):
+                ticket = limiter.reserve(call, request)
+                try:
+                    if (room := self._rooms.get(call.profile.name)) is not None:
+                        room.admit(call)
+                except BaseException:
+                    limiter.release(call, ticket)
+                    raise
         except BaseException:
-            limiter.release(call, ticket)
+            limiter.outcome(call, None, probe)
             raise
         try:
             response = self.next_transport.handle_request(upstream_request(request, call))
             response.read()
         except BaseException as exc:
+            limiter.outcome(call, False if isinstance(exc, httpx.TransportError) else None, probe)
             limiter.abandon(call, ticket, exc)
             raise
+        limiter.outcome(call, _ok(response), probe)
         limiter.settle(call, ticket, response)
         return response
 
@@ -62,22 +95,42 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        run = anyio.to_thread.run_sync
-        if call is None or not self._limiter.limits(call, request):
-            response = await self.next_transport.handle_async_request(
-                upstream_request(request, call)
-            )
-            if call is not None and call.profile.name != "default":
-                await response.aread()
-                await run(self._limiter.settle, call, None, response)
-            return response
-        limiter = self._limiter
-        ticket = await run(limiter.reserve, call, request)
+        if call is None or not self._limiter.profiled(call):
+            return await self.next_transport.handle_async_request(upstream_request(request, call))
+        limiter, attempt = self._limiter, 0
+        while True:
+            try:
+                response = await self._attempt(call, request)
+            except QuotaflowError:
+                raise
+            except httpx.TransportError as exc:
+                delay = limiter.retry_delay(call, request, attempt, error=exc)
+                if delay is None:
+                    raise
+            else:
+                delay = limiter.retry_delay(call, request, attempt, response=response)
+                if delay is None:
+                    return response
+                await response.aclose()
+            await limiter.clock.asleep(delay)
+            call.waited += delay
+            attempt += 1
+
+    async def _attempt(self, call: Call, request: httpx.Request) -> httpx.Response:
+        limiter, run = self._limiter, anyio.to_thread.run_sync
+        probe = limiter.open_circuit(call)
+        ticket: Ticket | None = None
         try:
-            if (room := self._rooms.get(call.profile.name)) is not None:
-                await room.admit(call)
+            if limiter.limits(call, request):
+                ticket = await run(limiter.reserve, call, request)
+                try:
+                    if (room := self._rooms.get(call.profile.name)) is not None:
+                        await room.admit(call)
+                except BaseException:
+                    await run(limiter.release, call, ticket)
+                    raise
         except BaseException:
-            await run(limiter.release, call, ticket)
+            limiter.outcome(call, None, probe)
             raise
         try:
             response = await self.next_transport.handle_async_request(
@@ -85,8 +138,10 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
             )
             await response.aread()
         except BaseException as exc:
+            limiter.outcome(call, False if isinstance(exc, httpx.TransportError) else None, probe)
             await run(limiter.abandon, call, ticket, exc)
             raise
+        limiter.outcome(call, _ok(response), probe)
         await run(limiter.settle, call, ticket, response)
         return response
 
