@@ -5,6 +5,7 @@ machines share an API key. Strictly private."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import hishel
 from pyrate_limiter import StateStore
 
 from ._ledger import Ledger
-from ._state import SqliteLedger, SqliteStateStore, StateDB
+from ._recovery import check
+from ._state import LocalStateError, SqliteLedger, SqliteStateStore, StateDB
 
 CACHE_FILE = "cache.db"
 STATE_FILE = "state.db"
@@ -62,6 +64,12 @@ class SqliteLeases(Leases):
 
     def acquire(self, key: str, ttl: float, now: float) -> str | None:
         token = uuid.uuid4().hex
+        try:
+            return self._acquire(key, token, ttl, now)
+        except LocalStateError:
+            return token  # fail open: lead without a lease
+
+    def _acquire(self, key: str, token: str, ttl: float, now: float) -> str | None:
         with self._db.transaction() as cur:
             cur.execute("SELECT expires FROM leases WHERE key = ?", (key,))
             row = cur.fetchone()
@@ -74,13 +82,16 @@ class SqliteLeases(Leases):
         return token
 
     def release(self, key: str, token: str) -> None:
-        with self._db.transaction() as cur:
+        with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
             cur.execute("DELETE FROM leases WHERE key = ? AND token = ?", (key, token))
 
     def held(self, key: str, now: float) -> bool:
-        with self._db.transaction() as cur:
-            cur.execute("SELECT expires FROM leases WHERE key = ?", (key,))
-            row = cur.fetchone()
+        try:
+            with self._db.transaction() as cur:
+                cur.execute("SELECT expires FROM leases WHERE key = ?", (key,))
+                row = cur.fetchone()
+        except LocalStateError:
+            return False
         return row is not None and row[0] > now
 
 
@@ -89,6 +100,9 @@ class SqliteBackend(Backend):
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        # hishel opens the cache lazily and turns its errors into misses, so a corrupt
+        # cache file is caught here, before either storage touches it.
+        check(directory / CACHE_FILE)
         self.db = StateDB(directory / STATE_FILE)
         self.ledger = SqliteLedger(self.db)
         self.leases = SqliteLeases(self.db)

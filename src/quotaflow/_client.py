@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,6 +27,7 @@ from .exceptions import ConfigError
 __all__ = ["make_async_client", "make_client"]
 
 R = TypeVar("R")
+logger = logging.getLogger("quotaflow")
 
 # How long cache entries stay in Redis beyond the longest max_stale: the longest
 # freshness a shipped rule assigns (historical odds, 30 days).
@@ -46,12 +49,25 @@ def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         raise ConfigError(f"state_dir: expected a path, not {type(state_dir).__name__}")
     path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"state_dir: {path} is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"state_dir: cannot create {path}: {exc.strerror}") from exc
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"state_dir: {path} is not writable")
+    try:
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        # A read-only state directory must not stop the program: keep state for this
+        # process only, and say so once.
+        fallback = Path(tempfile.mkdtemp(prefix="quotaflow-"))
+        logger.warning(
+            "quotaflow: state_dir %s is not writable (%s); using %s for this process",
+            path,
+            exc.strerror,
+            fallback,
+        )
+        return fallback
     return path
 
 

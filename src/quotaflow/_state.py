@@ -7,6 +7,7 @@ Several processes share the file safely: every read-modify-write runs in a
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,9 +19,11 @@ from pyrate_limiter.abstracts.algorithm import State, StateAlgorithm
 
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
+from ._recovery import check, is_corruption, set_aside
 from .exceptions import ConfigError
 
 T = TypeVar("T")
+logger = logging.getLogger("quotaflow")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (
@@ -49,33 +52,82 @@ CREATE TABLE IF NOT EXISTS limiter (
 """
 
 
+# How long a transaction waits for another process's lock before giving up (seconds).
+BUSY_TIMEOUT = 2.0
+
+
+class LocalStateError(Exception):
+    """The state file could not serve this operation (busy, unwritable, corrupt)."""
+
+
 class StateDB:
-    """One SQLite connection shared by the threads of a process."""
+    """One SQLite connection shared by the threads of a process.
+
+    A corrupt file is moved aside and rebuilt (see ``_recovery``); any other failure
+    surfaces as LocalStateError, which each user turns into "carry on without it".
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._warned = False
+        check(path)
         try:
-            self._connection = sqlite3.connect(
-                str(path), check_same_thread=False, isolation_level=None, timeout=10.0
-            )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"state_dir: cannot use state file {path}: {exc}") from exc
+            self._connection = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise ConfigError(f"state_dir: cannot use state file {path}: {exc}") from exc
+            set_aside(path, exc)
+            self._connection = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
-            cursor = self._connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
             try:
                 yield cursor
+                cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    cursor.execute("ROLLBACK")
+                raise self._failed(exc) from exc
             except BaseException:
-                cursor.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    cursor.execute("ROLLBACK")
                 raise
-            cursor.execute("COMMIT")
+
+    def _failed(self, exc: sqlite3.Error) -> LocalStateError:
+        if is_corruption(exc):
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            try:
+                set_aside(self.path, exc)
+                self._connection = self._open()
+            except (OSError, sqlite3.Error):
+                logger.warning("quotaflow: could not rebuild %s", self.path, exc_info=True)
+        elif not self._warned:
+            self._warned = True
+            logger.warning(
+                "quotaflow: state file %s unusable (%s); carrying on without it", self.path, exc
+            )
+        return LocalStateError(str(exc))
 
     def close(self) -> None:
         with self._lock:
@@ -97,10 +149,20 @@ class SqliteLedger(Ledger):
         return None if found is None else Row(*found)
 
     def _peek(self, profile: ApiProfile) -> Row | None:
-        with self._db.transaction() as cur:
-            return self._load(cur, profile)
+        try:
+            with self._db.transaction() as cur:
+                return self._load(cur, profile)
+        except LocalStateError:
+            return None
 
     def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+        try:
+            return self._stored_update(profile, change)
+        except LocalStateError:
+            # Fail open: decide on fresh books, store nothing.
+            return change(Books(row=None))
+
+    def _stored_update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
         with self._db.transaction() as cur:
             cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (profile.name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
@@ -148,6 +210,14 @@ class SqliteStateStore(StateStore):
     def check(
         self, algorithm: StateAlgorithm, rates: list[Rate], now: int, weight: int
     ) -> Decision:
+        try:
+            return self._check(algorithm, rates, now, weight)
+        except LocalStateError:
+            return Decision()  # fail open: the API's own 429 is the backstop
+
+    def _check(
+        self, algorithm: StateAlgorithm, rates: list[Rate], now: int, weight: int
+    ) -> Decision:
         with self._db.transaction() as cur:
             state = self._read(cur, algorithm, rates)
             new_state, decision = algorithm.step(rates, state, now, weight)
@@ -159,11 +229,14 @@ class SqliteStateStore(StateStore):
             return decision
 
     def read(self, algorithm: StateAlgorithm, rates: list[Rate]) -> State:
-        with self._db.transaction() as cur:
-            return self._read(cur, algorithm, rates)
+        try:
+            with self._db.transaction() as cur:
+                return self._read(cur, algorithm, rates)
+        except LocalStateError:
+            return algorithm.initial(rates)
 
     def reset(self) -> None:
-        with self._db.transaction() as cur:
+        with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
             cur.execute("DELETE FROM limiter WHERE key = ?", (self._key,))
 
 
