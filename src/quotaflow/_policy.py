@@ -79,7 +79,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() accepts
         return min(float(value), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)
