@@ -90,3 +90,15 @@ def test_redaction_filter_rewrites_httpx_log_lines() -> None:
 
     assert "abc" not in record.getMessage()
     assert "q=1" in record.getMessage()
+
+
+def test_a_url_with_only_secrets_is_the_plain_url(stack, router) -> None:
+    """/odds?key=... and /odds are one resource (no dangling "?")."""
+    route = router.get(f"{BASE}/only").respond(200, json={})
+    client = stack()
+
+    client.get(f"{BASE}/only", params={"key": KEY})
+    second = client.get(f"{BASE}/only")
+
+    assert route.call_count == 1
+    assert info(second).cache == "hit"

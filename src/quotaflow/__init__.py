@@ -8,7 +8,7 @@ from ._client import make_async_client, make_client
 from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
 from ._priority import Priority, priority
-from ._profiles import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
+from ._profiles import ApiProfile, Plugin, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
 from .exceptions import (
     CircuitOpen,
     ConfigError,
@@ -24,6 +24,7 @@ __all__ = [
     "CircuitOpen",
     "Clock",
     "ConfigError",
+    "Plugin",
     "Priority",
     "Quota",
     "QuotaExhausted",

@@ -9,13 +9,21 @@ closes the circuit, its failure opens it again for another cool-down.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from .exceptions import CircuitOpen
 
 
 class Breaker:
-    def __init__(self, profile: str, threshold: int, cooldown: float) -> None:
+    def __init__(
+        self,
+        profile: str,
+        threshold: int,
+        cooldown: float,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.profile = profile
+        self._on_change = on_change
         self.threshold = threshold
         self.cooldown = cooldown
         self.failures = 0
@@ -50,12 +58,16 @@ class Breaker:
         if self.threshold <= 0:
             return
         with self._lock:
+            was = self.state
             if ok:
                 self.failures, self.open_until, self._probing = 0, None, False
-                return
-            self.failures += 1
-            if self._probing or self.failures >= self.threshold:
-                self.open_until, self._probing = now + self.cooldown, False
+            else:
+                self.failures += 1
+                if self._probing or self.failures >= self.threshold:
+                    self.open_until, self._probing = now + self.cooldown, False
+            now_state = self.state
+        if now_state != was and self._on_change is not None:
+            self._on_change(now_state)
 
     def forget_probe(self) -> None:
         """The probe never reached upstream (refused first): let another one try."""

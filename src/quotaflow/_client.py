@@ -9,12 +9,13 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
+from . import events
 from ._backend import Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
 from ._flight import Gate
 from ._hot import HotTier
-from ._profiles import ApiProfile, Registry, resolve_profiles
+from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._secrets import redact_logs
 from ._state import ShortWindow
 from ._transports._cache import AsyncCachingTransport, CachingTransport
@@ -22,6 +23,7 @@ from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._waitroom import AsyncWaitRoom, WaitRoom
+from .events import Emitter, Subscriber
 from .exceptions import ConfigError
 
 __all__ = ["make_async_client", "make_client"]
@@ -106,13 +108,19 @@ class _Parts:
         redis: tuple[str | None, str, str],
         hot_entries: int,
         hot_bytes: int,
+        subscribers: Iterable[Subscriber] | None = None,
     ) -> None:
         for name, value in (("hot_entries", hot_entries), ("hot_bytes", hot_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
-        self.registry: Registry = resolve_profiles(profiles, plugins)
+        self.registry, found = resolve_plugins(profiles, plugins)
+        if subscribers is not None and (
+            isinstance(subscribers, str) or not all(callable(s) for s in subscribers)
+        ):
+            raise ConfigError("subscribers: expected a list of callables taking an event")
+        self.emit = Emitter([*found, *(subscribers or ())])
         self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
         self.backend = _backend(self.directory, self.registry, *redis)
@@ -121,16 +129,28 @@ class _Parts:
             for profile in self.registry.profiles
         }
         breakers = {
-            profile.name: Breaker(profile.name, profile.breaker_threshold, profile.breaker_cooldown)
+            profile.name: Breaker(
+                profile.name,
+                profile.breaker_threshold,
+                profile.breaker_cooldown,
+                self._circuit_changed(profile.name),
+            )
             for profile in self.registry.profiles
             if profile.breaker_threshold > 0
         }
-        self.limiter = Limiter(self.backend, self.clock, self.windows, breakers)
+        self.limiter = Limiter(self.backend, self.clock, self.windows, breakers, self.emit)
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         self.hot = HotTier(hot_entries, hot_bytes)
         self.gate = Gate(self.backend.leases, self.clock)
         redact_logs(self.registry.secret_params)
+
+    def _circuit_changed(self, profile: str) -> Callable[[str], None]:
+        def changed(state: str) -> None:
+            if self.emit.active:
+                self.emit(events.CircuitChanged(profile, self.clock.time(), state))
+
+        return changed
 
     def rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
         return {name: kind(window, self.clock) for name, window in self.windows.items()}
@@ -153,6 +173,7 @@ def make_client(
     redis_fail: Literal["open", "closed"] = "closed",
     hot_entries: int = 1024,
     hot_bytes: int = 32 * 2**20,
+    subscribers: Iterable[Subscriber] | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -171,6 +192,7 @@ def make_client(
             :class:`StateUnavailable`; ``"open"`` carries on with local SQLite state.
         hot_entries: at most this many fresh answers kept in process memory (0: none).
         hot_bytes: at most this many body bytes kept in process memory.
+        subscribers: callables receiving :mod:`quotaflow.events`, beside the plugins' own.
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -188,6 +210,7 @@ def make_client(
         (redis_url, redis_prefix, redis_fail),
         hot_entries,
         hot_bytes,
+        subscribers,
     )
     if transport is not None and not isinstance(transport, httpx.BaseTransport):
         raise ConfigError(
@@ -205,8 +228,7 @@ def make_client(
         ),
         parts.router,
         storage,
-        parts.limiter.ledger,
-        parts.clock,
+        parts.limiter,
     )
     return httpx.Client(transport=stack, **httpx_kwargs)
 
@@ -222,6 +244,7 @@ def make_async_client(
     redis_fail: Literal["open", "closed"] = "closed",
     hot_entries: int = 1024,
     hot_bytes: int = 32 * 2**20,
+    subscribers: Iterable[Subscriber] | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -243,6 +266,7 @@ def make_async_client(
         (redis_url, redis_prefix, redis_fail),
         hot_entries,
         hot_bytes,
+        subscribers,
     )
     if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
         raise ConfigError(
@@ -260,7 +284,6 @@ def make_async_client(
         ),
         parts.router,
         storage,
-        parts.limiter.ledger,
-        parts.clock,
+        parts.limiter,
     )
     return httpx.AsyncClient(transport=stack, **httpx_kwargs)

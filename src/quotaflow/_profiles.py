@@ -12,7 +12,7 @@ import httpx
 from ._priority import Priority
 from .exceptions import ConfigError
 
-__all__ = ["ApiProfile", "Quota", "QuotaHeaders", "QuotaReading", "Rate", "Verdict"]
+__all__ = ["ApiProfile", "Plugin", "Quota", "QuotaHeaders", "QuotaReading", "Rate", "Verdict"]
 
 logger = logging.getLogger("quotaflow")
 
@@ -422,41 +422,88 @@ class Registry:
         return DEFAULT_PROFILE
 
 
-def _as_profiles(obj: Any, origin: str) -> list[ApiProfile]:
-    if callable(obj) and not isinstance(obj, ApiProfile):
-        obj = obj()
-    if isinstance(obj, ApiProfile):
-        return [obj]
-    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
-        found = list(obj)
-        if all(isinstance(item, ApiProfile) for item in found):
-            return found
-    raise ConfigError(
-        f"{origin}: expected an ApiProfile or a list of them, got {type(obj).__name__}"
+@attrs.frozen
+class Plugin:
+    """What a plugin publishes under the ``quotaflow.plugins`` entry-point group.
+
+    An entry point may also name a bare :class:`ApiProfile`, a list of them, or a
+    zero-argument callable returning any of these.
+
+    Args:
+        name: the plugin's name.
+        profiles: the API profiles it provides.
+        subscribers: callables receiving :mod:`quotaflow.events`.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str = attrs.field(validator=_checked(attrs.validators.instance_of(str)))
+    profiles: tuple[ApiProfile, ...] = attrs.field(
+        default=(),
+        converter=_tuple,
+        validator=_checked(
+            attrs.validators.deep_iterable(attrs.validators.instance_of(ApiProfile))
+        ),
+    )
+    subscribers: tuple[Callable[[Any], None], ...] = attrs.field(
+        default=(),
+        converter=_tuple,
+        validator=_checked(attrs.validators.deep_iterable(attrs.validators.is_callable())),
     )
 
 
-def discover_profiles() -> list[ApiProfile]:
-    """Profiles published under the ``quotaflow.plugins`` entry-point group."""
-    found: list[ApiProfile] = []
+def _as_plugin(obj: Any, origin: str) -> Plugin:
+    if callable(obj) and not isinstance(obj, ApiProfile | Plugin):
+        obj = obj()
+    if isinstance(obj, Plugin):
+        return obj
+    if isinstance(obj, ApiProfile):
+        return Plugin(name=origin, profiles=(obj,))
+    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
+        found = list(obj)
+        if all(isinstance(item, ApiProfile) for item in found):
+            return Plugin(name=origin, profiles=found)
+    raise ConfigError(
+        f"{origin}: expected a Plugin, an ApiProfile or a list of them, got {type(obj).__name__}"
+    )
+
+
+def discover_plugins() -> list[Plugin]:
+    """Plugins published under the ``quotaflow.plugins`` entry-point group."""
+    found: list[Plugin] = []
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         origin = f"plugin {entry_point.name!r} ({entry_point.value})"
         try:
             obj = entry_point.load()
         except Exception as exc:
             raise ConfigError(f"{origin}: could not be loaded: {exc}") from exc
-        found.extend(_as_profiles(obj, origin))
+        found.append(_as_plugin(obj, origin))
     return found
 
 
-def resolve_profiles(profiles: Iterable[ApiProfile] | None, plugins: bool) -> Registry:
-    """Plugin profiles, then explicit ones; a later profile replaces one of the same name."""
+def discover_profiles() -> list[ApiProfile]:
+    """Profiles published under the ``quotaflow.plugins`` entry-point group."""
+    return [profile for plugin in discover_plugins() for profile in plugin.profiles]
+
+
+def resolve_plugins(
+    profiles: Iterable[ApiProfile] | None, plugins: bool
+) -> tuple[Registry, list[Callable[[Any], None]]]:
+    """Plugin profiles, then explicit ones (a later profile replaces one of the same
+    name), and the plugins' subscribers."""
     by_name: dict[str, ApiProfile] = {}
-    for profile in discover_profiles() if plugins else []:
-        by_name[profile.name] = profile
+    subscribers: list[Callable[[Any], None]] = []
+    for plugin in discover_plugins() if plugins else []:
+        subscribers.extend(plugin.subscribers)
+        for profile in plugin.profiles:
+            by_name[profile.name] = profile
     if profiles is not None:
         if isinstance(profiles, ApiProfile) or not isinstance(profiles, Iterable):
             raise ConfigError("profiles: expected a list of ApiProfile")
-        for profile in _as_profiles(list(profiles), "profiles"):
+        for profile in _as_plugin(list(profiles), "profiles").profiles:
             by_name[profile.name] = profile
-    return Registry(by_name.values())
+    return Registry(by_name.values()), subscribers
+
+
+def resolve_profiles(profiles: Iterable[ApiProfile] | None, plugins: bool) -> Registry:
+    return resolve_plugins(profiles, plugins)[0]

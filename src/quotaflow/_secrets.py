@@ -23,7 +23,8 @@ def cache_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
     ordered = sorted(kept)
     if ordered == params.multi_items():
         return url
-    return url.copy_with(query=urlencode(ordered).encode("ascii"))
+    # No parameters left: no "?" either, so /x?apiKey=... and /x are one resource.
+    return url.copy_with(query=urlencode(ordered).encode("ascii") if ordered else None)
 
 
 def redact_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:

@@ -10,7 +10,7 @@ import attrs
 import httpx
 from hishel import Entry
 
-from .. import _policy
+from .. import _policy, events
 from .._backend import Backend
 from .._breaker import Breaker
 from .._clock import Clock
@@ -29,6 +29,7 @@ from .._profiles import (
 )
 from .._secrets import cache_url
 from .._state import ShortWindow
+from ..events import Emitter
 from ..exceptions import (
     CircuitOpen,
     QuotaExhausted,
@@ -188,14 +189,17 @@ class Limiter:
         clock: Clock,
         windows: dict[str, ShortWindow],
         breakers: dict[str, Breaker],
+        emit: Emitter,
     ) -> None:
         self.backend = backend
         self.ledger = backend.ledger
         self.clock = clock
         self.windows = windows
         self.breakers = breakers
+        self.emit = emit
 
     def close(self) -> None:
+        self.emit.close()
         self.backend.close()
 
     def profiled(self, call: Call | None) -> bool:
@@ -209,8 +213,12 @@ class Limiter:
         breaker = self.breakers.get(call.profile.name)
         return breaker is not None and breaker.allow(self.clock.time())
 
-    def outcome(self, call: Call, ok: bool | None, probe: bool) -> None:
+    def outcome(self, call: Call, ok: bool | None, probe: bool, detail: str = "") -> None:
         """Tell the breaker what upstream did (None: the request never got there)."""
+        if ok is False and self.emit.active:
+            self.emit(
+                events.UpstreamFailed(call.profile.name, self.clock.time(), call.resource, detail)
+            )
         breaker = self.breakers.get(call.profile.name)
         if breaker is None:
             return
@@ -257,6 +265,8 @@ class Limiter:
             # The answer is paid for: deliver it. The reservation stays in the shared
             # ledger and is charged when it times out (an over-count, never an under-count).
             logger.warning("profile %s: could not record a cost", profile.name, exc_info=True)
+        if self.emit.active and profile.quota is not None:
+            self.emit(events.QuotaChanged(profile.name, self.clock.time(), call.remaining))
         if exhausted:
             response.close()
             raise QuotaExhausted(
@@ -439,3 +449,38 @@ def stale_response(
         cache=CacheStatus.STALE, ttl=choice.ttl, stale_reason=reason, age=choice.age
     )
     return response
+
+
+def report(
+    emit: Emitter,
+    call: Call,
+    request: httpx.Request,
+    response: httpx.Response | None,
+    error: BaseException | None,
+    now: float,
+) -> None:
+    """The one event that ends a request, for subscribers."""
+    profile, resource = call.profile.name, call.resource
+    if error is not None:
+        if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
+            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
+        return
+    assert response is not None
+    info = response.extensions.get("quotaflow")
+    if call.cache is CacheStatus.STALE and info is not None:
+        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
+    elif call.cache is CacheStatus.HIT:
+        saved = _guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
+        emit(events.Hit(profile, now, resource, saved))
+    elif call.cache is CacheStatus.REVALIDATED:
+        emit(events.Revalidated(profile, now, resource, call.cost))
+    elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
+        try:
+            content = response.content
+        except httpx.ResponseNotRead:
+            content = b""
+        emit(
+            events.Fetched(
+                profile, now, resource, response.status_code, call.cost, call.ttl, content
+            )
+        )

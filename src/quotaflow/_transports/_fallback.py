@@ -4,14 +4,14 @@ import anyio.to_thread
 import hishel
 import httpx
 
-from .._clock import Clock
 from .._info import Call
-from .._ledger import Ledger
 from ..exceptions import ConfigError
 from ._core import (
+    Limiter,
     Router,
     UpstreamFailed,
     choose_stale,
+    report,
     stale_eligible,
     stale_reason,
     stale_response,
@@ -26,17 +26,28 @@ class FallbackTransport(httpx.BaseTransport):
         next_transport: httpx.BaseTransport,
         router: Router,
         storage: hishel.BaseStorage,
-        ledger: Ledger,
-        clock: Clock,
+        limiter: Limiter,
     ) -> None:
         self.next_transport = next_transport
         self._router = router
         self._storage = storage
-        self._ledger = ledger
-        self._clock = clock
+        self._ledger = limiter.ledger
+        self._clock = limiter.clock
+        self._emit = limiter.emit
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call, inner = self._router.begin(request)
+        if not self._emit.active:
+            return self._answer(call, inner)
+        try:
+            response = self._answer(call, inner)
+        except Exception as exc:
+            report(self._emit, call, inner, None, exc, self._clock.time())
+            raise
+        report(self._emit, call, inner, response, None, self._clock.time())
+        return response
+
+    def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:
         try:
             response = self.next_transport.handle_request(inner)
         except UpstreamFailed as failed:
@@ -83,17 +94,28 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         next_transport: httpx.AsyncBaseTransport,
         router: Router,
         storage: hishel.AsyncBaseStorage,
-        ledger: Ledger,
-        clock: Clock,
+        limiter: Limiter,
     ) -> None:
         self.next_transport = next_transport
         self._router = router
         self._storage = storage
-        self._ledger = ledger
-        self._clock = clock
+        self._ledger = limiter.ledger
+        self._clock = limiter.clock
+        self._emit = limiter.emit
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call, inner = self._router.begin(request)
+        if not self._emit.active:
+            return await self._answer(call, inner)
+        try:
+            response = await self._answer(call, inner)
+        except Exception as exc:
+            report(self._emit, call, inner, None, exc, self._clock.time())
+            raise
+        report(self._emit, call, inner, response, None, self._clock.time())
+        return response
+
+    async def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:
         try:
             response = await self.next_transport.handle_async_request(inner)
         except UpstreamFailed as failed:

@@ -68,10 +68,11 @@ class RateLimitTransport(httpx.BaseTransport):
             response = self.next_transport.handle_request(upstream_request(request, call))
             response.read()
         except BaseException as exc:
-            limiter.outcome(call, False if isinstance(exc, httpx.TransportError) else None, probe)
+            failed = False if isinstance(exc, httpx.TransportError) else None
+            limiter.outcome(call, failed, probe, type(exc).__name__)
             limiter.abandon(call, ticket, exc)
             raise
-        limiter.outcome(call, _ok(response), probe)
+        limiter.outcome(call, _ok(response), probe, f"HTTP {response.status_code}")
         limiter.settle(call, ticket, response)
         return response
 
@@ -138,10 +139,11 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
             )
             await response.aread()
         except BaseException as exc:
-            limiter.outcome(call, False if isinstance(exc, httpx.TransportError) else None, probe)
+            failed = False if isinstance(exc, httpx.TransportError) else None
+            limiter.outcome(call, failed, probe, type(exc).__name__)
             await run(limiter.abandon, call, ticket, exc)
             raise
-        limiter.outcome(call, _ok(response), probe)
+        limiter.outcome(call, _ok(response), probe, f"HTTP {response.status_code}")
         await run(limiter.settle, call, ticket, response)
         return response
 

@@ -1,0 +1,145 @@
+"""The stack's events reach subscribers: one per request, plus quota, circuit and failures."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+import quotaflow
+from quotaflow import Quota, events
+
+from .conftest import BASE, api_profile, info
+
+URL = f"{BASE}/odds"
+
+
+@pytest.fixture
+def seen() -> list[events.Event]:
+    return []
+
+
+def test_one_served_event_per_request(stack, router, traveller, seen) -> None:
+    """Fetched, Hit, Stale and Refused, each with the request's redacted resource."""
+    route = router.get(url__startswith=URL).respond(200, json={"v": 1}, headers={"x-cost": "2"})
+    client = stack(
+        profiles=[api_profile(quota=Quota(10), cost=lambda request: 2)], subscribers=[seen.append]
+    )
+    client.get(URL, params={"key": "SECRET"})
+    client.get(URL, params={"key": "SECRET"})
+    traveller.shift(61)
+    route.mock(side_effect=httpx.ConnectError("down"))
+    client.get(URL)
+    route.mock(side_effect=None, return_value=httpx.Response(200, json={}))
+    for n in range(3):  # 8 of 10 left, 2 a call, 2 kept back: three more fit
+        client.get(f"{URL}/{n}")
+    with pytest.raises(quotaflow.QuotaExhausted):
+        client.get(f"{URL}/refused")
+
+    served = [e for e in seen if isinstance(e, events.Served)]
+    kinds = [type(e).__name__ for e in served]
+    assert kinds[:3] == ["Fetched", "Hit", "Stale"]
+    assert kinds[-1] == "Refused"
+    fetched, hit, stale, refused = served[0], served[1], served[2], served[-1]
+    assert fetched.resource == URL
+    assert "SECRET" not in repr(seen)
+    assert (fetched.status, fetched.cost, fetched.ttl, fetched.content) == (200, 2, 60, b'{"v":1}')
+    assert hit.saved == 2
+    assert (stale.reason, stale.age) == ("network", 61)
+    assert (refused.reason, refused.priority) == ("quota", "normal")
+    assert [e.remaining for e in seen if isinstance(e, events.QuotaChanged)][:1] == [8]
+    failures = [e for e in seen if isinstance(e, events.UpstreamFailed)]
+    assert [(f.resource, f.detail) for f in failures] == [(URL, "ConnectError")]
+
+
+def test_circuit_events(stack, router, traveller, seen) -> None:
+    """The breaker says when it opens and closes."""
+    route = router.get(url__startswith=BASE).mock(side_effect=httpx.ConnectError("down"))
+    client = stack(
+        profiles=[api_profile(breaker_threshold=2, breaker_cooldown=5)], subscribers=[seen.append]
+    )
+    for n in range(2):
+        with pytest.raises(httpx.ConnectError):
+            client.get(f"{BASE}/{n}")
+    traveller.shift(5)
+    route.mock(side_effect=None, return_value=httpx.Response(200, json={}))
+    client.get(f"{BASE}/probe")
+
+    assert [e.state for e in seen if isinstance(e, events.CircuitChanged)] == ["open", "closed"]
+
+
+def test_a_failing_subscriber_never_reaches_the_request(stack, router, caplog, seen) -> None:
+    """Its exception is logged; other subscribers still run; the request succeeds."""
+
+    def broken(event: events.Event) -> None:
+        raise RuntimeError("subscriber bug")
+
+    router.get(URL).respond(200, json={})
+    client = stack(subscribers=[broken, seen.append])
+
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    assert any(isinstance(e, events.Fetched) for e in seen)
+    assert "subscriber bug" in caplog.text
+
+
+def test_plugins_subscribe_through_their_entry_point(tmp_path, monkeypatch, router) -> None:
+    """A Plugin published under quotaflow.plugins brings its profiles and subscribers."""
+    (tmp_path / "qf_events_plugin.py").write_text(
+        textwrap.dedent(
+            """
+            import quotaflow
+            SEEN = []
+            PLUGIN = quotaflow.Plugin(
+                name="recorder",
+                profiles=[quotaflow.ApiProfile(name="rec", hosts=("rec.test",))],
+                subscribers=[SEEN.append],
+            )
+            """
+        )
+    )
+    dist = tmp_path / "qf_events_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: qf-events-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[quotaflow.plugins]\nrecorder = qf_events_plugin:PLUGIN\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    router.get("https://rec.test/x").respond(200, json={})
+
+    with quotaflow.make_client(
+        state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
+    ) as client:
+        response = client.get("https://rec.test/x")
+
+    plugin = sys.modules["qf_events_plugin"]
+    assert info(response).profile == "rec"
+    assert [type(e).__name__ for e in plugin.SEEN if isinstance(e, events.Served)] == ["Fetched"]
+
+
+def test_subscribers_are_closed_with_the_client(stack) -> None:
+    """A subscriber with close() gets to flush when the client closes."""
+
+    class Batching:
+        closed = False
+
+        def __call__(self, event: events.Event) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    batching = Batching()
+    client = stack(subscribers=[batching])
+    client.close()
+
+    assert batching.closed
+
+
+def test_bad_subscribers_are_refused(tmp_path) -> None:
+    """subscribers must be callables."""
+    with pytest.raises(quotaflow.ConfigError, match="subscribers"):
+        quotaflow.make_client(plugins=False, state_dir=tmp_path, subscribers=["not callable"])
