@@ -46,6 +46,35 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the cache and quota state in DIR (new or empty) to inspect them "
         "afterwards; default: a temporary directory, deleted at the end",
     )
+    status = commands.add_parser(
+        "status",
+        help="show each API's quota, tokens and today's requests",
+        description="Per profile: quota used, remaining and when it resets, short-window "
+        "tokens available now, today's requests split into hits, misses, revalidated, "
+        "stale and refused, quota units saved by the cache, the last upstream error and "
+        "the circuit state. Reads the state directory (and Redis if given).",
+    )
+    status.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    status.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="read the quota from this Redis (default: $QUOTAFLOW_REDIS_URL)",
+    )
+    status.add_argument(
+        "--redis-prefix",
+        default="quotaflow",
+        metavar="PREFIX",
+        help="Redis key prefix (default: quotaflow)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C"
+    )
     return parser
 
 
@@ -81,5 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     if args.command == "demo":
         return _demo(args.state_dir)
+    if args.command == "status":
+        from . import _cli_status
+        from .exceptions import ConfigError
+
+        try:
+            return _cli_status.run(args)
+        except ConfigError as exc:
+            print(f"quotaflow status: {exc}", file=sys.stderr)
+            return 2
     parser.print_help(sys.stderr)
     return 2

@@ -10,14 +10,15 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from . import events
-from ._backend import Backend, SqliteBackend
+from ._backend import STATE_FILE, Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
+from ._counters import Counters
 from ._flight import Gate
 from ._hot import HotTier
 from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._secrets import redact_logs
-from ._state import ShortWindow
+from ._state import ShortWindow, StateDB
 from ._transports._cache import AsyncCachingTransport, CachingTransport
 from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
@@ -120,10 +121,16 @@ class _Parts:
             isinstance(subscribers, str) or not all(callable(s) for s in subscribers)
         ):
             raise ConfigError("subscribers: expected a list of callables taking an event")
-        self.emit = Emitter([*found, *(subscribers or ())])
+        self.extra_subscribers = [*found, *(subscribers or ())]
         self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
         self.backend = _backend(self.directory, self.registry, *redis)
+        # The status counters live in the local state file, whatever the backend.
+        db = self.backend.db if isinstance(self.backend, SqliteBackend) else None
+        self.counters = Counters(
+            db or StateDB(self.directory / STATE_FILE), self.clock, own=db is None
+        )
+        self.emit = Emitter([self.counters, *self.extra_subscribers])
         self.windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles

@@ -49,6 +49,25 @@ CREATE TABLE IF NOT EXISTS limiter (
     key TEXT PRIMARY KEY,
     state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (
+    day TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    misses INTEGER NOT NULL DEFAULT 0,
+    revalidated INTEGER NOT NULL DEFAULT 0,
+    stale INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0,
+    saved INTEGER NOT NULL DEFAULT 0,
+    spent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, profile)
+);
+CREATE TABLE IF NOT EXISTS profile_status (
+    profile TEXT PRIMARY KEY,
+    last_error TEXT,
+    last_error_at REAL,
+    circuit TEXT,
+    circuit_at REAL
+);
 """
 
 

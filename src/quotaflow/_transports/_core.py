@@ -458,8 +458,10 @@ def report(
     response: httpx.Response | None,
     error: BaseException | None,
     now: float,
+    costs: dict[str, int],
 ) -> None:
-    """The one event that ends a request, for subscribers."""
+    """The one event that ends a request, for subscribers. ``costs`` remembers what
+    each resource would cost, so a hit does not run the profile's cost function again."""
     profile, resource = call.profile.name, call.resource
     if error is not None:
         if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
@@ -470,7 +472,14 @@ def report(
     if call.cache is CacheStatus.STALE and info is not None:
         emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
     elif call.cache is CacheStatus.HIT:
-        saved = _guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
+        saved = costs.get(resource)
+        if saved is None:
+            saved = (
+                _guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
+            )
+            if len(costs) > 4096:
+                costs.clear()
+            costs[resource] = saved
         emit(events.Hit(profile, now, resource, saved))
     elif call.cache is CacheStatus.REVALIDATED:
         emit(events.Revalidated(profile, now, resource, call.cost))

@@ -34,6 +34,7 @@ class FallbackTransport(httpx.BaseTransport):
         self._ledger = limiter.ledger
         self._clock = limiter.clock
         self._emit = limiter.emit
+        self._costs: dict[str, int] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call, inner = self._router.begin(request)
@@ -42,9 +43,9 @@ class FallbackTransport(httpx.BaseTransport):
         try:
             response = self._answer(call, inner)
         except Exception as exc:
-            report(self._emit, call, inner, None, exc, self._clock.time())
+            report(self._emit, call, inner, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, inner, response, None, self._clock.time())
+        report(self._emit, call, inner, response, None, self._clock.time(), self._costs)
         return response
 
     def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:
@@ -102,6 +103,7 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         self._ledger = limiter.ledger
         self._clock = limiter.clock
         self._emit = limiter.emit
+        self._costs: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call, inner = self._router.begin(request)
@@ -110,9 +112,9 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._answer(call, inner)
         except Exception as exc:
-            report(self._emit, call, inner, None, exc, self._clock.time())
+            report(self._emit, call, inner, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, inner, response, None, self._clock.time())
+        report(self._emit, call, inner, response, None, self._clock.time(), self._costs)
         return response
 
     async def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:

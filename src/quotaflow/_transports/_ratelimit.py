@@ -149,4 +149,4 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()
-        self._limiter.close()
+        await anyio.to_thread.run_sync(self._limiter.close)
