@@ -116,13 +116,13 @@ class _Parts:
                 raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
-        self.registry, found = resolve_plugins(profiles, plugins)
+        self.directory = _state_dir(state_dir)
+        self.registry, found = resolve_plugins(profiles, plugins, self.directory)
         if subscribers is not None and (
             isinstance(subscribers, str) or not all(callable(s) for s in subscribers)
         ):
             raise ConfigError("subscribers: expected a list of callables taking an event")
         self.extra_subscribers = [*found, *(subscribers or ())]
-        self.directory = _state_dir(state_dir)
         self.clock = clock or Clock()
         self.backend = _backend(self.directory, self.registry, *redis)
         # The status counters live in the local state file, whatever the backend.

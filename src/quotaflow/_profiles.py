@@ -4,6 +4,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
 
 import attrs
@@ -433,6 +434,8 @@ class Plugin:
         name: the plugin's name.
         profiles: the API profiles it provides.
         subscribers: callables receiving :mod:`quotaflow.events`.
+        start: called once for every client built, with the client's state directory;
+            returns more subscribers (e.g. an archive kept in that directory).
 
     .. versionadded:: 0.1
     """
@@ -449,6 +452,10 @@ class Plugin:
         default=(),
         converter=_tuple,
         validator=_checked(attrs.validators.deep_iterable(attrs.validators.is_callable())),
+    )
+    start: Callable[[Path], Iterable[Callable[[Any], None]]] | None = attrs.field(
+        default=None,
+        validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
     )
 
 
@@ -487,14 +494,19 @@ def discover_profiles() -> list[ApiProfile]:
 
 
 def resolve_plugins(
-    profiles: Iterable[ApiProfile] | None, plugins: bool
+    profiles: Iterable[ApiProfile] | None, plugins: bool, state_dir: Path | None = None
 ) -> tuple[Registry, list[Callable[[Any], None]]]:
     """Plugin profiles, then explicit ones (a later profile replaces one of the same
-    name), and the plugins' subscribers."""
+    name), and the plugins' subscribers (started for ``state_dir`` when given)."""
     by_name: dict[str, ApiProfile] = {}
     subscribers: list[Callable[[Any], None]] = []
     for plugin in discover_plugins() if plugins else []:
         subscribers.extend(plugin.subscribers)
+        if plugin.start is not None and state_dir is not None:
+            try:
+                subscribers.extend(plugin.start(state_dir))
+            except Exception as exc:
+                raise ConfigError(f"plugin {plugin.name!r}: start() failed: {exc}") from exc
         for profile in plugin.profiles:
             by_name[profile.name] = profile
     if profiles is not None:
