@@ -6,16 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench lint clean
 
-$(STAMP): pyproject.toml plugins/theoddsapi/pyproject.toml
+$(STAMP): pyproject.toml plugins/theoddsapi/pyproject.toml plugins/espn/pyproject.toml plugins/apisports/pyproject.toml plugins/ratelimit_headers/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e plugins/theoddsapi
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e plugins/theoddsapi -e plugins/espn -e plugins/apisports -e plugins/ratelimit_headers
 	touch $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src plugins tests benchmarks
 	$(BIN)/ruff check src plugins tests benchmarks
-	$(BIN)/mypy src plugins/theoddsapi/quotaflow_theoddsapi
+	$(BIN)/mypy src $(wildcard plugins/*/quotaflow_*)
 
 test: lint
 	$(BIN)/pytest
@@ -26,6 +26,9 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/concurrency.py
+	$(BIN)/python benchmarks/quota_day.py
+	$(BIN)/python benchmarks/limiter_accuracy.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ import typing as _typing
 from ._client import make_async_client, make_client
 from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
+from ._plan import Plan, PlannedRequest, aplan, plan
 from ._priority import Priority, priority
 from ._profiles import ApiProfile, Plugin, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
 from .exceptions import (
@@ -24,6 +25,8 @@ __all__ = [
     "CircuitOpen",
     "Clock",
     "ConfigError",
+    "Plan",
+    "PlannedRequest",
     "Plugin",
     "Priority",
     "Quota",
@@ -36,8 +39,10 @@ __all__ = [
     "ResponseInfo",
     "StateUnavailable",
     "Verdict",
+    "aplan",
     "make_async_client",
     "make_client",
+    "plan",
     "priority",
 ]
 

@@ -75,6 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C"
     )
+    planning = commands.add_parser(
+        "plan",
+        help="say what a list of URLs would cost, without sending anything",
+        description="For each URL in FILE (one per line; '-' reads standard input): "
+        "whether the cache would answer it, what it would cost upstream, and whether the "
+        "whole batch fits the remaining quota at the given priority. Exit status 0 if "
+        "it fits, 1 if not. Nothing is sent.",
+    )
+    planning.add_argument("file", metavar="FILE", help="URLs, one per line ('#' comments)")
+    planning.add_argument(
+        "--priority", default="normal", help="critical, high, normal (default) or low"
+    )
+    planning.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    planning.add_argument("--json", action="store_true", help="print JSON for machines")
     return parser
 
 
@@ -101,6 +120,45 @@ def _demo(state_dir: Path | None) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    import attrs
+
+    from ._client import make_client
+    from ._plan import plan
+    from .exceptions import ConfigError
+
+    try:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        print(f"quotaflow plan: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with source:
+        urls = [
+            line.strip() for line in source if line.strip() and not line.lstrip().startswith("#")
+        ]
+    try:
+        with make_client(state_dir=args.state_dir) as client:
+            result = plan(client, urls, priority=args.priority)
+    except (ConfigError, ValueError) as exc:
+        print(f"quotaflow plan: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(attrs.asdict(result), indent=2, default=str))
+    else:
+        for row in result.requests:
+            answer = "cache" if row.fresh else f"upstream, cost {row.cost}"
+            print(f"{row.profile:<12} {answer:<22} {row.url}")
+        left = ", ".join(f"{k} {'?' if v is None else v}" for k, v in result.remaining.items())
+        verdict = "fits" if result.fits else "does NOT fit"
+        print(
+            f"\n{len(result.requests)} requests: {result.upstream} upstream costing "
+            f"{result.cost}; remaining {left or '-'}; {verdict} at priority {result.priority}"
+        )
+    return 0 if result.fits else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``quotaflow`` command; return its exit status."""
     parser = _parser()
@@ -110,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     if args.command == "demo":
         return _demo(args.state_dir)
+    if args.command == "plan":
+        return _plan(args)
     if args.command == "status":
         from . import _cli_status
         from .exceptions import ConfigError

@@ -89,6 +89,7 @@ def _rich_table(statuses: list[ProfileStatus]) -> Any:
 
 def run(args: Any, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+
     def snapshot() -> list[ProfileStatus]:
         return collect(args.state_dir, args.redis_url, args.redis_prefix)
 

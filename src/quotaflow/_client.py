@@ -16,6 +16,7 @@ from ._clock import Clock
 from ._counters import Counters
 from ._flight import Gate
 from ._hot import HotTier
+from ._plan import _PARTS
 from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
@@ -150,6 +151,7 @@ class _Parts:
         self.router = Router(self.registry)
         self.hot = HotTier(hot_entries, hot_bytes)
         self.gate = Gate(self.backend.leases, self.clock)
+        self.storage: Any = None  # the hishel storage of the stack built on these parts
         redact_logs(self.registry.secret_params)
 
     def _circuit_changed(self, profile: str) -> Callable[[str], None]:
@@ -237,7 +239,10 @@ def make_client(
         storage,
         parts.limiter,
     )
-    return httpx.Client(transport=stack, **httpx_kwargs)
+    client = httpx.Client(transport=stack, **httpx_kwargs)
+    parts.storage = storage
+    _PARTS[client] = parts
+    return client
 
 
 def make_async_client(
@@ -293,4 +298,7 @@ def make_async_client(
         storage,
         parts.limiter,
     )
-    return httpx.AsyncClient(transport=stack, **httpx_kwargs)
+    client = httpx.AsyncClient(transport=stack, **httpx_kwargs)
+    parts.storage = storage
+    _PARTS[client] = parts
+    return client

@@ -18,11 +18,13 @@ __all__ = [
     "BOOKMAKERS",
     "error",
     "event",
+    "events",
     "iso",
     "odds",
     "quota_headers",
     "response",
     "score",
+    "scores",
     "sports",
 ]
 
@@ -126,6 +128,13 @@ def odds(events: Sequence[dict[str, Any]]) -> bytes:
     return json.dumps(list(events)).encode()
 
 
+def events(items: Sequence[dict[str, Any]]) -> bytes:
+    """The body of ``/v4/sports/{sport}/events``: events as :func:`event` builds them, no odds."""
+    return json.dumps(
+        [{key: value for key, value in item.items() if key != "bookmakers"} for item in items]
+    ).encode()
+
+
 def score(
     sport_key: str,
     home_team: str,
@@ -157,6 +166,11 @@ def score(
         ),
         "last_update": iso(now) if started else None,
     }
+
+
+def scores(items: Sequence[dict[str, Any]]) -> bytes:
+    """The body of ``/v4/sports/{sport}/scores``: events as :func:`score` builds them."""
+    return json.dumps(list(items)).encode()
 
 
 def sports(keys: Sequence[str] = tuple(_TITLES)) -> bytes:

@@ -1,0 +1,5 @@
+"""API-Sports (API-Football v3) for quotaflow: ``PROFILE`` is the ``apisports`` plugin."""
+
+from ._profile import HOST, PROFILE, ApiSportsFreshness, classify, make_profile, read_quota
+
+__all__ = ["HOST", "PROFILE", "ApiSportsFreshness", "classify", "make_profile", "read_quota"]

@@ -1,0 +1,181 @@
+"""A profile for any API that reports its quota in rate-limit headers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+import httpx
+
+from quotaflow import ApiProfile, ConfigError, Quota, QuotaReading, Rate
+
+from ._parse import Limit, Policy, parse_count, parse_policy, parse_ratelimit
+
+__all__ = ["FixedTtl", "RateLimitHeaders", "profile_for"]
+
+Period = Literal["day", "month"]
+
+DAY = 86400
+
+
+def _fits(window: int | None, period: Period) -> bool:
+    if window is None:
+        return False
+    if period == "day":
+        return 0.9 * DAY <= window <= 1.1 * DAY
+    return 28 * DAY <= window <= 31 * DAY
+
+
+def _longest(window: int | None) -> int:
+    return -1 if window is None else window
+
+
+def _policy(policies: Sequence[Policy], period: Period) -> Policy:
+    """The policy that is the long-window quota: its window fits the period, else the longest."""
+    for policy in policies:
+        if _fits(policy.window, period):
+            return policy
+    return max(policies, key=lambda policy: _longest(policy.window))  # first of equals
+
+
+def _limit(limits: Sequence[Limit], policy: Policy | None, single_policy: bool) -> Limit | None:
+    if policy is not None:
+        for limit in limits:
+            if limit.name == policy.name:
+                return limit
+        # Unnamed or differently named: pair them only when nothing else could match.
+        return limits[0] if single_policy and len(limits) == 1 else None
+    # No policy: the limit that resets last is the longest window. Its remaining
+    # says most about the quota; a per-second burst's says nothing.
+    return max(limits, key=lambda limit: (_longest(limit.reset), -limit.remaining))
+
+
+@attrs.frozen
+class RateLimitHeaders:
+    """Reads the quota from rate-limit headers, the most standard ones first.
+
+    1. ``RateLimit-Policy`` and ``RateLimit`` (IETF draft): the policy whose window
+       fits ``period`` (a day, or 28 to 31 days) is the quota, else the one with the
+       longest window; its ``q`` is the limit, the ``r`` of the ``RateLimit`` member of
+       the same name what remains. Without a policy, the member that resets last.
+    2. ``RateLimit-Limit`` and ``RateLimit-Remaining`` (early drafts).
+    3. ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining`` (de facto).
+
+    The first family that says anything is used; values it cannot read are unknown.
+
+    Args:
+        period: the quota's period, to tell it from shorter windows.
+
+    .. versionadded:: 0.1
+    """
+
+    period: Period = attrs.field(default="day", validator=attrs.validators.in_(("day", "month")))
+
+    def __call__(self, response: httpx.Response) -> QuotaReading:
+        headers = response.headers
+        policies = parse_policy(headers.get("ratelimit-policy"))
+        limits = parse_ratelimit(headers.get("ratelimit"))
+        if policies or limits:
+            policy = _policy(policies, self.period) if policies else None
+            limit = (
+                _limit(limits, policy, policies is not None and len(policies) == 1)
+                if limits
+                else None
+            )
+            return QuotaReading(
+                remaining=limit.remaining if limit is not None else None,
+                limit=policy.quota if policy is not None else None,
+            )
+        for prefix in ("ratelimit-", "x-ratelimit-"):
+            reading = QuotaReading(
+                remaining=parse_count(headers.get(prefix + "remaining")),
+                limit=parse_count(headers.get(prefix + "limit")),
+            )
+            if reading != QuotaReading():
+                return reading
+        return QuotaReading()
+
+
+@attrs.frozen
+class FixedTtl:
+    """A freshness rule: every successful answer stays fresh ``ttl`` seconds.
+
+    .. versionadded:: 0.1
+    """
+
+    ttl: float
+
+    def __call__(
+        self, request: httpx.Request, response: httpx.Response, now: float
+    ) -> float | None:
+        return self.ttl
+
+
+def _number(field: str, value: object, *, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{field}: expected a finite number, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"{field}: must be {bound}, not {value!r}")
+
+
+def profile_for(
+    name: str,
+    hosts: str | Sequence[str],
+    *,
+    quota: int | None = None,
+    quota_period: Period = "day",
+    reset_day: int = 1,
+    rate: int | None = None,
+    per: float = 1.0,
+    burst: int | None = None,
+    ttl: float | None = None,
+    max_stale: float = 0.0,
+    secret_params: Sequence[str] = (),
+    secret_headers: Sequence[str] = (),
+    path_prefix: str = "",
+) -> ApiProfile:
+    """A profile for an API that sends ``RateLimit``/``RateLimit-Policy`` or ``X-RateLimit-*``.
+
+    Args:
+        name: the profile's unique name.
+        hosts: host names it matches (``"*.example.com"`` for subdomains).
+        quota: units per ``quota_period`` assumed until the headers tell the real
+            size; None: no quota is enforced (what the headers say is still shown
+            in ``ResponseInfo.remaining``).
+        quota_period: ``"day"`` or ``"month"`` (UTC).
+        reset_day: the day of the month a monthly quota starts again.
+        rate: requests per ``per`` seconds (``burst`` at once); None: no rate.
+        per: the rate's window in seconds.
+        burst: how many requests may go at once (the rate's by default).
+        ttl: seconds every successful answer stays fresh; None: the API's caching
+            headers decide.
+        max_stale: seconds past freshness a stored answer may stand in for a failure.
+        secret_params: query parameters never stored, keyed on or logged.
+        secret_headers: request headers never stored, keyed on or logged.
+        path_prefix: only URLs whose path starts with it match.
+
+    Raises:
+        quotaflow.ConfigError: an argument is invalid; the message names it.
+
+    .. versionadded:: 0.1
+    """
+    if quota_period not in ("day", "month"):
+        raise ConfigError(f"quota_period: expected 'day' or 'month', not {quota_period!r}")
+    if ttl is not None:
+        _number("ttl", ttl, positive=False)
+    return ApiProfile(
+        name=name,
+        hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),
+        path_prefix=path_prefix,
+        rates=(Rate(rate, per=per, burst=burst),) if rate is not None else (),
+        quota=Quota(quota, period=quota_period, reset_day=reset_day) if quota is not None else None,
+        read_quota=RateLimitHeaders(quota_period),
+        freshness=FixedTtl(ttl) if ttl is not None else None,
+        default_ttl=ttl,
+        max_stale=max_stale,
+        secret_params=tuple(secret_params),
+        secret_headers=tuple(secret_headers),
+    )

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import hishel
+import httpx
+
+from . import _policy
+from ._priority import Priority, current_priority
+from ._profiles import DEFAULT_PROFILE
+
+__all__ = ["Plan", "PlannedRequest", "aplan", "plan"]
+
+# The parts behind each client make_client built, for planning without sending.
+_PARTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@attrs.frozen
+class PlannedRequest:
+    """One request of a plan.
+
+    Attributes:
+        url: the request's URL without secrets.
+        profile: the API profile it belongs to.
+        fresh: answered from the cache, without going upstream.
+        cost: quota units it would spend (0 when fresh).
+    """
+
+    url: str
+    profile: str
+    fresh: bool
+    cost: int
+
+
+@attrs.frozen
+class Plan:
+    """What a batch of requests would do, decided without sending any.
+
+    Attributes:
+        requests: one entry per request, in order.
+        upstream: how many would go upstream.
+        cost: quota units they would spend in all.
+        fits: whether every profile's quota can pay for its share at ``priority``,
+            leaving that priority's reserve untouched.
+        remaining: per profile, the quota remaining as last known.
+
+    .. versionadded:: 0.1
+    """
+
+    requests: tuple[PlannedRequest, ...]
+    priority: Priority
+    upstream: int
+    cost: int
+    fits: bool
+    remaining: dict[str, int | None]
+
+
+def _requests(
+    client: httpx.Client | httpx.AsyncClient, requests: Iterable[Any]
+) -> list[httpx.Request]:
+    return [
+        r if isinstance(r, httpx.Request) else client.build_request("GET", str(r)) for r in requests
+    ]
+
+
+def _entry(call: Any, request: httpx.Request, parts: Any, entries: list[hishel.Entry]) -> bool:
+    """Whether the cache would answer ``request`` without asking upstream (RFC 9111)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if call.hot and parts.hot.get(call.resource, parts.clock.time()) is not None:
+        return True
+    internal = hishel.Request(
+        method=request.method,
+        url=str(request.url),
+        headers=hishel.Headers({k: [v] for k, v in request.headers.items()}),
+    )
+    state = hishel.IdleClient(options=hishel.CacheOptions(shared=False)).next(internal, entries)
+    return isinstance(state, hishel.FromCache)
+
+
+def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority: Priority) -> Plan:
+    from ._transports._core import _guarded_cost
+
+    rows = []
+    spend: dict[str, int] = {}
+    by_name = {}
+    for call, request, fresh in planned:
+        limited = (
+            call.profile is not DEFAULT_PROFILE and request.method in call.profile.limited_methods
+        )
+        cost = 0 if fresh or not limited else _guarded_cost(call.profile, request)
+        rows.append(PlannedRequest(call.resource, call.profile.name, fresh, cost))
+        spend[call.profile.name] = spend.get(call.profile.name, 0) + cost
+        by_name[call.profile.name] = call.profile
+    fits = True
+    remaining: dict[str, int | None] = {}
+    for name, cost in spend.items():
+        profile = by_name[name]
+        remaining[name] = parts.limiter.ledger.known_remaining(profile)
+        if profile.quota is None or cost == 0:
+            continue
+        row = parts.limiter.ledger._peek(profile)
+        now = parts.clock.time()
+        if row is None or row.period != _policy.period_start(profile.quota, now):
+            total = available = row.total if row else profile.quota.limit
+        else:
+            total, available = row.total, row.remaining
+        fits = fits and _policy.admits(
+            available=available, total=total, cost=cost, reserve=profile.reserves[priority]
+        )
+    return Plan(
+        requests=tuple(rows),
+        priority=priority,
+        upstream=sum(1 for row in rows if not row.fresh),
+        cost=sum(row.cost for row in rows),
+        fits=fits,
+        remaining=remaining,
+    )
+
+
+def plan(
+    client: httpx.Client,
+    requests: Iterable[str | httpx.URL | httpx.Request],
+    *,
+    priority: Priority | str | None = None,
+) -> Plan:
+    """Say which requests the cache would answer, what the others would cost, and
+    whether the batch fits the remaining quota at ``priority``; send nothing.
+
+    Args:
+        client: a client built by :func:`quotaflow.make_client`.
+        requests: URLs (GET) or :class:`httpx.Request` objects.
+        priority: the priority they would be sent at (default: the current one).
+
+    Raises:
+        TypeError: ``client`` was not built by quotaflow.
+
+    .. versionadded:: 0.1
+    """
+    parts = _PARTS.get(client)
+    if parts is None:
+        raise TypeError("plan() needs a client built by quotaflow.make_client()")
+    level = Priority.parse(priority) if priority is not None else current_priority()
+    planned = []
+    for request in _requests(client, requests):
+        call, inner = parts.router.begin(request)
+        fresh = _entry(call, inner, parts, parts.storage.get_entries(call.key))
+        planned.append((call, inner, fresh))
+    return _decide(parts, planned, level)
+
+
+async def aplan(
+    client: httpx.AsyncClient,
+    requests: Iterable[str | httpx.URL | httpx.Request],
+    *,
+    priority: Priority | str | None = None,
+) -> Plan:
+    """:func:`plan` for a client built by :func:`quotaflow.make_async_client`.
+
+    .. versionadded:: 0.1
+    """
+    parts = _PARTS.get(client)
+    if parts is None:
+        raise TypeError("aplan() needs a client built by quotaflow.make_async_client()")
+    level = Priority.parse(priority) if priority is not None else current_priority()
+    planned = []
+    for request in _requests(client, requests):
+        call, inner = parts.router.begin(request)
+        fresh = _entry(call, inner, parts, await parts.storage.get_entries(call.key))
+        planned.append((call, inner, fresh))
+    return _decide(parts, planned, level)
