@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from . import events
+from . import _config, events
 from ._backend import STATE_FILE, Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
@@ -111,6 +111,10 @@ class _Parts:
         hot_entries: int,
         hot_bytes: int,
         subscribers: Iterable[Subscriber] | None = None,
+        config: str | os.PathLike[str] | bool | None = None,
+        cache: bool | None = None,
+        rate_limit: bool | None = None,
+        fallback: bool | None = None,
     ) -> None:
         for name, value in (("hot_entries", hot_entries), ("hot_bytes", hot_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -118,7 +122,15 @@ class _Parts:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.directory = _state_dir(state_dir)
-        self.registry, found = resolve_plugins(profiles, plugins, self.directory)
+        registry, found = resolve_plugins(profiles, plugins, self.directory)
+        settings = _config.load(config)
+        self.registry = Registry(_config.apply(settings, registry.profiles))
+        chosen = {"cache": cache, "rate_limit": rate_limit, "fallback": fallback}
+        self.flags: dict[str, bool] = {}
+        for flag, choice in chosen.items():
+            if choice is not None and not isinstance(choice, bool):
+                raise ConfigError(f"{flag}: expected True, False or None, not {choice!r}")
+            self.flags[flag] = choice if choice is not None else settings.flags.get(flag, True)
         if subscribers is not None and (
             isinstance(subscribers, str) or not all(callable(s) for s in subscribers)
         ):
@@ -146,7 +158,9 @@ class _Parts:
             for profile in self.registry.profiles
             if profile.breaker_threshold > 0
         }
-        self.limiter = Limiter(self.backend, self.clock, self.windows, breakers, self.emit)
+        self.limiter = Limiter(
+            self.backend, self.clock, self.windows, breakers, self.emit, self.flags["rate_limit"]
+        )
         self.policy = Policy(self.clock)
         self.router = Router(self.registry)
         self.hot = HotTier(hot_entries, hot_bytes)
@@ -183,6 +197,10 @@ def make_client(
     hot_entries: int = 1024,
     hot_bytes: int = 32 * 2**20,
     subscribers: Iterable[Subscriber] | None = None,
+    config: str | os.PathLike[str] | bool | None = None,
+    cache: bool | None = None,
+    rate_limit: bool | None = None,
+    fallback: bool | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -202,6 +220,12 @@ def make_client(
         hot_entries: at most this many fresh answers kept in process memory (0: none).
         hot_bytes: at most this many body bytes kept in process memory.
         subscribers: callables receiving :mod:`quotaflow.events`, beside the plugins' own.
+        config: a TOML file of settings (default: ``$QUOTAFLOW_CONFIG``, else
+            ``quotaflow.toml`` or ``[tool.quotaflow]`` in ``pyproject.toml`` in the working
+            directory; ``False``: no file). It may change profiles and turn layers off.
+        cache: use the cache (default: the config file's, else True).
+        rate_limit: wait for short-window rates and refuse past the quota reserves.
+        fallback: answer with stale stored responses when upstream fails.
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -220,6 +244,10 @@ def make_client(
         hot_entries,
         hot_bytes,
         subscribers,
+        config,
+        cache,
+        rate_limit,
+        fallback,
     )
     if transport is not None and not isinstance(transport, httpx.BaseTransport):
         raise ConfigError(
@@ -234,10 +262,12 @@ def make_client(
             parts.policy,
             parts.hot,
             parts.gate,
+            parts.flags["cache"],
         ),
         parts.router,
         storage,
         parts.limiter,
+        parts.flags["fallback"] and parts.flags["cache"],
     )
     client = httpx.Client(transport=stack, **httpx_kwargs)
     parts.storage = storage
@@ -257,6 +287,10 @@ def make_async_client(
     hot_entries: int = 1024,
     hot_bytes: int = 32 * 2**20,
     subscribers: Iterable[Subscriber] | None = None,
+    config: str | os.PathLike[str] | bool | None = None,
+    cache: bool | None = None,
+    rate_limit: bool | None = None,
+    fallback: bool | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -279,6 +313,10 @@ def make_async_client(
         hot_entries,
         hot_bytes,
         subscribers,
+        config,
+        cache,
+        rate_limit,
+        fallback,
     )
     if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
         raise ConfigError(
@@ -293,10 +331,12 @@ def make_async_client(
             parts.policy,
             parts.hot,
             parts.gate,
+            parts.flags["cache"],
         ),
         parts.router,
         storage,
         parts.limiter,
+        parts.flags["fallback"] and parts.flags["cache"],
     )
     client = httpx.AsyncClient(transport=stack, **httpx_kwargs)
     parts.storage = storage

@@ -86,17 +86,21 @@ class CachingTransport(httpx.BaseTransport):
         policy: Policy,
         hot: HotTier,
         gate: Gate,
+        enabled: bool = True,
     ) -> None:
         self.next_transport = next_transport
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
+        self._enabled = enabled
         self._hishel = CacheTransport(
             _PolicyTransport(next_transport, storage, policy, gate), storage=storage, rfc=OPTIONS
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
+        if not self._enabled:  # cache = false: straight through
+            return self.next_transport.handle_request(request)
         if call is None:
             return self._hishel.handle_request(request)
         if request.method not in SAFE_METHODS:
@@ -205,11 +209,13 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         policy: Policy,
         hot: HotTier,
         gate: Gate,
+        enabled: bool = True,
     ) -> None:
         self.next_transport = next_transport
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
+        self._enabled = enabled
         self._hishel = AsyncCacheTransport(
             _AsyncPolicyTransport(next_transport, storage, policy, gate),
             storage=storage,
@@ -218,6 +224,8 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
+        if not self._enabled:
+            return await self.next_transport.handle_async_request(request)
         if call is None:
             return await self._hishel.handle_async_request(request)
         if request.method not in SAFE_METHODS:

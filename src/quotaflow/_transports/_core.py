@@ -190,7 +190,9 @@ class Limiter:
         windows: dict[str, ShortWindow],
         breakers: dict[str, Breaker],
         emit: Emitter,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self.backend = backend
         self.ledger = backend.ledger
         self.clock = clock
@@ -206,11 +208,11 @@ class Limiter:
         return call is not None and call.profile is not DEFAULT_PROFILE
 
     def limits(self, call: Call, request: httpx.Request) -> bool:
-        return request.method in call.profile.limited_methods
+        return self.enabled and request.method in call.profile.limited_methods
 
     def open_circuit(self, call: Call) -> bool:
         """Raise CircuitOpen if the profile's circuit refuses; True if this is the probe."""
-        breaker = self.breakers.get(call.profile.name)
+        breaker = self.breakers.get(call.profile.name) if self.enabled else None
         return breaker is not None and breaker.allow(self.clock.time())
 
     def outcome(self, call: Call, ok: bool | None, probe: bool, detail: str = "") -> None:

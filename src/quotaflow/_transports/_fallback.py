@@ -27,8 +27,10 @@ class FallbackTransport(httpx.BaseTransport):
         router: Router,
         storage: hishel.BaseStorage,
         limiter: Limiter,
+        serve_stale: bool = True,
     ) -> None:
         self.next_transport = next_transport
+        self._serve_stale = serve_stale
         self._router = router
         self._storage = storage
         self._ledger = limiter.ledger
@@ -71,7 +73,7 @@ class FallbackTransport(httpx.BaseTransport):
         return response
 
     def _stale(self, call: Call, request: httpx.Request, reason: str) -> httpx.Response | None:
-        if not stale_eligible(call, request):
+        if not self._serve_stale or not stale_eligible(call, request):
             return None
         entries = self._storage.get_entries(call.key)
         choice = choose_stale(call, request, entries, self._clock.time())
@@ -96,8 +98,10 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         router: Router,
         storage: hishel.AsyncBaseStorage,
         limiter: Limiter,
+        serve_stale: bool = True,
     ) -> None:
         self.next_transport = next_transport
+        self._serve_stale = serve_stale
         self._router = router
         self._storage = storage
         self._ledger = limiter.ledger
@@ -142,7 +146,7 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
     async def _stale(
         self, call: Call, request: httpx.Request, reason: str
     ) -> httpx.Response | None:
-        if not stale_eligible(call, request):
+        if not self._serve_stale or not stale_eligible(call, request):
             return None
         entries = await self._storage.get_entries(call.key)
         choice = choose_stale(call, request, entries, self._clock.time())
