@@ -28,7 +28,10 @@ class RateLimitTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if call is None or not self._limiter.profiled(call):
-            return self.next_transport.handle_request(upstream_request(request, call))
+            response = self.next_transport.handle_request(upstream_request(request, call))
+            if call is not None:
+                call.upstream = True
+            return response
         limiter, attempt = self._limiter, 0
         while True:
             try:
@@ -97,7 +100,12 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if call is None or not self._limiter.profiled(call):
-            return await self.next_transport.handle_async_request(upstream_request(request, call))
+            response = await self.next_transport.handle_async_request(
+                upstream_request(request, call)
+            )
+            if call is not None:
+                call.upstream = True
+            return response
         limiter, attempt = self._limiter, 0
         while True:
             try:
