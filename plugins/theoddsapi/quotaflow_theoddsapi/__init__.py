@@ -1,8 +1,11 @@
-"""The Odds API v4 for quotaflow: ``PROFILE`` is published as the ``theoddsapi`` plugin.
+"""The Odds API v4 for quotaflow: ``PLUGIN`` (``PROFILE`` and the odds history archive)
+is published as the ``theoddsapi`` plugin.
 
 :class:`OddsApi` (and :class:`AsyncOddsApi`) is a small typed client of the API that
 works with any ``httpx.Client``, quotaflow's or not.
 """
+
+from quotaflow import Plugin
 
 from ._client import (
     AsyncOddsApi,
@@ -17,23 +20,34 @@ from ._client import (
     Sport,
     Usage,
 )
+from ._history import HistoryRow, OddsHistory, history, movement, start
 from ._profile import PROFILE, OddsApiFreshness, classify, cost, read_quota
 
+#: What the ``quotaflow.plugins`` entry point names: the profile, and per client an
+#: :class:`OddsHistory` in its state directory (``$QUOTAFLOW_ODDS_HISTORY_DAYS`` days,
+#: default 90; 0 keeps no history).
+PLUGIN = Plugin(name="theoddsapi", profiles=[PROFILE], start=start)
+
 __all__ = [
+    "PLUGIN",
     "PROFILE",
     "AsyncOddsApi",
     "Bookmaker",
     "Event",
     "EventScore",
+    "HistoryRow",
     "Market",
     "OddsApi",
     "OddsApiError",
     "OddsApiFreshness",
+    "OddsHistory",
     "Outcome",
     "Score",
     "Sport",
     "Usage",
     "classify",
     "cost",
+    "history",
+    "movement",
     "read_quota",
 ]

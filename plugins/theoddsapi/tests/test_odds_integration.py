@@ -12,7 +12,7 @@ import respx
 import time_machine
 
 import quotaflow
-from quotaflow_theoddsapi import PROFILE, samples
+from quotaflow_theoddsapi import PLUGIN, PROFILE, samples
 
 HOST = "api.the-odds-api.com"
 BASE = f"https://{HOST}"
@@ -337,7 +337,8 @@ def test_entry_point_discovery(
 ) -> None:
     """With plugins=True, the installed entry point routes the API's hosts to "theoddsapi"."""
     found = {ep.name: ep for ep in entry_points(group="quotaflow.plugins")}
-    assert found["theoddsapi"].load() is PROFILE
+    assert found["theoddsapi"].load() is PLUGIN
+    assert PLUGIN.profiles == (PROFILE,)
     route = router.get(host=host, path="/v4/sports").mock(
         return_value=samples.response(samples.sports(), used=7, remaining=493, last=0)
     )
