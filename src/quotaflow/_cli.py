@@ -94,6 +94,67 @@ def _parser() -> argparse.ArgumentParser:
         help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
     )
     planning.add_argument("--json", action="store_true", help="print JSON for machines")
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the status view as a web page on this machine",
+        description="Serve what `quotaflow status` shows as one self-contained HTML page "
+        "(no external assets): per profile the quota, tokens, today's requests, units "
+        "saved, the last error and the circuit, with charts of the quota spent per day "
+        "and the hit ratio over the last 30 days. The page refreshes itself; the same "
+        "data is at /status.json. Runs until Ctrl-C.",
+    )
+    dashboard.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    dashboard.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="read the quota from this Redis (default: $QUOTAFLOW_REDIS_URL)",
+    )
+    dashboard.add_argument(
+        "--redis-prefix",
+        default="quotaflow",
+        metavar="PREFIX",
+        help="Redis key prefix (default: quotaflow)",
+    )
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    dashboard.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="port to listen on; 0 picks a free one (default: 8765)",
+    )
+    dashboard.add_argument(
+        "--refresh",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often the page fetches fresh numbers; 0 turns it off (default: 5)",
+    )
+    odds_history = commands.add_parser(
+        "history",
+        help="show how an event's odds moved (needs quotaflow-theoddsapi)",
+        description="Per bookmaker, market and outcome of one event of The Odds API: each "
+        "price (and point) it took, with the time it was fetched (UTC). Reads the odds history "
+        "that the quotaflow-theoddsapi plugin archives in the state directory "
+        "(odds_history.db; $QUOTAFLOW_ODDS_HISTORY_DAYS days, default 90, 0 keeps none). "
+        "Exit status 1 if nothing is stored for the event.",
+    )
+    odds_history.add_argument("event_id", metavar="EVENT_ID", help="the event's id (32 hex)")
+    odds_history.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    odds_history.add_argument("--json", action="store_true", help="print JSON for machines")
     return parser
 
 
@@ -159,6 +220,58 @@ def _plan(args: argparse.Namespace) -> int:
     return 0 if result.fits else 1
 
 
+def _history(args: argparse.Namespace) -> int:
+    try:
+        from quotaflow_theoddsapi import history, movement
+    except ImportError:
+        print(
+            "quotaflow history needs quotaflow-theoddsapi: pip install quotaflow-theoddsapi",
+            file=sys.stderr,
+        )
+        return 2
+    import json
+    from datetime import UTC, datetime
+
+    rows = history(args.event_id, args.state_dir)
+    if not rows:
+        print(f"quotaflow history: no odds stored for event {args.event_id}", file=sys.stderr)
+        return 1
+    moves = movement(rows)
+    if args.json:
+        doc = {
+            "event_id": rows[0].event_id,
+            "sport": rows[0].sport,
+            "commence_time": rows[0].commence_time,
+            "movement": [
+                {
+                    "bookmaker": bookmaker,
+                    "market": market,
+                    "outcome": outcome,
+                    "changes": [
+                        {"at": datetime.fromtimestamp(at, UTC).isoformat(), "price": p, "point": pt}
+                        for at, p, pt in changes
+                    ],
+                }
+                for (bookmaker, market, outcome), changes in moves.items()
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    one_day = len({datetime.fromtimestamp(row.fetched_at, UTC).date() for row in rows}) == 1
+    when = "%H:%M" if one_day else "%m-%d %H:%M"
+    widths = [max(len(key[i]) for key in moves) for i in range(3)]
+    print(f"{rows[0].event_id}  {rows[0].sport}  kick-off {rows[0].commence_time}  (times UTC)")
+    for key, changes in moves.items():
+        steps = " -> ".join(
+            ("" if point is None else f"{point:g} @ ")
+            + f"{price:g} ({datetime.fromtimestamp(at, UTC).strftime(when)})"
+            for at, price, point in changes
+        )
+        columns = [f"{part:<{width}}" for part, width in zip(key, widths, strict=True)]
+        print("  ".join([*columns, steps]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``quotaflow`` command; return its exit status."""
     parser = _parser()
@@ -179,5 +292,22 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"quotaflow status: {exc}", file=sys.stderr)
             return 2
+    if args.command == "dashboard":
+        from . import _dashboard
+        from .exceptions import ConfigError
+
+        try:
+            return _dashboard.run(args)
+        except ConfigError as exc:
+            print(f"quotaflow dashboard: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # the port is taken, or the address is not ours
+            print(
+                f"quotaflow dashboard: cannot listen on {args.host}:{args.port}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
+    if args.command == "history":
+        return _history(args)
     parser.print_help(sys.stderr)
     return 2
