@@ -5,8 +5,9 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
+import attrs
 import httpx
 
 from . import _config, events
@@ -103,6 +104,7 @@ class _Parts:
 
     def __init__(
         self,
+        *,
         profiles: Iterable[ApiProfile] | None,
         plugins: bool,
         state_dir: str | os.PathLike[str] | None,
@@ -234,45 +236,7 @@ def make_client(
 
     .. versionadded:: 0.1
     """
-    network = _split(httpx_kwargs)
-    parts = _Parts(
-        profiles,
-        plugins,
-        state_dir,
-        clock,
-        (redis_url, redis_prefix, redis_fail),
-        hot_entries,
-        hot_bytes,
-        subscribers,
-        config,
-        cache,
-        rate_limit,
-        fallback,
-    )
-    if transport is not None and not isinstance(transport, httpx.BaseTransport):
-        raise ConfigError(
-            f"transport: expected an httpx.BaseTransport, not {type(transport).__name__}"
-        )
-    inner = transport or httpx.HTTPTransport(**network)
-    storage = parts.backend.storage()
-    stack = FallbackTransport(
-        CachingTransport(
-            RateLimitTransport(inner, parts.limiter, parts.rooms(WaitRoom)),
-            storage,
-            parts.policy,
-            parts.hot,
-            parts.gate,
-            parts.flags["cache"],
-        ),
-        parts.router,
-        storage,
-        parts.limiter,
-        parts.flags["fallback"] and parts.flags["cache"],
-    )
-    client = httpx.Client(transport=stack, **httpx_kwargs)
-    parts.storage = storage
-    _PARTS[client] = parts
-    return client
+    return cast(httpx.Client, _build(_SYNC, transport, httpx_kwargs, **_settings(locals())))
 
 
 def make_async_client(
@@ -303,42 +267,81 @@ def make_async_client(
 
     .. versionadded:: 0.1
     """
-    network = _split(httpx_kwargs)
-    parts = _Parts(
-        profiles,
-        plugins,
-        state_dir,
-        clock,
-        (redis_url, redis_prefix, redis_fail),
-        hot_entries,
-        hot_bytes,
-        subscribers,
-        config,
-        cache,
-        rate_limit,
-        fallback,
+    return cast(httpx.AsyncClient, _build(_ASYNC, transport, httpx_kwargs, **_settings(locals())))
+
+
+@attrs.frozen
+class _Flavour:
+    """The sync or async classes of one stack."""
+
+    base: type
+    network: Callable[..., Any]
+    storage: str
+    fallback: Callable[..., Any]
+    caching: Callable[..., Any]
+    ratelimit: Callable[..., Any]
+    room: Callable[[ShortWindow, Clock], Any]
+    client: Callable[..., Any]
+
+
+_SYNC = _Flavour(
+    httpx.BaseTransport,
+    httpx.HTTPTransport,
+    "storage",
+    FallbackTransport,
+    CachingTransport,
+    RateLimitTransport,
+    WaitRoom,
+    httpx.Client,
+)
+_ASYNC = _Flavour(
+    httpx.AsyncBaseTransport,
+    httpx.AsyncHTTPTransport,
+    "async_storage",
+    AsyncFallbackTransport,
+    AsyncCachingTransport,
+    AsyncRateLimitTransport,
+    AsyncWaitRoom,
+    httpx.AsyncClient,
+)
+
+
+def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """make_client's own arguments, as _Parts takes them."""
+    settings = {k: v for k, v in arguments.items() if k not in ("transport", "httpx_kwargs")}
+    settings["redis"] = (
+        settings.pop("redis_url"),
+        settings.pop("redis_prefix"),
+        settings.pop("redis_fail"),
     )
-    if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
-        raise ConfigError(
-            f"transport: expected an httpx.AsyncBaseTransport, not {type(transport).__name__}"
-        )
-    inner = transport or httpx.AsyncHTTPTransport(**network)
-    storage = parts.backend.async_storage()
-    stack = AsyncFallbackTransport(
-        AsyncCachingTransport(
-            AsyncRateLimitTransport(inner, parts.limiter, parts.rooms(AsyncWaitRoom)),
+    return settings
+
+
+def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **settings: Any) -> Any:
+    """Check the settings, then build Fallback -> Caching -> RateLimit -> transport."""
+    network = _split(httpx_kwargs)
+    parts = _Parts(**settings)
+    if transport is not None and not isinstance(transport, flavour.base):
+        kind = f"httpx.{flavour.base.__name__}"
+        raise ConfigError(f"transport: expected an {kind}, not {type(transport).__name__}")
+    inner = transport or flavour.network(**network)
+    storage = getattr(parts.backend, flavour.storage)()
+    flags = parts.flags
+    stack = flavour.fallback(
+        flavour.caching(
+            flavour.ratelimit(inner, parts.limiter, parts.rooms(flavour.room)),
             storage,
             parts.policy,
             parts.hot,
             parts.gate,
-            parts.flags["cache"],
+            flags["cache"],
         ),
         parts.router,
         storage,
         parts.limiter,
-        parts.flags["fallback"] and parts.flags["cache"],
+        flags["fallback"] and flags["cache"],
     )
-    client = httpx.AsyncClient(transport=stack, **httpx_kwargs)
+    client = flavour.client(transport=stack, **httpx_kwargs)
     parts.storage = storage
     _PARTS[client] = parts
     return client
