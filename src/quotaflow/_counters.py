@@ -9,6 +9,7 @@ waits for a write.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -22,8 +23,14 @@ FLUSH_EVENTS = 1000
 COLUMNS = ("hits", "misses", "revalidated", "stale", "refused", "saved", "spent")
 
 
+@functools.lru_cache(maxsize=8)
+def _day(number: int) -> str:
+    return datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
+
+
 def day_of(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
+    """The UTC date of ``moment`` (formatted once per day, not once per event)."""
+    return _day(int(moment // 86400))
 
 
 class Counters:
