@@ -69,6 +69,7 @@ class Router:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._secrets: dict[str, _Secrets] = {}
+        self._urls: dict[tuple[str, bytes], httpx.URL] = {}
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
         found = self._secrets.get(profile.name)
@@ -81,12 +82,25 @@ class Router:
             )
         return found
 
+    def _cache_url(self, url: httpx.URL, secrets: frozenset[str]) -> httpx.URL:
+        """cache_url, remembered: rebuilding a URL through httpx's parser costs more
+        than a whole cache hit. (Kept in process memory only, like the request itself.)"""
+        if not url.query:
+            return url
+        raw = url.raw_path  # path and query, as sent
+        found = self._urls.get((url.host, raw))
+        if found is None:
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            found = self._urls[(url.host, raw)] = cache_url(url, secrets)
+        return found
+
     def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
         profile = self.registry.match(request.url)
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
         secrets = self.secrets(profile)
-        url = cache_url(request.url, secrets.params)
+        url = self._cache_url(request.url, secrets.params)
         headers = request.headers
         hidden: tuple[tuple[str, str], ...] = ()
         # One pass over the raw pairs: secrets to hide, directives the hot tier can't judge.
