@@ -22,7 +22,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import httpx
+from common import RESULTS, json_arg, write_results
 
 import quotaflow
 
@@ -146,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=50, help="threads, then tasks")
     parser.add_argument("--requests", type=int, default=200, help="requests per worker")
     parser.add_argument("--urls", type=int, default=10, help="distinct URLs")
+    parser.add_argument(
+        "--json",
+        type=json_arg,
+        default=RESULTS,
+        help="merge the results into this file ('-': none; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(Path(tmp), args.workers, args.requests, args.urls)
@@ -162,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             f"quotaflow / httpx ({kind}): p50 {ours['p50_us'] / bare['p50_us']:.2f}x, "
             f"throughput {ours['rps'] / bare['rps']:.2f}x, upstream calls {ours['upstream']:.0f}"
         )
+    write_results(
+        args.json,
+        "concurrency",
+        {"workers": args.workers, "requests": args.requests, "urls": args.urls, "rows": rows},
+    )
     return 0
 
 

@@ -1,17 +1,29 @@
-"""What quotaflow's stack costs per request, as ratios to bare httpx in the same run.
+"""What each layer costs per request, as ratios to bare httpx measured in the same run.
 
-Every row uses the same in-process upstream (``httpx.MockTransport``), so the
-network never counts; each timing is the median of several rounds. Run::
+Every row answers from the same respx router over recorded Odds API answers
+(benchmarks/fixtures), innermost as ``httpx.MockTransport(router.handler)``, so the
+network never counts. Two bodies: one game's moneyline (2 KB) and the NFL Sunday slate
+(16 games x 8 books x h2h/spreads/totals). Within a round every variant of every group
+runs once, so drift hits them all alike; a ratio is taken per round against that
+round's floor, and the median and the spread (min-max) of those ratios are reported.
+Run::
 
-    make bench            # or: python benchmarks/overhead.py --requests 2000
+    make bench            # or: python benchmarks/overhead.py --requests 500 --rounds 15
 
-Rows:
-    httpx (floor)        httpx.Client on MockTransport: the floor every layer is measured against
-    hishel hit           hishel's CacheTransport alone, RFC mode, SqliteStorage (same file type)
-    quotaflow hit (hot)  the whole stack answering from its in-memory hot tier
-    quotaflow hit (warm) the whole stack answering from SQLite (hot tier off)
-    quotaflow miss       the whole stack going upstream (a new URL each time): all but the network
-    ... async            the same through httpx.AsyncClient
+Rows (each in sync and async, 2 KB and slate):
+    httpx (floor)          httpx.Client on MockTransport(router.handler)
+    quotaflow hit (hot)    the whole stack answering from its in-memory hot tier
+    quotaflow hit (warm)   the whole stack answering from SQLite (make_client(hot_entries=0))
+    quotaflow miss         the whole stack going upstream, a new URL each time:
+                           all but the network (ledger, limiter, lease, freshness rule, store)
+    hishel hit             hishel's CacheTransport alone, RFC mode, SqliteStorage (same type)
+    httpx HTTPTransport    httpx.HTTPTransport whose pool answers from the router
+                           (what pyrate-limiter's transport adds its limiter to)
+    pyrate-limiter         pyrate_limiter.extras.httpx_limiter.RateLimiterTransport over
+                           that pool, an in-memory token bucket that never waits
+
+The replayed answers also carry ``Cache-Control: max-age=86400`` so that hishel alone
+(RFC mode) may store them; quotaflow's freshness rule replaces it with its own.
 """
 
 from __future__ import annotations
@@ -19,191 +31,439 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import gc
+import importlib.util
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import attrs
 import hishel
 import httpx
+import respx
+from common import RESULTS, json_arg, ratios, spread, verdict, write_results
 from hishel.httpx import AsyncCacheTransport, CacheTransport
+from pyrate_limiter import Duration, Limiter, StateBucket, TokenBucket
+from pyrate_limiter import Rate as PyrateRate
+from pyrate_limiter.extras.httpx_limiter import (
+    AsyncRateLimiterTransport,
+    RateLimiterTransport,
+)
+from replay import API_KEY, Fixture, RouterPool, load, router
 
 import quotaflow
+from quotaflow_theoddsapi import PROFILE, OddsApiFreshness
 
-BODY = json.dumps([{"id": n, "price": 1.91} for n in range(40)]).encode()  # ~1 KB
-HEADERS = {"content-type": "application/json", "cache-control": "max-age=3600"}
-URL = "https://api.bench/v1/odds"
-PROFILE = quotaflow.ApiProfile(
-    name="bench",
-    hosts=("api.bench",),
-    rates=(quotaflow.Rate(1_000_000, per=1.0),),
-    quota=quotaflow.Quota(1_000_000_000),
-    freshness=lambda request, response, now: 3600,
-    max_stale=3600,
+SIZES = {"2 KB": load("event_odds_nfl"), "slate": load("odds_nfl")}
+REPLAY_HEADERS = {"cache-control": "max-age=86400"}
+# The real profile (cost, quota headers, freshness rule reading the body, secrets),
+# with limits that never make a request wait and freshness that outlasts the run.
+DAY = 86400
+BENCH_PROFILE = attrs.evolve(
+    PROFILE,
+    rates=(quotaflow.Rate(10**9, per=1.0, burst=10**9),),
+    freshness=OddsApiFreshness(
+        live=DAY, within_1h=DAY, within_6h=DAY, within_24h=DAY, later=DAY, no_events=DAY
+    ),
+)
+BLOCK = 20  # requests per block: rows and the floor alternate at this grain
+ROWS = (
+    "httpx (floor)",
+    "quotaflow hit (hot)",
+    "quotaflow hit (warm)",
+    "quotaflow miss",
+    "hishel hit",
+    "httpx HTTPTransport",
+    "pyrate-limiter",
+)
+FRUGAL = (
+    "httpx-frugal: not measured. `pip install httpx-frugal` gets 0.2.1, which requires "
+    "hishel<2 and replaces the hishel 2.x quotaflow runs on, so the two cannot share a process."
 )
 
 
-def upstream(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, content=BODY, headers=HEADERS)
+@dataclass
+class Variant:
+    group: str  # "sync 2 KB", "async slate", ...
+    row: str
+    run: Callable[[int], Any]  # returns None (sync) or an awaitable (async)
+    share: float = 1.0  # fraction of --requests it makes per round (misses are slower)
+    samples: list[float] = field(default_factory=list)  # us per request, one per round
+    bases: list[float] = field(default_factory=list)  # the floor around each sample
+    upstream: list[float] = field(default_factory=list)
 
 
-def _loop(client: httpx.Client, url: str | None) -> Callable[[int], None]:
+def _quotaflow_kwargs(directory: Path, transport: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "profiles": [BENCH_PROFILE],
+        "plugins": False,
+        "state_dir": directory,
+        "transport": transport,
+        **extra,
+    }
+
+
+def _pyrate_limiter() -> Limiter:
+    bucket = StateBucket([PyrateRate(10**9, Duration.SECOND, burst=10**9)], TokenBucket())
+    return Limiter(bucket, buffer_ms=0)
+
+
+def keyed(fixture: Fixture) -> httpx.URL:
+    """The recorded request's URL with the key, as a caller sends it."""
+    return fixture.url.copy_add_param("apiKey", API_KEY)
+
+
+def _urls(fixture_url: httpx.URL) -> Callable[[], httpx.URL]:
     counter = iter(range(10**9))
+    return lambda: fixture_url.copy_add_param("commenceTimeFrom", f"{next(counter)}")
+
+
+def _sync_loop(client: httpx.Client, url: httpx.URL, fresh: bool) -> Callable[[int], None]:
+    new_url = _urls(url)
 
     def run(requests: int) -> None:
         for _ in range(requests):
-            client.get(url if url is not None else f"{URL}?page={next(counter)}")
+            client.get(new_url() if fresh else url)
 
     return run
 
 
-def _aloop(client: httpx.AsyncClient) -> Callable[[int], Awaitable[None]]:
+def _async_loop(
+    client: httpx.AsyncClient, url: httpx.URL, fresh: bool
+) -> Callable[[int], Awaitable[None]]:
+    new_url = _urls(url)
+
     async def run(requests: int) -> None:
         for _ in range(requests):
-            await client.get(URL)
+            await client.get(new_url() if fresh else url)
 
     return run
 
 
-def sync_variants(directory: Path, stack: contextlib.ExitStack) -> dict[str, Callable[[int], None]]:
-    mock = httpx.MockTransport(upstream)
-    bare = stack.enter_context(httpx.Client(transport=mock))
+def sync_variants(
+    group: str, url: httpx.URL, routes: respx.Router, directory: Path, stack: contextlib.ExitStack
+) -> list[Variant]:
+    mock = httpx.MockTransport(routes.handler)
+
+    def client(transport: httpx.BaseTransport) -> httpx.Client:
+        return stack.enter_context(httpx.Client(transport=transport))
+
+    def ours(name: str, **extra: Any) -> httpx.Client:
+        built = quotaflow.make_client(**_quotaflow_kwargs(directory / name, mock, **extra))
+        return stack.enter_context(built)
+
     storage = hishel.SqliteStorage(database_path=directory / "hishel.db")
-    options = hishel.CacheOptions(shared=False)
-    alone = stack.enter_context(
-        httpx.Client(transport=CacheTransport(mock, storage=storage, rfc=options))
-    )
-    ours = stack.enter_context(
-        quotaflow.make_client(
-            profiles=[PROFILE], plugins=False, state_dir=directory / "sync", transport=mock
-        )
-    )
-    warm = stack.enter_context(
-        quotaflow.make_client(
-            profiles=[PROFILE],
-            plugins=False,
-            state_dir=directory / "warm",
-            transport=mock,
-            hot_entries=0,
-        )
-    )
-    for client in (alone, ours, warm):
-        client.get(URL)
-    return {
-        "httpx (floor)": _loop(bare, URL),
-        "hishel hit": _loop(alone, URL),
-        "quotaflow hit (hot)": _loop(ours, URL),
-        "quotaflow hit (warm)": _loop(warm, URL),
-        "quotaflow miss": _loop(ours, None),
+    pool = httpx.HTTPTransport(verify=False)  # no TLS ever happens: skip loading certificates
+    pool._pool = RouterPool(routes.handler)  # type: ignore[assignment]
+    limiter = stack.enter_context(_pyrate_limiter())
+    limited = RateLimiterTransport(limiter, verify=False)
+    limited._pool = RouterPool(routes.handler)  # type: ignore[assignment]
+    clients = {
+        "httpx (floor)": client(mock),
+        "quotaflow hit (hot)": ours("hot"),
+        "quotaflow hit (warm)": ours("warm", hot_entries=0),
+        "quotaflow miss": ours("miss"),
+        "hishel hit": client(
+            CacheTransport(mock, storage=storage, rfc=hishel.CacheOptions(shared=False))
+        ),
+        "httpx HTTPTransport": client(pool),
+        "pyrate-limiter": client(limited),
     }
+    found = []
+    for row, made in clients.items():
+        made.get(url)  # stores the answer the hit rows read
+        share = (0.2 if "2 KB" in group else 0.1) if row == "quotaflow miss" else 1.0
+        found.append(Variant(group, row, _sync_loop(made, url, row == "quotaflow miss"), share))
+    return found
 
 
 async def async_variants(
-    directory: Path, stack: contextlib.AsyncExitStack
-) -> dict[str, Callable[[int], Awaitable[None]]]:
-    mock = httpx.MockTransport(upstream)
-    bare = await stack.enter_async_context(httpx.AsyncClient(transport=mock))
+    group: str,
+    url: httpx.URL,
+    routes: respx.Router,
+    directory: Path,
+    stack: contextlib.AsyncExitStack,
+) -> list[Variant]:
+    mock = httpx.MockTransport(routes.handler)
+
+    async def client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+        return await stack.enter_async_context(httpx.AsyncClient(transport=transport))
+
+    async def ours(name: str, **extra: Any) -> httpx.AsyncClient:
+        built = quotaflow.make_async_client(**_quotaflow_kwargs(directory / name, mock, **extra))
+        return await stack.enter_async_context(built)
+
     storage = hishel.AsyncSqliteStorage(database_path=directory / "hishel-async.db")
+    pool = httpx.AsyncHTTPTransport(verify=False)
+    pool._pool = RouterPool(routes.handler)  # type: ignore[assignment]
+    limiter = stack.enter_context(_pyrate_limiter())
+    limited = AsyncRateLimiterTransport(limiter, verify=False)
+    limited._pool = RouterPool(routes.handler)  # type: ignore[assignment]
     cached = AsyncCacheTransport(mock, storage=storage, rfc=hishel.CacheOptions(shared=False))
-    alone = await stack.enter_async_context(httpx.AsyncClient(transport=cached))
-    ours = await stack.enter_async_context(
-        quotaflow.make_async_client(
-            profiles=[PROFILE], plugins=False, state_dir=directory / "async", transport=mock
-        )
-    )
-    for client in (alone, ours):
-        await client.get(URL)
-    return {
-        "httpx (floor) async": _aloop(bare),
-        "hishel hit async": _aloop(alone),
-        "quotaflow hit (hot) async": _aloop(ours),
+    clients = {
+        "httpx (floor)": await client(mock),
+        "quotaflow hit (hot)": await ours("hot"),
+        "quotaflow hit (warm)": await ours("warm", hot_entries=0),
+        "quotaflow miss": await ours("miss"),
+        "hishel hit": await client(cached),
+        "httpx HTTPTransport": await client(pool),
+        "pyrate-limiter": await client(limited),
     }
+    found = []
+    for row, made in clients.items():
+        await made.get(url)
+        share = (0.2 if "2 KB" in group else 0.1) if row == "quotaflow miss" else 1.0
+        found.append(Variant(group, row, _async_loop(made, url, row == "quotaflow miss"), share))
+    return found
 
 
-def interleaved(
-    variants: dict[str, Callable[[int], float]], requests: int, rounds: int
-) -> dict[str, list[float]]:
-    """Microseconds per request, one sample per round, variants alternating within a round
-    so that drift on a noisy machine hits them all alike."""
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, run in variants.items():
-            samples[name].append(run(requests))
-    return samples
-
-
-def measure(directory: Path, requests: int, rounds: int) -> dict[str, list[float]]:
-    def timed(run: Callable[[int], None]) -> Callable[[int], float]:
-        def sample(n: int) -> float:
-            started = time.perf_counter()
-            run(n if run is not miss else max(n // 5, 1))
-            return (
-                (time.perf_counter() - started) / (n if run is not miss else max(n // 5, 1)) * 1e6
-            )
-
-        return sample
-
+async def measure(
+    directory: Path, requests: int, rounds: int, routes: respx.Router
+) -> list[Variant]:
+    """Per round, for each row: blocks of BLOCK requests of the floor and of the row,
+    alternating; the row's sample is divided by the floor blocks it alternated with.
+    Groups and rows run in reverse order every other round."""
+    variants: list[Variant] = []
     with contextlib.ExitStack() as stack:
-        variants = sync_variants(directory, stack)
-        miss = variants["quotaflow miss"]
-        samples = interleaved({k: timed(v) for k, v in variants.items()}, requests, rounds)
+        async with contextlib.AsyncExitStack() as astack:
+            for size, fixture in SIZES.items():
+                url = keyed(fixture)
+                variants += sync_variants(
+                    f"sync {size}", url, routes, directory / f"sync-{size[:2]}", stack
+                )
+                variants += await async_variants(
+                    f"async {size}", url, routes, directory / f"async-{size[:2]}", astack
+                )
+            groups: dict[str, list[Variant]] = {}
+            for variant in variants:
+                groups.setdefault(variant.group, []).append(variant)
 
-    async def async_samples() -> dict[str, list[float]]:
-        async with contextlib.AsyncExitStack() as stack:
-            variants = await async_variants(directory, stack)
-            found: dict[str, list[float]] = {name: [] for name in variants}
-            for _ in range(rounds):
-                for name, run in variants.items():
-                    started = time.perf_counter()
-                    await run(requests)
-                    found[name].append((time.perf_counter() - started) / requests * 1e6)
-            return found
+            async def timed(variant: Variant, n: int) -> float:
+                """Seconds for n requests; upstream calls per request noted."""
+                routes.reset()
+                started = time.perf_counter()
+                result = variant.run(n)
+                if result is not None:
+                    await result
+                elapsed = time.perf_counter() - started
+                variant.upstream.append(routes.calls.call_count / n)
+                return elapsed
 
-    samples.update(asyncio.run(async_samples()))
-    return samples
+            # Round 0 warms every path up and is not kept.
+            for round_number in range(rounds + 1):
+                keep = round_number > 0
+                gc.collect()  # once a round: garbage left by one round is not the next's cost
+                order = list(groups.values())
+                if round_number % 2:
+                    order.reverse()
+                size = max(1, min(BLOCK, requests))
+                blocks = max(1, requests // size) if keep else 1
+                for members in order:
+                    floor, others = members[0], members[1:]
+                    if round_number % 2:
+                        others = others[::-1]
+                    for variant in others:
+                        # Blocks of the row and of the floor alternate: what the machine does
+                        # meanwhile (other processes, frequency changes) hits both alike.
+                        block = max(1, round(size * variant.share))
+                        mine = base = 0.0
+                        for _ in range(blocks):
+                            base += await timed(floor, size)
+                            mine += await timed(variant, block)
+                        if keep:
+                            base_us = base / (blocks * size) * 1e6
+                            variant.samples.append(mine / (blocks * block) * 1e6)
+                            variant.bases.append(base_us)
+                            floor.samples.append(base_us)
+                    if keep:
+                        floor.bases = list(floor.samples)
+    routes.reset()
+    return variants
+
+
+def memory(directory: Path, entries: int, routes: respx.Router) -> dict[str, dict[str, float]]:
+    """Python heap (tracemalloc) and disk per cached entry, with and without the hot tier."""
+    found: dict[str, dict[str, float]] = {}
+    for size, fixture in SIZES.items():
+        count = entries if size == "2 KB" else max(1, entries // 4)
+        per: dict[str, float] = {"body_bytes": float(len(fixture.body))}
+        for label, extra in (("total", {}), ("warm_only", {"hot_entries": 0})):
+            state = directory / f"memory-{size[:2]}-{label}"
+            mock = httpx.MockTransport(routes.handler)
+            with quotaflow.make_client(**_quotaflow_kwargs(state, mock, **extra)) as client:
+                new_url = _urls(keyed(fixture))
+                for _ in range(3):  # everything created on first use exists before we count
+                    client.get(new_url())
+                routes.reset()
+                disk_before = _disk(state)
+                gc.collect()
+                tracemalloc.start()
+                before = tracemalloc.get_traced_memory()[0]
+                for _ in range(count):
+                    client.get(new_url())
+                routes.reset()
+                gc.collect()
+                after = tracemalloc.get_traced_memory()[0]
+                tracemalloc.stop()
+                per[f"{label}_heap_bytes"] = (after - before) / count
+                per[f"{label}_disk_bytes"] = (_disk(state) - disk_before) / count
+        per["hot_tier_bytes"] = per["total_heap_bytes"] - per["warm_only_heap_bytes"]
+        found[size] = per
+    return found
+
+
+def _disk(directory: Path) -> int:
+    """Bytes of the state files, write-ahead logs folded in first."""
+    for path in directory.glob("*.db"):
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(path.stat().st_size for path in directory.glob("*.db*"))
+
+
+def report(variants: list[Variant], rounds: int, requests: int) -> dict[str, Any]:
+    groups = list(dict.fromkeys(variant.group for variant in variants))
+    rows: dict[str, dict[str, dict[str, float]]] = {group: {} for group in groups}
+    for variant in variants:
+        rows[variant.group][variant.row] = {
+            "us": statistics.median(variant.samples),
+            **ratios(variant.samples, variant.bases),
+            "upstream_per_request": statistics.median(variant.upstream),
+        }
+    print(
+        f"overhead per request: ratio to bare httpx, median [min-max] of {rounds} rounds "
+        f"({requests} requests per round; misses fewer)"
+    )
+    print(f"{'row':<22}" + "".join(f"{group:>22}" for group in groups))
+    for row in ROWS:
+        print(f"{row:<22}" + "".join(f"{spread(rows[g][row]):>22}" for g in groups))
+    print(
+        f"{'floor, us/request':<22}"
+        + "".join(f"{rows[g]['httpx (floor)']['us']:>22.0f}" for g in groups)
+    )
+    suspicious = [
+        f"{group}/{row}"
+        for group in groups
+        for row, values in rows[group].items()
+        if ("hit" in row and values["upstream_per_request"] > 0)
+        or (
+            row not in ("quotaflow hit (hot)", "quotaflow hit (warm)", "hishel hit")
+            and values["upstream_per_request"] < 1
+        )
+    ]
+    if suspicious:
+        print(f"WARNING: rows that did not reach upstream as expected: {', '.join(suspicious)}")
+    return rows
+
+
+def targets(variants: list[Variant], rows: dict[str, Any]) -> list[dict[str, Any]]:
+    by_key = {(variant.group, variant.row): variant for variant in variants}
+
+    def versus(group: str, row: str, base: str) -> dict[str, float]:
+        """Per round, (row / its floor) / (base / its floor)."""
+        mine, theirs = by_key[(group, row)], by_key[(group, base)]
+        return ratios(
+            [v / b for v, b in zip(mine.samples, mine.bases, strict=True)],
+            [v / b for v, b in zip(theirs.samples, theirs.bases, strict=True)],
+        )
+
+    found = [
+        ("hot hit <= 1.10x httpx (sync, 2 KB)", rows["sync 2 KB"]["quotaflow hit (hot)"], 1.10),
+        ("hot hit <= 1.10x httpx (async, 2 KB)", rows["async 2 KB"]["quotaflow hit (hot)"], 1.10),
+        ("hot hit <= 1.10x httpx (sync, slate)", rows["sync slate"]["quotaflow hit (hot)"], 1.10),
+        (
+            "hot hit <= 1.10x httpx (async, slate)",
+            rows["async slate"]["quotaflow hit (hot)"],
+            1.10,
+        ),
+        ("warm hit <= 1.6x httpx (sync, 2 KB)", rows["sync 2 KB"]["quotaflow hit (warm)"], 1.6),
+        (
+            "warm hit <= 1.10x hishel hit (sync, 2 KB)",
+            versus("sync 2 KB", "quotaflow hit (warm)", "hishel hit"),
+            1.10,
+        ),
+        (
+            "warm hit <= 1.10x hishel hit (sync, slate)",
+            versus("sync slate", "quotaflow hit (warm)", "hishel hit"),
+            1.10,
+        ),
+        (
+            "warm hit <= 1.10x hishel hit (async, 2 KB)",
+            versus("async 2 KB", "quotaflow hit (warm)", "hishel hit"),
+            1.10,
+        ),
+    ]
+    print(f"\n{'target':<46}{'measured':>20}  verdict")
+    results = []
+    for name, row, limit in found:
+        ok = row["ratio"] <= limit
+        print(f"{name:<46}{spread(row):>20}  {verdict(ok)}")
+        results.append({"target": name, "limit": limit, **row, "ok": ok})
+    return results
+
+
+def print_memory(found: dict[str, dict[str, float]]) -> None:
+    print(
+        f"\n{'memory per cached entry':<26}{'body':>9}{'hot tier':>10}"
+        f"{'heap total':>12}{'heap warm only':>16}{'disk':>9}"
+    )
+    for size, per in found.items():
+        print(
+            f"{size:<26}{per['body_bytes'] / 1024:>8.1f}K{per['hot_tier_bytes'] / 1024:>9.1f}K"
+            f"{per['total_heap_bytes'] / 1024:>11.1f}K{per['warm_only_heap_bytes'] / 1024:>15.1f}K"
+            f"{per['total_disk_bytes'] / 1024:>8.1f}K"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=500, help="requests per round")
-    parser.add_argument("--rounds", type=int, default=15, help="rounds (medians are kept)")
-    parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="requests per row per round (blocks of 20)"
+    )
+    parser.add_argument("--rounds", type=int, default=20, help="rounds (medians are kept)")
+    parser.add_argument(
+        "--memory-entries", type=int, default=400, help="entries cached to measure memory"
+    )
+    parser.add_argument(
+        "--json",
+        type=json_arg,
+        default=RESULTS,
+        help="merge the results into this file ('-': none; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    routes = router([f.name for f in SIZES.values()], headers=REPLAY_HEADERS)
 
     with tempfile.TemporaryDirectory() as tmp:
-        samples = measure(Path(tmp), args.requests, args.rounds)
-
-    rows: dict[str, dict[str, float]] = {}
-    print(f"{'row':<28}{'us/request':>11}{'x floor':>9}{'spread':>15}")
-    for name, values in samples.items():
-        floor = samples["httpx (floor) async" if name.endswith("async") else "httpx (floor)"]
-        ratios = [value / base for value, base in zip(values, floor, strict=True)]
-        rows[name] = {
-            "us": statistics.median(values),
-            "ratio": statistics.median(ratios),
-            "ratio_min": min(ratios),
-            "ratio_max": max(ratios),
-        }
-        row = rows[name]
-        spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
-        print(f"{name:<28}{row['us']:>11.1f}{row['ratio']:>9.2f}{spread:>15}")
-    versus = [
-        ours / alone
-        for ours, alone in zip(samples["quotaflow hit (warm)"], samples["hishel hit"], strict=True)
-    ]
-    print(
-        f"\nquotaflow warm hit / hishel hit (same storage): {statistics.median(versus):.2f}"
-        "\ntargets: hot hit <= 1.10x floor (sync and async); warm hit <= 1.6x;"
-        " warm hit <= 1.10x hishel alone"
+        variants = asyncio.run(measure(Path(tmp), args.requests, args.rounds, routes))
+        copying = router([f.name for f in SIZES.values()], headers=REPLAY_HEADERS, copy=True)
+        found_memory = memory(Path(tmp), args.memory_entries, copying)
+    rows = report(variants, args.rounds, args.requests)
+    verdicts = targets(variants, rows)
+    print_memory(found_memory)
+    available = importlib.util.find_spec("httpx_frugal") is not None
+    print(f"\n{FRUGAL}{' (It is importable here, yet still not measured.)' if available else ''}")
+    write_results(
+        args.json,
+        "overhead",
+        {
+            "rounds": args.rounds,
+            "requests": args.requests,
+            "rows": rows,
+            "targets": verdicts,
+            "memory": found_memory,
+            "httpx_frugal": FRUGAL,
+        },
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"overhead": rows}, indent=2))
     return 0
 
 

@@ -7,32 +7,184 @@ import runpy
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
-    """overhead.py prints every row and writes them as JSON."""
-    out = tmp_path / "latest.json"
-    monkeypatch.setattr(
-        sys, "argv", ["overhead.py", "--requests", "3", "--rounds", "1", "--json", str(out)]
-    )
-    namespace = runpy.run_path(str(BENCHMARKS / "overhead.py"))
+def run_benchmark(monkeypatch, name: str, *args: str) -> int:
+    """Run ``benchmarks/NAME.py ARGS`` as ``python`` would, through its main()."""
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    namespace = runpy.run_path(str(BENCHMARKS / name))
+    return namespace["main"]()
 
-    assert namespace["main"]() == 0
-    rows = json.loads(out.read_text())["overhead"]
-    assert {"httpx (floor)", "quotaflow hit (hot)", "quotaflow hit (hot) async"} <= set(rows)
-    assert rows["httpx (floor)"]["ratio"] == 1.0
-    assert "warm hit / hishel hit" in capsys.readouterr().out
+
+@pytest.fixture
+def replay(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import replay
+
+    return replay
+
+
+def test_fixtures_are_what_regenerate_builds(monkeypatch, capsys) -> None:
+    """The committed fixtures are byte for byte what regenerate.py builds, and small."""
+    assert run_benchmark(monkeypatch, "fixtures/regenerate.py", "--check") == 0
+    total = sum(path.stat().st_size for path in (BENCHMARKS / "fixtures").glob("*.json"))
+    assert total < 1_500_000
+
+
+def test_fixtures_match_the_documented_shapes(replay) -> None:
+    """Field names as shared/APIS.md gives them; errors as the API sends them."""
+    nfl = json.loads(replay.load("odds_nfl").body)
+    assert len(nfl) == 16
+    assert {len(event["bookmakers"]) for event in nfl} == {8}
+    event = nfl[0]
+    assert set(event) == {
+        "id",
+        "sport_key",
+        "sport_title",
+        "commence_time",
+        "home_team",
+        "away_team",
+        "bookmakers",
+    }
+    assert len(event["id"]) == 32
+    assert event["commence_time"].endswith("Z")
+    book = event["bookmakers"][0]
+    assert set(book) == {"key", "title", "last_update", "markets"}
+    assert [market["key"] for market in book["markets"]] == ["h2h", "spreads", "totals"]
+    assert all("point" in outcome for outcome in book["markets"][2]["outcomes"])
+    assert {o["name"] for o in book["markets"][2]["outcomes"]} == {"Over", "Under"}
+    scores = json.loads(replay.load("scores_nfl").body)
+    assert {game["completed"] for game in scores} == {True, False}
+    assert any(game["scores"] is None and game["last_update"] is None for game in scores)
+    assert all(isinstance(s["score"], str) for game in scores for s in game["scores"] or [])
+    sports = json.loads(replay.load("sports").body)
+    assert set(sports[0]) == {"key", "group", "title", "description", "active", "has_outrights"}
+    for name, status, code in (
+        ("error_401_out_of_usage_credits", 401, "OUT_OF_USAGE_CREDITS"),
+        ("error_429_exceeded_freq_limit", 429, "EXCEEDED_FREQ_LIMIT"),
+        ("error_422_invalid_market", 422, "INVALID_MARKET"),
+    ):
+        fixture = replay.load(name)
+        assert fixture.status == status
+        assert set(json.loads(fixture.body)) == {"message", "error_code", "details_url"}
+        assert json.loads(fixture.body)["error_code"] == code
+    headers = replay.load("odds_nfl").headers
+    assert headers["x-requests-last"] == "3"
+    assert "date" not in headers
+    assert "cache-control" not in headers
+
+
+def test_replay_router_and_simulated_api(replay) -> None:
+    """The router answers the recorded bytes; the simulated API charges as documented."""
+    routes = replay.router()
+    with httpx.Client(transport=httpx.MockTransport(routes.handler)) as client:
+        fixture = replay.load("odds_nfl")
+        assert client.get(fixture.url).content == fixture.body
+        bad = replay.load("error_422_invalid_market")
+        assert client.get(bad.url).status_code == 422
+    at = replay.regenerate.at(25, 18)  # early games in play
+    api = replay.OddsApi(plan=10, clock=lambda: at)
+    transport = httpx.MockTransport(api.router().handler)
+    with httpx.Client(transport=transport, base_url=replay.HOST) as client:
+        key = {"apiKey": replay.API_KEY}
+        odds = client.get(
+            "/v4/sports/americanfootball_nfl/odds",
+            params={**key, "regions": "us,us2", "markets": "h2h,spreads,totals"},
+        )
+        assert odds.headers["x-requests-last"] == "6"
+        assert all(e["commence_time"] != "2026-10-25T13:30:00Z" for e in odds.json())  # over
+        assert (
+            client.get("/v4/sports/baseball_mlb/scores", params=key).headers["x-requests-last"]
+            == "1"
+        )
+        assert client.get("/v4/sports", params=key).headers["x-requests-last"] == "0"
+        spent = client.get(
+            "/v4/sports/basketball_nba/odds",
+            params={**key, "regions": "us,uk", "markets": "h2h,totals"},
+        )
+        assert spent.status_code == 401  # 7 used, 4 more would pass the plan of 10
+        assert spent.json()["error_code"] == "OUT_OF_USAGE_CREDITS"
+        assert client.get("/v4/sports").json()["error_code"] == "MISSING_KEY"
+    assert api.used == 7
+
+
+def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """overhead.py prints every row and target, and writes them as JSON."""
+    out = tmp_path / "latest.json"
+    args = ("--requests", "2", "--rounds", "1", "--memory-entries", "2", "--json", str(out))
+    assert run_benchmark(monkeypatch, "overhead.py", *args) == 0
+    found = json.loads(out.read_text())["overhead"]
+    assert set(found["rows"]) == {"sync 2 KB", "async 2 KB", "sync slate", "async slate"}
+    for rows in found["rows"].values():
+        assert rows["httpx (floor)"]["ratio"] == 1.0
+        assert rows["quotaflow hit (hot)"]["upstream_per_request"] == 0
+        assert rows["quotaflow hit (warm)"]["upstream_per_request"] == 0
+        assert rows["hishel hit"]["upstream_per_request"] == 0
+        assert rows["quotaflow miss"]["upstream_per_request"] == 1
+        assert rows["pyrate-limiter"]["upstream_per_request"] == 1
+    assert found["memory"]["slate"]["body_bytes"] > 50_000
+    out_text = capsys.readouterr().out
+    assert "warm hit <= 1.10x hishel hit" in out_text
+    assert "httpx-frugal" in out_text
 
 
 def test_concurrency_benchmark_runs(capsys, monkeypatch) -> None:
     """concurrency.py makes one upstream call per URL under load."""
-    monkeypatch.setattr(
-        sys, "argv", ["concurrency.py", "--workers", "4", "--requests", "5", "--urls", "3"]
-    )
-    namespace = runpy.run_path(str(BENCHMARKS / "concurrency.py"))
-
-    assert namespace["main"]() == 0
+    args = ("--workers", "4", "--requests", "5", "--urls", "3", "--json", "-")
+    assert run_benchmark(monkeypatch, "concurrency.py", *args) == 0
     out = capsys.readouterr().out
     assert "quotaflow / httpx (threads)" in out
     assert out.count("upstream calls 3") == 2
+
+
+def test_quota_day_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """quota_day.py: quotaflow spends exactly the lower bound across threads and clients."""
+    out = tmp_path / "latest.json"
+    args = ("--start", "12:55", "--end", "13:05", "--json", str(out))
+    assert run_benchmark(monkeypatch, "quota_day.py", *args) == 0
+    found = json.loads(out.read_text())["quota_day"]
+    bound = found["lower_bound"]["upstream"]
+    rows = found["rows"]
+    assert rows["plain httpx"]["upstream"] == 3 * bound  # the API never says "cache this"
+    assert rows["hishel alone (RFC)"]["upstream"] == 3 * bound
+    for name in ("quotaflow (1 client, threads)", "quotaflow (client per worker)"):
+        assert rows[name]["upstream"] == bound
+        assert rows[name]["past_freshness"] == 0
+    assert "lower bound" in capsys.readouterr().out
+
+
+def test_quota_day_fixed_ttl_stand_in(capsys, monkeypatch) -> None:
+    """Without requests-cache, a fixed-TTL dict cache of ours stands in."""
+    args = ("--start", "12:55", "--end", "13:00", "--fixed-ttl-dict", "--json", "-")
+    assert run_benchmark(monkeypatch, "quota_day.py", *args) == 0
+    assert "fixed TTL dict (600 s)" in capsys.readouterr().out
+
+
+def test_limiter_accuracy_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """limiter_accuracy.py: the quota is spent to exactly the plan, never past it."""
+    out = tmp_path / "latest.json"
+    args = ("--requests", "200", "--plan", "5", "--json", str(out))
+    assert run_benchmark(monkeypatch, "limiter_accuracy.py", *args) == 0
+    found = json.loads(out.read_text())["limiter_accuracy"]
+    assert found["paid_served"] == 5
+    assert found["out_of_credits_401"] == 0
+    assert found["refused_by_quotaflow"] == found["paid_demand"] - 5
+    assert "utilisation" in capsys.readouterr().out
+
+
+def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """scale.py: warm hits never reach upstream; Redis keys are cleaned up."""
+    out = tmp_path / "latest.json"
+    args = ("--sizes", "20,40", "--hits", "5", "--rounds", "1", "--threads", "1,2")
+    args += ("--thread-requests", "20", "--json", str(out))
+    assert run_benchmark(monkeypatch, "scale.py", *args) == 0
+    found = json.loads(out.read_text())["scale"]
+    for rows in found["entries"].values():
+        assert {row["upstream"] for row in rows.values()} == {0}
+    assert set(found["threads"]) == {"1", "2"}
+    assert "warm hit" in capsys.readouterr().out

@@ -1,0 +1,344 @@
+"""Scale: hit cost and state size as the cache grows; cost per request as threads grow.
+
+1. Entries: the cache is filled through the whole stack (one game's moneyline per entry,
+   2 KB, a distinct URL each) to 1K, 10K and 30K entries (``--max``: and 100K), in
+   SQLite (the state directory) and in Redis (127.0.0.1:6379 when it answers; under a
+   prefix of its own, deleted afterwards). At each size a client with
+   ``hot_entries=0`` reads random entries (warm hits), sandwiched between runs of bare
+   httpx on the same routes: ratio per round, median and spread. State size: the
+   SQLite files (write-ahead logs folded in) or the Redis memory of the prefix's keys.
+2. Threads: 1, 8 and 32 threads making hot hits on 16 URLs through one client, against
+   bare httpx with the same threads: wall time per request.
+
+Run::
+
+    python benchmarks/scale.py            # 1K/10K/30K
+    python benchmarks/scale.py --max      # up to 100K (fills take minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import attrs
+import httpx
+import respx
+from common import RESULTS, json_arg, ratios, spread, write_results
+from overhead import BENCH_PROFILE, REPLAY_HEADERS, keyed
+from replay import load, router
+
+import quotaflow
+
+FIXTURE = load("event_odds_nfl")
+# Filling spends no rate or quota: only the cache's own work is measured.
+FILL_PROFILE = attrs.evolve(BENCH_PROFILE, rates=(), quota=None)
+
+
+def url_for(n: int) -> httpx.URL:
+    return keyed(FIXTURE).copy_add_param("commenceTimeFrom", str(n))
+
+
+def redis_reachable(url: str) -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+class Backend:
+    """Where the state lives for one series of sizes."""
+
+    name = ""
+
+    def client(self, **extra: Any) -> httpx.Client:
+        raise NotImplementedError
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Sqlite(Backend):
+    name = "SQLite"
+
+    def __init__(self, directory: Path, routes: respx.Router) -> None:
+        self.directory, self.routes = directory, routes
+
+    def client(self, **extra: Any) -> httpx.Client:
+        return quotaflow.make_client(
+            profiles=[extra.pop("profile", FILL_PROFILE)],
+            plugins=False,
+            state_dir=self.directory,
+            transport=httpx.MockTransport(self.routes.handler),
+            **extra,
+        )
+
+    def size(self) -> int:
+        for path in self.directory.glob("*.db"):
+            with contextlib.closing(sqlite3.connect(path)) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(path.stat().st_size for path in self.directory.glob("*.db*"))
+
+
+class Redis(Backend):
+    name = "Redis"
+
+    def __init__(self, url: str, directory: Path, routes: respx.Router) -> None:
+        import redis
+
+        self.url, self.directory, self.routes = url, directory, routes
+        self.prefix = f"quotaflow-bench-{uuid.uuid4().hex[:12]}"
+        self._redis = redis.Redis.from_url(url)
+
+    def client(self, **extra: Any) -> httpx.Client:
+        return quotaflow.make_client(
+            profiles=[extra.pop("profile", FILL_PROFILE)],
+            plugins=False,
+            state_dir=self.directory,
+            transport=httpx.MockTransport(self.routes.handler),
+            redis_url=self.url,
+            redis_prefix=self.prefix,
+            **extra,
+        )
+
+    def _keys(self) -> Iterator[bytes]:
+        yield from self._redis.scan_iter(f"{self.prefix}:*", count=1000)
+
+    def size(self) -> int:
+        keys = list(self._keys())
+        total = 0
+        for start in range(0, len(keys), 1000):
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys[start : start + 1000]:
+                pipe.memory_usage(key, samples=0)
+            total += sum(value or 0 for value in pipe.execute())
+        return total
+
+    def close(self) -> None:
+        keys = list(self._keys())
+        for start in range(0, len(keys), 1000):
+            self._redis.unlink(*keys[start : start + 1000])
+        self._redis.close()
+
+
+def fill(backend: Backend, routes: respx.Router, start: int, stop: int) -> float:
+    """Store entries start..stop-1 through the stack; seconds taken."""
+    started = time.perf_counter()
+    with backend.client(hot_entries=0) as client:
+        for n in range(start, stop):
+            client.get(url_for(n))
+            if n % 1000 == 999:
+                routes.reset()
+    routes.reset()
+    return time.perf_counter() - started
+
+
+def hit_cost(
+    backend: Backend, routes: respx.Router, entries: int, hits: int, rounds: int, seed: int
+) -> dict[str, float]:
+    """Warm hits on random stored entries, each sample between two floor samples."""
+    rng = random.Random(seed)
+    floor_url = url_for(0)
+    with (
+        backend.client(hot_entries=0, profile=BENCH_PROFILE) as ours,
+        httpx.Client(transport=httpx.MockTransport(routes.handler)) as bare,
+    ):
+
+        def timed(run: Callable[[], None]) -> float:
+            routes.reset()
+            started = time.perf_counter()
+            run()
+            return (time.perf_counter() - started) / hits * 1e6
+
+        chosen = [floor_url] * hits
+
+        def floor() -> None:
+            for url in chosen:  # the URLs the last warm sample asked for
+                bare.get(url)
+
+        samples, bases, upstream = [], [], 0
+        before = timed(floor)
+        for _ in range(rounds):
+            chosen = [url_for(rng.randrange(entries)) for _ in range(hits)]
+
+            def warm(chosen: list[httpx.URL] = chosen) -> None:
+                for url in chosen:
+                    ours.get(url)
+
+            samples.append(timed(warm))
+            upstream += routes.calls.call_count
+            after = timed(floor)
+            bases.append((before + after) / 2)
+            before = after
+    return {"us": statistics.median(samples), **ratios(samples, bases), "upstream": upstream}
+
+
+def threads_cost(
+    directory: Path, routes: respx.Router, counts: list[int], requests: int, rounds: int
+) -> dict[str, dict[str, float]]:
+    urls = [url_for(n) for n in range(16)]
+    found: dict[str, dict[str, float]] = {}
+    with (
+        quotaflow.make_client(
+            profiles=[BENCH_PROFILE],
+            plugins=False,
+            state_dir=directory,
+            transport=httpx.MockTransport(routes.handler),
+        ) as ours,
+        httpx.Client(transport=httpx.MockTransport(routes.handler)) as bare,
+    ):
+        for url in urls:
+            ours.get(url)
+
+        def wall(client: httpx.Client, threads: int) -> float:
+            share = max(1, requests // threads)
+            barrier = threading.Barrier(threads + 1)
+
+            def work(index: int) -> None:
+                barrier.wait()
+                for n in range(share):
+                    client.get(urls[(index + n) % len(urls)])
+
+            pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+            for thread in pool:
+                thread.start()
+            routes.reset()
+            barrier.wait()
+            started = time.perf_counter()
+            for thread in pool:
+                thread.join()
+            elapsed = time.perf_counter() - started
+            routes.reset()
+            return elapsed / (share * threads) * 1e6
+
+        for threads in counts:
+            bare_samples, our_samples = [], []
+            for _ in range(rounds):
+                bare_samples.append(wall(bare, threads))
+                our_samples.append(wall(ours, threads))
+            found[str(threads)] = {
+                "httpx_us": statistics.median(bare_samples),
+                "us": statistics.median(our_samples),
+                **ratios(our_samples, bare_samples),
+            }
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes", default="1000,10000,30000", help="cache sizes (entries), comma-separated"
+    )
+    parser.add_argument("--max", action="store_true", help="also 100,000 entries")
+    parser.add_argument("--hits", type=int, default=200, help="warm hits per sample")
+    parser.add_argument("--rounds", type=int, default=7, help="samples per size")
+    parser.add_argument("--threads", default="1,8,32", help="thread counts, comma-separated")
+    parser.add_argument(
+        "--thread-requests", type=int, default=3000, help="hot hits per thread-count sample"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--no-redis", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--json",
+        type=json_arg,
+        default=RESULTS,
+        help="merge the results into this file ('-': none; default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    sizes = sorted(
+        {int(size) for size in args.sizes.split(",")} | ({100_000} if args.max else set())
+    )
+    counts = [int(count) for count in args.threads.split(",")]
+    routes = router([FIXTURE.name], headers=REPLAY_HEADERS)
+    results: dict[str, Any] = {"entries": {}, "threads": {}}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        backends: list[Backend] = [Sqlite(Path(tmp) / "sqlite", routes)]
+        if args.no_redis:
+            print("Redis: skipped (--no-redis)")
+        elif redis_reachable(args.redis_url):
+            backends.append(Redis(args.redis_url, Path(tmp) / "redis-local", routes))
+        else:
+            print(f"Redis: not reachable at {args.redis_url}, skipped")
+        for backend in backends:
+            try:
+                rows: dict[str, dict[str, float]] = {}
+                stored = 0
+                for entries in sizes:
+                    added = max(1, entries - stored)
+                    fill_seconds = fill(backend, routes, stored, entries)
+                    stored = entries
+                    found = hit_cost(backend, routes, entries, args.hits, args.rounds, entries)
+                    state = backend.size()
+                    rows[str(entries)] = {
+                        **found,
+                        "state_bytes": state,
+                        "bytes_per_entry": state / entries,
+                        "fill_ms_per_entry": fill_seconds / added * 1e3,
+                    }
+                results["entries"][backend.name] = rows
+            finally:
+                backend.close()
+        results["threads"] = threads_cost(
+            Path(tmp) / "threads", routes, counts, args.thread_requests, args.rounds
+        )
+    report(results, sizes)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    write_results(args.json, "scale", results)
+    return 0
+
+
+def report(results: dict[str, Any], sizes: list[int]) -> None:
+    print("warm hit (hot_entries=0) on a random stored entry; ratio to bare httpx, same routes")
+    print(
+        f"{'backend':<8}{'entries':>9}{'hit us':>9}{'x httpx [spread]':>22}"
+        f"{'state':>10}{'per entry':>11}{'upstream':>9}"
+    )
+    for backend, rows in results["entries"].items():
+        for entries in sizes:
+            row = rows[str(entries)]
+            print(
+                f"{backend:<8}{entries:>9,}{row['us']:>9.0f}{spread(row):>22}"
+                f"{row['state_bytes'] / 2**20:>8.1f}MB{row['bytes_per_entry'] / 1024:>9.1f}KB"
+                f"{row['upstream']:>9.0f}"
+            )
+        first, last = rows[str(sizes[0])], rows[str(sizes[-1])]
+        print(
+            f"{backend}: {sizes[-1] / sizes[0]:.0f}x the entries -> hit cost x"
+            f"{last['ratio'] / first['ratio']:.2f}, bytes per entry x"
+            f"{last['bytes_per_entry'] / first['bytes_per_entry']:.2f}"
+        )
+    print("\nhot hits from threads sharing one client: wall time per request")
+    print(f"{'threads':>8}{'httpx us':>10}{'quotaflow us':>14}{'ratio [spread]':>22}")
+    for threads, row in results["threads"].items():
+        print(f"{threads:>8}{row['httpx_us']:>10.0f}{row['us']:>14.0f}{spread(row):>22}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
