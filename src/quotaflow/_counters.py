@@ -45,7 +45,23 @@ class Counters:
         self._flushed_at = clock.time()
         self._flushing = threading.Lock()
 
+    def hit(self, profile: str, at: float, saved: int) -> None:
+        """A cache hit, counted without building an event (the hot path's common case)."""
+        key = (day_of(at), profile)
+        with self._lock:
+            self._counts[(*key, "hits")] += 1
+            self._counts[(*key, "saved")] += saved
+            self._pending += 1
+            due = self._pending >= FLUSH_EVENTS or at - self._flushed_at >= FLUSH_SECONDS
+        if due and not self._flushing.locked():
+            threading.Thread(
+                target=self._flush_once, name="quotaflow-counters", daemon=True
+            ).start()
+
     def __call__(self, event: events.Event) -> None:
+        if type(event) is events.Hit:
+            self.hit(event.profile, event.at, event.saved)
+            return
         day = day_of(event.at)
         with self._lock:
             counts, key = self._counts, (day, event.profile)

@@ -121,6 +121,22 @@ class Emitter:
     def __init__(self, subscribers: Iterable[Subscriber]) -> None:
         self.subscribers = tuple(subscribers)
         self.active = bool(self.subscribers)
+        # When every subscriber can count a hit directly, hits build no event object.
+        self._hit_counters = (
+            [getattr(s, "hit") for s in self.subscribers]  # noqa: B009
+            if all(callable(getattr(s, "hit", None)) for s in self.subscribers)
+            else None
+        )
+
+    def hit(self, profile: str, at: float, resource: str, saved: int) -> None:
+        if self._hit_counters is None:
+            self(Hit(profile, at, resource, saved))
+            return
+        for count in self._hit_counters:
+            try:
+                count(profile, at, saved)
+            except Exception:
+                logger.exception("quotaflow: event subscriber %r failed", count)
 
     def __call__(self, event: Event) -> None:
         for subscriber in self.subscribers:

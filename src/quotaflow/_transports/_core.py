@@ -496,7 +496,7 @@ def report(
             if len(costs) > 4096:
                 costs.clear()
             costs[resource] = saved
-        emit(events.Hit(profile, now, resource, saved))
+        emit.hit(profile, now, resource, saved)
     elif call.cache is CacheStatus.REVALIDATED:
         emit(events.Revalidated(profile, now, resource, call.cost))
     elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
