@@ -4,9 +4,13 @@
    2 KB, a distinct URL each) to 1K, 10K and 30K entries (``--max``: and 100K), in
    SQLite (the state directory) and in Redis (127.0.0.1:6379 when it answers; under a
    prefix of its own, deleted afterwards). At each size a client with
-   ``hot_entries=0`` reads random entries (warm hits), sandwiched between runs of bare
-   httpx on the same routes: ratio per round, median and spread. State size: the
-   SQLite files (write-ahead logs folded in) or the Redis memory of the prefix's keys.
+   ``hot_entries=0`` reads random entries (warm hits), each sample between two runs of
+   bare httpx on the same URLs: ratio per round, median and spread. Then the same, and
+   misses (new URLs through the whole stack), 10 minutes later on the simulated clock
+   (time-machine, ticking): entries of a cache in use are older than hishel's 60 s touch
+   interval and 180 s soft-delete window, which changes what hits and stores cost.
+   State size: the SQLite files (write-ahead logs folded in) or the Redis memory of the
+   prefix's keys.
 2. Threads: 1, 8 and 32 threads making hot hits on 16 URLs through one client, against
    bare httpx with the same threads: wall time per request.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import random
 import sqlite3
 import statistics
@@ -37,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import attrs
 import httpx
 import respx
+import time_machine
 from common import RESULTS, json_arg, ratios, spread, write_results
 from overhead import BENCH_PROFILE, REPLAY_HEADERS, keyed
 from replay import load, router
@@ -44,6 +50,10 @@ from replay import load, router
 import quotaflow
 
 FIXTURE = load("event_odds_nfl")
+# How much later the steady-state samples are taken: past hishel's 60 s touch interval
+# and its 180 s soft-delete window, as entries of a cache in use for a while are.
+AGE = 600.0
+NEVER_STORED = itertools.count(10**9)  # URLs for misses, beyond any fill
 # Filling spends no rate or quota: only the cache's own work is measured.
 FILL_PROFILE = attrs.evolve(BENCH_PROFILE, rates=(), quota=None)
 
@@ -157,44 +167,52 @@ def fill(backend: Backend, routes: respx.Router, start: int, stop: int) -> float
     return time.perf_counter() - started
 
 
-def hit_cost(
-    backend: Backend, routes: respx.Router, entries: int, hits: int, rounds: int, seed: int
+def sandwich(
+    backend: Backend, routes: respx.Router, rounds: int, pick: Callable[[], list[httpx.URL]]
 ) -> dict[str, float]:
-    """Warm hits on random stored entries, each sample between two floor samples."""
-    rng = random.Random(seed)
-    floor_url = url_for(0)
+    """Requests to the URLs ``pick`` gives, each round between two runs of bare httpx on
+    the same URLs; ratio per round, median and spread, upstream calls made by ours."""
     with (
         backend.client(hot_entries=0, profile=BENCH_PROFILE) as ours,
         httpx.Client(transport=httpx.MockTransport(routes.handler)) as bare,
     ):
 
-        def timed(run: Callable[[], None]) -> float:
+        def timed(client: httpx.Client, urls: list[httpx.URL]) -> tuple[float, int]:
             routes.reset()
             started = time.perf_counter()
-            run()
-            return (time.perf_counter() - started) / hits * 1e6
-
-        chosen = [floor_url] * hits
-
-        def floor() -> None:
-            for url in chosen:  # the URLs the last warm sample asked for
-                bare.get(url)
+            for url in urls:
+                client.get(url)
+            return (time.perf_counter() - started) / len(urls) * 1e6, routes.calls.call_count
 
         samples, bases, upstream = [], [], 0
-        before = timed(floor)
         for _ in range(rounds):
-            chosen = [url_for(rng.randrange(entries)) for _ in range(hits)]
-
-            def warm(chosen: list[httpx.URL] = chosen) -> None:
-                for url in chosen:
-                    ours.get(url)
-
-            samples.append(timed(warm))
-            upstream += routes.calls.call_count
-            after = timed(floor)
+            chosen = pick()
+            before, _ = timed(bare, chosen)
+            mine, calls = timed(ours, chosen)
+            after, _ = timed(bare, chosen)
+            samples.append(mine)
             bases.append((before + after) / 2)
-            before = after
+            upstream += calls
     return {"us": statistics.median(samples), **ratios(samples, bases), "upstream": upstream}
+
+
+def measure_size(
+    backend: Backend, routes: respx.Router, entries: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Warm hits now; then, AGE seconds later (time-machine, ticking), warm hits and misses."""
+    rng = random.Random(entries)
+
+    def stored() -> list[httpx.URL]:
+        return [url_for(rng.randrange(entries)) for _ in range(args.hits)]
+
+    def new() -> list[httpx.URL]:
+        return [url_for(next(NEVER_STORED)) for _ in range(args.misses)]
+
+    found: dict[str, Any] = {"hit": sandwich(backend, routes, args.rounds, stored)}
+    with time_machine.travel(time.time() + AGE, tick=True):
+        found["hit_aged"] = sandwich(backend, routes, args.rounds, stored)
+        found["miss_aged"] = sandwich(backend, routes, args.rounds, new)
+    return found
 
 
 def threads_cost(
@@ -257,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max", action="store_true", help="also 100,000 entries")
     parser.add_argument("--hits", type=int, default=200, help="warm hits per sample")
+    parser.add_argument("--misses", type=int, default=20, help="misses per sample")
     parser.add_argument("--rounds", type=int, default=7, help="samples per size")
     parser.add_argument("--threads", default="1,8,32", help="thread counts, comma-separated")
     parser.add_argument(
@@ -294,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                     added = max(1, entries - stored)
                     fill_seconds = fill(backend, routes, stored, entries)
                     stored = entries
-                    found = hit_cost(backend, routes, entries, args.hits, args.rounds, entries)
+                    found = measure_size(backend, routes, entries, args)
                     state = backend.size()
                     rows[str(entries)] = {
                         **found,
@@ -315,24 +334,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(results: dict[str, Any], sizes: list[int]) -> None:
-    print("warm hit (hot_entries=0) on a random stored entry; ratio to bare httpx, same routes")
     print(
-        f"{'backend':<8}{'entries':>9}{'hit us':>9}{'x httpx [spread]':>22}"
-        f"{'state':>10}{'per entry':>11}{'upstream':>9}"
+        "warm hits (hot_entries=0) on random stored entries and misses (new URLs), as ratios to"
+        " bare httpx on the same URLs;\n'aged': the same, 10 minutes after the fill (a cache in"
+        " steady state)"
+    )
+    print(
+        f"{'backend':<8}{'entries':>9}{'hit':>20}{'hit, aged':>20}{'miss, aged':>22}"
+        f"{'miss us':>9}{'state':>10}{'/entry':>9}"
     )
     for backend, rows in results["entries"].items():
         for entries in sizes:
             row = rows[str(entries)]
             print(
-                f"{backend:<8}{entries:>9,}{row['us']:>9.0f}{spread(row):>22}"
-                f"{row['state_bytes'] / 2**20:>8.1f}MB{row['bytes_per_entry'] / 1024:>9.1f}KB"
-                f"{row['upstream']:>9.0f}"
+                f"{backend:<8}{entries:>9,}{spread(row['hit']):>20}{spread(row['hit_aged']):>20}"
+                f"{spread(row['miss_aged']):>22}{row['miss_aged']['us']:>9.0f}"
+                f"{row['state_bytes'] / 2**20:>8.1f}MB{row['bytes_per_entry'] / 1024:>7.1f}KB"
             )
         first, last = rows[str(sizes[0])], rows[str(sizes[-1])]
+        grow = {
+            name: last[name]["ratio"] / first[name]["ratio"]
+            for name in ("hit", "hit_aged", "miss_aged")
+        }
         print(
-            f"{backend}: {sizes[-1] / sizes[0]:.0f}x the entries -> hit cost x"
-            f"{last['ratio'] / first['ratio']:.2f}, bytes per entry x"
-            f"{last['bytes_per_entry'] / first['bytes_per_entry']:.2f}"
+            f"{backend}: {sizes[-1] / sizes[0]:.0f}x the entries -> hit x{grow['hit']:.2f}, "
+            f"aged hit x{grow['hit_aged']:.2f}, aged miss x{grow['miss_aged']:.2f}, "
+            f"bytes per entry x{last['bytes_per_entry'] / first['bytes_per_entry']:.2f}"
         )
     print("\nhot hits from threads sharing one client: wall time per request")
     print(f"{'threads':>8}{'httpx us':>10}{'quotaflow us':>14}{'ratio [spread]':>22}")

@@ -180,11 +180,14 @@ def test_limiter_accuracy_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
 def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     """scale.py: warm hits never reach upstream; Redis keys are cleaned up."""
     out = tmp_path / "latest.json"
-    args = ("--sizes", "20,40", "--hits", "5", "--rounds", "1", "--threads", "1,2")
+    args = ("--sizes", "20,40", "--hits", "5", "--misses", "2", "--rounds", "1")
+    args += ("--threads", "1,2")
     args += ("--thread-requests", "20", "--json", str(out))
     assert run_benchmark(monkeypatch, "scale.py", *args) == 0
     found = json.loads(out.read_text())["scale"]
     for rows in found["entries"].values():
-        assert {row["upstream"] for row in rows.values()} == {0}
+        assert {row["hit"]["upstream"] for row in rows.values()} == {0}
+        assert {row["hit_aged"]["upstream"] for row in rows.values()} == {0}
+        assert {row["miss_aged"]["upstream"] for row in rows.values()} == {2}
     assert set(found["threads"]) == {"1", "2"}
     assert "warm hit" in capsys.readouterr().out
