@@ -149,3 +149,17 @@ def test_upstream_date_is_kept_and_missing_date_added(stack, router: respx.Route
     response = client.get(URL)
 
     assert response.headers["date"] == "Sun, 29 Nov 2026 12:00:00 GMT"
+
+
+def test_scheme_and_port_make_different_resources(stack, router) -> None:
+    """https://h/p?a=1, http://h/p?a=1 and https://h:8443/p?a=1 are three resources."""
+    urls = ["https://api.test/p?a=1", "http://api.test/p?a=1", "https://api.test:8443/p?a=1"]
+    route = router.get(host="api.test").mock(
+        side_effect=lambda request: httpx.Response(200, json={"url": str(request.url)})
+    )
+    client = stack()
+
+    answers = [client.get(url).json()["url"] for url in urls for _ in range(2)]
+
+    assert answers == [url for url in urls for _ in range(2)]
+    assert route.call_count == 3

@@ -69,7 +69,7 @@ class Router:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._secrets: dict[str, _Secrets] = {}
-        self._urls: dict[tuple[str, bytes], httpx.URL] = {}
+        self._urls: dict[tuple[str, str, int | None, bytes], httpx.URL] = {}
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
         found = self._secrets.get(profile.name)
@@ -87,12 +87,13 @@ class Router:
         than a whole cache hit. (Kept in process memory only, like the request itself.)"""
         if not url.query:
             return url
-        raw = url.raw_path  # path and query, as sent
-        found = self._urls.get((url.host, raw))
+        # Everything that makes two URLs different resources is in the key.
+        key = (url.scheme, url.host, url.port, url.raw_path)
+        found = self._urls.get(key)
         if found is None:
             if len(self._urls) >= 4096:
                 self._urls.clear()
-            found = self._urls[(url.host, raw)] = cache_url(url, secrets)
+            found = self._urls[key] = cache_url(url, secrets)
         return found
 
     def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
