@@ -94,11 +94,11 @@ def test_bad_priority_on_a_request_is_refused(stack, router) -> None:
 
 def test_explicit_profiles_replace_plugin_profiles_by_name(tmp_path) -> None:
     """A profile passed to make_client wins over a plugin's of the same name."""
-    from quotaflow._profiles import resolve_profiles
+    from quotaflow._profiles import resolve_plugins
 
     mine = ApiProfile(name="theoddsapi", hosts=("odds.internal",))
 
-    registry = resolve_profiles([mine], plugins=True)
+    registry, _ = resolve_plugins([mine], plugins=True)
 
     assert registry.match(httpx.URL("https://odds.internal/v4")).name == "theoddsapi"
     assert registry.match(httpx.URL("https://api.the-odds-api.com/v4")).name == "default"

@@ -488,11 +488,6 @@ def discover_plugins() -> list[Plugin]:
     return found
 
 
-def discover_profiles() -> list[ApiProfile]:
-    """Profiles published under the ``quotaflow.plugins`` entry-point group."""
-    return [profile for plugin in discover_plugins() for profile in plugin.profiles]
-
-
 def resolve_plugins(
     profiles: Iterable[ApiProfile] | None, plugins: bool, state_dir: Path | None = None
 ) -> tuple[Registry, list[Callable[[Any], None]]]:
@@ -515,7 +510,3 @@ def resolve_plugins(
         for profile in _as_plugin(list(profiles), "profiles").profiles:
             by_name[profile.name] = profile
     return Registry(by_name.values()), subscribers
-
-
-def resolve_profiles(profiles: Iterable[ApiProfile] | None, plugins: bool) -> Registry:
-    return resolve_plugins(profiles, plugins)[0]
