@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hishel
+import hishel.httpx
 import httpx
 import pytest
 import respx
@@ -203,3 +204,122 @@ def test_compressed_answers_are_served_decoded(stack, router) -> None:
     assert info(second).cache == "hit"
     assert "content-encoding" not in second.headers
     assert second.headers["content-length"] == str(len(body))
+
+
+# A miss in memory reads the stored entry directly when it is a plain fresh 200
+# (what hishel's RFC 9111 lookup would serve), and leaves every other case to hishel.
+
+
+@pytest.fixture
+def rfc_lookups(monkeypatch) -> list[str]:
+    """Every request that goes through hishel's RFC 9111 state machine."""
+    seen: list[str] = []
+    sync_rfc = hishel.httpx.CacheTransport._handle_with_rfc
+    async_rfc = hishel.httpx.AsyncCacheTransport._handle_with_rfc
+
+    def spy(self, request, *args):  # type: ignore[no-untyped-def]
+        seen.append(str(request.url))
+        return sync_rfc(self, request, *args)
+
+    async def aspy(self, request, *args):  # type: ignore[no-untyped-def]
+        seen.append(str(request.url))
+        return await async_rfc(self, request, *args)
+
+    monkeypatch.setattr(hishel.httpx.CacheTransport, "_handle_with_rfc", spy)
+    monkeypatch.setattr(hishel.httpx.AsyncCacheTransport, "_handle_with_rfc", aspy)
+    return seen
+
+
+def test_warm_hits_serve_the_stored_answer_aged(stack, router, traveller, rfc_lookups) -> None:
+    """Without the hot tier, a hit is the stored answer with its Age, body and headers,
+    read straight from storage (hishel's state machine only ran for the miss)."""
+    route = router.get(URL).respond(200, json={"v": 1}, headers={"x-remaining": "90"})
+    client = stack(hot_entries=0)
+    first = client.get(URL)
+    lookups_for_the_miss = len(rfc_lookups)
+    traveller.shift(30)
+
+    hit = client.get(URL)
+
+    assert route.call_count == 1
+    assert lookups_for_the_miss > 0
+    assert len(rfc_lookups) == lookups_for_the_miss
+    assert hit.json() == {"v": 1}
+    assert hit.headers["age"] == "30"
+    assert hit.headers["cache-control"] == "max-age=60"
+    assert hit.headers["date"] == first.headers["date"]
+    assert hit.headers["x-remaining"] == "90"
+    assert (info(hit).cache, info(hit).ttl, info(hit).cost) == ("hit", 60, 0)
+
+
+def test_warm_read_stops_at_the_entrys_freshness(stack, router, traveller) -> None:
+    """At 60 s the stored answer is stale: hishel's rules go upstream for a new one."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack(hot_entries=0)
+    client.get(URL)
+    traveller.shift(59.9)
+    assert info(client.get(URL)).cache == "hit"
+    route.respond(200, json={"v": 2})
+    traveller.shift(0.1)
+
+    fresh = client.get(URL)
+
+    assert route.call_count == 2
+    assert (fresh.json(), info(fresh).cache) == ({"v": 2}, "miss")
+    assert client.get(URL).json() == {"v": 2}
+
+
+def test_compressed_answers_read_from_storage_are_decoded(stack, router) -> None:
+    """hishel stores a gzip body as it came; a restarted client serves it decoded."""
+    import gzip
+
+    body = b'{"v": "' + b"y" * 500 + b'"}'
+    route = router.get(URL).mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            stream=httpx.ByteStream(gzip.compress(body)),
+            headers={"content-encoding": "gzip"},
+        )
+    )
+    stack().get(URL)
+    restarted = stack()
+
+    warm = restarted.get(URL)
+    hot = restarted.get(URL)
+
+    assert route.call_count == 1
+    assert warm.content == hot.content == body
+    assert "content-encoding" not in warm.headers
+    assert warm.headers["content-length"] == str(len(body))
+    assert (info(warm).cache, info(hot).cache) == ("hit", "hit")
+
+
+def test_a_failing_storage_read_is_left_to_hishel(stack, router, monkeypatch) -> None:
+    """If reading the entry directly fails, hishel's own lookup still answers."""
+    route = router.get(URL).respond(200, json={"v": 1})
+    client = stack(hot_entries=0)
+    client.get(URL)
+    failures: list[str] = []
+    sync_get = hishel.SqliteStorage.get_entries
+    async_get = hishel.AsyncSqliteStorage.get_entries
+
+    def flaky(self, key):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(key)
+            raise OSError("disk I/O error")
+        return sync_get(self, key)
+
+    async def aflaky(self, key):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(key)
+            raise OSError("disk I/O error")
+        return await async_get(self, key)
+
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", flaky)
+    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aflaky)
+
+    hit = client.get(URL)
+
+    assert len(failures) == 1
+    assert (hit.json(), info(hit).cache) == ({"v": 1}, "hit")
+    assert route.call_count == 1

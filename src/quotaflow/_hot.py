@@ -6,18 +6,29 @@ only until the freshness its answer was stored with runs out, so it never outliv
 the warm tier's entry, and the stack replaces or drops it whenever it replaces or
 invalidates that entry. Across processes an entry may lag a newer one by at most
 its own freshness window.
+
+On a miss here, a plain GET whose key holds exactly one fresh 200 (the kind this
+tier keeps) is read from storage directly and kept; every other case (several
+answers varying by request header, stale answers to revalidate, request
+directives) goes through hishel's RFC 9111 state machine.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-import attrs
 import httpx
+from hishel import Entry
 
 from . import _policy
+
+if TYPE_CHECKING:
+    from ._info import Call, ResponseInfo
+    from ._priority import Priority
 
 # Requests that ask something of the cache that the hot tier cannot judge.
 HOT_BYPASS = frozenset(
@@ -27,45 +38,132 @@ _NO_REUSE = ("no-cache", "no-store", "private=", "must-understand")
 _RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
-@attrs.frozen
 class HotEntry:
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    received: float
-    expires: float
-    ttl: float
+    """One fresh answer. Immutable but for two memos, each replaced whole (thread-safe):
+    the headers of the current second of age, and the infos it was served with."""
+
+    __slots__ = ("_aged", "_infos", "body", "expires", "headers", "received", "status", "ttl")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        received: float,
+        expires: float,
+        ttl: float,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.received = received
+        self.expires = expires
+        self.ttl = ttl
+        self._aged: tuple[int, httpx.Headers] | None = None
+        self._infos: dict[tuple[Priority, int | None], ResponseInfo] = {}
 
     def response(self, now: float) -> httpx.Response:
-        age = (b"age", str(int(now - self.received)).encode())
+        age = max(0, int(now - self.received))
+        aged = self._aged
+        if aged is None or aged[0] != age:
+            # Parsed once per second of age; each response copies the parsed list.
+            aged = self._aged = (age, httpx.Headers([*self.headers, (b"age", b"%d" % age)]))
         # A ready byte stream: content= would re-encode the body (5x the cost of a hit).
-        return httpx.Response(
-            self.status, headers=[*self.headers, age], stream=httpx.ByteStream(self.body)
-        )
+        return httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
+
+    def info(self, call: Call) -> ResponseInfo:
+        key = (call.priority, call.remaining)
+        found = self._infos.get(key)
+        if found is None:
+            infos = self._infos if len(self._infos) < 16 else {}
+            found = infos[key] = call.make_info()
+            self._infos = infos
+        return found
 
 
-def entry_for(response: httpx.Response, now: float) -> HotEntry | None:
-    """A hot entry for a read, reusable 200 answer with a max-age, or None."""
-    headers = response.headers
-    if response.status_code != 200 or "vary" in headers:
+_Lifetime = tuple[float, float, float]  # received, expires, ttl
+_dates: dict[str, float] = {}
+
+
+def _received(value: str | None) -> float | None:
+    """A Date header as a timestamp (remembered: answers share few Date values)."""
+    if value is None:
+        return None
+    found = _dates.get(value)
+    if found is None:
+        try:
+            found = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if len(_dates) >= 1024:
+            _dates.clear()
+        _dates[value] = found
+    return found
+
+
+def _lifetime(headers: Mapping[str, str], now: float) -> _Lifetime | None:
+    """(received, expires, ttl) of a fresh answer anyone may reuse as is, or None."""
+    if "vary" in headers:
         return None
     cache_control = headers.get("cache-control", "")
     ttl = _policy.max_age(headers)
     if ttl is None or any(word in cache_control for word in _NO_REUSE):
         return None
-    try:
-        received = parsedate_to_datetime(headers["date"]).timestamp()
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+    received = _received(headers.get("date"))
+    if received is None:
         return None
     # hishel: fresh while int(now - Date) < max-age.
     expires = received + ttl
     if expires <= now:
         return None
-    body = response.content
+    return received, expires, float(ttl)
+
+
+def _entry(
+    status: int, pairs: Iterable[tuple[bytes, bytes]], body: bytes, lifetime: _Lifetime
+) -> HotEntry:
     # The body is kept decoded, so its headers must say so (as hishel does when it stores).
-    kept = [(k, v) for k, v in headers.raw if k.lower() not in _RESTATED]
-    kept.append((b"content-length", str(len(body)).encode()))
-    return HotEntry(response.status_code, kept, body, received, expires, float(ttl))
+    kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED]
+    kept.append((b"content-length", b"%d" % len(body)))
+    return HotEntry(status, kept, body, *lifetime)
+
+
+def entry_for(response: httpx.Response, now: float) -> HotEntry | None:
+    """A hot entry for a read, reusable 200 answer with a max-age, or None."""
+    if response.status_code != 200:
+        return None
+    lifetime = _lifetime(response.headers, now)
+    if lifetime is None:
+        return None
+    return _entry(200, response.headers.raw, response.content, lifetime)
+
+
+def fresh_stored(entries: Sequence[Entry], resource: str, now: float) -> _Lifetime | None:
+    """Whether the hot tier could keep the stored answer, judged on its headers alone
+    (before its body is read): the only entry under the key, a fresh 200 to a GET of
+    ``resource``. Anything else (several answers varying by request header, stale
+    ones to revalidate) is left to hishel's RFC 9111 rules."""
+    if len(entries) != 1:
+        return None
+    entry = entries[0]
+    if (
+        entry.request.method != "GET"
+        or entry.request.url != resource
+        or entry.response.status_code != 200
+    ):
+        return None
+    return _lifetime(entry.response.headers, now)
+
+
+def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
+    """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
+    body as stored (still in its Content-Encoding, if it has one)."""
+    headers = entry.response.headers
+    pairs = [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or ()]
+    if "content-encoding" in headers:
+        response = httpx.Response(200, headers=pairs, stream=httpx.ByteStream(body))
+        body = response.read()  # decoded as httpx would
+    return _entry(200, pairs, body, lifetime)
 
 
 class HotTier:

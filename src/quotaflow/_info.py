@@ -65,6 +65,8 @@ class Call:
     resource: str
     # The request as the caller made it, secrets included: only sent upstream.
     url: httpx.URL
+    # The URL below the hot tier: no secrets, query sorted (may be ``url`` itself).
+    inner_url: httpx.URL
     secret_headers: tuple[tuple[str, str], ...] = ()
     cache: CacheStatus = CacheStatus.MISS
     cost: int = 0
@@ -78,6 +80,8 @@ class Call:
     retried: bool = False
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
+    # The hot entry that answered, which keeps the infos it was served with.
+    served: Any = None
     _key: str | None = None
 
     @property
@@ -88,6 +92,13 @@ class Call:
         return self._key
 
     def info(self, **changes: Any) -> ResponseInfo:
+        if self.served is not None and not changes:
+            # A hot hit: the same answer, priority and remaining give the same info.
+            found: ResponseInfo = self.served.info(self)
+            return found
+        return self.make_info(**changes)
+
+    def make_info(self, **changes: Any) -> ResponseInfo:
         info = ResponseInfo(
             profile=self.profile.name,
             priority=self.priority,

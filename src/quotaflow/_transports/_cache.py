@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterable, Iterable
+
 import anyio
 import anyio.to_thread
 import hishel
@@ -8,12 +11,14 @@ from hishel.httpx import AsyncCacheTransport, CacheTransport
 
 from .._clock import Clock
 from .._flight import LEASE_POLL, LEASE_TTL, FromCache, Gate, follower_error, wait_limit
-from .._hot import HotTier, entry_for
+from .._hot import HotEntry, HotTier, entry_for, fresh_stored, stored_entry
 from .._info import CacheStatus, Call
-from ._core import SAFE_METHODS, Policy, call_of, outcome
+from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
 
 # A client-side cache is private (RFC 9111 §3.5): responses to authorised
 # requests may be stored, since credentials never reach it anyway.
+logger = logging.getLogger("quotaflow")
+
 OPTIONS = hishel.CacheOptions(shared=False)
 
 
@@ -89,6 +94,7 @@ class CachingTransport(httpx.BaseTransport):
         enabled: bool = True,
     ) -> None:
         self.next_transport = next_transport
+        self._storage = storage
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -100,20 +106,27 @@ class CachingTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if not self._enabled:  # cache = false: straight through
-            return self.next_transport.handle_request(request)
+            inner = request if call is None else redacted(call, request)
+            return self.next_transport.handle_request(inner)
         if call is None:
             return self._hishel.handle_request(request)
+        now = self._clock.time()
+        hot = call.hot
+        if hot and (entry := self._hot.get(call.resource, now)) is not None:
+            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            return entry.response(now)
+        if hot and (entry := self._warm(call, now)) is not None:
+            self._hot.put(call.resource, entry)
+            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            return entry.response(now)
+        # Below this point, hishel and its storage included, only the redacted copy.
+        request = redacted(call, request)
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.resource)  # hishel invalidates the stored entry too
             response = self._hishel.handle_request(request)
             outcome(call, response)
             return response
-        now = self._clock.time()
-        hot = call.hot
-        if hot and (entry := self._hot.get(call.resource, now)) is not None:
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
-            return entry.response(now)
         request.extensions["caching"] = {"key": call.key}
         error: BaseException | None = None
         try:
@@ -134,6 +147,22 @@ class CachingTransport(httpx.BaseTransport):
             raise
         finally:
             self._gate.land(call, error)
+
+    def _warm(self, call: Call, now: float) -> HotEntry | None:
+        """A fresh answer read from storage without hishel's state machine: what hishel
+        serves a plain GET (RFC 9111 §4) when one fresh 200 is stored, at a fraction
+        of the cost. Anything else, errors included, is left to hishel."""
+        try:
+            entries = self._storage.get_entries(call.key)
+            lifetime = fresh_stored(entries, call.resource, now)
+            if lifetime is None:
+                return None
+            stream = entries[0].response.stream
+            assert isinstance(stream, Iterable)
+            return stored_entry(entries[0], b"".join(stream), lifetime)
+        except Exception:
+            logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
+            return None
 
     def close(self) -> None:
         self._hishel.close()
@@ -212,6 +241,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         enabled: bool = True,
     ) -> None:
         self.next_transport = next_transport
+        self._storage = storage
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -225,20 +255,27 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if not self._enabled:
-            return await self.next_transport.handle_async_request(request)
+            inner = request if call is None else redacted(call, request)
+            return await self.next_transport.handle_async_request(inner)
         if call is None:
             return await self._hishel.handle_async_request(request)
+        now = self._clock.time()
+        hot = call.hot
+        if hot and (entry := self._hot.get(call.resource, now)) is not None:
+            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            return entry.response(now)
+        if hot and (entry := await self._warm(call, now)) is not None:
+            self._hot.put(call.resource, entry)
+            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            return entry.response(now)
+        # Below this point, hishel and its storage included, only the redacted copy.
+        request = redacted(call, request)
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.resource)
             response = await self._hishel.handle_async_request(request)
             outcome(call, response)
             return response
-        now = self._clock.time()
-        hot = call.hot
-        if hot and (entry := self._hot.get(call.resource, now)) is not None:
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
-            return entry.response(now)
         request.extensions["caching"] = {"key": call.key}
         error: BaseException | None = None
         try:
@@ -261,6 +298,20 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
                 await anyio.to_thread.run_sync(self._gate.land, call, error)
             else:
                 self._gate.land(call, error)
+
+    async def _warm(self, call: Call, now: float) -> HotEntry | None:
+        try:
+            entries = await self._storage.get_entries(call.key)
+            lifetime = fresh_stored(entries, call.resource, now)
+            if lifetime is None:
+                return None
+            stream = entries[0].response.stream
+            assert isinstance(stream, AsyncIterable)
+            body = b"".join([chunk async for chunk in stream])
+            return stored_entry(entries[0], body, lifetime)
+        except Exception:
+            logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
+            return None
 
     async def aclose(self) -> None:
         await self._hishel.aclose()

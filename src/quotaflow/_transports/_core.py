@@ -63,13 +63,22 @@ class _Secrets:
     headers: frozenset[bytes]  # lower case, as httpx keeps raw header names
 
 
+@attrs.frozen
+class _Route:
+    """What a URL means to the stack, worked out once per URL."""
+
+    profile: ApiProfile
+    url: httpx.URL  # without secrets, query sorted: what hishel and storage see
+    resource: str  # the same, as the key everything else uses
+
+
 class Router:
     """Turns a caller's request into the stack's: profile, priority, redacted copy."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._secrets: dict[str, _Secrets] = {}
-        self._urls: dict[tuple[str, str, int | None, bytes], httpx.URL] = {}
+        self._routes: dict[tuple[str, str, int | None, bytes], _Route] = {}
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
         found = self._secrets.get(profile.name)
@@ -82,62 +91,80 @@ class Router:
             )
         return found
 
-    def _cache_url(self, url: httpx.URL, secrets: frozenset[str]) -> httpx.URL:
-        """cache_url, remembered: rebuilding a URL through httpx's parser costs more
-        than a whole cache hit. (Kept in process memory only, like the request itself.)"""
-        if not url.query:
-            return url
+    def _route(self, url: httpx.URL) -> _Route:
+        """Remembered per URL: parsing and rebuilding a URL through httpx costs more than
+        a whole cache hit. (Kept in process memory only, like the request itself.)"""
         # Everything that makes two URLs different resources is in the key.
         key = (url.scheme, url.host, url.port, url.raw_path)
-        found = self._urls.get(key)
+        found = self._routes.get(key)
         if found is None:
-            if len(self._urls) >= 4096:
-                self._urls.clear()
-            found = self._urls[key] = cache_url(url, secrets)
+            if len(self._routes) >= 4096:
+                self._routes.clear()
+            profile = self.registry.match(url)
+            inner = cache_url(url, self.secrets(profile).params)
+            found = self._routes[key] = _Route(profile, inner, str(inner))
         return found
 
-    def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
-        profile = self.registry.match(request.url)
+    def start(self, request: httpx.Request) -> Call:
+        """The request's Call, put in its extensions. The request itself is left as the
+        caller made it: a hit from the hot tier never needs the redacted copy."""
+        route = self._route(request.url)
+        profile = route.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
-        secrets = self.secrets(profile)
-        url = self._cache_url(request.url, secrets.params)
-        headers = request.headers
+        secret_names = self.secrets(profile).headers
         hidden: tuple[tuple[str, str], ...] = ()
         # One pass over the raw pairs: secrets to hide, directives the hot tier can't judge.
         hot = request.method == "GET"
         secret = False
-        for name, _ in headers.raw:
+        for name, _ in request.headers.raw:
             lowered = name.lower()
-            if lowered in secrets.headers:
+            if lowered in secret_names:
                 secret = True
             elif lowered in HOT_BYPASS:
                 hot = False
         if secret:
-            raw = headers.raw
             hidden = tuple(
                 (k.decode("latin-1"), v.decode("latin-1"))
-                for k, v in raw
-                if k.lower() in secrets.headers
+                for k, v in request.headers.raw
+                if k.lower() in secret_names
             )
-            headers = httpx.Headers([(k, v) for k, v in raw if k.lower() not in secrets.headers])
         call = Call(
             profile=profile,
             priority=priority,
-            resource=str(url),
+            resource=route.resource,
             url=request.url,
+            inner_url=route.url,
             secret_headers=hidden,
             hot=hot,
         )
-        extensions = {**request.extensions, CALL: call}
-        if url is request.url and not hidden:
-            request.extensions = extensions
-            return call, request
-        # Everything below this point, hishel and its storage included, sees only this copy.
-        redacted = httpx.Request(
-            request.method, url, headers=headers, stream=request.stream, extensions=extensions
-        )
-        return call, redacted
+        request.extensions = {**request.extensions, CALL: call}
+        return call
+
+    def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
+        call = self.start(request)
+        return call, redacted(call, request)
+
+
+def redacted(call: Call, request: httpx.Request) -> httpx.Request:
+    """The request as everything below the hot tier sees it, hishel and its storage
+    included: no secret parameters or headers, query sorted."""
+    if call.inner_url is call.url and not call.secret_headers:
+        return request  # nothing to hide
+    return httpx.Request(
+        request.method,
+        call.inner_url,
+        headers=_without_secrets(request.headers, call),
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+
+
+def _without_secrets(headers: httpx.Headers, call: Call) -> httpx.Headers:
+    if not call.secret_headers:
+        return headers
+    hidden = {name.lower().encode("latin-1") for name, _ in call.secret_headers}
+    return httpx.Headers([(k, v) for k, v in headers.raw if k.lower() not in hidden])
 
 
 def call_of(request: httpx.Request) -> Call | None:
@@ -147,13 +174,13 @@ def call_of(request: httpx.Request) -> Call | None:
 
 def upstream_request(request: httpx.Request, call: Call | None) -> httpx.Request:
     """The request to send: the redacted one with its credentials put back."""
-    if call is None or (request.url is call.url and not call.secret_headers):
-        return request
-    headers = httpx.Headers([*request.headers.multi_items(), *call.secret_headers])
+    if call is None or (call.inner_url is call.url and not call.secret_headers):
+        return request  # nothing was hidden
+    headers = _without_secrets(request.headers, call)  # never twice, whatever came down
     return httpx.Request(
         request.method,
         call.url,
-        headers=headers,
+        headers=[*headers.multi_items(), *call.secret_headers],
         stream=request.stream,
         extensions=request.extensions,
     )

@@ -39,22 +39,22 @@ class FallbackTransport(httpx.BaseTransport):
         self._costs: dict[str, int] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call, inner = self._router.begin(request)
+        call = self._router.start(request)
         if not self._emit.active:
-            return self._answer(call, inner)
+            return self._answer(call, request)
         try:
-            response = self._answer(call, inner)
+            response = self._answer(call, request)
         except Exception as exc:
-            report(self._emit, call, inner, None, exc, self._clock.time(), self._costs)
+            report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, inner, response, None, self._clock.time(), self._costs)
+        report(self._emit, call, request, response, None, self._clock.time(), self._costs)
         return response
 
-    def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:
+    def _answer(self, call: Call, request: httpx.Request) -> httpx.Response:
         try:
-            response = self.next_transport.handle_request(inner)
+            response = self.next_transport.handle_request(request)
         except UpstreamFailed as failed:
-            stale = self._stale(call, inner, failed.reason)
+            stale = self._stale(call, request, failed.reason)
             if stale is None:
                 response = failed.response
             else:
@@ -63,7 +63,7 @@ class FallbackTransport(httpx.BaseTransport):
         except ConfigError:
             raise
         except httpx.TransportError as exc:
-            stale = self._stale(call, inner, stale_reason(exc))
+            stale = self._stale(call, request, stale_reason(exc))
             if stale is None:
                 raise
             return stale
@@ -110,22 +110,22 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         self._costs: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call, inner = self._router.begin(request)
+        call = self._router.start(request)
         if not self._emit.active:
-            return await self._answer(call, inner)
+            return await self._answer(call, request)
         try:
-            response = await self._answer(call, inner)
+            response = await self._answer(call, request)
         except Exception as exc:
-            report(self._emit, call, inner, None, exc, self._clock.time(), self._costs)
+            report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, inner, response, None, self._clock.time(), self._costs)
+        report(self._emit, call, request, response, None, self._clock.time(), self._costs)
         return response
 
-    async def _answer(self, call: Call, inner: httpx.Request) -> httpx.Response:
+    async def _answer(self, call: Call, request: httpx.Request) -> httpx.Response:
         try:
-            response = await self.next_transport.handle_async_request(inner)
+            response = await self.next_transport.handle_async_request(request)
         except UpstreamFailed as failed:
-            stale = await self._stale(call, inner, failed.reason)
+            stale = await self._stale(call, request, failed.reason)
             if stale is None:
                 response = failed.response
             else:
@@ -134,7 +134,7 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         except ConfigError:
             raise
         except httpx.TransportError as exc:
-            stale = await self._stale(call, inner, stale_reason(exc))
+            stale = await self._stale(call, request, stale_reason(exc))
             if stale is None:
                 raise
             return stale
