@@ -23,7 +23,9 @@ Rows (each in sync and async, 2 KB and slate):
                            that pool, an in-memory token bucket that never waits
 
 The replayed answers also carry ``Cache-Control: max-age=86400`` so that hishel alone
-(RFC mode) may store them; quotaflow's freshness rule replaces it with its own.
+(RFC mode) may store them (quotaflow's freshness rule replaces it with its own), and a
+``Date`` from the start of the run, as every origin server sends one (RFC 9110 §6.6.1;
+the recordings leave it out so that a replay is never born old).
 """
 
 from __future__ import annotations
@@ -58,13 +60,13 @@ from pyrate_limiter.extras.httpx_limiter import (
     AsyncRateLimiterTransport,
     RateLimiterTransport,
 )
-from replay import API_KEY, Fixture, RouterPool, load, router
+from replay import API_KEY, Fixture, RouterPool, http_date, load, router
 
 import quotaflow
 from quotaflow_theoddsapi import PROFILE, OddsApiFreshness
 
 SIZES = {"2 KB": load("event_odds_nfl"), "slate": load("odds_nfl")}
-REPLAY_HEADERS = {"cache-control": "max-age=86400"}
+REPLAY_HEADERS = {"cache-control": "max-age=86400", "date": http_date(time.time())}
 # The real profile (cost, quota headers, freshness rule reading the body, secrets),
 # with limits that never make a request wait and freshness that outlasts the run.
 DAY = 86400
