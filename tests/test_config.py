@@ -44,6 +44,7 @@ def test_bad_profile_fields_are_named(changes: dict[str, Any], field: str) -> No
         (lambda: Rate(0), "Rate.limit"),
         (lambda: Rate(5, per=-1), "Rate.per"),
         (lambda: Rate(5, burst=0), "Rate.burst"),
+        (lambda: Rate(5, burst=6), "Rate.burst: must be at most the limit"),
         (lambda: Quota(0), "Quota.limit"),
         (lambda: Quota(500, period="week"), "Quota.period"),  # type: ignore[arg-type]
         (lambda: Quota(500, reset_day=32), "Quota.reset_day"),

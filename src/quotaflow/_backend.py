@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -18,6 +20,42 @@ from ._state import LocalStateError, SqliteLedger, SqliteStateStore, StateDB
 
 CACHE_FILE = "cache.db"
 STATE_FILE = "state.db"
+
+logger = logging.getLogger("quotaflow")
+
+# Before every store, hishel's SqliteStorage deletes what has expired (_reclaim_space):
+#   DELETE FROM entries WHERE id IN (SELECT id FROM entries
+#     WHERE expires_at < :now AND last_accessed_at < :now - soft_delete_ttl LIMIT 200)
+# SQLite plans the inner SELECT on idx_entries_last_accessed_at (EXPLAIN QUERY PLAN). Once
+# entries have been idle for the 180 s soft-delete window, as in any cache in use, every
+# row is in that range, so each store walked the whole table to test expires_at: 13.7 ms
+# per store at 30K entries, growing with the cache. With this covering index on hishel's
+# table the planner answers the SELECT from the index alone, visiting only the rows that
+# have expired or were removed (0.05 ms at 30K).
+EXPIRY_INDEX = "quotaflow_entries_expiry"
+_CREATE_EXPIRY_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {EXPIRY_INDEX} ON entries (expires_at, last_accessed_at, id)"
+)
+
+
+def index_cache(path: Path) -> None:
+    """Give the hishel cache at ``path`` the index its cleanup needs. Never raises:
+    without it the cache still works, only stores get slower as it grows."""
+    # hishel creates its tables when it first opens the file; a throwaway storage does
+    # that now, so the index exists before the first store of a fresh cache.
+    storage = hishel.SqliteStorage(database_path=path)
+    try:
+        storage.get_entries("")
+    except Exception as exc:  # a file hishel refuses: it says so again on first use
+        logger.warning("quotaflow: cannot index the cache %s: %s", path, exc)
+        return
+    finally:
+        storage.close()
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as connection:
+            connection.execute(_CREATE_EXPIRY_INDEX)
+    except sqlite3.Error as exc:
+        logger.warning("quotaflow: cannot index the cache %s: %s", path, exc)
 
 
 class Leases(abc.ABC):
@@ -103,6 +141,7 @@ class SqliteBackend(Backend):
         # hishel opens the cache lazily and turns its errors into misses, so a corrupt
         # cache file is caught here, before either storage touches it.
         check(directory / CACHE_FILE)
+        index_cache(directory / CACHE_FILE)
         self.db = StateDB(directory / STATE_FILE)
         self.ledger = SqliteLedger(self.db)
         self.leases = SqliteLeases(self.db)

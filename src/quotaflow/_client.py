@@ -19,6 +19,7 @@ from ._flight import Gate
 from ._hot import HotTier
 from ._plan import _PARTS
 from ._profiles import ApiProfile, Registry, resolve_plugins
+from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
 from ._transports._cache import AsyncCachingTransport, CachingTransport
@@ -34,8 +35,10 @@ __all__ = ["make_async_client", "make_client"]
 R = TypeVar("R")
 logger = logging.getLogger("quotaflow")
 
-# How long cache entries stay in Redis beyond the longest max_stale: the longest
-# freshness a shipped rule assigns (historical odds, 30 days).
+# Every entry quotaflow stores gets a TTL of its own (_retention.py). This is Redis's
+# default_ttl, a backstop for anything stored without one (hishel's own is 3600 s, shorter
+# than many a max_stale): the longest max_stale plus the longest freshness a shipped rule
+# assigns (historical odds, 30 days).
 RETENTION = 31 * 86400.0
 # Client arguments that only shape the network transport: when quotaflow builds that
 # transport itself, they go to it (httpx ignores them once a transport is given).
@@ -277,6 +280,7 @@ class _Flavour:
     base: type
     network: Callable[..., Any]
     storage: str
+    retaining: Callable[..., Any]
     fallback: Callable[..., Any]
     caching: Callable[..., Any]
     ratelimit: Callable[..., Any]
@@ -288,6 +292,7 @@ _SYNC = _Flavour(
     httpx.BaseTransport,
     httpx.HTTPTransport,
     "storage",
+    RetainingStorage,
     FallbackTransport,
     CachingTransport,
     RateLimitTransport,
@@ -298,6 +303,7 @@ _ASYNC = _Flavour(
     httpx.AsyncBaseTransport,
     httpx.AsyncHTTPTransport,
     "async_storage",
+    AsyncRetainingStorage,
     AsyncFallbackTransport,
     AsyncCachingTransport,
     AsyncRateLimitTransport,
@@ -325,7 +331,9 @@ def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **se
         kind = f"httpx.{flavour.base.__name__}"
         raise ConfigError(f"transport: expected an {kind}, not {type(transport).__name__}")
     inner = transport or flavour.network(**network)
-    storage = getattr(parts.backend, flavour.storage)()
+    storage = flavour.retaining(
+        getattr(parts.backend, flavour.storage)(), parts.registry, parts.clock
+    )
     flags = parts.flags
     stack = flavour.fallback(
         flavour.caching(

@@ -45,6 +45,7 @@ _PROFILE_FIELDS = (
     "reserves",
     "max_wait",
     "max_stale",
+    "revalidation_window",
     "default_ttl",
     "retries",
     "backoff",
