@@ -165,16 +165,40 @@ def test_quota_day_fixed_ttl_stand_in(capsys, monkeypatch) -> None:
     assert "fixed TTL dict (600 s)" in capsys.readouterr().out
 
 
-def test_limiter_accuracy_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
-    """limiter_accuracy.py: the quota is spent to exactly the plan, never past it."""
+@pytest.mark.parametrize("burst", ["30", "5"])
+def test_limiter_accuracy_benchmark_runs(tmp_path, capsys, monkeypatch, burst: str) -> None:
+    """limiter_accuracy.py: no 1 s window over 30 (calendar or sliding), the rate used,
+    the quota spent to exactly the plan, never past it."""
     out = tmp_path / "latest.json"
-    args = ("--requests", "200", "--plan", "5", "--json", str(out))
+    args = ("--requests", "200", "--plan", "5", "--burst", burst, "--json", str(out))
     assert run_benchmark(monkeypatch, "limiter_accuracy.py", *args) == 0
     found = json.loads(out.read_text())["limiter_accuracy"]
     assert found["paid_served"] == 5
     assert found["out_of_credits_401"] == 0
     assert found["refused_by_quotaflow"] == found["paid_demand"] - 5
-    assert "utilisation" in capsys.readouterr().out
+    assert (found["calendar_seconds_over"], found["sliding_windows_over"]) == (0, 0)
+    assert found["max_sliding_second"] == 30
+    assert found["utilisation"] >= 0.95
+    assert found["targets"] == {"rate": True, "utilisation": True, "quota": True}
+    assert "sliding 1 s windows 0" in capsys.readouterr().out
+
+
+def test_limiter_accuracy_exits_1_on_a_window_over_the_limit(monkeypatch, capsys) -> None:
+    """A window over the limit fails the run, as an overspent quota does."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    namespace = runpy.run_path(str(BENCHMARKS / "limiter_accuracy.py"))
+    found = {
+        "requests": 2, "upstream": 31, "status_counts": {}, "refused_by_quotaflow": 0,
+        "backoffs": 0, "first_second": 31, "max_calendar_second": 31,
+        "max_sliding_second": 31, "calendar_seconds_over": 1, "sliding_windows_over": 1,
+        "seconds": 1, "utilisation": 1.0, "utilisation_calendar": 1.0,
+        "utilisation_median_second": 1.0, "paid_demand": 0, "paid_served": 0,
+        "credits_spent": 0, "out_of_credits_401": 0, "simulated_seconds": 0.5,
+    }  # fmt: skip
+    monkeypatch.setitem(namespace["main"].__globals__, "run", lambda *args: found)
+
+    assert namespace["main"](["--json", "-"]) == 1
+    assert "MISSED" in capsys.readouterr().out
 
 
 def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:

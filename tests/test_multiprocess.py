@@ -1,7 +1,8 @@
 """Several processes on one state (a state_dir, or a Redis) against a real local HTTP stub.
 
 4 processes x 50 requests over 10 distinct URLs yield exactly 10 upstream calls;
-4 processes sharing a quota of 40 units with requests costing 1 never spend more than 40.
+4 processes sharing a quota of 40 units with requests costing 1 never spend more than 40;
+4 processes racing for one 20/s window admit 20 in all.
 """
 
 from __future__ import annotations
@@ -137,3 +138,76 @@ def test_processes_sharing_a_quota_never_overspend(
     assert ok + refused == PROCESSES * REQUESTS
     assert stub.total <= 40
     assert ok == stub.total == 40
+
+
+# One short window, driven phase by phase at simulated times (the parent says when).
+WINDOW_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from quotaflow import ApiProfile, Rate
+    from quotaflow._state import ShortWindow
+
+    settings = json.loads(sys.argv[1])
+    shared = settings["client"]
+    directory = Path(shared["state_dir"])
+    directory.mkdir(parents=True, exist_ok=True)
+    if "redis_url" in shared:
+        from quotaflow._redis import redis_backend
+
+        backend = redis_backend(
+            shared["redis_url"], prefix=shared["redis_prefix"], fail="closed",
+            directory=directory, retention=60.0,
+        )
+    else:
+        from quotaflow._backend import SqliteBackend
+
+        backend = SqliteBackend(directory)
+    profile = ApiProfile(name="stub", hosts=("127.0.0.1",), rates=(Rate(settings["limit"]),))
+    window = ShortWindow(profile, backend.window_store("rate:stub"))
+    print("ready", flush=True)
+    for now in settings["times"]:
+        sys.stdin.readline()
+        admitted = sum(window.try_acquire(now) == 0 for _ in range(settings["tries"]))
+        print(admitted, flush=True)
+    backend.close()
+    """
+)
+
+
+def test_processes_sharing_a_window_never_exceed_its_limit(shared: Any, tmp_path: Path) -> None:
+    """4 processes race 30 asks each at the same simulated moments against 20/s: the
+    window admits 20 in all, none half a second later, 20 again once a second passed."""
+    start = 1_795_953_600.5
+    times = [start, start + 0.5, start + 1.001, start + 1.5]
+    settings = {"limit": 20, "tries": 30, "times": times}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WINDOW_WORKER, json.dumps({**settings, "client": shared(n)})],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(PROCESSES)
+    ]
+    admitted = []
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "ready"
+        for _ in times:
+            for worker in workers:  # all at once
+                assert worker.stdin is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+            admitted.append(sum(int(w.stdout.readline()) for w in workers if w.stdout))
+        for worker in workers:
+            worker.communicate(timeout=20)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+    assert [worker.returncode for worker in workers] == [0] * PROCESSES
+    assert admitted == [20, 0, 20, 0]

@@ -16,16 +16,33 @@ def answer_with(**headers: str) -> httpx.Response:
     return httpx.Response(200, json={"ok": True}, headers=headers)
 
 
+# A request counts for `per` seconds and one millisecond (stamps are whole milliseconds,
+# counted inclusively so that no real window of `per` seconds ever holds more).
+TICK = 0.001
+
+
 def test_short_window_waits_then_admits(stack, router: respx.Router, sleeps) -> None:
-    """At 2/s with burst 2, a third request at the same instant waits 0.5 s."""
+    """At 2/s, a third request at the same instant waits until the first leaves the window."""
     route = router.get(url__startswith=f"{BASE}/items").mock(return_value=answer_with())
-    client = stack(profiles=[api_profile(rates=(Rate(2, per=1.0, burst=2),))])
+    client = stack(profiles=[api_profile(rates=(Rate(2, per=1.0),))])
 
     waited = [info(client.get(f"{BASE}/items/{n}")).waited for n in range(3)]
 
     assert route.call_count == 3
-    assert waited == [0.0, 0.0, pytest.approx(0.5)]
-    assert sleeps == [pytest.approx(0.5)]
+    assert waited == [0.0, 0.0, pytest.approx(1 + TICK)]
+    assert sleeps == [pytest.approx(1 + TICK)]
+
+
+def test_a_smaller_burst_spreads_requests(stack, router: respx.Router, sleeps) -> None:
+    """At 2/s with burst 1, the second request waits half a second (the token bucket)."""
+    route = router.get(url__startswith=f"{BASE}/items").mock(return_value=answer_with())
+    client = stack(profiles=[api_profile(rates=(Rate(2, per=1.0, burst=1),))])
+
+    waited = [info(client.get(f"{BASE}/items/{n}")).waited for n in range(3)]
+
+    assert route.call_count == 3
+    # The third: its token is due at 1.0 s, the first leaves the window at 1.001 s.
+    assert waited == [0.0, pytest.approx(0.5, abs=1e-5), pytest.approx(0.5 + TICK, abs=1e-5)]
 
 
 def test_wait_beyond_max_wait_raises_rate_limited(stack, router: respx.Router, sleeps) -> None:
@@ -38,7 +55,7 @@ def test_wait_beyond_max_wait_raises_rate_limited(stack, router: respx.Router, s
         client.get(f"{BASE}/items/2", extensions={"priority": "low"})
 
     assert route.call_count == 1
-    assert refused.value.retry_after == pytest.approx(1.0)
+    assert refused.value.retry_after == pytest.approx(1 + TICK)
     assert isinstance(refused.value, httpx.TransportError)
     assert sleeps == []
 
@@ -54,7 +71,7 @@ def test_priority_decides_max_wait(stack, router: respx.Router, sleeps) -> None:
     with quotaflow.priority("critical"):
         admitted = client.get(f"{BASE}/items/3")
 
-    assert info(admitted).waited == pytest.approx(10.0)
+    assert info(admitted).waited == pytest.approx(10 + TICK)
     assert info(admitted).priority is Priority.CRITICAL
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgpack
 import pytest
 import redis
 import respx
@@ -168,7 +169,7 @@ def test_concurrent_reservations_never_exceed_the_quota(
 def test_window_store_answers_synchronously_and_is_shared(
     open_backend: Callable[..., RedisBackend],
 ) -> None:
-    """RedisStateStore on a sync client returns a Decision, not a coroutine."""
+    """The Redis window store on a sync client returns a Decision, not a coroutine."""
 
     def open_backends(n: int) -> list[RedisBackend]:
         return [open_backend() for _ in range(n)]
@@ -183,7 +184,27 @@ def test_window_store_answers_synchronously_and_is_shared(
     waits = [second.try_acquire(now), first.try_acquire(now)]
 
     assert waits[0] == 0.0
-    assert 0 < waits[1] <= 0.5
+    # Full at 2: the third waits for the first to leave the window (1 s, +1 ms at most).
+    assert 1.0 < waits[1] <= 1.0011
+
+
+def test_window_state_is_one_expiring_string(
+    open_backend: Callable[..., RedisBackend], raw: redis.Redis, prefix: str
+) -> None:
+    """The window's state is the integers SQLite keeps (the last check's time, then per
+    rate: tat, pairs, stamp, units...) in MessagePack; a token-bucket hash of an older
+    version starts over."""
+    key = f"{prefix}:rate:api"
+    raw.hset(key, mapping={"tat1": "99999999999999999"})  # would block for years
+    window = ShortWindow(
+        api_profile(rates=(Rate(2, per=1.0),)), open_backend().window_store("rate:api")
+    )
+    now = 1_795_953_600.5
+
+    assert window.available(now) == 2
+    assert [window.try_acquire(now), window.try_acquire(now)] == [0.0, 0.0]
+    assert msgpack.unpackb(raw.get(key)) == [1795953600500, 0, 1, 1795953600500, 2]
+    assert 0 < raw.pttl(key) <= 2 * 1002
 
 
 def test_leases(open_backend: Callable[..., RedisBackend], raw: redis.Redis, prefix: str) -> None:

@@ -40,6 +40,8 @@ DEFAULT_MAX_WAIT: Mapping[Priority, float] = {
 # (requests-cache ignores the same ones by default).
 DEFAULT_SECRET_PARAMS = ("api_key", "apiKey", "apikey", "access_token")
 DEFAULT_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "cookie")
+# How long a stale answer with a validator is kept for a conditional request (seconds).
+REVALIDATION_WINDOW = 86400.0
 
 
 def _checked(*validators: Any) -> Any:
@@ -56,6 +58,12 @@ def _checked(*validators: Any) -> Any:
                 raise ConfigError(f"{owner}.{attribute.name}: {exc.args[0]}") from None
 
     return validate
+
+
+def _within_limit(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    # More at once than in a whole window could never be spent: say so.
+    if value is not None and value > instance.limit:
+        raise ValueError(f"must be at most the limit ({instance.limit}), not {value!r}")
 
 
 def _finite(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -124,10 +132,30 @@ def _names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...
 
 @attrs.frozen
 class Rate:
-    """A short-window rate: ``limit`` requests per ``per`` seconds, ``burst`` at once.
+    """A short-window rate: never more than ``limit`` requests in any ``per`` seconds,
+    at most ``burst`` at once.
 
-    Enforced with pyrate-limiter's token bucket; a request that finds no token waits
-    (up to its priority's max wait) rather than being refused.
+    The window slides: *any* span of ``per`` seconds holds at most ``limit``
+    requests, so every calendar window (each second, each minute) holds too. After an
+    idle spell ``burst`` requests go at once; the next waits until the oldest leaves
+    the window. ``burst`` defaults to ``limit``. A smaller one smooths the flow: a
+    token bucket of ``burst`` tokens refilling at ``limit / per`` applies as well, so
+    ``Rate(30, per=1.0, burst=5)`` sends 5 at once, then one every 1/30 s, and still
+    never 31 in a second. Saturated, either form sends ``limit`` per ``per`` (a
+    request counts for ``per`` seconds plus one millisecond, the limiter's resolution;
+    above 64 requests per window, plus up to ``per / 64``).
+
+    A request that does not fit waits (up to its priority's max wait) rather than
+    being refused. All processes and machines sharing the state (its SQLite file, or
+    Redis) share the window.
+
+    Args:
+        limit: requests in any ``per`` seconds (> 0).
+        per: the window, in seconds (> 0).
+        burst: requests at once, ``1 <= burst <= limit``; None: ``limit``.
+
+    Raises:
+        quotaflow.ConfigError: a value is invalid; the message names it.
 
     .. versionadded:: 0.1
     """
@@ -144,7 +172,8 @@ class Rate:
     burst: int | None = attrs.field(
         default=None,
         validator=_checked(
-            attrs.validators.optional([attrs.validators.instance_of(int), attrs.validators.gt(0)])
+            attrs.validators.optional([attrs.validators.instance_of(int), attrs.validators.gt(0)]),
+            _within_limit,
         ),
     )
 
@@ -272,6 +301,11 @@ class ApiProfile:
         default_ttl: freshness used when the rule fails on a body it cannot read.
         max_stale: seconds past its freshness a stored answer may still be served
             when upstream fails or the quota refuses.
+        revalidation_window: seconds past its freshness a stored answer that carries
+            a validator (``ETag`` or ``Last-Modified``) is kept, so that a conditional
+            request can renew it instead of fetching it whole. A stored answer is kept
+            for its freshness plus the longer of ``max_stale`` and this (this only if
+            it has a validator), counted from when it was stored; then it is deleted.
         secret_params: query parameters never stored, keyed on, or logged.
         secret_headers: request headers never stored, keyed on, or logged.
         classify: tells errors in disguise and quota exhaustion from a response.
@@ -335,6 +369,12 @@ class ApiProfile:
     )
     max_stale: float = attrs.field(
         default=0.0,
+        validator=_checked(
+            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
+        ),
+    )
+    revalidation_window: float = attrs.field(
+        default=REVALIDATION_WINDOW,
         validator=_checked(
             attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
         ),

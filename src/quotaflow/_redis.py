@@ -5,7 +5,7 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row)
     {prefix}:inflight:{profile}  hash: ticket id -> "cost:started" (reservations)
     {prefix}:lease:{key}         the holder's token, expiring on its own (SET NX PX)
-    {prefix}:rate:{profile}      pyrate-limiter's token bucket (RedisStateStore, Lua)
+    {prefix}:rate:{profile}      the short window's state (MessagePack; Lua, see _window)
     {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
 
 Failure policy (``redis_fail``):
@@ -55,6 +55,7 @@ from redis.typing import EncodableT
 from ._backend import Backend, Leases, SqliteBackend
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
+from ._window import READ_LUA, ttl_ms
 from .exceptions import ConfigError, StateUnavailable
 
 T = TypeVar("T")
@@ -228,13 +229,27 @@ class RedisLeases(Leases):
         )
 
 
+class _RedisWindow(RedisStateStore):
+    """pyrate-limiter's RedisStateStore running ``SlidingCap``'s Lua: one round trip,
+    atomic. The state is one MessagePack value that expires once it no longer matters."""
+
+    def _ttl_for(self, rates: list[Rate]) -> int:
+        return ttl_ms(rates)
+
+    def read(self, algorithm: StateAlgorithm, rates: list[Rate]) -> State:
+        # For reporting only: no need to keep the script object (no round trip to make it).
+        script = self.redis.register_script(READ_LUA)
+        values = cast("list[int]", script(keys=[self.key]))
+        return tuple(values) if values else algorithm.initial(rates)
+
+
 class _WindowStore(StateStore):
-    """pyrate-limiter's RedisStateStore (sync client: sync answers) behind the guard."""
+    """The Redis window store (sync client: sync answers) behind the guard."""
 
     is_async = False
 
     def __init__(self, client: redis.Redis, prefix: str, key: str, guard: _Guard) -> None:
-        self._redis = RedisStateStore(client, key=f"{prefix}:{key}")
+        self._redis = _RedisWindow(client, key=f"{prefix}:{key}")
         self._key, self._guard = key, guard
 
     def _run(self, step: Callable[[StateStore], Any]) -> Any:

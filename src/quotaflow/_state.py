@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from pyrate_limiter import Decision, Rate, StateStore, TokenBucket
+from pyrate_limiter import Decision, Rate, StateStore
 from pyrate_limiter.abstracts.algorithm import State, StateAlgorithm
 
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
 from ._recovery import check, is_corruption, set_aside
+from ._window import SlidingCap
 from .exceptions import ConfigError
 
 T = TypeVar("T")
@@ -70,6 +72,10 @@ CREATE TABLE IF NOT EXISTS profile_status (
 );
 """
 
+
+# Added to a wait, in seconds: float rounding of `now + wait` must not fall short of the
+# millisecond that admits (~0.25 us is the float resolution of today's epoch seconds).
+_MARGIN = 1e-6
 
 # How long a transaction waits for another process's lock before giving up (seconds).
 BUSY_TIMEOUT = 2.0
@@ -208,7 +214,11 @@ class SqliteLedger(Ledger):
 
 
 class SqliteStateStore(StateStore):
-    """pyrate-limiter state for one key, kept in the state file (atomic across processes)."""
+    """pyrate-limiter state for one key, kept in the state file (atomic across processes).
+
+    One row per key, the state as comma-separated numbers, read, stepped and written
+    back in one ``BEGIN IMMEDIATE`` transaction: one transaction per check.
+    """
 
     is_async = False
 
@@ -220,10 +230,10 @@ class SqliteStateStore(StateStore):
         cur.execute("SELECT state FROM limiter WHERE key = ?", (self._key,))
         row = cur.fetchone()
         if row is not None:
-            values = row[0].split(",")
-            if len(values) == len(rates):
-                with contextlib.suppress(ValueError):
-                    return algorithm.decode(values)
+            # Unreadable: start over. A readable state of another shape (other rates,
+            # an older layout) is the algorithm's to reject (SlidingCap starts over).
+            with contextlib.suppress(ValueError):
+                return algorithm.decode(row[0].split(","))
         return algorithm.initial(rates)
 
     def check(
@@ -243,7 +253,7 @@ class SqliteStateStore(StateStore):
             if decision.allowed:
                 cur.execute(
                     "INSERT OR REPLACE INTO limiter (key, state) VALUES (?, ?)",
-                    (self._key, ",".join(str(int(v)) for v in new_state)),
+                    (self._key, ",".join(map(str, map(int, new_state)))),
                 )
             return decision
 
@@ -260,15 +270,19 @@ class SqliteStateStore(StateStore):
 
 
 class ShortWindow:
-    """A profile's short-window rates: pyrate-limiter's token bucket over a store,
-    plus a pause the API itself may ask for (429 with Retry-After)."""
+    """A profile's short-window rates over a store, plus a pause the API itself may ask
+    for (429 with Retry-After).
+
+    Each ``Rate(limit, per, burst)``: never more than ``limit`` requests in any ``per``
+    seconds, at most ``burst`` at once (see ``_window.SlidingCap``).
+    """
 
     def __init__(self, profile: ApiProfile, store: StateStore) -> None:
         self.rates = sorted(
             (Rate(r.limit, max(1, round(r.per * 1000)), r.burst) for r in profile.rates),
             key=lambda rate: rate.interval,
         )
-        self.algorithm = TokenBucket()
+        self.algorithm = SlidingCap()
         self.store = store
         # Process-local: every request of this profile in this process waits it out.
         self.paused_until = 0.0
@@ -277,16 +291,34 @@ class ShortWindow:
         self.paused_until = max(self.paused_until, until)
 
     def try_acquire(self, now: float) -> float:
-        """Take a token; return 0 if admitted, else seconds to wait (-1: never fits)."""
+        """Take a place; return 0 if admitted, else seconds to wait (-1: never fits).
+
+        A caller that comes back after the wait is admitted, unless someone else took
+        the place meanwhile.
+        """
         if now < self.paused_until:
             return self.paused_until - now
         if not self.rates:
             return 0.0
+        # Milliseconds, truncated: the algorithm counts a stamp inclusively for that.
+        now_ms = math.floor(now * 1000)
         # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
-        decision = self.store.check(self.algorithm, self.rates, int(now * 1000), 1)
+        decision = self.store.check(self.algorithm, self.rates, now_ms, 1)
         assert isinstance(decision, Decision)
         if decision.allowed:
             return 0.0
         if decision.retry_after_ms is None:
             return -1.0
-        return float(max(decision.retry_after_ms, 1)) / 1000
+        # The wait to the first millisecond that admits, measured from the real `now`
+        # (not its truncation), plus a microsecond so that float rounding never lands a
+        # waiter just short of it.
+        due = (now_ms + max(decision.retry_after_ms, 1)) / 1000
+        return max(due - now, 0.0) + _MARGIN
+
+    def available(self, now: float) -> int | None:
+        """How many requests would be admitted now (None: no rates). For reporting."""
+        if not self.rates:
+            return None
+        state = self.store.read(self.algorithm, self.rates)
+        assert isinstance(state, tuple)
+        return self.algorithm.available(self.rates, state, math.floor(now * 1000))

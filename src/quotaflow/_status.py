@@ -119,9 +119,7 @@ def read_status(
         if profile.rates:
             window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
             first = window.rates[0]
-            state = window.store.read(window.algorithm, window.rates)
-            owed = window.algorithm.consumed(window.rates, state, int(now * 1000))  # type: ignore[arg-type]
-            tokens = max(first.burst - owed, 0)
+            tokens = window.available(now)
             per = first.interval / 1000
             rate = f"{first.limit}/{per:g}s (burst {first.burst})"
         note = notes.get(profile.name, (None, None, None, None))

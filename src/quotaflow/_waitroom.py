@@ -1,7 +1,7 @@
 """The priority wait queue in front of a short-window limiter. Strictly private.
 
-When a profile's token bucket is empty, requests queue instead of racing for the
-next token: the most important goes first (CRITICAL, HIGH, NORMAL, LOW), first come
+When a profile's short window is full, requests queue instead of racing for the
+next place: the most important goes first (CRITICAL, HIGH, NORMAL, LOW), first come
 first served within a level. Aging keeps anything from waiting forever: each
 ``AGING`` seconds spent waiting count as one level more, so a request that may wait
 long enough overtakes newer, more important ones after ``AGING`` seconds per level

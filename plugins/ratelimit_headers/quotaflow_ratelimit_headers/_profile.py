@@ -149,7 +149,8 @@ def profile_for(
         reset_day: the day of the month a monthly quota starts again.
         rate: requests per ``per`` seconds (``burst`` at once); None: no rate.
         per: the rate's window in seconds.
-        burst: how many requests may go at once (the rate's by default).
+        burst: how many requests may go at once, at most ``rate`` (``rate`` by
+            default); never more than ``rate`` go in any ``per`` seconds.
         ttl: seconds every successful answer stays fresh; None: the API's caching
             headers decide.
         max_stale: seconds past freshness a stored answer may stand in for a failure.

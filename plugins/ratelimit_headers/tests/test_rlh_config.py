@@ -107,6 +107,7 @@ def _entry(body: str) -> str:
         ('name = "x"\nhosts = ["x.test"]\nper = 2', "api[1].per"),
         ('name = "x"\nhosts = ["x.test"]\nrate = 2\nper = 0', "api[1].per"),
         ('name = "x"\nhosts = ["x.test"]\nrate = 2\nper = inf', "api[1].per"),
+        ('name = "x"\nhosts = ["x.test"]\nrate = 2\nburst = 3', "api[1]: Rate.burst"),
         ('name = "x"\nhosts = ["x.test"]\nttl = -1', "api[1].ttl"),
         ('name = "x"\nhosts = ["x.test"]\nttl = nan', "api[1].ttl"),
         ('name = "x"\nhosts = ["x.test"]\nmax_stale = "1h"', "api[1].max_stale"),
