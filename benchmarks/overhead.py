@@ -17,6 +17,8 @@ Rows (each in sync and async, 2 KB and slate):
     quotaflow miss         the whole stack going upstream, a new URL each time:
                            all but the network (ledger, limiter, lease, freshness rule, store)
     hishel hit             hishel's CacheTransport alone, RFC mode, SqliteStorage (same type)
+    hishel hit (no RFC)    the same without RFC 9111 (serves whatever is stored): what
+                           reading one entry from SqliteStorage costs, the warm tier's floor
     httpx HTTPTransport    httpx.HTTPTransport whose pool answers from the router
                            (what pyrate-limiter's transport adds its limiter to)
     pyrate-limiter         pyrate_limiter.extras.httpx_limiter.RateLimiterTransport over
@@ -84,6 +86,7 @@ ROWS = (
     "quotaflow hit (warm)",
     "quotaflow miss",
     "hishel hit",
+    "hishel hit (no RFC)",
     "httpx HTTPTransport",
     "pyrate-limiter",
 )
@@ -177,6 +180,9 @@ def sync_variants(
         "hishel hit": client(
             CacheTransport(mock, storage=storage, rfc=hishel.CacheOptions(shared=False))
         ),
+        "hishel hit (no RFC)": client(
+            CacheTransport(mock, storage=hishel.SqliteStorage(database_path=directory / "plain.db"))
+        ),
         "httpx HTTPTransport": client(pool),
         "pyrate-limiter": client(limited),
     }
@@ -217,6 +223,11 @@ async def async_variants(
         "quotaflow hit (warm)": await ours("warm", hot_entries=0),
         "quotaflow miss": await ours("miss"),
         "hishel hit": await client(cached),
+        "hishel hit (no RFC)": await client(
+            AsyncCacheTransport(
+                mock, storage=hishel.AsyncSqliteStorage(database_path=directory / "plain-async.db")
+            )
+        ),
         "httpx HTTPTransport": await client(pool),
         "pyrate-limiter": await client(limited),
     }
@@ -357,7 +368,13 @@ def report(variants: list[Variant], rounds: int, requests: int) -> dict[str, Any
         for row, values in rows[group].items()
         if ("hit" in row and values["upstream_per_request"] > 0)
         or (
-            row not in ("quotaflow hit (hot)", "quotaflow hit (warm)", "hishel hit")
+            row
+            not in (
+                "quotaflow hit (hot)",
+                "quotaflow hit (warm)",
+                "hishel hit",
+                "hishel hit (no RFC)",
+            )
             and values["upstream_per_request"] < 1
         )
     ]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import httpx
-from hishel import Entry
+from hishel import Entry, Headers
 
 from . import _policy
 
@@ -104,15 +104,16 @@ def _received(value: str | None) -> float | None:
     return found
 
 
-def _lifetime(headers: Mapping[str, str], now: float) -> _Lifetime | None:
-    """(received, expires, ttl) of a fresh answer anyone may reuse as is, or None."""
-    if "vary" in headers:
+def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
+    """(received, expires, ttl) of a fresh answer anyone may reuse as is, or None.
+    ``get`` reads one header (several values joined), from httpx or hishel headers."""
+    if get("vary") is not None:
         return None
-    cache_control = headers.get("cache-control", "")
-    ttl = _policy.max_age(headers)
+    cache_control = get("cache-control") or ""
+    ttl = _policy.max_age_directive(cache_control)
     if ttl is None or any(word in cache_control for word in _NO_REUSE):
         return None
-    received = _received(headers.get("date"))
+    received = _received(get("date"))
     if received is None:
         return None
     # hishel: fresh while int(now - Date) < max-age.
@@ -122,23 +123,32 @@ def _lifetime(headers: Mapping[str, str], now: float) -> _Lifetime | None:
     return received, expires, float(ttl)
 
 
-def _entry(
-    status: int, pairs: Iterable[tuple[bytes, bytes]], body: bytes, lifetime: _Lifetime
-) -> HotEntry:
+def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
     # The body is kept decoded, so its headers must say so (as hishel does when it stores).
     kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED]
     kept.append((b"content-length", b"%d" % len(body)))
-    return HotEntry(status, kept, body, *lifetime)
+    return kept
 
 
 def entry_for(response: httpx.Response, now: float) -> HotEntry | None:
     """A hot entry for a read, reusable 200 answer with a max-age, or None."""
     if response.status_code != 200:
         return None
-    lifetime = _lifetime(response.headers, now)
+    lifetime = _lifetime(response.headers.get, now)
     if lifetime is None:
         return None
-    return _entry(200, response.headers.raw, response.content, lifetime)
+    body = response.content
+    return HotEntry(200, _kept(response.headers.raw, body), body, *lifetime)
+
+
+def _stored_header(headers: Headers) -> Callable[[str], str | None]:
+    values_of = headers.get_list
+
+    def get(name: str) -> str | None:
+        values = values_of(name)
+        return None if values is None else ", ".join(values)
+
+    return get
 
 
 def fresh_stored(entries: Sequence[Entry], resource: str, now: float) -> _Lifetime | None:
@@ -155,7 +165,7 @@ def fresh_stored(entries: Sequence[Entry], resource: str, now: float) -> _Lifeti
         or entry.response.status_code != 200
     ):
         return None
-    return _lifetime(entry.response.headers, now)
+    return _lifetime(_stored_header(entry.response.headers), now)
 
 
 def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
@@ -163,10 +173,10 @@ def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     body as stored (still in its Content-Encoding, if it has one)."""
     headers = entry.response.headers
     pairs = [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or ()]
-    if "content-encoding" in headers:
+    if headers.get_list("content-encoding") is not None:
         response = httpx.Response(200, headers=pairs, stream=httpx.ByteStream(body))
         body = response.read()  # decoded as httpx would
-    return _entry(200, pairs, body, lifetime)
+    return HotEntry(200, _kept(pairs, body), body, *lifetime)
 
 
 class HotTier:

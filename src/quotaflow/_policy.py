@@ -52,7 +52,11 @@ def clean_ttl(value: object) -> float | None:
 
 def max_age(headers: Mapping[str, str]) -> int | None:
     """The ``max-age`` directive of ``Cache-Control``, if any (RFC 9111 §5.2.2.1)."""
-    found = _MAX_AGE.search(headers.get("cache-control", ""))
+    return max_age_directive(headers.get("cache-control", ""))
+
+
+def max_age_directive(cache_control: str) -> int | None:
+    found = _MAX_AGE.search(cache_control)
     return int(found.group(1)) if found else None
 
 
