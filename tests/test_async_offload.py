@@ -50,3 +50,44 @@ def test_state_io_runs_off_the_event_loop(tmp_path, monkeypatch, clock) -> None:
     assert down.call_count == 1
     assert threads, "the spy saw no state I/O at all"
     assert loop_thread[0] not in threads
+
+
+def test_async_warm_reads_take_one_worker_thread_hop(tmp_path, monkeypatch, clock) -> None:
+    """A fresh stored answer is read with blocking SQLite calls in a worker thread
+    (one hop for the whole read), never on the event loop."""
+    import hishel
+
+    reads: list[int] = []
+    original = hishel.SqliteStorage.get_entries
+
+    def spy(self, key):  # type: ignore[no-untyped-def]
+        reads.append(threading.get_ident())
+        return original(self, key)
+
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    router = respx.Router()
+    route = router.get(f"{BASE}/a").respond(200, json={"v": 1})
+    loop_thread: list[int] = []
+    answers: list[object] = []
+
+    async def main() -> None:
+        loop_thread.append(threading.get_ident())
+        async with quotaflow.make_async_client(
+            profiles=[api_profile()],
+            plugins=False,
+            state_dir=tmp_path,
+            transport=httpx.MockTransport(router.handler),
+            clock=clock,
+            hot_entries=0,
+        ) as client:
+            reads.clear()  # building the client may read synchronously (it is not async)
+            await client.get(f"{BASE}/a")  # the miss stores it
+            before = len(reads)
+            hit = await client.get(f"{BASE}/a")
+            answers.append((hit.json(), hit.extensions["quotaflow"].cache, len(reads) - before))
+
+    anyio.run(main)
+
+    assert answers == [({"v": 1}, "hit", 1)]
+    assert route.call_count == 1
+    assert loop_thread[0] not in reads

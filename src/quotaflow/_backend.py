@@ -92,6 +92,11 @@ class Backend(abc.ABC):
     def async_storage(self) -> hishel.AsyncBaseStorage:
         """hishel storage for the async stack."""
 
+    def reader(self) -> hishel.BaseStorage | None:
+        """A blocking storage over the same entries, for the async stack to read a
+        fresh answer in one worker-thread hop; None when its async storage is as cheap."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - backends with resources override it
         pass
 
@@ -154,6 +159,10 @@ class SqliteBackend(Backend):
 
     def async_storage(self) -> hishel.AsyncBaseStorage:
         return hishel.AsyncSqliteStorage(database_path=self.directory / CACHE_FILE)
+
+    def reader(self) -> hishel.BaseStorage | None:
+        # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
+        return self.storage()
 
     def close(self) -> None:
         self.db.close()

@@ -335,6 +335,9 @@ def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **se
         getattr(parts.backend, flavour.storage)(), parts.registry, parts.clock
     )
     flags = parts.flags
+    # The async stack reads fresh stored answers in one worker-thread hop, if the
+    # backend has a blocking storage for that (its async one hops once per SQL call).
+    reader = {"reader": parts.backend.reader()} if flavour is _ASYNC else {}
     stack = flavour.fallback(
         flavour.caching(
             flavour.ratelimit(inner, parts.limiter, parts.rooms(flavour.room)),
@@ -343,6 +346,7 @@ def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **se
             parts.hot,
             parts.gate,
             flags["cache"],
+            **reader,
         ),
         parts.router,
         storage,

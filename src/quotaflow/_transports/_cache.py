@@ -149,23 +149,27 @@ class CachingTransport(httpx.BaseTransport):
             self._gate.land(call, error)
 
     def _warm(self, call: Call, now: float) -> HotEntry | None:
-        """A fresh answer read from storage without hishel's state machine: what hishel
-        serves a plain GET (RFC 9111 §4) when one fresh 200 is stored, at a fraction
-        of the cost. Anything else, errors included, is left to hishel."""
-        try:
-            entries = self._storage.get_entries(call.key)
-            lifetime = fresh_stored(entries, call.resource, now)
-            if lifetime is None:
-                return None
-            stream = entries[0].response.stream
-            assert isinstance(stream, Iterable)
-            return stored_entry(entries[0], b"".join(stream), lifetime)
-        except Exception:
-            logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
-            return None
+        return read_fresh(self._storage, call, now)
 
     def close(self) -> None:
         self._hishel.close()
+
+
+def read_fresh(storage: hishel.BaseStorage, call: Call, now: float) -> HotEntry | None:
+    """A fresh answer read from storage without hishel's state machine: what hishel
+    serves a plain GET (RFC 9111 §4) when one fresh 200 is stored, at a fraction
+    of the cost. Anything else, errors included, is left to hishel."""
+    try:
+        entries = storage.get_entries(call.key)
+        lifetime = fresh_stored(entries, call.resource, now)
+        if lifetime is None:
+            return None
+        stream = entries[0].response.stream
+        assert isinstance(stream, Iterable)
+        return stored_entry(entries[0], b"".join(stream), lifetime)
+    except Exception:
+        logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
+        return None
 
 
 def _worth_keeping(response: httpx.Response, hot: HotTier) -> bool:
@@ -239,9 +243,11 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         hot: HotTier,
         gate: Gate,
         enabled: bool = True,
+        reader: hishel.BaseStorage | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
+        self._reader = reader
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -300,6 +306,8 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
                 self._gate.land(call, error)
 
     async def _warm(self, call: Call, now: float) -> HotEntry | None:
+        if self._reader is not None:
+            return await anyio.to_thread.run_sync(read_fresh, self._reader, call, now)
         try:
             entries = await self._storage.get_entries(call.key)
             lifetime = fresh_stored(entries, call.resource, now)
@@ -315,3 +323,5 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._hishel.aclose()
+        if self._reader is not None:
+            self._reader.close()
