@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml plugins/theoddsapi/pyproject.toml plugins/espn/pyprojec
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src plugins tests benchmarks
-	$(BIN)/ruff check src plugins tests benchmarks
+	$(BIN)/python .ci/unasync.py --check
+	$(BIN)/ruff format --check src plugins tests benchmarks .ci
+	$(BIN)/ruff check src plugins tests benchmarks .ci
 	$(BIN)/mypy src $(wildcard plugins/*/quotaflow_*)
 
 test: lint

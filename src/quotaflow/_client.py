@@ -22,10 +22,11 @@ from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
-from ._transports._cache import AsyncCachingTransport, CachingTransport
+from ._transports._async_cache import AsyncCachingTransport
 from ._transports._core import Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
+from ._transports._sync_cache import CachingTransport
 from ._waitroom import AsyncWaitRoom, WaitRoom
 from .events import Emitter, Subscriber
 from .exceptions import ConfigError

@@ -10,14 +10,19 @@ Strictly private.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 import attrs
 import httpx
 
 from ._backend import Leases
 from ._clock import Clock
 from ._info import Call
+
+T = TypeVar("T")
 
 # How long a lease is held at most: a leader that died lets go after this.
 LEASE_TTL = 30.0
@@ -112,3 +117,28 @@ class Gate:
         flight.done.set()
         if flight.adone is not None:
             flight.adone.set()
+
+
+# Twins for the generated sync code (see .ci/unasync.py): what the async stack awaits,
+# the sync stack does in place.
+
+
+def offload(function: Callable[..., T], *args: Any) -> T:
+    return function(*args)
+
+
+async def offload_async(function: Callable[..., T], *args: Any) -> T:
+    """Blocking state I/O, in a worker thread: never on the event loop."""
+    return await anyio.to_thread.run_sync(function, *args)
+
+
+def wait_flight(flight: Flight, timeout: float | None) -> bool:
+    """Wait for the leader to land; False if ``timeout`` passed first."""
+    return flight.done.wait(timeout)
+
+
+async def wait_flight_async(flight: Flight, timeout: float | None) -> bool:
+    assert flight.adone is not None
+    with anyio.move_on_after(timeout) as scope:
+        await flight.adone.wait()
+    return not scope.cancelled_caught
