@@ -51,6 +51,15 @@ def api_profile(**changes: Any) -> ApiProfile:
     return ApiProfile(**settings)
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's proxy variables must not route the tests' requests (a client quotaflow
+    builds honours them, as httpx.Client does); tests that want them set their own."""
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+
+
 @pytest.fixture
 def traveller() -> Iterator[time_machine.Traveller]:
     """Time stands still at START unless a test (or a sleep) moves it."""

@@ -17,6 +17,7 @@ from ._clock import Clock
 from ._counters import Counters
 from ._flight import Gate
 from ._hot import HotTier
+from ._network import async_network_transport, network_transport
 from ._plan import _PARTS
 from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._retention import AsyncRetainingStorage, RetainingStorage
@@ -42,7 +43,9 @@ logger = logging.getLogger("quotaflow")
 # assigns (historical odds, 30 days).
 RETENTION = 31 * 86400.0
 # Client arguments that only shape the network transport: when quotaflow builds that
-# transport itself, they go to it (httpx ignores them once a transport is given).
+# transport itself, they go to it (httpx ignores them once a transport is given), and
+# proxy= and the proxy environment variables choose proxies as httpx.Client would
+# (_network.py).
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env")
 
 
@@ -188,7 +191,12 @@ class _Parts:
 def _split(httpx_kwargs: dict[str, Any]) -> dict[str, Any]:
     if "transport" in httpx_kwargs or "mounts" in httpx_kwargs:
         raise ConfigError("mounts: not supported; pass the innermost transport= instead")
-    return {name: httpx_kwargs.pop(name) for name in _TRANSPORT_ARGS if name in httpx_kwargs}
+    network = {name: httpx_kwargs.pop(name) for name in _TRANSPORT_ARGS if name in httpx_kwargs}
+    if "trust_env" in network:
+        # Kept on the client too, so client.trust_env reads as given. Handed a transport,
+        # httpx reads no proxy variables, so this changes nothing else there.
+        httpx_kwargs["trust_env"] = network["trust_env"]
+    return network
 
 
 def make_client(
@@ -217,7 +225,11 @@ def make_client(
         plugins: load profiles from the ``quotaflow.plugins`` entry points.
         state_dir: where the cache and the quota state live (SQLite files);
             default ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
-        transport: the innermost transport (default :class:`httpx.HTTPTransport`).
+        transport: the innermost transport (default :class:`httpx.HTTPTransport`, built
+            from ``verify``, ``cert``, ``http1``, ``http2``, ``limits``, ``proxy`` and
+            ``trust_env``, with the proxies :class:`httpx.Client` would use: ``proxy=``,
+            else with ``trust_env`` the ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``
+            variables).
         redis_url: keep the shared state (cache, limiter, quota, leases) in Redis
             instead of SQLite; default ``$QUOTAFLOW_REDIS_URL``. Needs the ``redis`` extra.
         redis_prefix: prefix of every Redis key, so deployments can share one Redis.
@@ -291,7 +303,7 @@ class _Flavour:
 
 _SYNC = _Flavour(
     httpx.BaseTransport,
-    httpx.HTTPTransport,
+    network_transport,
     "storage",
     RetainingStorage,
     FallbackTransport,
@@ -302,7 +314,7 @@ _SYNC = _Flavour(
 )
 _ASYNC = _Flavour(
     httpx.AsyncBaseTransport,
-    httpx.AsyncHTTPTransport,
+    async_network_transport,
     "async_storage",
     AsyncRetainingStorage,
     AsyncFallbackTransport,
@@ -327,11 +339,13 @@ def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
 def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **settings: Any) -> Any:
     """Check the settings, then build Fallback -> Caching -> RateLimit -> transport."""
     network = _split(httpx_kwargs)
+    # Before any state is opened: a bad proxy variable fails here, leaking nothing.
+    built = None if transport is not None else flavour.network(**network)
     parts = _Parts(**settings)
     if transport is not None and not isinstance(transport, flavour.base):
         kind = f"httpx.{flavour.base.__name__}"
         raise ConfigError(f"transport: expected an {kind}, not {type(transport).__name__}")
-    inner = transport or flavour.network(**network)
+    inner = transport if transport is not None else built
     storage = flavour.retaining(
         getattr(parts.backend, flavour.storage)(), parts.registry, parts.clock
     )
