@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, datetime
 
 from . import events
@@ -40,19 +40,18 @@ class Counters:
         self._clock = clock
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._hits: deque[tuple[float, str, int]] = deque()
         self._notes: dict[str, dict[str, object]] = {}
         self._pending = 0
         self._flushed_at = clock.time()
         self._flushing = threading.Lock()
 
     def hit(self, profile: str, at: float, saved: int) -> None:
-        """A cache hit, counted without building an event (the hot path's common case)."""
-        key = (day_of(at), profile)
-        with self._lock:
-            self._counts[(*key, "hits")] += 1
-            self._counts[(*key, "saved")] += saved
-            self._pending += 1
-            due = self._pending >= FLUSH_EVENTS or at - self._flushed_at >= FLUSH_SECONDS
+        """A cache hit, counted without building an event (the hot path's common case):
+        one append (atomic, no lock), summed when the batch is written."""
+        hits = self._hits
+        hits.append((at, profile, saved))
+        due = len(hits) >= FLUSH_EVENTS or at - self._flushed_at >= FLUSH_SECONDS
         if due and not self._flushing.locked():
             threading.Thread(
                 target=self._flush_once, name="quotaflow-counters", daemon=True
@@ -108,6 +107,13 @@ class Counters:
     def flush(self) -> None:
         with self._lock:
             counts, self._counts = self._counts, Counter()
+            # Taken one by one: a hit appended meanwhile stays for the next batch.
+            hits = self._hits
+            for _ in range(len(hits)):
+                at, profile, saved = hits.popleft()
+                key = (day_of(at), profile)
+                counts[(*key, "hits")] += 1
+                counts[(*key, "saved")] += saved
             notes, self._notes = self._notes, {}
             self._pending, self._flushed_at = 0, self._clock.time()
         if not counts and not notes:

@@ -19,16 +19,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from hishel import Entry, Headers
 
 from . import _policy
-
-if TYPE_CHECKING:
-    from ._info import Call, ResponseInfo
-    from ._priority import Priority
 
 # Requests that ask something of the cache that the hot tier cannot judge.
 HOT_BYPASS = frozenset(
@@ -39,10 +34,10 @@ _RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfe
 
 
 class HotEntry:
-    """One fresh answer. Immutable but for two memos, each replaced whole (thread-safe):
-    the headers of the current second of age, and the infos it was served with."""
+    """One fresh answer. Immutable but for a memo replaced whole (thread-safe): the
+    headers of the current second of age."""
 
-    __slots__ = ("_aged", "_infos", "body", "expires", "headers", "received", "status", "ttl")
+    __slots__ = ("_aged", "body", "expires", "headers", "received", "status", "ttl")
 
     def __init__(
         self,
@@ -60,7 +55,6 @@ class HotEntry:
         self.expires = expires
         self.ttl = ttl
         self._aged: tuple[int, httpx.Headers] | None = None
-        self._infos: dict[tuple[Priority, int | None], ResponseInfo] = {}
 
     def response(self, now: float) -> httpx.Response:
         age = max(0, int(now - self.received))
@@ -73,15 +67,6 @@ class HotEntry:
         response = httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
         response.read()
         return response
-
-    def info(self, call: Call) -> ResponseInfo:
-        key = (call.priority, call.remaining)
-        found = self._infos.get(key)
-        if found is None:
-            infos = self._infos if len(self._infos) < 16 else {}
-            found = infos[key] = call.make_info()
-            self._infos = infos
-        return found
 
 
 _Lifetime = tuple[float, float, float]  # received, expires, ttl
@@ -197,6 +182,8 @@ class HotTier:
         return self._bytes
 
     def get(self, key: str, now: float) -> HotEntry | None:
+        if not self._entries:  # e.g. hot_entries=0: no lock to take
+            return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -208,8 +195,10 @@ class HotTier:
             return entry
 
     def put(self, key: str, entry: HotEntry) -> None:
+        if self.max_entries <= 0:
+            return  # nothing is ever kept
         size = len(entry.body)
-        if self.max_entries <= 0 or size > self.max_bytes // 4:
+        if size > self.max_bytes // 4:
             self.discard(key)
             return
         with self._lock:

@@ -80,8 +80,8 @@ class Call:
     retried: bool = False
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
-    # The hot entry that answered, which keeps the infos it was served with.
-    served: Any = None
+    # Infos of hits on this resource, by (priority, remaining, ttl): a hit builds none.
+    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] | None = None
     _key: str | None = None
 
     @property
@@ -92,11 +92,22 @@ class Call:
         return self._key
 
     def info(self, **changes: Any) -> ResponseInfo:
-        if self.served is not None and not changes:
-            # A hot hit: the same answer, priority and remaining give the same info.
-            found: ResponseInfo = self.served.info(self)
-            return found
-        return self.make_info(**changes)
+        infos = self.hit_infos
+        if (
+            infos is None
+            or changes
+            or self.cache is not CacheStatus.HIT
+            or self.cost
+            or self.waited
+        ):
+            return self.make_info(**changes)
+        key = (self.priority, self.remaining, self.ttl)
+        found = infos.get(key)
+        if found is None:
+            if len(infos) >= 16:
+                infos.clear()
+            found = infos[key] = self.make_info()
+        return found
 
     def make_info(self, **changes: Any) -> ResponseInfo:
         info = ResponseInfo(

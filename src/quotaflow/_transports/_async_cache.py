@@ -117,11 +117,11 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         now = self._clock.time()
         hot = call.hot
         if hot and (entry := self._hot.get(call.resource, now)) is not None:
-            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
         if hot and (entry := await self._warm(call, now)) is not None:
             self._hot.put(call.resource, entry)
-            call.cache, call.ttl, call.served = CacheStatus.HIT, entry.ttl, entry
+            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
         # Below this point, hishel and its storage included, only the redacted copy.
         request = redacted(call, request)

@@ -15,7 +15,7 @@ from .._backend import Backend
 from .._breaker import Breaker
 from .._clock import Clock
 from .._hot import HOT_BYPASS
-from .._info import CacheStatus, Call
+from .._info import CacheStatus, Call, ResponseInfo
 from .._ledger import Ticket
 from .._priority import Priority, current_priority
 from .._profiles import (
@@ -70,6 +70,10 @@ class _Route:
     profile: ApiProfile
     url: httpx.URL  # without secrets, query sorted: what hishel and storage see
     resource: str  # the same, as the key everything else uses
+    # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
+    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] = attrs.field(
+        factory=dict, eq=False
+    )
 
 
 class Router:
@@ -137,6 +141,7 @@ class Router:
             inner_url=route.url,
             secret_headers=hidden,
             hot=hot,
+            hit_infos=route.hit_infos,
         )
         request.extensions = {**request.extensions, CALL: call}
         return call
@@ -507,15 +512,7 @@ def report(
     """The one event that ends a request, for subscribers. ``costs`` remembers what
     each resource would cost, so a hit does not run the profile's cost function again."""
     profile, resource = call.profile.name, call.resource
-    if error is not None:
-        if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
-        return
-    assert response is not None
-    info = response.extensions.get("quotaflow")
-    if call.cache is CacheStatus.STALE and info is not None:
-        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
-    elif call.cache is CacheStatus.HIT:
+    if error is None and call.cache is CacheStatus.HIT:  # the common case, first
         saved = costs.get(resource)
         if saved is None:
             saved = (
@@ -525,6 +522,15 @@ def report(
                 costs.clear()
             costs[resource] = saved
         emit.hit(profile, now, resource, saved)
+        return
+    if error is not None:
+        if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
+            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
+        return
+    assert response is not None
+    info = response.extensions.get("quotaflow")
+    if call.cache is CacheStatus.STALE and info is not None:
+        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
     elif call.cache is CacheStatus.REVALIDATED:
         emit(events.Revalidated(profile, now, resource, call.cost))
     elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
