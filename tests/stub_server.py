@@ -22,7 +22,8 @@ class StubServer:
     """An HTTP server on 127.0.0.1 answering JSON and counting requests per path.
 
     A request header ``x-slow: <seconds>`` delays the answer, so that concurrent
-    misses overlap.
+    misses overlap; ``x-status: <code>`` sets the status (and ``x-retry-after`` the
+    Retry-After header), so that upstream can fail or ask to hold off.
     """
 
     def __init__(self) -> None:
@@ -36,7 +37,9 @@ class StubServer:
                     stub.hits[self.path] += 1
                 time.sleep(float(self.headers.get("x-slow") or 0))
                 body = json.dumps({"path": self.path}).encode()
-                self.send_response(200)
+                self.send_response(int(self.headers.get("x-status") or 200))
+                if retry_after := self.headers.get("x-retry-after"):
+                    self.send_header("retry-after", retry_after)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()

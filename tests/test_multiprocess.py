@@ -2,7 +2,8 @@
 
 4 processes x 50 requests over 10 distinct URLs yield exactly 10 upstream calls;
 4 processes sharing a quota of 40 units with requests costing 1 never spend more than 40;
-4 processes racing for one 20/s window admit 20 in all.
+4 processes racing for one 20/s window admit 20 in all; a 429's pause and an open
+circuit learnt by one process hold for the next.
 """
 
 from __future__ import annotations
@@ -211,3 +212,102 @@ def test_processes_sharing_a_window_never_exceed_its_limit(shared: Any, tmp_path
 
     assert [worker.returncode for worker in workers] == [0] * PROCESSES
     assert admitted == [20, 0, 20, 0]
+
+
+# A client on a simulated clock making the requests it is told to, one after another:
+# (path, priority, status the stub answers with, Retry-After it sends).
+STEPS_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import httpx, quotaflow
+    from quotaflow import ApiProfile, Rate
+
+    settings = json.loads(sys.argv[1])
+    now = [settings["start"]]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    async def asleep(seconds):
+        sleep(seconds)
+
+    clock = quotaflow.Clock(time=lambda: now[0], sleep=sleep, asleep=asleep)
+    profile = ApiProfile(
+        name="stub",
+        hosts=("127.0.0.1",),
+        freshness=lambda request, response, now: 600,
+        rates=(Rate(20),),
+        retries=0,
+    )
+    seen = []
+    with quotaflow.make_client(
+        profiles=[profile], plugins=False, clock=clock, timeout=10, **settings["client"]
+    ) as client:
+        for path, priority, status, retry_after in settings["steps"]:
+            headers = {"x-status": str(status), "x-retry-after": retry_after or ""}
+            try:
+                response = client.get(
+                    settings["base"] + path, headers=headers, extensions={"priority": priority}
+                )
+                seen.append([response.status_code, now[0] - settings["start"]])
+            except (quotaflow.QuotaflowError, httpx.HTTPError) as exc:
+                seen.append([type(exc).__name__, now[0] - settings["start"]])
+    print(json.dumps(seen), flush=True)
+    """
+)
+
+
+def run_steps(stub: StubServer, shared: Any, n: int, start: float, steps: list[Any]) -> Any:
+    """Run worker ``n`` to its end at simulated time ``start``; what each step got, when."""
+    settings = {"client": shared(n), "base": stub.base, "start": start, "steps": steps}
+    done = subprocess.run(
+        [sys.executable, "-c", STEPS_WORKER, json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_429_in_one_process_pauses_the_next(stub: StubServer, shared: Any) -> None:
+    """One process gets 429 with Retry-After: 30. Another, a second later, sends nothing
+    until then: LOW and NORMAL are refused, CRITICAL waits the 29 s left and goes."""
+    start = 1_795_953_600.0
+    first = run_steps(stub, shared, 0, start, [["/odds", "normal", 429, "30"]])
+    second = run_steps(
+        stub,
+        shared,
+        1,
+        start + 1,
+        [
+            ["/low", "low", 200, None],
+            ["/normal", "normal", 200, None],
+            ["/critical", "critical", 200, None],
+        ],
+    )
+
+    assert first == [[429, 0]]
+    assert second == [["RateLimited", 0], ["RateLimited", 0], [200, 29]]
+    assert dict(stub.hits) == {"/odds": 1, "/critical": 1}
+
+
+def test_a_circuit_opened_in_one_process_holds_in_the_next(stub: StubServer, shared: Any) -> None:
+    """Five 503s in a row open the circuit in one process; the next process's requests
+    are refused at once, until the cool-down is over and its probe closes it."""
+    start = 1_795_953_600.0
+    first = run_steps(stub, shared, 0, start, [[f"/{n}", "normal", 503, None] for n in range(5)])
+    second = run_steps(
+        stub,
+        shared,
+        1,
+        start + 1,
+        [["/refused", "critical", 200, None]],
+    )
+    third = run_steps(stub, shared, 2, start + 30, [["/probe", "normal", 200, None]])
+
+    assert first == [[503, 0]] * 5
+    assert second == [["CircuitOpen", 0]]
+    assert third == [[200, 0]]
+    assert dict(stub.hits) == {**{f"/{n}": 1 for n in range(5)}, "/probe": 1}

@@ -1,5 +1,6 @@
 """The short window: never more than ``limit`` requests in any ``per`` seconds, ``burst``
-at once, whatever holds the state.
+at once, whatever holds the state; and the gate kept with it (the 429 pause and the
+circuit breaker), shared by every handle on the state.
 
 Every test runs on pyrate-limiter's in-memory store, ours in a SQLite file and Redis (a
 real Redis at 127.0.0.1:6379, keys under a prefix of this module's own, deleted after;
@@ -24,9 +25,11 @@ from pyrate_limiter import Rate as PyrateRate
 from pyrate_limiter import StateStore
 from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
 
+import quotaflow
 from quotaflow import Rate
-from quotaflow._state import ShortWindow, SqliteStateStore, StateDB
-from quotaflow._window import CAP, SlidingCap, grid, ttl_ms
+from quotaflow._breaker import PROBE_LEASE, Breaker
+from quotaflow._state import LocalStateError, ShortWindow, SqliteStateStore, StateDB
+from quotaflow._window import CAP, NO_GATE, PAUSED, Gate, SlidingCap, Verdict, grid, ttl_ms
 from tests.conftest import START, api_profile
 from tests.stub_server import REDIS_URL, redis_prefix
 
@@ -346,6 +349,284 @@ def test_redis_runs_the_same_algorithm(
         assert remote.read(algorithm, rates) == local.read(algorithm, rates)
         ttl = client.pttl(remote.key)
         assert ttl == -2 or 0 < ttl <= ttl_ms(rates)  # -2: nothing was ever admitted
+    finally:
+        remote.reset()
+        client.close()
+
+
+# -- the gate: the pause and the circuit breaker, shared -------------------------------
+
+
+def test_a_pause_holds_every_handle_and_only_moves_later(stores: Stores) -> None:
+    """Paused on one handle until T: another waits until T exactly (not a millisecond
+    less), a shorter pause changes nothing, and at T the state is the old layout again."""
+    first, second, third = windows(stores, Rate(5, per=1.0), handles=3)
+    until = T0 + 30
+
+    first.pause(until, T0)
+    first.pause(T0 + 10, T0)  # earlier: no effect
+    wait = second.try_acquire(T0)
+
+    assert wait == pytest.approx(30, abs=TICK)
+    assert wait >= 30
+    assert second.try_acquire(T0 + wait - 0.001) > 0
+    assert third.try_acquire(T0 + 29.99) > 0
+    assert third.available(T0 + 29.99) == 0
+    assert third.try_acquire(T0 + wait) == 0
+    stamp = int((T0 + wait) * 1000)
+    assert third.store.read(third.algorithm, third.rates) == (stamp, 0, 1, stamp, 1)
+
+
+def test_a_pause_holds_without_rates(stores: Stores) -> None:
+    """A profile without rates is paused all the same; otherwise its check stores nothing."""
+    first, second = windows(stores, handles=2)
+    assert second.try_acquire(T0) == 0
+    assert second.store.read(second.algorithm, second.rates) == (0,)
+
+    first.pause(T0 + 4, T0)
+
+    assert second.try_acquire(T0 + 1) == pytest.approx(3, abs=TICK)
+    assert second.try_acquire(T0 + 4.001) == 0
+    assert second.available(T0) is None
+
+
+def test_a_pause_learnt_from_the_store_needs_no_more_checks(stores: Stores) -> None:
+    """Once a handle knows of a pause, it answers from memory until it ends."""
+    first, second = windows(stores, Rate(5, per=1.0), handles=2)
+    first.pause(T0 + 30, T0)
+    second.try_acquire(T0)
+    calls: list[int] = []
+    real = second.store.check
+
+    def counting(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    second.store.check = counting  # type: ignore[method-assign]
+    assert second.try_acquire(T0 + 10) > 0
+    assert calls == []
+
+
+def test_an_old_state_loads_and_the_gate_survives_other_rates() -> None:
+    """A state of the layout before the gate is read as before; a gate is read whatever
+    rates read it (its books may start over, it does not)."""
+    algorithm, one, two = SlidingCap(), [PyrateRate(2, 1000)], [PyrateRate(2, 1000)] * 2
+    old = (5, 0, 1, 5, 1)  # last, then one rate: tat, one pair (stamp 5, 1 unit)
+
+    state, verdict = algorithm.step(one, old, 6, 1)
+    assert verdict.allowed
+    assert state == (6, 0, 2, 5, 1, 6, 1)
+    assert algorithm.step(one, state, 7, 1)[1].retry_after_ms == 1000 + 5 - 7 + 1
+
+    held, _ = SlidingCap.hold(9000).step(one, old, 6, 1)
+    assert held == (*old, 9000, 0, 0, 0, -1)
+    for rates in (one, two, []):
+        refused = algorithm.step(rates, held, 7, 1)[1]
+        assert isinstance(refused, Verdict)
+        assert (refused.failing_rate, refused.retry_after_ms) == (PAUSED, 9000 - 7)
+    # Negative numbers are never a gate's, nor a book's: not ours, start over.
+    assert algorithm.step(one, (*old, 9000, -4, 0, 0, -1), 7, 1)[0] == (7, 0, 1, 7, 1)
+
+
+def breakers(
+    stores: Stores, handles: int = 2, threshold: int = 3, cooldown: float = 10.0
+) -> tuple[list[Breaker], list[list[str]]]:
+    """Breakers of one profile on ``handles`` handles of one state, and what each one's
+    CircuitChanged callback heard."""
+    heard: list[list[str]] = [[] for _ in range(handles)]
+    found = [
+        Breaker("api", threshold, cooldown, heard[n].append, window)
+        for n, window in enumerate(windows(stores, Rate(50, per=1.0), handles=handles))
+    ]
+    return found, heard
+
+
+def test_failures_in_a_row_are_counted_over_all_handles(stores: Stores) -> None:
+    """Two failures on one handle and one on the other open the circuit; the event is the
+    opener's. The other handle learns it from its next check and refuses at once."""
+    (first, second), heard = breakers(stores)
+    first.record(False, T0)
+    first.record(False, T0)
+
+    second.record(False, T0 + 1)
+
+    assert heard == [[], ["open"]]
+    assert first.allow(T0 + 2) == 0  # it has not checked since
+    assert first.window.try_acquire(T0 + 2) == 0
+    with pytest.raises(quotaflow.CircuitOpen) as refused:
+        first.allow(T0 + 2)
+    assert refused.value.retry_after == pytest.approx(9, abs=TICK)
+
+
+def test_a_success_resets_the_count_for_every_handle(stores: Stores) -> None:
+    """Failures must be in a row across handles: one success in between resets them."""
+    (first, second), heard = breakers(stores)
+    first.record(False, T0)
+    first.record(False, T0)
+    second.window.try_acquire(T0)  # it learns of the two failures
+
+    second.record(True, T0)
+    first.record(False, T0)
+
+    assert heard == [[], []]
+    assert first.window.gate == Gate(failures=1)
+
+
+def test_one_probe_at_a_time_across_handles(stores: Stores) -> None:
+    """After the cool-down one handle gets the probe, the other is refused; a probe that
+    never went frees it; a failed probe opens the circuit again without an event; a
+    successful one closes it, and the event is the prober's."""
+    (first, second), heard = breakers(stores)
+    for _ in range(3):
+        first.record(False, T0)
+    second.window.try_acquire(T0)
+    after = T0 + 10.001
+
+    probe = first.allow(after)
+    assert probe
+    with pytest.raises(quotaflow.CircuitOpen):
+        second.allow(after)
+
+    first.forget_probe(probe, after)
+    again = second.allow(after)
+    assert again
+    second.record(False, after, again)
+    with pytest.raises(quotaflow.CircuitOpen):
+        first.allow(after)  # its view is old; the store says: open for another cool-down
+    with pytest.raises(quotaflow.CircuitOpen):
+        first.allow(after + 9.9)
+
+    last = first.allow(after + 10.001)
+    first.record(True, after + 10.001, last)
+    assert heard == [["open", "closed"], []]
+    assert second.allow(after + 10.001) == 0  # the store says closed
+    assert second.window.gate == NO_GATE
+
+
+def test_a_dead_probers_lease_runs_out(stores: Stores) -> None:
+    """A probe whose process never reports blocks the next one for PROBE_LEASE at most."""
+    (first, second), _ = breakers(stores)
+    for _ in range(3):
+        first.record(False, T0)
+    after = T0 + 10.001
+    assert first.allow(after)
+
+    second.window.try_acquire(after)
+    with pytest.raises(quotaflow.CircuitOpen):
+        second.allow(after + PROBE_LEASE - 0.01)
+    assert second.allow(after + PROBE_LEASE + 0.01)
+
+
+def test_threads_on_two_handles_take_one_probe(stores: Stores) -> None:
+    """8 threads on 2 handles ask for the probe at one instant: exactly one gets it."""
+    found, _ = breakers(stores, handles=2)
+    for _ in range(3):
+        found[0].record(False, T0)
+    found[1].window.try_acquire(T0)
+    after, granted, refused = T0 + 10.001, [], []
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            token = found[n % 2].allow(after)
+        except quotaflow.CircuitOpen:
+            refused.append(n)
+        else:
+            granted.append(token)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert (len(granted), len(refused)) == (1, 7)
+    assert granted[0] > 0
+
+
+def test_an_unusable_state_file_keeps_it_all_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State file busy past the timeout: the rate, the pause and the breaker hold in the
+    process's memory instead of letting everything through."""
+    db = StateDB(tmp_path / "state.db")
+    window = ShortWindow(api_profile(rates=(Rate(2, per=1.0),)), SqliteStateStore(db, "rate:api"))
+    breaker = Breaker("api", 1, 10.0, window=window)
+
+    def busy() -> None:
+        raise LocalStateError("database is locked")
+
+    monkeypatch.setattr(db, "transaction", busy)
+
+    assert [window.try_acquire(T0) for _ in range(3)][2] > 0
+    breaker.record(False, T0)
+    with pytest.raises(quotaflow.CircuitOpen):
+        breaker.allow(T0 + 1)
+    db.close()
+
+
+@st.composite
+def operations(draw: st.DrawFn) -> tuple[list[PyrateRate], list[tuple[int, int, int, int, int]]]:
+    """Rates, and (time step ms, operation, three arguments) with checks in between.
+    Arguments land where decisions turn: a hold before or after now, thresholds of 1
+    to 3, probe and forget with the token granted last (or a wrong one)."""
+    rates = draw(
+        st.lists(st.builds(PyrateRate, st.integers(1, 4), st.integers(1, 400)), max_size=2)
+    )
+    step = st.sampled_from([0, 1, 5, 100, 399, 400, 401, 1000]) | st.integers(0, 3000)
+    check = st.tuples(step, st.just(0), st.sampled_from([1, 1, 2]), st.just(0), st.just(0))
+    hold = st.tuples(step, st.just(1), st.integers(-500, 3000), st.just(0), st.just(0))
+    probe = st.tuples(step, st.just(2), st.sampled_from([1, 500, 2000]), st.just(0), st.just(0))
+    fail = st.tuples(step, st.just(3), st.integers(1, 3), st.integers(0, 2000), st.booleans())
+    succeed = st.tuples(step, st.just(4), st.just(0), st.just(0), st.just(0))
+    forget = st.tuples(step, st.just(5), st.booleans(), st.just(0), st.just(0))
+    op = check | check | hold | probe | probe | fail | fail | succeed | forget
+    return rates, draw(st.lists(op.map(lambda t: tuple(map(int, t))), min_size=1, max_size=80))
+
+
+@settings(max_examples=80, deadline=None)
+@given(operations())
+def test_redis_runs_the_same_gate(
+    prefix: str, case: tuple[list[PyrateRate], list[tuple[int, int, int, int, int]]]
+) -> None:
+    """The Lua script and SlidingCap.step agree on every verdict (refusal, wait, the gate,
+    a granted probe, a change of the circuit) and on the state they leave, with checks
+    and the gate's operations interleaved."""
+    import redis
+
+    from quotaflow._redis import _RedisWindow
+
+    rates, steps = case
+    local = InMemoryStateStore()
+    client = redis.Redis.from_url(REDIS_URL)
+    remote = _RedisWindow(client, key=f"{prefix}:gate:{uuid.uuid4().hex}")
+    try:
+        now, token = int(T0 * 1000), 0
+        for step, op, a, b, c in steps:
+            now += step
+            if op == 0:
+                algorithm, weight = SlidingCap(), a
+            elif op == 1:
+                algorithm, weight = SlidingCap.hold(now + a), 1
+            elif op == 2:
+                algorithm, weight = SlidingCap.probe(a), 1
+            elif op == 3:
+                algorithm, weight = SlidingCap.fail(a, b, token if c else 0), 1
+            elif op == 4:
+                algorithm, weight = SlidingCap.succeed(), 1
+            else:
+                algorithm, weight = SlidingCap.forget(token if a else token + 1), 1
+            mine, theirs = (s.check(algorithm, rates, now, weight) for s in (local, remote))
+            assert isinstance(mine, Verdict)
+            assert isinstance(theirs, Verdict)
+            assert theirs.failing_rate is mine.failing_rate
+            assert (theirs.retry_after_ms, theirs.gate) == (mine.retry_after_ms, mine.gate)
+            assert (theirs.granted, theirs.changed) == (mine.granted, mine.changed)
+            token = mine.granted or token
+        assert remote.read(SlidingCap(), rates) == local.read(SlidingCap(), rates)
+        ttl = client.pttl(remote.key)
+        assert ttl == -2 or ttl > 0
     finally:
         remote.reset()
         client.close()

@@ -5,7 +5,8 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row)
     {prefix}:inflight:{profile}  hash: ticket id -> "cost:started" (reservations)
     {prefix}:lease:{key}         the holder's token, expiring on its own (SET NX PX)
-    {prefix}:rate:{profile}      the short window's state (MessagePack; Lua, see _window)
+    {prefix}:rate:{profile}      the short window's state and the gate: the 429 pause and
+                                 the circuit breaker (MessagePack; Lua, see _window)
     {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
 
 Failure policy (``redis_fail``):
@@ -55,7 +56,7 @@ from redis.typing import EncodableT
 from ._backend import Backend, Leases, SqliteBackend
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
-from ._window import READ_LUA, ttl_ms
+from ._window import PASSED, PAUSED, READ_LUA, Gate, Verdict, ttl_ms
 from .exceptions import ConfigError, StateUnavailable
 
 T = TypeVar("T")
@@ -235,6 +236,23 @@ class _RedisWindow(RedisStateStore):
 
     def _ttl_for(self, rates: list[Rate]) -> int:
         return ttl_ms(rates)
+
+    @staticmethod
+    def _decision(rates: list[Rate], reply: Any) -> Decision:
+        # {failing rate index (-1 admitted, -2 paused), wait[, granted, changed, gate...]}
+        if len(reply) == 2 and reply[0] == -1:
+            return PASSED  # admitted, nothing in the gate: the common answer
+        # A short reply: nothing granted, changed or in the gate.
+        index, wait, granted, changed, *gate = [*map(int, reply), 0, 0, 0, 0, 0, 0][:8]
+        found = Gate(*gate)
+        if index == -1:
+            return Verdict(gate=found, granted=granted, changed=changed)
+        if index == -2:
+            return Verdict(failing_rate=PAUSED, retry_after_ms=wait, gate=found)
+        # A negative wait: the weight exceeds the burst and never fits.
+        return Verdict(
+            failing_rate=rates[index], retry_after_ms=wait if wait >= 0 else None, gate=found
+        )
 
     def read(self, algorithm: StateAlgorithm, rates: list[Rate]) -> State:
         # For reporting only: no need to keep the script object (no round trip to make it).

@@ -17,11 +17,12 @@ from typing import TypeVar
 
 from pyrate_limiter import Decision, Rate, StateStore
 from pyrate_limiter.abstracts.algorithm import State, StateAlgorithm
+from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
 
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
 from ._recovery import check, is_corruption, set_aside
-from ._window import SlidingCap
+from ._window import NO_GATE, PAUSED, Gate, SlidingCap, Verdict
 from .exceptions import ConfigError
 
 T = TypeVar("T")
@@ -217,7 +218,9 @@ class SqliteStateStore(StateStore):
     """pyrate-limiter state for one key, kept in the state file (atomic across processes).
 
     One row per key, the state as comma-separated numbers, read, stepped and written
-    back in one ``BEGIN IMMEDIATE`` transaction: one transaction per check.
+    back in one ``BEGIN IMMEDIATE`` transaction: one transaction per check. While the
+    file cannot serve (busy past the timeout, unwritable), the state lives in process
+    memory instead, so the rates, the pause and the breaker still hold in this process.
     """
 
     is_async = False
@@ -225,6 +228,7 @@ class SqliteStateStore(StateStore):
     def __init__(self, db: StateDB, key: str) -> None:
         self._db = db
         self._key = key
+        self._local = InMemoryStateStore()
 
     def _read(self, cur: sqlite3.Cursor, algorithm: StateAlgorithm, rates: list[Rate]) -> State:
         cur.execute("SELECT state FROM limiter WHERE key = ?", (self._key,))
@@ -242,7 +246,9 @@ class SqliteStateStore(StateStore):
         try:
             return self._check(algorithm, rates, now, weight)
         except LocalStateError:
-            return Decision()  # fail open: the API's own 429 is the backstop
+            decision = self._local.check(algorithm, rates, now, weight)  # type: ignore[no-untyped-call]
+            assert isinstance(decision, Decision)
+            return decision
 
     def _check(
         self, algorithm: StateAlgorithm, rates: list[Rate], now: int, weight: int
@@ -250,7 +256,8 @@ class SqliteStateStore(StateStore):
         with self._db.transaction() as cur:
             state = self._read(cur, algorithm, rates)
             new_state, decision = algorithm.step(rates, state, now, weight)
-            if decision.allowed:
+            # A refusal leaves the state as it was; so may a check without rates.
+            if decision.allowed and new_state != state:
                 cur.execute(
                     "INSERT OR REPLACE INTO limiter (key, state) VALUES (?, ?)",
                     (self._key, ",".join(map(str, map(int, new_state)))),
@@ -262,51 +269,89 @@ class SqliteStateStore(StateStore):
             with self._db.transaction() as cur:
                 return self._read(cur, algorithm, rates)
         except LocalStateError:
-            return algorithm.initial(rates)
+            state = self._local.read(algorithm, rates)  # type: ignore[no-untyped-call]
+            assert isinstance(state, tuple)
+            return state
 
     def reset(self) -> None:
+        self._local.reset()
         with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
             cur.execute("DELETE FROM limiter WHERE key = ?", (self._key,))
 
 
 class ShortWindow:
-    """A profile's short-window rates over a store, plus a pause the API itself may ask
-    for (429 with Retry-After).
+    """A profile's short-window rates over a store, and the profile's *gate*: a pause
+    the API itself may ask for (429 with Retry-After) and its circuit breaker's state,
+    shared by every process on the store (see ``_window``).
 
     Each ``Rate(limit, per, burst)``: never more than ``limit`` requests in any ``per``
-    seconds, at most ``burst`` at once (see ``_window.SlidingCap``).
+    seconds, at most ``burst`` at once (see ``_window.SlidingCap``). ``profile`` None:
+    no rates, only the gate.
     """
 
-    def __init__(self, profile: ApiProfile, store: StateStore) -> None:
+    def __init__(self, profile: ApiProfile | None, store: StateStore) -> None:
         self.rates = sorted(
-            (Rate(r.limit, max(1, round(r.per * 1000)), r.burst) for r in profile.rates),
+            (
+                Rate(r.limit, max(1, round(r.per * 1000)), r.burst)
+                for r in (profile.rates if profile is not None else ())
+            ),
             key=lambda rate: rate.interval,
         )
         self.algorithm = SlidingCap()
         self.store = store
-        # Process-local: every request of this profile in this process waits it out.
+        # The gate as the last check or operation of this process found it, and the
+        # latest pause known here (seconds): until then no check needs the store.
+        self.gate: Gate = NO_GATE
         self.paused_until = 0.0
 
-    def pause(self, until: float) -> None:
+    def _learn(self, decision: Decision) -> Decision:
+        if isinstance(decision, Verdict):  # every store running SlidingCap answers one
+            self.gate = decision.gate
+            if decision.gate.pause:
+                self.paused_until = max(self.paused_until, decision.gate.pause / 1000)
+        return decision
+
+    def apply(self, operation: SlidingCap, now: float) -> Verdict:
+        """Apply one of the gate's operations (``SlidingCap.hold(...)``...) atomically.
+
+        Raises:
+            StateUnavailable: the shared store is unreachable and fails closed.
+        """
+        decision = self.store.check(operation, self.rates, math.floor(now * 1000), 1)
+        assert isinstance(decision, Decision)  # sync stores only
+        self._learn(decision)
+        return decision if isinstance(decision, Verdict) else Verdict(gate=self.gate)
+
+    def pause(self, until: float, now: float) -> None:
+        """Nobody sends before ``until``: this process at once, the others on this store
+        from their next check. A pause only ever moves later.
+
+        Raises:
+            StateUnavailable: the shared store is unreachable and fails closed (the
+                pause still holds in this process).
+        """
         self.paused_until = max(self.paused_until, until)
+        # Rounded up: never a millisecond short of what the API asked.
+        self.apply(SlidingCap.hold(math.ceil(until * 1000)), now)
 
     def try_acquire(self, now: float) -> float:
         """Take a place; return 0 if admitted, else seconds to wait (-1: never fits).
 
         A caller that comes back after the wait is admitted, unless someone else took
-        the place meanwhile.
+        the place meanwhile (or asked everyone to hold off).
         """
         if now < self.paused_until:
             return self.paused_until - now
-        if not self.rates:
-            return 0.0
         # Milliseconds, truncated: the algorithm counts a stamp inclusively for that.
         now_ms = math.floor(now * 1000)
         # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
         decision = self.store.check(self.algorithm, self.rates, now_ms, 1)
         assert isinstance(decision, Decision)
+        self._learn(decision)
         if decision.allowed:
             return 0.0
+        if decision.failing_rate is PAUSED and now < self.paused_until:
+            return self.paused_until - now  # as if this process had paused itself
         if decision.retry_after_ms is None:
             return -1.0
         # The wait to the first millisecond that admits, measured from the real `now`

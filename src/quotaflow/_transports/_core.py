@@ -246,6 +246,10 @@ class Limiter:
         self.windows = windows
         self.breakers = breakers
         self.emit = emit
+        # A breaker keeps its state with the profile's window: shared like it.
+        for name, breaker in breakers.items():
+            if (window := windows.get(name)) is not None:
+                breaker.window = window
 
     def close(self) -> None:
         self.emit.close()
@@ -257,25 +261,56 @@ class Limiter:
     def limits(self, call: Call, request: httpx.Request) -> bool:
         return self.enabled and request.method in call.profile.limited_methods
 
-    def open_circuit(self, call: Call) -> bool:
-        """Raise CircuitOpen if the profile's circuit refuses; True if this is the probe."""
-        breaker = self.breakers.get(call.profile.name) if self.enabled else None
-        return breaker is not None and breaker.allow(self.clock.time())
+    def _breaker(self, call: Call) -> Breaker | None:
+        return self.breakers.get(call.profile.name) if self.enabled else None
 
-    def outcome(self, call: Call, ok: bool | None, probe: bool, detail: str = "") -> None:
+    def circuit_io(self, call: Call) -> bool:
+        """Whether :meth:`open_circuit` would ask the store (the async twin then runs it
+        off the event loop): only when the circuit may be half-open."""
+        breaker = self._breaker(call)
+        return breaker is not None and breaker.needs_store(self.clock.time())
+
+    def open_circuit(self, call: Call) -> int:
+        """Raise CircuitOpen if the profile's circuit refuses; the probe's token if this
+        request is the probe, else 0.
+
+        Asked before the request takes a place, as far as this process knows, and again
+        once the limiter's check has told it what the other processes did.
+        """
+        breaker = self._breaker(call)
+        return breaker.allow(self.clock.time()) if breaker is not None else 0
+
+    def outcome(self, call: Call, ok: bool | None, probe: int, detail: str = "") -> None:
         """Tell the breaker what upstream did (None: the request never got there)."""
+        now = self.clock.time()
         if ok is False and self.emit.active:
-            self.emit(
-                events.UpstreamFailed(call.profile.name, self.clock.time(), call.resource, detail)
-            )
-        breaker = self.breakers.get(call.profile.name)
+            self.emit(events.UpstreamFailed(call.profile.name, now, call.resource, detail))
+        breaker = self._breaker(call)
         if breaker is None:
             return
-        if ok is None:
-            if probe:
-                breaker.forget_probe()
-        else:
-            breaker.record(ok, self.clock.time())
+        try:
+            if ok is None:
+                breaker.forget_probe(probe, now)
+            else:
+                breaker.record(ok, now, probe)
+        except StateUnavailable:
+            # The answer (or the error) still goes to the caller; the shared breaker
+            # misses one outcome.
+            logger.warning("profile %s: could not record an outcome", call.profile.name)
+
+    def answered(
+        self, call: Call, ticket: Ticket | None, response: httpx.Response, probe: int
+    ) -> None:
+        """Upstream answered: tell the breaker, then record the answer (see settle)."""
+        ok = response.status_code < 500 and response.status_code != 429
+        self.outcome(call, ok, probe, f"HTTP {response.status_code}")
+        self.settle(call, ticket, response)
+
+    def failed(self, call: Call, ticket: Ticket | None, exc: BaseException, probe: int) -> None:
+        """The request failed on its way: tell the breaker, charge it (see abandon)."""
+        failed = False if isinstance(exc, httpx.TransportError) else None
+        self.outcome(call, failed, probe, type(exc).__name__)
+        self.abandon(call, ticket, exc)
 
     def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
         cost = _guarded_cost(call.profile, request)
@@ -297,9 +332,12 @@ class Limiter:
             )
 
     def settle(self, call: Call, ticket: Ticket | None, response: httpx.Response) -> None:
-        """Record the answer; raise QuotaExhausted if the API says the quota is gone."""
+        """Record the answer (a 429 with Retry-After pauses the profile everywhere);
+        raise QuotaExhausted if the API says the quota is gone."""
         call.upstream = True
         profile = call.profile
+        if response.status_code == 429:
+            self._hold(call, response)
         reading = _guarded_reading(profile, response)
         call.verdict = _guarded_verdict(profile, response)
         estimate = ticket.cost if ticket is not None else 0
@@ -325,6 +363,20 @@ class Limiter:
                 cost=call.cost,
             )
 
+    def _hold(self, call: Call, response: httpx.Response) -> None:
+        """A 429 with Retry-After: the API asks everyone on the key to hold off, not just
+        this request. Every process on the profile's state waits until then."""
+        now = self.clock.time()
+        delay = _policy.retry_after(response.headers.get("retry-after"), now)
+        window = self.windows.get(call.profile.name)
+        if delay is None or window is None:
+            return
+        try:
+            window.pause(now + delay, now)
+        except StateUnavailable:
+            # Paused here all the same; the other processes learn from their own 429.
+            logger.warning("profile %s: could not share a pause", call.profile.name)
+
     def retry_delay(
         self,
         call: Call,
@@ -338,8 +390,9 @@ class Limiter:
 
         Idempotent requests are retried after network errors, timeouts, 502, 503, 504
         and 429, at most ``retries`` times, with exponential backoff and full jitter; a
-        ``Retry-After`` wins (and a 429 with one pauses the whole profile). The waits
-        count against the priority's max wait, so a LOW request never retries.
+        ``Retry-After`` wins (and a 429 with one has paused the whole profile, see
+        :meth:`settle`). The waits count against the priority's max wait, so a LOW
+        request never retries.
         """
         profile = call.profile
         now = self.clock.time()
@@ -348,11 +401,6 @@ class Limiter:
             if response.status_code not in RETRY_STATUSES:
                 return None
             delay = _policy.retry_after(response.headers.get("retry-after"), now)
-            if delay is not None and response.status_code == 429:
-                # The API asks everyone to hold off, not just this request.
-                window = self.windows.get(profile.name)
-                if window is not None:
-                    window.pause(now + delay)
         elif isinstance(error, QuotaflowError) or not isinstance(error, httpx.TransportError):
             return None
         if request.method not in IDEMPOTENT or attempt >= profile.retries:

@@ -10,10 +10,6 @@ from ..exceptions import QuotaflowError
 from ._core import Limiter, call_of, upstream_request
 
 
-def _ok(response: httpx.Response) -> bool:
-    return response.status_code < 500 and response.status_code != 429
-
-
 class RateLimitTransport(httpx.BaseTransport):
     """Innermost layer: only real upstream calls spend rate and quota; retries and the
     circuit breaker live here, so every attempt is limited and counted. Strictly private."""
@@ -61,6 +57,8 @@ class RateLimitTransport(httpx.BaseTransport):
                 try:
                     if (room := self._rooms.get(call.profile.name)) is not None:
                         room.admit(call)
+                    # The check may have found the circuit opened by another process.
+                    probe = probe or limiter.open_circuit(call)
                 except BaseException:
                     limiter.release(call, ticket)
                     raise
@@ -71,12 +69,9 @@ class RateLimitTransport(httpx.BaseTransport):
             response = self.next_transport.handle_request(upstream_request(request, call))
             response.read()
         except BaseException as exc:
-            failed = False if isinstance(exc, httpx.TransportError) else None
-            limiter.outcome(call, failed, probe, type(exc).__name__)
-            limiter.abandon(call, ticket, exc)
+            limiter.failed(call, ticket, exc, probe)
             raise
-        limiter.outcome(call, _ok(response), probe, f"HTTP {response.status_code}")
-        limiter.settle(call, ticket, response)
+        limiter.answered(call, ticket, response, probe)
         return response
 
     def close(self) -> None:
@@ -125,9 +120,15 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
             call.waited += delay
             attempt += 1
 
+    async def _open_circuit(self, call: Call) -> int:
+        limiter = self._limiter
+        if limiter.circuit_io(call):
+            return await anyio.to_thread.run_sync(limiter.open_circuit, call)
+        return limiter.open_circuit(call)
+
     async def _attempt(self, call: Call, request: httpx.Request) -> httpx.Response:
         limiter, run = self._limiter, anyio.to_thread.run_sync
-        probe = limiter.open_circuit(call)
+        probe = await self._open_circuit(call)
         ticket: Ticket | None = None
         try:
             if limiter.limits(call, request):
@@ -135,11 +136,13 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
                 try:
                     if (room := self._rooms.get(call.profile.name)) is not None:
                         await room.admit(call)
+                    probe = probe or await self._open_circuit(call)
                 except BaseException:
                     await run(limiter.release, call, ticket)
                     raise
         except BaseException:
-            limiter.outcome(call, None, probe)
+            if probe:  # the store learns that the probe is free again
+                await run(limiter.outcome, call, None, probe)
             raise
         try:
             response = await self.next_transport.handle_async_request(
@@ -147,12 +150,9 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
             )
             await response.aread()
         except BaseException as exc:
-            failed = False if isinstance(exc, httpx.TransportError) else None
-            limiter.outcome(call, failed, probe, type(exc).__name__)
-            await run(limiter.abandon, call, ticket, exc)
+            await run(limiter.failed, call, ticket, exc, probe)
             raise
-        limiter.outcome(call, _ok(response), probe, f"HTTP {response.status_code}")
-        await run(limiter.settle, call, ticket, response)
+        await run(limiter.answered, call, ticket, response, probe)
         return response
 
     async def aclose(self) -> None:
