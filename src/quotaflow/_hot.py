@@ -15,6 +15,7 @@ directives) goes through hishel's RFC 9111 state machine.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -29,8 +30,9 @@ from . import _policy
 HOT_BYPASS = frozenset(
     {b"cache-control", b"pragma", b"range", b"if-none-match", b"if-modified-since"}
 )
-_NO_REUSE = ("no-cache", "no-store", "private=", "must-understand")
+_NO_REUSE = re.compile("no-cache|no-store|private=|must-understand")
 _RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfer-encoding"})
+_NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 
 
 class HotEntry:
@@ -96,7 +98,7 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
         return None
     cache_control = get("cache-control") or ""
     ttl = _policy.max_age_directive(cache_control)
-    if ttl is None or any(word in cache_control for word in _NO_REUSE):
+    if ttl is None or _NO_REUSE.search(cache_control):
         return None
     received = _received(get("date"))
     if received is None:
@@ -157,11 +159,20 @@ def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
     body as stored (still in its Content-Encoding, if it has one)."""
     headers = entry.response.headers
-    pairs = [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or ()]
-    if headers.get_list("content-encoding") is not None:
+    values_of = headers.get_list
+    if values_of("content-encoding") is not None:
+        pairs = [(k.encode(), v.encode()) for k in headers for v in values_of(k) or ()]
         response = httpx.Response(200, headers=pairs, stream=httpx.ByteStream(body))
         body = response.read()  # decoded as httpx would
-    return HotEntry(200, _kept(pairs, body), body, *lifetime)
+    # hishel keeps names in lower case: one pass over them, as _kept would.
+    kept = [
+        (k.encode(), v.encode())
+        for k in headers
+        if k not in _NAMES_RESTATED
+        for v in values_of(k) or ()
+    ]
+    kept.append((b"content-length", b"%d" % len(body)))
+    return HotEntry(200, kept, body, *lifetime)
 
 
 class HotTier:

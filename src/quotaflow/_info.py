@@ -55,6 +55,11 @@ class ResponseInfo:
     age: float | None = None
 
 
+def storage_key(resource: str) -> str:
+    """The key a resource is stored under (hishel's, the fallback's, the leases')."""
+    return hashlib.sha256(resource.encode()).hexdigest()
+
+
 @attrs.define
 class Call:
     """One request's way through the stack; the layers fill it in. Strictly private."""
@@ -88,7 +93,7 @@ class Call:
     def key(self) -> str:
         """The storage key (hishel's, the fallback's, the leases'): computed when needed."""
         if self._key is None:
-            self._key = hashlib.sha256(self.resource.encode()).hexdigest()
+            self._key = storage_key(self.resource)
         return self._key
 
     def info(self, **changes: Any) -> ResponseInfo:

@@ -15,7 +15,7 @@ from .._backend import Backend
 from .._breaker import Breaker
 from .._clock import Clock
 from .._hot import HOT_BYPASS
-from .._info import CacheStatus, Call, ResponseInfo
+from .._info import CacheStatus, Call, ResponseInfo, storage_key
 from .._ledger import Ticket
 from .._priority import Priority, current_priority
 from .._profiles import (
@@ -74,6 +74,10 @@ class _Route:
     hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] = attrs.field(
         factory=dict, eq=False
     )
+    key: str = attrs.field(init=False, eq=False)  # the storage key, hashed once
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "key", storage_key(self.resource))
 
 
 class Router:
@@ -142,6 +146,7 @@ class Router:
             secret_headers=hidden,
             hot=hot,
             hit_infos=route.hit_infos,
+            key=route.key,
         )
         request.extensions = {**request.extensions, CALL: call}
         return call
