@@ -72,6 +72,10 @@ class Call:
     url: httpx.URL
     # The URL below the hot tier: no secrets, query sorted (may be ``url`` itself).
     inner_url: httpx.URL
+    # The storage key (hishel's, the fallback's, the leases'), and the infos of hits on
+    # this resource by (priority, remaining, ttl): both kept per URL by the Router.
+    key: str
+    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo]
     secret_headers: tuple[tuple[str, str], ...] = ()
     cache: CacheStatus = CacheStatus.MISS
     cost: int = 0
@@ -85,27 +89,12 @@ class Call:
     retried: bool = False
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
-    # Infos of hits on this resource, by (priority, remaining, ttl): a hit builds none.
-    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] | None = None
-    _key: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The storage key (hishel's, the fallback's, the leases'): computed when needed."""
-        if self._key is None:
-            self._key = storage_key(self.resource)
-        return self._key
 
     def info(self, **changes: Any) -> ResponseInfo:
-        infos = self.hit_infos
-        if (
-            infos is None
-            or changes
-            or self.cache is not CacheStatus.HIT
-            or self.cost
-            or self.waited
-        ):
+        if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:
             return self.make_info(**changes)
+        # A hit: the same resource, priority, remaining and ttl give the same info.
+        infos = self.hit_infos
         key = (self.priority, self.remaining, self.ttl)
         found = infos.get(key)
         if found is None:

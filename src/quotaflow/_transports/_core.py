@@ -143,10 +143,10 @@ class Router:
             resource=route.resource,
             url=request.url,
             inner_url=route.url,
+            key=route.key,
+            hit_infos=route.hit_infos,
             secret_headers=hidden,
             hot=hot,
-            hit_infos=route.hit_infos,
-            key=route.key,
         )
         request.extensions = {**request.extensions, CALL: call}
         return call
