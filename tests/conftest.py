@@ -12,11 +12,14 @@ from typing import Any
 import anyio.from_thread
 import httpx
 import pytest
+import redis
 import respx
 import time_machine
 
 import quotaflow
 from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate
+
+from .stub_server import REDIS_URL, redis_prefix
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 BASE = "https://api.test"
@@ -162,3 +165,19 @@ def info(response: httpx.Response) -> quotaflow.ResponseInfo:
 
 def files_under(path: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of its own for one test, cleaned up after it (a module may
+    override it); Redis must answer under CI=true."""
+    with redis_prefix() as prefix:
+        yield prefix
+
+
+@pytest.fixture
+def raw(prefix: str) -> Iterator[redis.Redis]:
+    """A plain Redis client, to look at what quotaflow stored."""
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()

@@ -29,7 +29,7 @@ from quotaflow._redis import RedisBackend, redact, redis_backend
 from quotaflow._state import ShortWindow
 from tests import test_policy
 from tests.conftest import Harness, api_profile, info
-from tests.stub_server import REDIS_URL, redis_prefix
+from tests.stub_server import REDIS_URL
 
 DEAD_URL = "redis://127.0.0.1:1/0"
 ODDS = "https://api.test/odds"
@@ -40,20 +40,6 @@ LEDGER_CASES = [
     for name, case in vars(test_policy).items()
     if name.startswith("test_") and list(inspect.signature(case).parameters) == ["ledger"]
 ]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    with redis_prefix() as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def raw(prefix: str) -> Iterator[redis.Redis]:
-    """A plain client, to look at what quotaflow stored."""
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from quotaflow._plan import _PARTS
 from quotaflow._policy import freshness_lifetime, has_validator, retention
 
 from .conftest import BASE, START, Harness, api_profile, info
-from .stub_server import REDIS_URL, redis_prefix
+from .stub_server import REDIS_URL
 
 URL = f"{BASE}/odds"
 OTHER = "https://example.org/page"
@@ -252,19 +252,6 @@ def test_the_cache_carries_the_expiry_index(stack, tmp_path: Path) -> None:
 
 
 # -- Redis ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    with redis_prefix() as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def raw(prefix: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 def entry_keys(raw: redis.Redis, prefix: str) -> list[bytes]:

@@ -140,16 +140,10 @@ def retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():  # not "²", which isdigit() accepts
         return min(float(value), MAX_RETRY_AFTER)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    moment = _timestamp(value)
+    if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        seconds = moment.timestamp() - now
-    except (OverflowError, OSError, ValueError):
-        return None
+    seconds = moment - now
     return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
