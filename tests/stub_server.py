@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from uuid import uuid4
 
 import pytest
@@ -18,7 +19,30 @@ import redis
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-class StubServer:
+class LocalServer:
+    """A threading HTTP server on 127.0.0.1 (a free port), serving while in ``with``."""
+
+    base: str
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class StubServer(LocalServer):
     """An HTTP server on 127.0.0.1 answering JSON and counting requests per path.
 
     A request header ``x-slow: <seconds>`` delays the answer, so that concurrent
@@ -48,21 +72,7 @@ class StubServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-
-    def __enter__(self) -> StubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._serve(Handler)
 
     @property
     def total(self) -> int:

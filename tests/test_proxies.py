@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import quotaflow
 from quotaflow import _network
 
 from .conftest import Harness, api_profile, files_under, info
-from .stub_server import StubServer
+from .stub_server import LocalServer, StubServer
 from .test_secrets_everywhere import assert_clean
 
 SECRET = "odds-key-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -30,7 +29,7 @@ SECRET = "odds-key-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 NOWHERE = "http://127.0.0.1:1"
 
 
-class ProxyStub:
+class ProxyStub(LocalServer):
     """An HTTP proxy on 127.0.0.1 that records each request line and answers it itself.
 
     A plain-HTTP request arrives in absolute form (``GET http://host/path``) and gets a
@@ -66,21 +65,8 @@ class ProxyStub:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-
-    def __enter__(self) -> ProxyStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._serve(Handler)
+        self.url = self.base
 
 
 @pytest.fixture
