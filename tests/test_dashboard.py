@@ -21,7 +21,7 @@ import pytest
 import quotaflow
 from quotaflow import ApiProfile, Quota, _cli_status, _dashboard
 from quotaflow._cli import main
-from quotaflow._status import ProfileStatus
+from quotaflow._status import ProfileStatus, circuit_text, pause_text
 
 from .conftest import BASE, START, api_profile
 
@@ -78,6 +78,8 @@ def expected_fields(status: ProfileStatus) -> dict[str, str]:
         "spent": status.today["spent"],
         "tokens": status.tokens,
         "circuit": status.circuit,
+        "circuit_state": circuit_text(status),
+        "paused": pause_text(status),
         "last_error": status.last_error and f"{status.last_error} at {status.last_error_at}",
         "resets_at": status.resets_at[:10] if status.resets_at else None,
         **{k: status.today[k] for k in ("hits", "misses", "revalidated", "stale", "refused")},

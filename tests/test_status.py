@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 import quotaflow
-from quotaflow import Quota, Rate, _cli_status
+from quotaflow import ApiProfile, Quota, Rate, _cli_status, _dashboard
 from quotaflow._cli import main
+from quotaflow._counters import COLUMNS
+from quotaflow._status import ProfileStatus, gate_fields
+from quotaflow._window import GATE_MARK, NO_GATE, Gate, gate_of
 
-from .conftest import BASE, api_profile
+from .conftest import BASE, START, api_profile
+from .stub_server import REDIS_URL
 
 URL = f"{BASE}/odds"
 
@@ -107,3 +116,189 @@ def test_status_table(tmp_path, capsys) -> None:
     assert "quotaflow status" in out
     assert "theoddsapi" in out
     assert "0/500" in out
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[int], dict[str, Any]]:
+    """``shared(n)``: the settings of client ``n`` and of the status reading it: one
+    state directory, or Redis under the test's own prefix with a state directory each
+    (so the local event notes of one client are not those of the other)."""
+    if request.param == "sqlite":
+        return lambda n: {"state_dir": tmp_path / "state"}
+    prefix = request.getfixturevalue("prefix")
+    return lambda n: {
+        "state_dir": tmp_path / f"state-{n}",
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+    }
+
+
+def gate_status(settings: dict[str, Any], profile: ApiProfile) -> dict[str, Any]:
+    """What ``quotaflow status --json`` says of ``profile`` (installed) on ``settings``."""
+    statuses = _cli_status.collect(
+        settings["state_dir"],
+        settings.get("redis_url"),
+        settings.get("redis_prefix", "quotaflow"),
+        profiles=[profile],
+    )
+    (found,) = [s.as_dict() for s in statuses if s.profile == profile.name]
+    json.dumps(found)  # as the CLI prints it
+    return {key: found[key] for key in GATE_FIELDS}
+
+
+GATE_FIELDS = (
+    "circuit",
+    "failures",
+    "open_until",
+    "open_seconds_left",
+    "probe_until",
+    "paused",
+    "paused_until",
+    "pause_seconds_left",
+)
+CLOSED = {
+    "circuit": "closed",
+    "failures": 0,
+    "open_until": None,
+    "open_seconds_left": None,
+    "probe_until": None,
+    "paused": False,
+    "paused_until": None,
+    "pause_seconds_left": None,
+}
+
+
+def test_a_fresh_state_is_closed_and_not_paused(stack, router, shared) -> None:
+    """Before any request, and after answers that set nothing in the gate."""
+    router.get(url__startswith=URL).respond(200, json={})
+    profile = api_profile(breaker_threshold=3)
+
+    assert gate_status(shared(0), profile) == CLOSED
+    client = stack(profiles=[profile], **shared(0))
+    client.get(URL)
+    assert gate_status(shared(0), profile) == CLOSED
+
+
+def test_a_429_pause_shows_until_when(stack, router, shared, traveller, capsys) -> None:
+    """Retry-After: 30 pauses every process on the state: status says until when, and
+    how long is left; once it has passed, not paused."""
+    router.get(url__startswith=URL).respond(429, headers={"retry-after": "30"})
+    profile = api_profile(breaker_threshold=0)
+    client = stack(profiles=[profile], **shared(0))
+
+    assert client.get(URL).status_code == 429
+    paused = gate_status(shared(1), profile)
+    traveller.shift(10)
+    later = gate_status(shared(1), profile)
+    client.close()  # the counters are written: the CLI knows the profile without it
+    args = ["--state-dir", str(shared(0)["state_dir"])]
+    if "redis_url" in shared(0):
+        args += ["--redis-url", REDIS_URL, "--redis-prefix", shared(0)["redis_prefix"]]
+    assert main(["status", *args, "--json"]) == 0
+    (printed,) = [s for s in json.loads(capsys.readouterr().out) if s["profile"] == "api"]
+    traveller.shift(20)
+    over = gate_status(shared(1), profile)
+
+    now_plus_30 = "2026-11-29T12:00:30Z"
+    assert paused == {
+        **CLOSED,
+        "paused": True,
+        "paused_until": now_plus_30,
+        "pause_seconds_left": 30.0,
+    }
+    assert (later["paused_until"], later["pause_seconds_left"]) == (now_plus_30, 20.0)
+    assert (printed["paused"], printed["paused_until"]) == (True, now_plus_30)
+    assert over == CLOSED
+
+
+def test_the_shared_circuit_open_half_open_closed(stack, router, shared, traveller) -> None:
+    """Failures in a row count across clients; at the threshold status says open until
+    when; after the cool-down half-open, with the probe out while it runs; its success
+    closes it, for a status read on the other client's state directory too (whose own
+    events saw the circuit open, never closed)."""
+    route = router.get(url__startswith=URL).mock(side_effect=httpx.ConnectError("down"))
+    profile = api_profile(breaker_threshold=3, breaker_cooldown=30)
+    first, second = (stack(profiles=[profile], **shared(n)) for n in (0, 1))
+    seen: list[dict[str, Any]] = []
+    for client in (first, second):
+        with pytest.raises(httpx.ConnectError):
+            client.get(f"{URL}/{len(seen)}")
+        seen.append(gate_status(shared(0), profile))
+    with pytest.raises(httpx.ConnectError):
+        first.get(f"{URL}/third")  # the third failure in a row opens the circuit
+    opened = gate_status(shared(1), profile)
+    traveller.shift(30)
+    half_open = gate_status(shared(1), profile)
+
+    def probe(request: httpx.Request) -> httpx.Response:
+        seen.append(gate_status(shared(0), profile))
+        return httpx.Response(200, json={})
+
+    route.mock(side_effect=probe)
+    assert second.get(f"{URL}/probe").status_code == 200
+    first.close()  # first's events saw the circuit open, and not the probe's success
+
+    assert [s["failures"] for s in seen[:2]] == [1, 2]
+    assert [s["circuit"] for s in seen[:2]] == ["closed", "closed"]
+    assert opened == {
+        **CLOSED,
+        "circuit": "open",
+        "failures": 3,
+        "open_until": "2026-11-29T12:00:30Z",
+        "open_seconds_left": 30.0,
+    }
+    assert half_open == {**CLOSED, "circuit": "half-open", "failures": 3}
+    assert seen[2] == {
+        **CLOSED,
+        "circuit": "half-open",
+        "failures": 3,
+        "probe_until": "2026-11-29T12:01:30Z",  # the probe's lease: 60 s
+    }
+    assert gate_status(shared(0), profile) == CLOSED
+    assert gate_status(shared(1), profile) == CLOSED
+
+
+def test_gate_of_reads_what_the_limiter_stored() -> None:
+    """The stored layouts: books only (older states), books and gate, a passed pause."""
+    books = (5_000, 0, 1, 4_000, 1)
+    assert gate_of(books, 5_000) == NO_GATE
+    assert gate_of((), 5_000) == NO_GATE
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 5_000) == Gate(9_000, 2, 0, 0)
+    # A pause is over for whoever checks at or after it, as for the limiter.
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 9_000) == Gate(0, 2, 0, 0)
+
+
+def test_the_views_show_the_gate() -> None:
+    """The table, the plain text and the dashboard say paused until when, and the
+    circuit with its failures in a row."""
+    now = START.timestamp()
+    gate = Gate(pause=int(now * 1000) + 30_000, failures=5, opened=int(now * 1000) + 12_000)
+    status = ProfileStatus(
+        profile="api",
+        total=None,
+        remaining=None,
+        used=None,
+        resets_at=None,
+        rate=None,
+        tokens=None,
+        today=dict.fromkeys(COLUMNS, 0),
+        last_error=None,
+        last_error_at=None,
+        days=[],
+        **gate_fields(gate, now),
+    )
+
+    console = Console(file=io.StringIO(), width=200)
+    console.print(_cli_status._rich_table([status]))
+    plain = io.StringIO()
+    _cli_status._plain([status], plain)
+    page = _dashboard.render_page([status], now)
+
+    table = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "open 12s (5 failed)" in table
+    assert "30s, to 12:00:30Z" in table
+    for shown in (plain.getvalue(), page):
+        assert "open until 12:00:12Z (12s left), 5 failed" in shown
+        assert "until 12:00:30Z (30s left)" in shown
+    assert '<span class="badge open" data-field="circuit">open</span>' in page
+    assert '<span class="badge paused">paused</span>' in page

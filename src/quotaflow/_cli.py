@@ -51,8 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         help="show each API's quota, tokens and today's requests",
         description="Per profile: quota used, remaining and when it resets, short-window "
         "tokens available now, today's requests split into hits, misses, revalidated, "
-        "stale and refused, quota units saved by the cache, the last upstream error and "
-        "the circuit state. Reads the state directory (and Redis if given).",
+        "stale and refused, quota units saved by the cache, the last upstream error, and "
+        "what every process on the state goes by: the circuit (closed, open until when, "
+        "half-open), failures in a row, and the API's 429 pause (until when). Reads the "
+        "state directory (and Redis if given).",
     )
     status.add_argument(
         "--state-dir",
@@ -63,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--redis-url",
         metavar="URL",
-        help="read the quota from this Redis (default: $QUOTAFLOW_REDIS_URL)",
+        help="read the quota, the limiter, the pause and the circuit from this Redis "
+        "(default: $QUOTAFLOW_REDIS_URL)",
     )
     status.add_argument(
         "--redis-prefix",
@@ -112,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "--redis-url",
         metavar="URL",
-        help="read the quota from this Redis (default: $QUOTAFLOW_REDIS_URL)",
+        help="read the quota, the limiter, the pause and the circuit from this Redis "
+        "(default: $QUOTAFLOW_REDIS_URL)",
     )
     dashboard.add_argument(
         "--redis-prefix",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 from ._client import _backend, _state_dir
 from ._counters import COLUMNS
 from ._profiles import ApiProfile, resolve_plugins
-from ._status import ProfileStatus, read_status
+from ._status import ProfileStatus, circuit_text, pause_text, read_status
 
 
 def collect(
@@ -55,7 +56,24 @@ def _plain(statuses: list[ProfileStatus], out: TextIO) -> None:
             file=out,
         )
         error = f"{s.last_error} at {s.last_error_at}" if s.last_error else "none"
-        print(f"  last error {error}; circuit {s.circuit}", file=out)
+        print(f"  last error {error}", file=out)
+        print(f"  circuit    {circuit_text(s)}; paused {pause_text(s)}", file=out)
+
+
+def _cell_circuit(status: ProfileStatus) -> str:
+    """The circuit in a table cell: the same facts as circuit_text, shorter."""
+    text = status.circuit
+    if status.circuit == "open":
+        text = f"open {math.ceil(status.open_seconds_left or 0)}s"
+    elif status.probe_until is not None:
+        text = "half-open, probing"
+    return f"{text} ({status.failures} failed)" if status.failures else text
+
+
+def _cell_pause(status: ProfileStatus) -> str:
+    if not status.paused or status.paused_until is None:
+        return "-"
+    return f"{math.ceil(status.pause_seconds_left or 0)}s, to {status.paused_until[11:]}"
 
 
 def _rich_table(statuses: list[ProfileStatus]) -> Any:
@@ -71,6 +89,7 @@ def _rich_table(statuses: list[ProfileStatus]) -> Any:
     table.add_column("saved", justify="right")
     table.add_column("last error")
     table.add_column("circuit")
+    table.add_column("paused")
     for s in statuses:
         t = s.today
         table.add_row(
@@ -82,7 +101,8 @@ def _rich_table(statuses: list[ProfileStatus]) -> Any:
             "/".join(str(t[k]) for k in ("hits", "misses", "revalidated", "stale", "refused")),
             str(t["saved"]),
             f"{s.last_error} {s.last_error_at or ''}".strip() if s.last_error else "-",
-            s.circuit,
+            _cell_circuit(s),
+            _cell_pause(s),
         )
     return table
 

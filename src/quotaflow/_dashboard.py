@@ -23,7 +23,7 @@ from typing import Any
 
 from ._counters import day_of
 from ._profiles import ApiProfile
-from ._status import ProfileStatus
+from ._status import ProfileStatus, circuit_text, pause_text
 
 __all__ = ["render_page", "serve"]
 
@@ -57,7 +57,7 @@ section.profile h2 { margin: 0 0 12px; font-size: 16px; display: flex; gap: 10px
 .badge { font-size: 11px; font-weight: 600; padding: 2px 8px; border-radius: 10px;
   text-transform: uppercase; letter-spacing: .04em; background: #e8f6ee; color: var(--good); }
 .badge.open { background: #fbeaea; color: var(--bad); }
-.badge.half-open { background: #fdf3df; color: var(--warn); }
+.badge.half-open, .badge.paused { background: #fdf3df; color: var(--warn); }
 .stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(230px, 1fr));
   gap: 12px 28px; margin-bottom: 14px; }
 .group h3 { margin: 0 0 4px; font-size: 11px; text-transform: uppercase; color: var(--muted);
@@ -226,9 +226,11 @@ def _profile(status: ProfileStatus, days: list[str]) -> str:
     today = status.today
     resets = status.resets_at[:10] if status.resets_at else None
     error = f"{status.last_error} at {status.last_error_at or '?'}" if status.last_error else None
+    # The gate every process on the state goes by: the API's pause, the shared breaker.
+    paused = ' <span class="badge paused">paused</span>' if status.paused else ""
     return f"""
 <section class="profile" data-profile="{name}">
-  <h2>{name} <span class="badge {circuit}" data-field="circuit">{circuit}</span></h2>
+  <h2>{name} <span class="badge {circuit}" data-field="circuit">{circuit}</span>{paused}</h2>
   <div class="stats">
     <div class="group"><h3>Quota</h3>{_meter(status)}
       <dl><dt>used</dt>{_field("used", status.used)}
@@ -243,7 +245,9 @@ def _profile(status: ProfileStatus, days: list[str]) -> str:
     <div class="group"><h3>Cache &amp; health</h3>
       <dl><dt>units saved</dt>{_field("saved", today.get("saved", 0))}
       <dt>units spent</dt>{_field("spent", today.get("spent", 0))}
-      <dt>last error</dt>{_field("last_error", error, "error" if error else "")}</dl></div>
+      <dt>last error</dt>{_field("last_error", error, "error" if error else "")}
+      <dt>circuit</dt>{_field("circuit_state", circuit_text(status))}
+      <dt>paused</dt>{_field("paused", pause_text(status))}</dl></div>
   </div>
   <div class="charts">
     <figure><figcaption>Quota spent per day, last {DAYS} days</figcaption>

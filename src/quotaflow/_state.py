@@ -22,7 +22,7 @@ from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
 from ._ledger import Books, Ledger, Row
 from ._profiles import ApiProfile
 from ._recovery import check, is_corruption, set_aside
-from ._window import NO_GATE, PAUSED, Gate, SlidingCap, Verdict
+from ._window import NO_GATE, PAUSED, Gate, SlidingCap, Verdict, gate_of
 from .exceptions import ConfigError
 
 T = TypeVar("T")
@@ -367,3 +367,10 @@ class ShortWindow:
         state = self.store.read(self.algorithm, self.rates)
         assert isinstance(state, tuple)
         return self.algorithm.available(self.rates, state, math.floor(now * 1000))
+
+    def stored_gate(self, now: float) -> Gate:
+        """The gate as the store holds it at ``now``, read without a check (reporting:
+        what every process on the store goes by, not what this one last learnt)."""
+        state = self.store.read(self.algorithm, self.rates)
+        assert isinstance(state, tuple)
+        return gate_of(state, math.floor(now * 1000))

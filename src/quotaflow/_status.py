@@ -1,9 +1,11 @@
 """What ``quotaflow status`` and the dashboard show: per profile, the quota, the tokens
-available now, and how today's requests were answered. Strictly private."""
+available now, how today's requests were answered, and the gate every process on the
+state goes by: the API's 429 pause and the circuit breaker. Strictly private."""
 
 from __future__ import annotations
 
 import calendar
+import math
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from ._backend import STATE_FILE, Backend
 from ._counters import COLUMNS, day_of
 from ._profiles import ApiProfile, Registry
 from ._state import ShortWindow
+from ._window import NO_GATE, Gate
 
 
 @attrs.frozen
@@ -30,7 +33,15 @@ class ProfileStatus:
     today: dict[str, int]
     last_error: str | None
     last_error_at: str | None
+    # The gate, read from the shared state (see gate_fields).
     circuit: str
+    failures: int
+    open_until: str | None
+    open_seconds_left: float | None
+    probe_until: str | None
+    paused: bool
+    paused_until: str | None
+    pause_seconds_left: float | None
     days: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
@@ -41,6 +52,65 @@ def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _until(ms: int) -> str | None:
+    # Rounded up to the second: "until" never reads earlier than the store's time.
+    return _iso(math.ceil(ms / 1000))
+
+
+def gate_fields(gate: Gate, now: float) -> dict[str, Any]:
+    """The status fields for a gate (``_window.gate_of``'s, at ``now``, in seconds).
+
+    ``circuit`` is "closed", "open" (until ``open_until``: nothing is sent) or
+    "half-open" (the cool-down is over: one probe may go; ``probe_until`` is set while
+    one is out, until its lease ends). ``failures``: upstream failures in a row, every
+    process together. ``paused``: the API asked everyone to hold off (429 with
+    Retry-After) until ``paused_until``.
+    """
+    now_ms = now * 1000
+    circuit, open_until, open_left, probe_until = "closed", None, None, None
+    if gate.opened and now_ms < gate.opened:
+        circuit, open_until = "open", _until(gate.opened)
+        open_left = round(gate.opened / 1000 - now, 3)
+    elif gate.opened:
+        circuit = "half-open"
+        probe_until = _until(gate.probe) if gate.probe > now_ms else None
+    paused = gate.pause > now_ms
+    return {
+        "circuit": circuit,
+        "failures": gate.failures,
+        "open_until": open_until,
+        "open_seconds_left": open_left,
+        "probe_until": probe_until,
+        "paused": paused,
+        "paused_until": _until(gate.pause) if paused else None,
+        "pause_seconds_left": round(gate.pause / 1000 - now, 3) if paused else None,
+    }
+
+
+def _when(iso: str | None, left: float | None) -> str:
+    """An ISO time (UTC) and the seconds to it; the time of day alone within a day."""
+    if iso is None or left is None:
+        return "?"
+    return f"{iso[11:] if left < 86400 else iso} ({math.ceil(left)}s left)"
+
+
+def circuit_text(status: ProfileStatus) -> str:
+    """closed / open until T (s left) / half-open[, probe out], failures in a row if any."""
+    text = status.circuit
+    if status.circuit == "open":
+        text = f"open until {_when(status.open_until, status.open_seconds_left)}"
+    elif status.probe_until is not None:
+        text = f"half-open, probe out until {status.probe_until[11:]}"
+    return f"{text}, {status.failures} failed" if status.failures else text
+
+
+def pause_text(status: ProfileStatus) -> str:
+    """no / until T (s left)."""
+    if not status.paused:
+        return "no"
+    return f"until {_when(status.paused_until, status.pause_seconds_left)}"
 
 
 def _next_reset(profile: ApiProfile, now: float) -> float | None:
@@ -77,13 +147,11 @@ def read_status(
         f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
         (since,),
     )
+    # The circuit this table also notes is only what this machine's events saw: the
+    # shared gate, read below, is what every process goes by.
     notes = {
         row[0]: row[1:]
-        for row in _rows(
-            db,
-            "SELECT profile, last_error, last_error_at, circuit, circuit_at FROM profile_status",
-            (),
-        )
+        for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
     }
     by_profile: dict[str, list[dict[str, Any]]] = {}
     for day, name, *values in counted:
@@ -104,7 +172,16 @@ def read_status(
     for profile in profiles:
         history = by_profile.get(profile.name, [])
         stranger = profile.name in strangers
-        if profile.quota is None and not profile.rates and not history and not stranger:
+        # Every profile has a gate, kept with its rates' state (even without rates).
+        window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
+        gate = window.stored_gate(now)
+        if (
+            profile.quota is None
+            and not profile.rates
+            and not history
+            and not stranger
+            and gate == NO_GATE
+        ):
             continue
         total = remaining = None
         if profile.quota is not None:
@@ -117,12 +194,11 @@ def read_status(
             _, total, remaining = ledger_rows[profile.name]
         tokens = rate = None
         if profile.rates:
-            window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
             first = window.rates[0]
             tokens = window.available(now)
             per = first.interval / 1000
             rate = f"{first.limit}/{per:g}s (burst {first.burst})"
-        note = notes.get(profile.name, (None, None, None, None))
+        note = notes.get(profile.name, (None, None))
         result.append(
             ProfileStatus(
                 profile=profile.name,
@@ -142,7 +218,7 @@ def read_status(
                 ),
                 last_error=note[0],
                 last_error_at=_iso(note[1]),
-                circuit=note[2] or "closed",
+                **gate_fields(gate, now),
                 days=history,
             )
         )

@@ -583,3 +583,11 @@ local ok, values = pcall(cmsgpack.unpack, raw)
 if not ok or type(values) ~= 'table' then return {} end
 return values
 """
+
+
+def gate_of(state: State, now: int) -> Gate:
+    """The gate a stored state holds at ``now`` (ms), for reporting: decoded as a check
+    decodes it, a pause that has passed dropped; ``NO_GATE`` for a state without one (an
+    older layout, a quiet profile). Reads only; the state may be any rates'."""
+    values, gate = _split(list(map(int, state)))
+    return _settled(gate, max(now, values[0] if values else 0))
