@@ -9,7 +9,17 @@ from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
 from ._plan import Plan, PlannedRequest, aplan, plan
 from ._priority import Priority, priority
-from ._profiles import ApiProfile, Plugin, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
+from ._profiles import (
+    ApiProfile,
+    Plugin,
+    Quota,
+    QuotaHeaders,
+    QuotaReading,
+    Rate,
+    Verdict,
+    WindowHeaders,
+    WindowReading,
+)
 from .exceptions import (
     CircuitOpen,
     ConfigError,
@@ -39,6 +49,8 @@ __all__ = [
     "ResponseInfo",
     "StateUnavailable",
     "Verdict",
+    "WindowHeaders",
+    "WindowReading",
     "aplan",
     "make_async_client",
     "make_client",

@@ -13,7 +13,17 @@ import httpx
 from ._priority import Priority
 from .exceptions import ConfigError
 
-__all__ = ["ApiProfile", "Plugin", "Quota", "QuotaHeaders", "QuotaReading", "Rate", "Verdict"]
+__all__ = [
+    "ApiProfile",
+    "Plugin",
+    "Quota",
+    "QuotaHeaders",
+    "QuotaReading",
+    "Rate",
+    "Verdict",
+    "WindowHeaders",
+    "WindowReading",
+]
 
 logger = logging.getLogger("quotaflow")
 
@@ -259,6 +269,68 @@ class QuotaHeaders:
         )
 
 
+@attrs.frozen
+class WindowReading:
+    """What a response says of the API's short window. Any field may be unknown (``None``).
+
+    When ``remaining`` is 0 (or less) the profile holds off until the window resets,
+    in every process on its state: ``reset`` seconds from now if known, else the
+    ``per`` of the profile's shortest rate (of those whose ``limit`` is ``limit``,
+    if any is).
+
+    Attributes:
+        remaining: requests left in the current window.
+        reset: when the window starts again: seconds from now, or the moment itself
+            in epoch seconds (any value from 10**9 on; a moment already past means
+            the window has started again).
+        limit: the window's size in requests, where the API says it.
+
+    .. versionadded:: 0.1
+    """
+
+    remaining: int | None = None
+    reset: float | None = None
+    limit: int | None = None
+
+
+def _seconds_header(headers: httpx.Headers, name: str | None) -> float | None:
+    if name is None:
+        return None
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+@attrs.frozen
+class WindowHeaders:
+    """Reads a :class:`WindowReading` from response headers named here.
+
+    Values that are missing or not numbers (a negative reset included) read as
+    unknown; ``reset`` is read as seconds, or epoch seconds (see :class:`WindowReading`).
+
+    Example: ``WindowHeaders(remaining="x-ratelimit-remaining", reset="x-ratelimit-reset")``.
+
+    .. versionadded:: 0.1
+    """
+
+    remaining: str | None = None
+    reset: str | None = None
+    limit: str | None = None
+
+    def __call__(self, response: httpx.Response) -> WindowReading:
+        headers = response.headers
+        return WindowReading(
+            remaining=_int_header(headers, self.remaining),
+            reset=_seconds_header(headers, self.reset),
+            limit=_int_header(headers, self.limit),
+        )
+
+
 class FreshnessRule(Protocol):
     def __call__(
         self, request: httpx.Request, response: httpx.Response, now: float
@@ -296,6 +368,11 @@ class ApiProfile:
         max_wait: per priority, seconds a request may wait for a short-window rate.
         cost: quota units a request is estimated to spend before it is sent.
         read_quota: reads the API's own report of the quota from a response.
+        read_window: reads the API's own report of its short window from a response
+            (e.g. :class:`WindowHeaders`); when it says none is left, the profile
+            holds off until the window resets (see :class:`WindowReading`), so that
+            requests other clients made on the same key do not earn us a 429.
+            None: the rates alone decide.
         freshness: ``(request, response, now) -> seconds | None``; seconds override
             the HTTP caching headers, None defers to them.
         default_ttl: freshness used when the rule fails on a body it cannot read.
@@ -417,6 +494,10 @@ class ApiProfile:
         validator=_checked(
             attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
         ),
+    )
+    # Added last: positional construction of the earlier fields keeps working.
+    read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
+        default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
 
     def matches(self, url: httpx.URL) -> bool:

@@ -1,5 +1,21 @@
 """API-Sports (API-Football v3) for quotaflow: ``PROFILE`` is the ``apisports`` plugin."""
 
-from ._profile import HOST, PROFILE, ApiSportsFreshness, classify, make_profile, read_quota
+from ._profile import (
+    HOST,
+    PROFILE,
+    ApiSportsFreshness,
+    classify,
+    make_profile,
+    read_quota,
+    read_window,
+)
 
-__all__ = ["HOST", "PROFILE", "ApiSportsFreshness", "classify", "make_profile", "read_quota"]
+__all__ = [
+    "HOST",
+    "PROFILE",
+    "ApiSportsFreshness",
+    "classify",
+    "make_profile",
+    "read_quota",
+    "read_window",
+]

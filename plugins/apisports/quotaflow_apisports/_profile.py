@@ -7,7 +7,10 @@ What the profile knows:
 - a daily quota (free plan: 100 requests a day, reset at 00:00 UTC), synced from
   ``x-ratelimit-requests-limit`` (its size) and ``x-ratelimit-requests-remaining``;
 - a per-minute rate (free plan: 10 a minute; paid plans allow more:
-  ``make_profile(per_minute=300)``). Its ``X-RateLimit-*`` headers are not read;
+  ``make_profile(per_minute=300)``). Its ``X-RateLimit-Limit``/``-Remaining`` headers
+  are read (:data:`read_window`): once the API says none is left this minute (other
+  clients on the key spent it), the profile holds off for the minute (no header says
+  when it resets) instead of collecting a 429;
 - errors often come as HTTP 200 with a non-empty ``errors`` (an object or a list)
   and ``"response": []``: :func:`classify` calls such an answer an error (never
   stored, a stored answer may stand in for it), and quota exhaustion when the
@@ -42,7 +45,7 @@ from typing import Any
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate, Verdict
+from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate, Verdict, WindowHeaders
 
 __all__ = [
     "HOST",
@@ -51,6 +54,7 @@ __all__ = [
     "classify",
     "make_profile",
     "read_quota",
+    "read_window",
 ]
 
 HOST = "v3.football.api-sports.io"
@@ -92,6 +96,10 @@ read_quota = QuotaHeaders(
     limit="x-ratelimit-requests-limit", remaining="x-ratelimit-requests-remaining"
 )
 """Reads the daily quota: its size and what is left (``X-RateLimit-*`` is per minute)."""
+
+read_window = WindowHeaders(remaining="x-ratelimit-remaining", limit="x-ratelimit-limit")
+"""Reads the per-minute window. No header says when it resets: at 0 left the profile
+holds off for its per-minute rate's window, 60 s."""
 
 # "You have reached the request limit for the day, Go to https://dashboard..."
 _DAILY_LIMIT = re.compile(r"requests?\s+limit|limit\s+for\s+the\s+day|daily\s+limit", re.I)
@@ -264,6 +272,7 @@ def make_profile(
         rates=(Rate(per_minute, per=60.0),),
         quota=Quota(daily, period="day"),
         read_quota=read_quota,
+        read_window=read_window,
         freshness=freshness if freshness is not None else ApiSportsFreshness(),
         default_ttl=MINUTE,
         max_stale=max_stale,

@@ -105,11 +105,15 @@ def quota_headers(*, remaining: int, limit: int = 100, minute_remaining: int = 9
     }
 
 
-def response(body: bytes, *, remaining: int | None = None, limit: int = 100) -> httpx.Response:
-    """A 200 answer, with the quota headers when ``remaining`` is given."""
+def response(
+    body: bytes, *, remaining: int | None = None, limit: int = 100, minute_remaining: int = 9
+) -> httpx.Response:
+    """A 200 answer, with the quota headers (both windows) when ``remaining`` is given."""
     headers = {"content-type": "application/json"}
     if remaining is not None:
-        headers.update(quota_headers(remaining=remaining, limit=limit))
+        headers.update(
+            quota_headers(remaining=remaining, limit=limit, minute_remaining=minute_remaining)
+        )
     return httpx.Response(200, content=body, headers=headers)
 
 

@@ -8,7 +8,7 @@ and never raise on bad input.
 
 from ._config import ENV_VAR, plugin_profiles, profiles_from_file
 from ._parse import Limit, Policy, parse_count, parse_policy, parse_ratelimit, parse_reset
-from ._profile import FixedTtl, RateLimitHeaders, profile_for
+from ._profile import FixedTtl, RateLimitHeaders, RateLimitWindow, profile_for
 
 __all__ = [
     "ENV_VAR",
@@ -16,6 +16,7 @@ __all__ = [
     "Limit",
     "Policy",
     "RateLimitHeaders",
+    "RateLimitWindow",
     "parse_count",
     "parse_policy",
     "parse_ratelimit",

@@ -9,11 +9,11 @@ from typing import Literal
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, ConfigError, Quota, QuotaReading, Rate
+from quotaflow import ApiProfile, ConfigError, Quota, QuotaReading, Rate, WindowReading
 
-from ._parse import Limit, Policy, parse_count, parse_policy, parse_ratelimit
+from ._parse import Limit, Policy, parse_count, parse_policy, parse_ratelimit, parse_reset
 
-__all__ = ["FixedTtl", "RateLimitHeaders", "profile_for"]
+__all__ = ["FixedTtl", "RateLimitHeaders", "RateLimitWindow", "profile_for"]
 
 Period = Literal["day", "month"]
 
@@ -98,6 +98,61 @@ class RateLimitHeaders:
         return QuotaReading()
 
 
+def _spent(limits: Sequence[Limit], policies: Sequence[Policy] | None) -> WindowReading:
+    """The window of the members of ``RateLimit``: the one spent longest, else the
+    one with least left."""
+    spent = [limit for limit in limits if limit.remaining == 0]
+    if spent:
+        # Several spent: hold off until the last of them resets (those without a t
+        # say nothing of when).
+        chosen = max(spent, key=lambda limit: _longest(limit.reset))
+    else:
+        chosen = min(limits, key=lambda limit: limit.remaining)  # first of equals
+    sizes = {policy.name: policy.quota for policy in policies or ()}
+    return WindowReading(
+        remaining=chosen.remaining, reset=chosen.reset, limit=sizes.get(chosen.name)
+    )
+
+
+@attrs.frozen
+class RateLimitWindow:
+    """Reads the short window from rate-limit headers, the most standard ones first.
+
+    When a window is spent (nothing remaining), quotaflow holds the profile off until
+    it resets: requests made on the same key by other clients would otherwise earn
+    the next one a 429 (see :class:`quotaflow.WindowReading`).
+
+    1. ``RateLimit`` (IETF draft): a member with ``r=0`` is a spent window, until its
+       ``t`` seconds (the latest of them if several are spent); else the member with
+       the least left. Its ``RateLimit-Policy`` member's ``q`` is the window's size.
+    2. ``RateLimit-Remaining`` and ``RateLimit-Reset`` (early drafts).
+    3. ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (de facto): the reset as
+       seconds to wait, ``ms``, epoch seconds or milliseconds, or an HTTP date.
+
+    The first family that says anything is used; values it cannot read are unknown,
+    and an unknown reset holds off for the window of the profile's rate.
+
+    .. versionadded:: 0.1
+    """
+
+    def __call__(self, response: httpx.Response) -> WindowReading:
+        headers = response.headers
+        limits = parse_ratelimit(headers.get("ratelimit"))
+        if limits:
+            return _spent(limits, parse_policy(headers.get("ratelimit-policy")))
+        for prefix in ("ratelimit-", "x-ratelimit-"):
+            reading = WindowReading(
+                remaining=parse_count(headers.get(prefix + "remaining")),
+                # Measured from the epoch: a wait comes back as it is, a moment as epoch
+                # seconds, which quotaflow tells apart (from 10**9 on) with its own clock.
+                reset=parse_reset(headers.get(prefix + "reset"), 0.0),
+                limit=parse_count(headers.get(prefix + "limit")),
+            )
+            if reading.remaining is not None:
+                return reading
+        return WindowReading()
+
+
 @attrs.frozen
 class FixedTtl:
     """A freshness rule: every successful answer stays fresh ``ttl`` seconds.
@@ -139,6 +194,10 @@ def profile_for(
 ) -> ApiProfile:
     """A profile for an API that sends ``RateLimit``/``RateLimit-Policy`` or ``X-RateLimit-*``.
 
+    The quota is read by :class:`RateLimitHeaders`; a window the headers say is spent
+    holds the profile off until it resets (:class:`RateLimitWindow`; for ``per``
+    seconds when no reset is given, and not at all when neither a reset nor a rate is).
+
     Args:
         name: the profile's unique name.
         hosts: host names it matches (``"*.example.com"`` for subdomains).
@@ -174,6 +233,7 @@ def profile_for(
         rates=(Rate(rate, per=per, burst=burst),) if rate is not None else (),
         quota=Quota(quota, period=quota_period, reset_day=reset_day) if quota is not None else None,
         read_quota=RateLimitHeaders(quota_period),
+        read_window=RateLimitWindow(),
         freshness=FixedTtl(ttl) if ttl is not None else None,
         default_ttl=ttl,
         max_stale=max_stale,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
 
@@ -26,6 +27,7 @@ from .._profiles import (
     QuotaReading,
     Registry,
     Verdict,
+    WindowReading,
 )
 from .._secrets import cache_url
 from .._state import ShortWindow
@@ -217,6 +219,43 @@ def _guarded_reading(profile: ApiProfile, response: httpx.Response) -> QuotaRead
     return reading if isinstance(reading, QuotaReading) else QuotaReading()
 
 
+def _guarded_window(profile: ApiProfile, response: httpx.Response) -> WindowReading | None:
+    if profile.read_window is None:
+        return None
+    try:
+        reading = profile.read_window(response)
+    except Exception:
+        logger.warning("profile %s: read_window() failed, ignoring it", profile.name, exc_info=True)
+        return None
+    return reading if isinstance(reading, WindowReading) else None
+
+
+# A reset from here on is a moment (epoch seconds), even one already past: 10**9 s
+# is September 2001, and no window is that long.
+_EPOCH = 1e9
+
+
+def window_hold(profile: ApiProfile, reading: WindowReading, now: float) -> float:
+    """Seconds to hold off because the API says its short window is spent (0: none).
+
+    The reset the API gives (seconds, or epoch seconds; a moment past means the window
+    has already started again), else the ``per`` of the profile's shortest rate of the
+    window's size (of any size if none matches): the longest the window can take.
+    """
+    remaining = reading.remaining
+    if isinstance(remaining, bool) or not isinstance(remaining, int) or remaining > 0:
+        return 0.0
+    reset = reading.reset
+    if isinstance(reset, bool) or not isinstance(reset, int | float) or not math.isfinite(reset):
+        reset = None
+    if reset is not None and reset >= 0:
+        delay = reset - now if reset >= _EPOCH else reset
+    else:
+        pers = [rate.per for rate in profile.rates if rate.limit == reading.limit]
+        delay = min(pers or [rate.per for rate in profile.rates], default=0.0)
+    return min(max(delay, 0.0), _policy.MAX_RETRY_AFTER)
+
+
 def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
     try:
         verdict = profile.classify(response)
@@ -337,12 +376,15 @@ class Limiter:
             )
 
     def settle(self, call: Call, ticket: Ticket | None, response: httpx.Response) -> None:
-        """Record the answer (a 429 with Retry-After pauses the profile everywhere);
-        raise QuotaExhausted if the API says the quota is gone."""
+        """Record the answer (a 429 with Retry-After, or a short window the API says is
+        spent, pauses the profile everywhere); raise QuotaExhausted if the API says the
+        quota is gone."""
         call.upstream = True
         profile = call.profile
         if response.status_code == 429:
             self._hold(call, response)
+        if profile.read_window is not None:
+            self._hold_window(call, response)
         reading = _guarded_reading(profile, response)
         call.verdict = _guarded_verdict(profile, response)
         estimate = ticket.cost if ticket is not None else 0
@@ -373,13 +415,29 @@ class Limiter:
         this request. Every process on the profile's state waits until then."""
         now = self.clock.time()
         delay = _policy.retry_after(response.headers.get("retry-after"), now)
+        if delay is not None:
+            self._pause(call, now + delay, now)
+
+    def _hold_window(self, call: Call, response: httpx.Response) -> None:
+        """The API says its short window is spent: requests on the same key we don't
+        know of (another client, a machine not sharing our state) used it up, and our
+        own window would let the next request collect a 429. Hold off until it resets."""
+        reading = _guarded_window(call.profile, response)
+        if reading is None:
+            return
+        now = self.clock.time()
+        delay = window_hold(call.profile, reading, now)
+        if delay > 0:
+            self._pause(call, now + delay, now)
+
+    def _pause(self, call: Call, until: float, now: float) -> None:
         window = self.windows.get(call.profile.name)
-        if delay is None or window is None:
+        if window is None:
             return
         try:
-            window.pause(now + delay, now)
+            window.pause(until, now)
         except StateUnavailable:
-            # Paused here all the same; the other processes learn from their own 429.
+            # Paused here all the same; the other processes learn from their own answers.
             logger.warning("profile %s: could not share a pause", call.profile.name)
 
     def retry_delay(
