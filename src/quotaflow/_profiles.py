@@ -229,7 +229,9 @@ class QuotaReading:
     limit: int | None = None
 
 
-def _int_header(headers: httpx.Headers, name: str | None) -> int | None:
+def _number_header(headers: httpx.Headers, name: str | None) -> float | None:
+    """A finite number from header ``name``; bad upstream data reads as unknown (None),
+    never as a crash or a wild number."""
     if name is None:
         return None
     raw = headers.get(name)
@@ -239,10 +241,12 @@ def _int_header(headers: httpx.Headers, name: str | None) -> int | None:
         value = float(raw.strip())
     except ValueError:
         return None
-    # Bad upstream data falls back to "unknown", never to a crash or a wild number.
-    if not math.isfinite(value) or abs(value) > 2**53:
-        return None
-    return int(value)
+    return value if math.isfinite(value) else None
+
+
+def _int_header(headers: httpx.Headers, name: str | None) -> int | None:
+    value = _number_header(headers, name)
+    return int(value) if value is not None and abs(value) <= 2**53 else None
 
 
 @attrs.frozen
@@ -294,16 +298,8 @@ class WindowReading:
 
 
 def _seconds_header(headers: httpx.Headers, name: str | None) -> float | None:
-    if name is None:
-        return None
-    raw = headers.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
+    value = _number_header(headers, name)
+    return value if value is not None and value >= 0 else None
 
 
 @attrs.frozen
