@@ -302,3 +302,18 @@ def test_the_views_show_the_gate() -> None:
         assert "until 12:00:30Z (30s left)" in shown
     assert '<span class="badge open" data-field="circuit">open</span>' in page
     assert '<span class="badge paused">paused</span>' in page
+
+
+def test_status_reports_lost_state_without_a_traceback(tmp_path, capsys, monkeypatch) -> None:
+    """Shared state that stops answering mid-read (Redis gone): one line, exit 1."""
+    from quotaflow import _cli_status
+    from quotaflow.exceptions import StateUnavailable
+
+    def gone(args):  # type: ignore[no-untyped-def]
+        raise StateUnavailable("redis_url: lost redis://127.0.0.1:6379/0 (Connection reset)")
+
+    monkeypatch.setattr(_cli_status, "run", gone)
+
+    assert main(["status", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "quotaflow status: redis_url: lost redis://127.0.0.1:6379/0 (Connection reset)\n"

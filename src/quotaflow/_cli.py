@@ -289,13 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         return _plan(args)
     if args.command == "status":
         from . import _cli_status
-        from .exceptions import ConfigError
+        from .exceptions import ConfigError, StateUnavailable
 
         try:
             return _cli_status.run(args)
         except ConfigError as exc:
             print(f"quotaflow status: {exc}", file=sys.stderr)
             return 2
+        except StateUnavailable as exc:  # e.g. Redis went away between two reads
+            print(f"quotaflow status: {exc}", file=sys.stderr)
+            return 1
     if args.command == "dashboard":
         from . import _dashboard
         from .exceptions import ConfigError
