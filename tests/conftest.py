@@ -181,3 +181,27 @@ def raw(prefix: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
     yield client
     client.close()
+
+
+def held_for_30s(
+    client: Harness, warm: respx.Route, fresh: respx.Route, sleeps: list[float]
+) -> httpx.Response:
+    """Check that the profile holds off for 30 s from now, with ``/warm`` stored and
+    stale and ``/fresh`` never fetched: LOW is answered stale or refused, NORMAL (max
+    wait 5 s) is refused and told 30 s, nothing is sent; then CRITICAL (max wait 30 s)
+    waits exactly 30 s and goes upstream. Returns CRITICAL's response."""
+    stale = client.get(f"{BASE}/warm", extensions={"priority": "low"})
+    assert info(stale).stale_reason == "rate_limit"
+    assert stale.json() == {"v": 1}
+    with pytest.raises(quotaflow.RateLimited):
+        client.get(f"{BASE}/fresh", extensions={"priority": "low"})
+    with pytest.raises(quotaflow.RateLimited) as refused:
+        client.get(f"{BASE}/fresh")
+    assert refused.value.retry_after == pytest.approx(30)
+    assert (warm.call_count, fresh.call_count, sleeps) == (1, 0, [])
+
+    response = client.get(f"{BASE}/fresh", extensions={"priority": "critical"})
+
+    assert sleeps == [30.0]
+    assert info(response).waited == pytest.approx(30)
+    return response

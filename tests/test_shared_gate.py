@@ -20,7 +20,7 @@ import time_machine
 
 import quotaflow
 from quotaflow import events
-from tests.conftest import BASE, Harness, api_profile, info
+from tests.conftest import BASE, Harness, api_profile, held_for_30s, info
 from tests.stub_server import REDIS_URL, redis_prefix
 
 Settings = Callable[[int], dict[str, Any]]
@@ -101,22 +101,10 @@ def test_a_429_pauses_every_client_on_the_state(
 
     assert first.get(f"{BASE}/odds").status_code == 429
 
-    stale = second.get(f"{BASE}/warm", extensions={"priority": "low"})
-    assert info(stale).stale_reason == "rate_limit"
-    assert stale.json() == {"v": 1}
-    with pytest.raises(quotaflow.RateLimited):
-        second.get(f"{BASE}/fresh", extensions={"priority": "low"})
-    with pytest.raises(quotaflow.RateLimited) as refused:
-        second.get(f"{BASE}/fresh")
-    assert refused.value.retry_after == pytest.approx(30)
-    assert (warm.call_count, fresh.call_count, sleeps) == (1, 0, [])
-
-    response = second.get(f"{BASE}/fresh", extensions={"priority": "critical"})
+    response = held_for_30s(second, warm, fresh, sleeps)
 
     assert response.json() == {"v": 2}
-    assert sleeps == [30.0]
     assert sent_at == [until]
-    assert info(response).waited == pytest.approx(30)
     # Past T nobody waits, the first client included.
     assert first.get(f"{BASE}/fresh?again=1").status_code == 200
     assert sleeps == [30.0]

@@ -14,10 +14,9 @@ import pytest
 import respx
 import time_machine
 
-import quotaflow
 from quotaflow import ApiProfile, ConfigError, Rate, WindowHeaders, WindowReading
 from quotaflow._transports._core import window_hold
-from tests.conftest import BASE, Harness, api_profile, info
+from tests.conftest import BASE, Harness, api_profile, held_for_30s
 
 READER = WindowHeaders(remaining="x-window-left", reset="x-window-reset", limit="x-window-size")
 
@@ -59,22 +58,10 @@ def test_a_spent_window_holds_the_profile_until_its_reset(
 
     assert client.get(f"{BASE}/odds").status_code == 200
 
-    stale = client.get(f"{BASE}/warm", extensions={"priority": "low"})
-    assert info(stale).stale_reason == "rate_limit"
-    assert stale.json() == {"v": 1}
-    with pytest.raises(quotaflow.RateLimited):
-        client.get(f"{BASE}/fresh", extensions={"priority": "low"})
-    with pytest.raises(quotaflow.RateLimited) as refused:
-        client.get(f"{BASE}/fresh")
-    assert refused.value.retry_after == pytest.approx(30)
-    assert (warm.call_count, fresh.call_count, sleeps) == (1, 0, [])
-
-    response = client.get(f"{BASE}/fresh", extensions={"priority": "critical"})
+    response = held_for_30s(client, warm, fresh, sleeps)
 
     assert response.json() == {"path": "/fresh"}
-    assert sleeps == [30.0]
     assert moments == [until]
-    assert info(response).waited == pytest.approx(30)
     assert client.get(f"{BASE}/fresh?again=1").status_code == 200
     assert sleeps == [30.0]
 
