@@ -19,7 +19,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from email.utils import parsedate_to_datetime
 
 import httpx
 from hishel import Entry, Headers
@@ -72,23 +71,6 @@ class HotEntry:
 
 
 _Lifetime = tuple[float, float, float]  # received, expires, ttl
-_dates: dict[str, float] = {}
-
-
-def _received(value: str | None) -> float | None:
-    """A Date header as a timestamp (remembered: answers share few Date values)."""
-    if value is None:
-        return None
-    found = _dates.get(value)
-    if found is None:
-        try:
-            found = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if len(_dates) >= 1024:
-            _dates.clear()
-        _dates[value] = found
-    return found
 
 
 def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
@@ -100,7 +82,7 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
     ttl = _policy.max_age_directive(cache_control)
     if ttl is None or _NO_REUSE.search(cache_control):
         return None
-    received = _received(get("date"))
+    received = _policy.timestamp(get("date"))
     if received is None:
         return None
     # hishel: fresh while int(now - Date) < max-age.

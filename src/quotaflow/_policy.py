@@ -74,9 +74,26 @@ HEURISTIC_FRACTION = 0.1
 HEURISTIC_MAX = 7 * 86400.0
 
 
-def _timestamp(value: str | None) -> float | None:
+_moments: dict[str, float | None] = {}
+
+
+def timestamp(value: str | None) -> float | None:
+    """An HTTP-date (Date, Expires, Last-Modified, Retry-After) as a timestamp, None if
+    unreadable. Remembered: answers share few Date values, and hits read them."""
     if value is None:
         return None
+    try:
+        return _moments[value]
+    except KeyError:
+        pass
+    found = _parse_date(value)
+    if len(_moments) >= 1024:
+        _moments.clear()
+    _moments[value] = found
+    return found
+
+
+def _parse_date(value: str) -> float | None:
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -97,13 +114,13 @@ def freshness_lifetime(headers: Mapping[str, str], now: float) -> float | None:
     found = _MAX_AGE.search(headers.get("cache-control", ""))
     if found:
         return float(found.group(1))
-    date = _timestamp(headers.get("date"))
+    date = timestamp(headers.get("date"))
     date = now if date is None else date
     if "expires" in headers:
-        expires = _timestamp(headers.get("expires"))
+        expires = timestamp(headers.get("expires"))
         # An invalid Expires, such as "0", means already expired (RFC 9111 §5.3).
         return max(0.0, expires - date) if expires is not None else 0.0
-    modified = _timestamp(headers.get("last-modified"))
+    modified = timestamp(headers.get("last-modified"))
     if modified is not None and modified < date:
         return min(HEURISTIC_MAX, (date - modified) * HEURISTIC_FRACTION)
     return None
@@ -140,7 +157,7 @@ def retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():  # not "²", which isdigit() accepts
         return min(float(value), MAX_RETRY_AFTER)
-    moment = _timestamp(value)
+    moment = timestamp(value)
     if moment is None:
         return None
     seconds = moment - now

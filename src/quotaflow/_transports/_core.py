@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from email.utils import parsedate_to_datetime
 
 import attrs
 import httpx
@@ -539,16 +538,6 @@ def outcome(call: Call, response: httpx.Response) -> None:
         call.cache = CacheStatus.MISS
 
 
-def _received(entry: Entry) -> float | None:
-    raw = entry.response.headers.get("date")
-    if raw is None:
-        return None
-    try:
-        return parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
 def stale_reason(exc: BaseException) -> str:
     if isinstance(exc, CircuitOpen):
         return "circuit_open"
@@ -577,7 +566,7 @@ def choose_stale(
     for entry in entries:
         if entry.request.method != request.method:
             continue
-        received = _received(entry)
+        received = _policy.timestamp(entry.response.headers.get("date"))
         if received is None or received <= best_at:
             continue
         ttl = _policy.max_age(httpx.Headers(_pairs(entry)))
