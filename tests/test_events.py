@@ -31,12 +31,12 @@ def test_one_served_event_per_request(stack, router, traveller, seen) -> None:
     client.get(URL, params={"key": "SECRET"})
     traveller.shift(61)
     route.mock(side_effect=httpx.ConnectError("down"))
-    client.get(URL)
+    client.get(URL, params={"key": "SECRET"})
     route.mock(side_effect=None, return_value=httpx.Response(200, json={}))
     for n in range(3):  # 8 of 10 left, 2 a call, 2 kept back: three more fit
-        client.get(f"{URL}/{n}")
+        client.get(f"{URL}/{n}", params={"key": "SECRET"})
     with pytest.raises(quotaflow.QuotaExhausted):
-        client.get(f"{URL}/refused")
+        client.get(f"{URL}/refused", params={"key": "SECRET"})
 
     served = [e for e in seen if isinstance(e, events.Served)]
     kinds = [type(e).__name__ for e in served]

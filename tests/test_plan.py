@@ -45,8 +45,12 @@ def test_plan_tells_cache_from_upstream(stack, router, traveller) -> None:
         (f"{BASE}/new", False, 3),
     ]
     assert (result.upstream, result.cost) == (2, 6)
-    assert result.remaining == {"api": 11}
-    assert result.fits  # 11 - 6 = 5 >= 20% of 20
+    # The keyed request is another quota account (each credential is its own quota).
+    (account,) = set(result.remaining) - {"api"}
+    assert account.startswith("api#")
+    assert "SECRET" not in account
+    assert result.remaining == {"api": 11, account: None}
+    assert result.fits  # 11 - 3 = 8 >= 20% of 20, and the new account is whole
 
 
 def test_plan_respects_the_priority_reserve(stack, router) -> None:

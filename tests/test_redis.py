@@ -111,7 +111,7 @@ def test_ledger_layout_and_sharing(
         b"remaining": b"97",
     }
     assert second.known_remaining(profile) == 97
-    assert first._peek(profile) == second._peek(profile)
+    assert first.peek(profile) == second.peek(profile)
 
 
 def test_concurrent_reservations_never_exceed_the_quota(
@@ -144,7 +144,7 @@ def test_concurrent_reservations_never_exceed_the_quota(
         thread.join()
 
     assert (len(admitted), len(refused)) == (100, 100)
-    row = ledgers[1]._peek(profile)
+    row = ledgers[1].peek(profile)
     assert row is not None
     assert row.remaining == 0
 

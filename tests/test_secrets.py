@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from .conftest import BASE, files_under, info
+from .conftest import BASE, api_profile, files_under, info
 
 KEY = "k3y-SECRET-0123456789abcdef"
 TOKEN = "t0ken-SECRET-fedcba9876543210"
@@ -26,14 +26,18 @@ def test_secrets_reach_upstream_only(stack, router: respx.Router, tmp_path, capl
         params={"key": KEY, "api_key": KEY, "region": "us"},
         headers={"x-token": TOKEN, "authorization": f"Bearer {BEARER}"},
     )
-    second = client.get(f"{BASE}/odds", params={"region": "us", "key": "another-key"})
+    second = client.get(
+        f"{BASE}/odds",
+        params={"region": "us", "key": KEY, "api_key": KEY},
+        headers={"x-token": TOKEN, "authorization": f"Bearer {BEARER}"},
+    )
     client.close()
 
     sent = route.calls.last.request
     assert sent.url.params["key"] == KEY
     assert sent.headers["x-token"] == TOKEN
     assert sent.headers["authorization"] == f"Bearer {BEARER}"
-    assert route.call_count == 1  # the key is not part of the cache key
+    assert route.call_count == 1  # the same credentials share the stored answer
     assert info(second).cache == "hit"
     for secret in (KEY, TOKEN, BEARER):
         for path, content in files_under(tmp_path / "state").items():
@@ -93,12 +97,15 @@ def test_redaction_filter_rewrites_httpx_log_lines() -> None:
 
 
 def test_a_url_with_only_secrets_is_the_plain_url(stack, router) -> None:
-    """/odds?key=... and /odds are one resource (no dangling "?")."""
+    """/odds?key=... and /odds are one resource (no dangling "?"); on a profile that
+    shares answers across credentials, one stored answer serves both."""
     route = router.get(f"{BASE}/only").respond(200, json={})
-    client = stack()
+    seen: list[object] = []
+    client = stack(profiles=[api_profile(shared_answers=True)], subscribers=[seen.append])
 
     client.get(f"{BASE}/only", params={"key": KEY})
     second = client.get(f"{BASE}/only")
 
     assert route.call_count == 1
     assert info(second).cache == "hit"
+    assert {event.resource for event in seen if hasattr(event, "resource")} == {f"{BASE}/only"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import hishel
 from pyrate_limiter import StateStore
 
+from ._credentials import load_key
 from ._ledger import Ledger
 from ._recovery import check
 from ._state import LocalStateError, SqliteLedger, SqliteStateStore, StateDB
@@ -97,6 +98,11 @@ class Backend(abc.ABC):
         fresh answer in one worker-thread hop; None when its async storage is as cheap."""
         return None
 
+    @abc.abstractmethod
+    def fingerprint_key(self) -> bytes:
+        """The key credential fingerprints are made with (``_credentials``): the same
+        for every process sharing this state, so they share cache partitions."""
+
     def close(self) -> None:  # noqa: B027 - backends with resources override it
         pass
 
@@ -163,6 +169,9 @@ class SqliteBackend(Backend):
     def reader(self) -> hishel.BaseStorage | None:
         # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
         return self.storage()
+
+    def fingerprint_key(self) -> bytes:
+        return load_key(self.directory)
 
     def close(self) -> None:
         self.db.close()

@@ -49,7 +49,7 @@ class Ticket:
     """A reservation of quota units for one request in flight."""
 
     id: str
-    profile: str
+    profile: str  # the ledger row: see account_name
     cost: int
 
 
@@ -94,43 +94,62 @@ def _read(row: Row, reading: QuotaReading, spent: int) -> Row:
     return attrs.evolve(row, remaining=row.remaining - spent, used=used)
 
 
+def account_name(profile: ApiProfile, account: str | None) -> str:
+    """The ledger's row for ``profile`` and a credential's short fingerprint: every
+    credential (API key) is its own quota; a request without one uses the profile's."""
+    return profile.name if account is None else f"{profile.name}#{account}"
+
+
 class Ledger(abc.ABC):
-    """The long-window quota of every profile, as last known."""
+    """The long-window quota of every profile and credential, as last known.
+
+    Rows are named by :func:`account_name`.
+    """
 
     def __init__(self) -> None:
         # The last value seen by this process, so cache hits report it for free.
         self._known: dict[str, int] = {}
 
     @abc.abstractmethod
-    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
-        """Run ``change`` on the profile's books and store them, atomically.
+    def _update(self, name: str, change: Callable[[Books], T]) -> T:
+        """Run ``change`` on the books of row ``name`` and store them, atomically.
 
         ``change`` may run more than once (optimistic backends retry it); if it
         raises, nothing is stored.
         """
 
     @abc.abstractmethod
-    def _peek(self, profile: ApiProfile) -> Row | None:
-        """The stored row, read only."""
+    def _peek(self, name: str) -> Row | None:
+        """The stored row ``name``, read only."""
 
-    def _remember(self, profile: ApiProfile, books: Books) -> None:
+    def peek(self, profile: ApiProfile, account: str | None = None) -> Row | None:
+        """The stored row of ``profile`` and ``account``, read only."""
+        return self._peek(account_name(profile, account))
+
+    def _remember(self, name: str, books: Books) -> None:
         if books.row is not None:
-            self._known[profile.name] = books.row.remaining
+            self._known[name] = books.row.remaining
 
-    def needs_peek(self, profile: ApiProfile) -> bool:
+    def needs_peek(self, profile: ApiProfile, account: str | None = None) -> bool:
         """Whether :meth:`known_remaining` would read the store (async callers offload it)."""
-        return profile.quota is not None and profile.name not in self._known
+        return profile.quota is not None and account_name(profile, account) not in self._known
 
-    def known_remaining(self, profile: ApiProfile) -> int | None:
+    def known_remaining(self, profile: ApiProfile, account: str | None = None) -> int | None:
         if profile.quota is None:
             return None
-        known = self._known.get(profile.name)
-        if known is None and (row := self._peek(profile)) is not None:
-            known = self._known[profile.name] = row.remaining
+        name = account_name(profile, account)
+        known = self._known.get(name)
+        if known is None and (row := self._peek(name)) is not None:
+            known = self._known[name] = row.remaining
         return known
 
     def reserve(
-        self, profile: ApiProfile, priority: Priority, cost: int, now: float
+        self,
+        profile: ApiProfile,
+        priority: Priority,
+        cost: int,
+        now: float,
+        account: str | None = None,
     ) -> Ticket | None:
         """Set ``cost`` units aside for a request about to be sent.
 
@@ -139,7 +158,8 @@ class Ledger(abc.ABC):
         """
         if profile.quota is None:
             return None
-        ticket = Ticket(id=uuid.uuid4().hex, profile=profile.name, cost=cost)
+        name = account_name(profile, account)
+        ticket = Ticket(id=uuid.uuid4().hex, profile=name, cost=cost)
 
         def change(books: Books) -> Ticket:
             row = _current(books, profile, now)
@@ -154,15 +174,15 @@ class Ledger(abc.ABC):
                     cost=cost,
                 )
             books.inflight[ticket.id] = (cost, now)
-            self._remember(profile, books)
+            self._remember(name, books)
             return ticket
 
-        return self._update(profile, change)
+        return self._update(name, change)
 
     def release(self, profile: ApiProfile, ticket: Ticket | None) -> None:
         """The request was never sent: give its units back."""
         if ticket is not None:
-            self._update(profile, lambda books: books.inflight.pop(ticket.id, None))
+            self._update(ticket.profile, lambda books: books.inflight.pop(ticket.id, None))
 
     def settle(
         self,
@@ -173,10 +193,12 @@ class Ledger(abc.ABC):
         now: float,
         *,
         exhausted: bool = False,
+        account: str | None = None,
     ) -> int | None:
         """Record what a request cost and what the API said; return the remaining quota."""
         if profile.quota is None:
             return reading.remaining
+        name = ticket.profile if ticket is not None else account_name(profile, account)
 
         def change(books: Books) -> int:
             if ticket is not None:
@@ -185,7 +207,7 @@ class Ledger(abc.ABC):
             if exhausted:
                 row = attrs.evolve(row, remaining=min(row.remaining, 0))
             books.row = row
-            self._remember(profile, books)
+            self._remember(name, books)
             return row.remaining
 
-        return self._update(profile, change)
+        return self._update(name, change)

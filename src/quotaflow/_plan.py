@@ -9,6 +9,7 @@ import hishel
 import httpx
 
 from . import _policy
+from ._ledger import account_name
 from ._priority import Priority, current_priority
 from ._profiles import DEFAULT_PROFILE
 
@@ -45,7 +46,9 @@ class Plan:
         cost: quota units they would spend in all.
         fits: whether every profile's quota can pay for its share at ``priority``,
             leaving that priority's reserve untouched.
-        remaining: per profile, the quota remaining as last known.
+        remaining: per quota account, the quota remaining as last known: keyed by the
+            profile's name, followed by ``#`` and the short fingerprint of the
+            credential when the requests carry one (each API key is its own quota).
 
     .. versionadded:: 0.1
     """
@@ -70,7 +73,7 @@ def _entry(call: Any, request: httpx.Request, parts: Any, entries: list[hishel.E
     """Whether the cache would answer ``request`` without asking upstream (RFC 9111)."""
     if request.method not in ("GET", "HEAD"):
         return False
-    if call.hot and parts.hot.get(call.resource, parts.clock.time()) is not None:
+    if call.hot and parts.hot.get(call.key, parts.clock.time()) is not None:
         return True
     internal = hishel.Request(
         method=request.method,
@@ -93,16 +96,19 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         )
         cost = 0 if fresh or not limited else _guarded_cost(call.profile, request)
         rows.append(PlannedRequest(call.resource, call.profile.name, fresh, cost))
-        spend[call.profile.name] = spend.get(call.profile.name, 0) + cost
-        by_name[call.profile.name] = call.profile
+        # One quota per profile and credential (see _credentials).
+        name = account_name(call.profile, call.account)
+        spend[name] = spend.get(name, 0) + cost
+        by_name[name] = (call.profile, call.account)
     fits = True
     remaining: dict[str, int | None] = {}
+    ledger = parts.limiter.ledger
     for name, cost in spend.items():
-        profile = by_name[name]
-        remaining[name] = parts.limiter.ledger.known_remaining(profile)
+        profile, account = by_name[name]
+        remaining[name] = ledger.known_remaining(profile, account)
         if profile.quota is None or cost == 0:
             continue
-        row = parts.limiter.ledger._peek(profile)
+        row = ledger.peek(profile, account)
         now = parts.clock.time()
         if row is None or row.period != _policy.period_start(profile.quota, now):
             total = available = row.total if row else profile.quota.limit

@@ -54,8 +54,8 @@ from redis.retry import Retry
 from redis.typing import EncodableT
 
 from ._backend import Backend, Leases, SqliteBackend
+from ._credentials import new_key
 from ._ledger import Books, Ledger, Row
-from ._profiles import ApiProfile
 from ._window import PASSED, PAUSED, READ_LUA, Gate, Verdict, ttl_ms
 from .exceptions import ConfigError, StateUnavailable
 
@@ -150,26 +150,26 @@ class RedisLedger(Ledger):
         super().__init__()
         self._client, self._prefix, self._guard = client, prefix, guard
 
-    def _keys(self, profile: ApiProfile) -> tuple[str, str]:
-        return f"{self._prefix}:quota:{profile.name}", f"{self._prefix}:inflight:{profile.name}"
+    def _keys(self, name: str) -> tuple[str, str]:
+        return f"{self._prefix}:quota:{name}", f"{self._prefix}:inflight:{name}"
 
     def _hash(self, client: redis.Redis, key: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in client.hgetall(key).items()}
 
-    def _peek(self, profile: ApiProfile) -> Row | None:
+    def _peek(self, name: str) -> Row | None:
         return self._guard.run(
-            lambda: _decode(self._hash(self._client, self._keys(profile)[0])),
-            lambda local: local.ledger._peek(profile),
+            lambda: _decode(self._hash(self._client, self._keys(name)[0])),
+            lambda local: local.ledger._peek(name),
         )
 
-    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+    def _update(self, name: str, change: Callable[[Books], T]) -> T:
         return self._guard.run(
-            lambda: self._transact(profile, change),
-            lambda local: local.ledger._update(profile, change),
+            lambda: self._transact(name, change),
+            lambda local: local.ledger._update(name, change),
         )
 
-    def _transact(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
-        quota, inflight = self._keys(profile)
+    def _transact(self, name: str, change: Callable[[Books], T]) -> T:
+        quota, inflight = self._keys(name)
         with self._client.pipeline() as pipe:
             for attempt in range(MAX_TRIES):
                 try:
@@ -302,6 +302,19 @@ class RedisBackend(Backend):
 
     def window_store(self, key: str) -> StateStore:
         return _WindowStore(self.client, self._prefix, key, self._guard)
+
+    def fingerprint_key(self) -> bytes:
+        """One key for every machine on the prefix (they share the cache): the first
+        to start sets it. Unreachable Redis: the local state's key (its partitions are
+        apart from the shared ones, which is safe)."""
+        name = f"{self._prefix}:fingerprint-key"
+
+        def remote() -> bytes:
+            self.client.set(name, new_key().hex(), nx=True)
+            found = self.client.get(name)
+            return bytes.fromhex(_text(found)) if found else new_key()
+
+        return self._guard.run(remote, lambda local: local.fingerprint_key())
 
     # hishel closes its storage's client when the transport closes.
     def storage(self) -> hishel.BaseStorage:

@@ -62,3 +62,15 @@ def redact_logs(secrets: Collection[str]) -> None:
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
             logger.addFilter(_filter)
+
+
+def url_credentials(url: httpx.URL, secrets: Collection[str]) -> tuple[tuple[str, str], ...]:
+    """The credentials ``url`` carries: its secret parameters (names in any casing) and
+    its userinfo, as ``(name, value)`` pairs for a fingerprint (see ``_credentials``)."""
+    found: list[tuple[str, str]] = []
+    if url.query:
+        lowered = {name.lower() for name in secrets}
+        found = [(f"?{k}", v) for k, v in url.params.multi_items() if k.lower() in lowered]
+    if url.userinfo:
+        found.append(("@userinfo", url.userinfo.decode("latin-1")))
+    return tuple(found)

@@ -167,46 +167,44 @@ class SqliteLedger(Ledger):
         super().__init__()
         self._db = db
 
-    def _load(self, cur: sqlite3.Cursor, profile: ApiProfile) -> Row | None:
-        cur.execute(
-            "SELECT period, total, remaining, used FROM quota WHERE profile = ?", (profile.name,)
-        )
+    def _load(self, cur: sqlite3.Cursor, name: str) -> Row | None:
+        cur.execute("SELECT period, total, remaining, used FROM quota WHERE profile = ?", (name,))
         found = cur.fetchone()
         return None if found is None else Row(*found)
 
-    def _peek(self, profile: ApiProfile) -> Row | None:
+    def _peek(self, name: str) -> Row | None:
         try:
             with self._db.transaction() as cur:
-                return self._load(cur, profile)
+                return self._load(cur, name)
         except LocalStateError:
             return None
 
-    def _update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+    def _update(self, name: str, change: Callable[[Books], T]) -> T:
         try:
-            return self._stored_update(profile, change)
+            return self._stored_update(name, change)
         except LocalStateError:
             # Fail open: decide on fresh books, store nothing.
             return change(Books(row=None))
 
-    def _stored_update(self, profile: ApiProfile, change: Callable[[Books], T]) -> T:
+    def _stored_update(self, name: str, change: Callable[[Books], T]) -> T:
         with self._db.transaction() as cur:
-            cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (profile.name,))
+            cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
-            books = Books(row=self._load(cur, profile), inflight=dict(inflight))
+            books = Books(row=self._load(cur, name), inflight=dict(inflight))
             result = change(books)
             if books.row is not None:
                 row = books.row
                 cur.execute(
                     "INSERT OR REPLACE INTO quota (profile, period, total, remaining, used)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (profile.name, row.period, row.total, row.remaining, row.used),
+                    (name, row.period, row.total, row.remaining, row.used),
                 )
             gone = inflight.keys() - books.inflight.keys()
             cur.executemany("DELETE FROM inflight WHERE id = ?", [(key,) for key in gone])
             cur.executemany(
                 "INSERT INTO inflight (id, profile, cost, started) VALUES (?, ?, ?, ?)",
                 [
-                    (key, profile.name, cost, started)
+                    (key, name, cost, started)
                     for key, (cost, started) in books.inflight.items()
                     if key not in inflight
                 ],

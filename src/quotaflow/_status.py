@@ -185,7 +185,7 @@ def read_status(
             continue
         total = remaining = None
         if profile.quota is not None:
-            row = backend.ledger._peek(profile)
+            row = backend.ledger.peek(profile)
             if row is not None and row.period != _policy.period_start(profile.quota, now):
                 row = None  # last period's numbers: the quota is whole again
             total = row.total if row else profile.quota.limit

@@ -278,6 +278,10 @@ def make_profile(
         max_stale=max_stale,
         secret_headers=("x-apisports-key", "x-rapidapi-key"),
         classify=classify,
+        # Errors come as 200s with an `errors` object, and freshness reads the fixtures.
+        reads_body=True,
+        # Fixtures are the same for every key (each key is still its own daily quota).
+        shared_answers=True,
     )
 
 

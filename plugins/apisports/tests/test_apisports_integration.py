@@ -150,7 +150,8 @@ def test_the_key_never_reaches_the_disk(
 def test_another_key_shares_the_entry(
     tmp_path: Path, router: respx.Router, traveller: time_machine.Traveller, start: float
 ) -> None:
-    """The key header is not part of the cache key."""
+    """Fixtures are the same for every key: the profile shares answers across keys
+    (``shared_answers``), so the key header does not partition the cache."""
     route = router.get(host=HOST, path=FIXTURES).mock(return_value=_good(start, remaining=99))
     with _client(tmp_path, router, traveller) as client:
         client.get(BASE + FIXTURES, params={"date": "2025-09-04"})
