@@ -33,9 +33,14 @@ SUBSTITUTIONS = [
     ("AsyncCacheTransport", "CacheTransport"),
     ("AsyncCachingTransport", "CachingTransport"),
     ("_AsyncPolicyTransport", "_PolicyTransport"),
+    ("AsyncTee", "Tee"),
+    ("aiter_raw", "iter_raw"),
+    ("aread_body", "read_body"),
     ("offload_async", "offload"),
     ("wait_flight_async", "wait_flight"),
     ("read_fresh_async", "read_fresh"),
+    ("__aenter__", "__enter__"),
+    ("__aexit__", "__exit__"),
     ("asleep", "sleep"),
     ("aclose", "close"),
     ("aread", "read"),
@@ -56,7 +61,7 @@ def unasync(source: Path) -> str:
             pattern += r"(?![\w])"
         text = re.sub(pattern, new.replace("\\", "\\\\"), text)
     # An import list may now name one thing twice (read_fresh and read_fresh_async).
-    text = re.sub(r"\bread_fresh, read_fresh\b", "read_fresh", text)
+    text = re.sub(r"\bread_fresh,(\s*)read_fresh\b", "read_fresh", text)
     start = text.index('"""')
     end = text.index('"""', start + 3) + 3
     text = text[:start] + DOCSTRING.format(source=source.name) + text[end:]

@@ -49,6 +49,8 @@ def api_profile(**changes: Any) -> ApiProfile:
         "classify": classify,
         # Retries have their own tests; elsewhere one failure is one upstream call.
         "retries": 0,
+        # classify reads the body.
+        "reads_body": True,
     }
     settings.update(changes)
     return ApiProfile(**settings)

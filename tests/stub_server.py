@@ -104,3 +104,51 @@ def redis_prefix() -> Iterator[str]:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+class StreamServer(LocalServer):
+    """Streams a body in two parts: the first at once, the rest only once the test has
+    seen the first (``release`` set; 10 s at most), so a client that buffers whole
+    bodies gets its first byte only after the test gave up waiting.
+
+    ``GET /body?size=N`` (``cache-control`` from ``?cc=``), ``GET /events`` (a
+    ``text/event-stream``). Counts requests per path in ``hits``.
+    """
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.release = threading.Event()
+        self.first_sent = threading.Event()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                stub.hits[path] += 1
+                params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+                size = int(params.get("size", "2000"))
+                body = (b"0123456789" * (size // 10 + 1))[:size]
+                self.send_response(200)
+                if path == "/events":
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("cache-control", "max-age=60")
+                    head, tail = b"data: one\n\n", b"data: two\n\n"
+                else:
+                    self.send_header("content-type", "application/octet-stream")
+                    self.send_header("cache-control", params.get("cc", "max-age=60"))
+                    head, tail = body[:1000], body[1000:]
+                self.send_header("content-length", str(len(head) + len(tail)))
+                self.end_headers()
+                self.wfile.write(head)
+                self.wfile.flush()
+                stub.first_sent.set()
+                stub.release.wait(10)
+                self.wfile.write(tail)
+                self.wfile.flush()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._serve(Handler)

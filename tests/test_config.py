@@ -75,7 +75,10 @@ def test_bad_client_settings_are_named(factory, tmp_path) -> None:
         ({"profiles": [object()]}, "profiles"),
         ({"transport": object()}, "transport"),
         ({"clock": object()}, "clock"),
-        ({"mounts": {}}, "mounts"),
+        ({"mounts": {"https://x": "no transport"}}, "mounts"),
+        ({"mounts": ["https://x"]}, "mounts"),
+        ({"retries": "twice"}, "retries"),
+        ({"max_body": -1}, "max_body"),
     ]
     for kwargs, field in cases:
         settings = {"plugins": False, "state_dir": tmp_path / "ok", **kwargs}

@@ -15,6 +15,7 @@ from ._backend import STATE_FILE, Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
 from ._counters import Counters
+from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
 from ._network import async_network_transport, network_transport
@@ -24,7 +25,7 @@ from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
 from ._transports._async_cache import AsyncCachingTransport
-from ._transports._core import Limiter, Policy, Router
+from ._transports._core import MAX_BODY, Limiter, Policy, Router
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._transports._sync_cache import CachingTransport
@@ -46,7 +47,7 @@ RETENTION = 31 * 86400.0
 # transport itself, they go to it (httpx ignores them once a transport is given), and
 # proxy= and the proxy environment variables choose proxies as httpx.Client would
 # (_network.py).
-_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env")
+_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env", "mounts")
 
 
 def default_state_dir() -> Path:
@@ -124,10 +125,22 @@ class _Parts:
         cache: bool | None = None,
         rate_limit: bool | None = None,
         fallback: bool | None = None,
+        retries: bool | int | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
-        for name, value in (("hot_entries", hot_entries), ("hot_bytes", hot_bytes)):
+        for name, value in (
+            ("hot_entries", hot_entries),
+            ("hot_bytes", hot_bytes),
+            ("max_body", max_body),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
+        if retries is not None and (
+            not isinstance(retries, bool | int) or (not isinstance(retries, bool) and retries < 0)
+        ):
+            raise ConfigError(
+                f"retries: expected True, False or a whole number >= 0, not {retries!r}"
+            )
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.directory = _state_dir(state_dir)
@@ -168,11 +181,18 @@ class _Parts:
             if profile.breaker_threshold > 0
         }
         self.limiter = Limiter(
-            self.backend, self.clock, self.windows, breakers, self.emit, self.flags["rate_limit"]
+            self.backend,
+            self.clock,
+            self.windows,
+            breakers,
+            self.emit,
+            self.flags["rate_limit"],
+            retries=retries,
+            max_body=max_body,
         )
         self.policy = Policy(self.clock)
-        self.router = Router(self.registry)
-        self.hot = HotTier(hot_entries, hot_bytes)
+        self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
+        self.hot = HotTier(hot_entries, hot_bytes, max_body)
         self.gate = Gate(self.backend.leases, self.clock)
         self.storage: Any = None  # the hishel storage of the stack built on these parts
         redact_logs(self.registry.secret_params)
@@ -189,8 +209,6 @@ class _Parts:
 
 
 def _split(httpx_kwargs: dict[str, Any]) -> dict[str, Any]:
-    if "transport" in httpx_kwargs or "mounts" in httpx_kwargs:
-        raise ConfigError("mounts: not supported; pass the innermost transport= instead")
     network = {name: httpx_kwargs.pop(name) for name in _TRANSPORT_ARGS if name in httpx_kwargs}
     if "trust_env" in network:
         # Kept on the client too, so client.trust_env reads as given. Handed a transport,
@@ -215,6 +233,8 @@ def make_client(
     cache: bool | None = None,
     rate_limit: bool | None = None,
     fallback: bool | None = None,
+    retries: bool | int | None = None,
+    max_body: int = MAX_BODY,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -229,7 +249,8 @@ def make_client(
             from ``verify``, ``cert``, ``http1``, ``http2``, ``limits``, ``proxy`` and
             ``trust_env``, with the proxies :class:`httpx.Client` would use: ``proxy=``,
             else with ``trust_env`` the ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``
-            variables).
+            variables). ``mounts=`` routes URL patterns to other transports exactly as
+            httpx does, each below the whole stack.
         redis_url: keep the shared state (cache, limiter, quota, leases) in Redis
             instead of SQLite; default ``$QUOTAFLOW_REDIS_URL``. Needs the ``redis`` extra.
         redis_prefix: prefix of every Redis key, so deployments can share one Redis.
@@ -244,6 +265,12 @@ def make_client(
         cache: use the cache (default: the config file's, else True).
         rate_limit: wait for short-window rates and refuse past the quota reserves.
         fallback: answer with stale stored responses when upstream fails.
+        retries: quotaflow's own retries of idempotent requests to profiled APIs (each
+            passes the limiter and is counted): None, each profile's ``retries``;
+            False or 0, none (under an SDK that retries itself); a number, that many.
+            A request's ``extensions={"retries": ...}`` wins.
+        max_body: bodies larger than this many bytes stream through unstored, and are
+            never read whole, even by profile rules that read bodies (default 8 MiB).
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -271,6 +298,8 @@ def make_async_client(
     cache: bool | None = None,
     rate_limit: bool | None = None,
     fallback: bool | None = None,
+    retries: bool | int | None = None,
+    max_body: int = MAX_BODY,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -339,16 +368,18 @@ def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
 def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **settings: Any) -> Any:
     """Check the settings, then build Fallback -> Caching -> RateLimit -> transport."""
     network = _split(httpx_kwargs)
-    # Before any state is opened: a bad proxy variable fails here, leaking nothing.
-    built = None if transport is not None else flavour.network(**network)
-    parts = _Parts(**settings)
     if transport is not None and not isinstance(transport, flavour.base):
         kind = f"httpx.{flavour.base.__name__}"
         raise ConfigError(f"transport: expected an {kind}, not {type(transport).__name__}")
-    inner = transport if transport is not None else built
-    storage = flavour.retaining(
-        getattr(parts.backend, flavour.storage)(), parts.registry, parts.clock
-    )
+    # Before any state is opened: a bad proxy variable fails here, leaking nothing.
+    # The transport given (or the network's), and the mounts routed over it as httpx
+    # routes them: every route below the whole stack.
+    inner = flavour.network(transport, **network)
+    parts = _Parts(**settings)
+    hishel_storage = getattr(parts.backend, flavour.storage)()
+    # Bodies past max_body stream through unstored (hishel stops keeping them).
+    hishel_storage.max_stream_size = parts.limiter.max_body
+    storage = flavour.retaining(hishel_storage, parts.registry, parts.clock)
     flags = parts.flags
     # The async stack reads fresh stored answers in one worker-thread hop, if the
     # backend has a blocking storage for that (its async one hops once per SQL call).

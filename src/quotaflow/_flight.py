@@ -59,7 +59,8 @@ def follower_error(flight: Flight, request: httpx.Request) -> BaseException:
     error = flight.error
     if isinstance(error, UpstreamFailed):
         failed = error.response
-        copy = httpx.Response(failed.status_code, headers=failed.headers, content=failed.content)
+        content = failed.content if failed.is_stream_consumed else b""  # too big to keep
+        copy = httpx.Response(failed.status_code, headers=failed.headers, content=content)
         return UpstreamFailed(copy, error.reason)
     if isinstance(error, httpx.TransportError) and not _is_refusal(error):
         return type(error)(str(error), request=request)

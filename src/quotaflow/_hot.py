@@ -30,7 +30,9 @@ HOT_BYPASS = frozenset(
     {b"cache-control", b"pragma", b"range", b"if-none-match", b"if-modified-since"}
 )
 _NO_REUSE = re.compile("no-cache|no-store|private=|must-understand")
-_RESTATED = frozenset({b"age", b"content-encoding", b"content-length", b"transfer-encoding"})
+# The body is kept as it came (still in its Content-Encoding, as hishel stores it), so
+# only its length and age are restated.
+_RESTATED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 _NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 
 
@@ -63,11 +65,9 @@ class HotEntry:
         if aged is None or aged[0] != age:
             # Parsed once per second of age; each response copies the parsed list.
             aged = self._aged = (age, httpx.Headers([*self.headers, (b"age", b"%d" % age)]))
-        # A ready byte stream (content= would re-encode the body), read here: the client
-        # then finds it read (in an async client that saves its async read, ~10 us).
-        response = httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
-        response.read()
-        return response
+        # A ready byte stream (content= would re-encode the body), left unread: the
+        # client reads it, and so sets ``elapsed`` and decodes it as it would any answer.
+        return httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
 
 
 _Lifetime = tuple[float, float, float]  # received, expires, ttl
@@ -93,20 +93,19 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
 
 
 def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
-    # The body is kept decoded, so its headers must say so (as hishel does when it stores).
     kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED]
     kept.append((b"content-length", b"%d" % len(body)))
     return kept
 
 
-def entry_for(response: httpx.Response, now: float) -> HotEntry | None:
-    """A hot entry for a read, reusable 200 answer with a max-age, or None."""
+def entry_for(response: httpx.Response, body: bytes, now: float) -> HotEntry | None:
+    """A hot entry for a reusable 200 answer with a max-age, or None. ``body`` is the
+    body as its headers describe it: the raw bytes, in their Content-Encoding."""
     if response.status_code != 200:
         return None
     lifetime = _lifetime(response.headers.get, now)
     if lifetime is None:
         return None
-    body = response.content
     return HotEntry(200, _kept(response.headers.raw, body), body, *lifetime)
 
 
@@ -120,11 +119,14 @@ def _stored_header(headers: Headers) -> Callable[[str], str | None]:
     return get
 
 
-def fresh_stored(entries: Sequence[Entry], resource: str, now: float) -> _Lifetime | None:
+def fresh_stored(
+    entries: Sequence[Entry], resource: str, now: float, max_body: int
+) -> _Lifetime | None:
     """Whether the hot tier could keep the stored answer, judged on its headers alone
     (before its body is read): the only entry under the key, a fresh 200 to a GET of
-    ``resource``. Anything else (several answers varying by request header, stale
-    ones to revalidate) is left to hishel's RFC 9111 rules."""
+    ``resource``, whose Content-Length says it fits in ``max_body``. Anything else
+    (several answers varying by request header, stale ones to revalidate, large
+    bodies, which hishel streams from storage in chunks) is left to hishel."""
     if len(entries) != 1:
         return None
     entry = entries[0]
@@ -134,18 +136,18 @@ def fresh_stored(entries: Sequence[Entry], resource: str, now: float) -> _Lifeti
         or entry.response.status_code != 200
     ):
         return None
-    return _lifetime(_stored_header(entry.response.headers), now)
+    get = _stored_header(entry.response.headers)
+    length = get("content-length")
+    if length is None or not length.isdigit() or int(length) > max_body:
+        return None
+    return _lifetime(get, now)
 
 
 def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
-    body as stored (still in its Content-Encoding, if it has one)."""
+    body as stored (still in its Content-Encoding, if it has one, like its headers)."""
     headers = entry.response.headers
     values_of = headers.get_list
-    if values_of("content-encoding") is not None:
-        pairs = [(k.encode(), v.encode()) for k in headers for v in values_of(k) or ()]
-        response = httpx.Response(200, headers=pairs, stream=httpx.ByteStream(body))
-        body = response.read()  # decoded as httpx would
     # hishel keeps names in lower case: one pass over them, as _kept would.
     kept = [
         (k.encode(), v.encode())
@@ -160,9 +162,12 @@ def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
 class HotTier:
     """An LRU of fresh answers, bounded by entries and bytes; thread-safe."""
 
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
+    def __init__(self, max_entries: int, max_bytes: int, max_body: int | None = None) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        # The largest body kept: a quarter of the tier, and never past the client's
+        # max_body (what is never stored is never kept here either).
+        self.max_entry = min(max_bytes // 4, max_body if max_body is not None else max_bytes)
         self._entries: OrderedDict[str, HotEntry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -191,7 +196,7 @@ class HotTier:
         if self.max_entries <= 0:
             return  # nothing is ever kept
         size = len(entry.body)
-        if size > self.max_bytes // 4:
+        if size > self.max_entry:
             self.discard(key)
             return
         with self._lock:

@@ -89,6 +89,11 @@ class Call:
     retried: bool = False
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
+    # The short fingerprint of the credential the request carries (None: none): its
+    # quota account. The storage key includes the whole fingerprint (``_credentials``).
+    account: str | None = None
+    # The profile's rules read the body (``reads_body``), so the body is in memory.
+    buffered: bool = False
 
     def info(self, **changes: Any) -> ResponseInfo:
         if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 
@@ -114,6 +115,25 @@ class ProxyRouter(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return _pick(self.default, self.mounts, request.url).handle_request(request)
 
+    def __enter__(self) -> ProxyRouter:
+        # As httpx.Client enters its transport and then each mount.
+        self.default.__enter__()
+        for _, transport in self.mounts:
+            if transport is not None:
+                transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self.default.__exit__(exc_type, exc_value, traceback)
+        for _, transport in self.mounts:
+            if transport is not None:
+                transport.__exit__(exc_type, exc_value, traceback)
+
     def close(self) -> None:
         self.default.close()
         for _, transport in self.mounts:
@@ -133,6 +153,24 @@ class AsyncProxyRouter(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await _pick(self.default, self.mounts, request.url).handle_async_request(request)
 
+    async def __aenter__(self) -> AsyncProxyRouter:
+        await self.default.__aenter__()
+        for _, transport in self.mounts:
+            if transport is not None:
+                await transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.default.__aexit__(exc_type, exc_value, traceback)
+        for _, transport in self.mounts:
+            if transport is not None:
+                await transport.__aexit__(exc_type, exc_value, traceback)
+
     async def aclose(self) -> None:
         await self.default.aclose()
         for _, transport in self.mounts:
@@ -140,13 +178,55 @@ class AsyncProxyRouter(httpx.AsyncBaseTransport):
                 await transport.aclose()
 
 
-def network_transport(**network: Any) -> httpx.BaseTransport:
-    """An :class:`httpx.HTTPTransport`, or a router over several when proxies apply."""
-    default, mounts = _routes(httpx.HTTPTransport, network)
-    return ProxyRouter(default, mounts) if mounts else default
+def _pattern() -> Callable[[str], _Pattern]:
+    private = _httpx_private()
+    if private is None:
+        raise ConfigError("mounts: this httpx lacks the URL patterns quotaflow routes them with")
+    return private[1]
 
 
-def async_network_transport(**network: Any) -> httpx.AsyncBaseTransport:
+def _mounted(base: type, mounts: Any, proxied: _Mounts[T]) -> list[tuple[_Pattern, T | None]]:
+    """The proxy mounts, then the caller's ``mounts=`` over them, most specific first,
+    as ``httpx.Client`` orders them."""
+    if mounts is None:
+        return list(proxied)
+    if not isinstance(mounts, dict):
+        raise ConfigError(f"mounts: expected a dict of URL pattern to transport, not {mounts!r}")
+    pattern = _pattern()
+    found: dict[Any, T | None] = dict(proxied)
+    for key, transport in mounts.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"mounts: {key!r} is not a URL pattern")
+        if transport is not None and not isinstance(transport, base):
+            kind = f"httpx.{base.__name__}"
+            raise ConfigError(f"mounts[{key!r}]: expected an {kind} or None, not {transport!r}")
+        found[pattern(key)] = cast("T | None", transport)
+    return sorted(found.items(), key=lambda mount: mount[0])
+
+
+def network_transport(
+    transport: httpx.BaseTransport | None = None, mounts: Any = None, **network: Any
+) -> httpx.BaseTransport:
+    """The innermost transport: ``transport``, else an :class:`httpx.HTTPTransport`; a
+    router over several when proxies or ``mounts`` apply, chosen per URL as
+    :class:`httpx.Client` would."""
+    proxied: _Mounts[httpx.BaseTransport] = ()
+    if transport is not None:
+        default = transport
+    else:
+        default, proxied = _routes(httpx.HTTPTransport, network)
+    routes = _mounted(httpx.BaseTransport, mounts, proxied)
+    return ProxyRouter(default, routes) if routes else default
+
+
+def async_network_transport(
+    transport: httpx.AsyncBaseTransport | None = None, mounts: Any = None, **network: Any
+) -> httpx.AsyncBaseTransport:
     """Async twin of :func:`network_transport`."""
-    default, mounts = _routes(httpx.AsyncHTTPTransport, network)
-    return AsyncProxyRouter(default, mounts) if mounts else default
+    proxied: _Mounts[httpx.AsyncBaseTransport] = ()
+    if transport is not None:
+        default = transport
+    else:
+        default, proxied = _routes(httpx.AsyncHTTPTransport, network)
+    routes = _mounted(httpx.AsyncBaseTransport, mounts, proxied)
+    return AsyncProxyRouter(default, routes) if routes else default

@@ -390,6 +390,16 @@ class ApiProfile:
         backoff_max: the longest single backoff, in seconds.
         breaker_threshold: upstream failures in a row that open the circuit (0: never).
         breaker_cooldown: seconds the circuit stays open before one probe is let through.
+        shared_answers: the API answers every credential alike (The Odds API's odds are
+            the same for every key), so requests with different credentials may share
+            stored answers. False (the default): the credentials a request carries
+            (secret parameters and headers, URL userinfo) partition the cache, and
+            each is only ever answered with what was fetched with it. The quota ledger
+            keeps one account per credential either way.
+        reads_body: ``classify``, ``read_quota`` or ``freshness`` read the response
+            body, so quotaflow reads it (up to the client's ``max_body``) before they
+            run. False (the default): they see the headers only (the body is not yet
+            read) and every answer streams to the caller as it arrives.
 
     Raises:
         ConfigError: a field is invalid; the message names it.
@@ -494,6 +504,12 @@ class ApiProfile:
     # Added last: positional construction of the earlier fields keeps working.
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
+    )
+    shared_answers: bool = attrs.field(
+        default=False, validator=_checked(attrs.validators.instance_of(bool))
+    )
+    reads_body: bool = attrs.field(
+        default=False, validator=_checked(attrs.validators.instance_of(bool))
     )
 
     def matches(self, url: httpx.URL) -> bool:

@@ -42,6 +42,16 @@ def entry_ttl(
         return None
 
 
+def never_stored(response: hishel.Response) -> bool:
+    """Answers that pass through unstored whatever their headers say."""
+    return is_event_stream(response.headers.get("content-type"))
+
+
+def is_event_stream(content_type: str | None) -> bool:
+    """Server-sent events are a live feed, not a document: never stored or kept."""
+    return (content_type or "").split(";")[0].strip().lower() == "text/event-stream"
+
+
 class RetainingStorage(hishel.BaseStorage):
     """A hishel storage whose entries get the profile's retention as their TTL."""
 
@@ -64,6 +74,8 @@ class RetainingStorage(hishel.BaseStorage):
         ttl: float | None = None,
         tti: float | None = None,
     ) -> hishel.Entry:
+        if never_stored(response):
+            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:  # a TTL the caller set in extensions["caching"] wins
             ttl = entry_ttl(self._registry, self._clock, request, response)
         return self.storage.create_entry(request, response, key, ttl=ttl, tti=tti)
@@ -103,6 +115,8 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         ttl: float | None = None,
         tti: float | None = None,
     ) -> hishel.Entry:
+        if never_stored(response):
+            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:
             ttl = entry_ttl(self._registry, self._clock, request, response)
         return await self.storage.create_entry(request, response, key, ttl=ttl, tti=tti)

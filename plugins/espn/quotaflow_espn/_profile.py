@@ -189,6 +189,9 @@ PROFILE = ApiProfile(
     # An unreadable scoreboard may be a live one: keep it short.
     default_ttl=60,
     max_stale=6 * HOUR,
+    # The freshness rule reads the scoreboard; the API takes no credential.
+    reads_body=True,
+    shared_answers=True,
 )
 """The ``espn`` plugin's profile.
 

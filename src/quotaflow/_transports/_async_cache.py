@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
@@ -20,7 +22,18 @@ from .._flight import (
 )
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CacheStatus, Call
-from ._cache import OPTIONS, read_fresh, read_fresh_async, waited_too_long, worth_keeping
+from ._body import RAW, aread_body
+from ._cache import (
+    ERROR_BODY,
+    OPTIONS,
+    AsyncTee,
+    conditional,
+    not_modified,
+    read_fresh,
+    read_fresh_async,
+    waited_too_long,
+    worth_keeping,
+)
 from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
 
 
@@ -44,6 +57,9 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         if call is not None and request.method == "GET" and not call.retried:
             await self._board(call, request)
         response = await self.next_transport.handle_async_request(request)
+        if self._policy.failed(call, response):
+            # The fallback and any followers keep a copy of an error body (if small).
+            response = await aread_body(response, ERROR_BODY)
         if self._policy.judge(call, request, response) and call is not None:
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
             for entry in await self._storage.get_entries(call.key):
@@ -116,23 +132,24 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             return await self._hishel.handle_async_request(request)
         now = self._clock.time()
         hot = call.hot
-        if hot and (entry := self._hot.get(call.resource, now)) is not None:
+        if hot and (entry := self._hot.get(call.key, now)) is not None:
             call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
         if hot and (entry := await self._warm(call, now)) is not None:
-            self._hot.put(call.resource, entry)
+            self._hot.put(call.key, entry)
             call.cache, call.ttl = CacheStatus.HIT, entry.ttl
             return entry.response(now)
         # Below this point, hishel and its storage included, only the redacted copy.
         request = redacted(call, request)
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
-            self._hot.discard(call.resource)  # hishel invalidates the stored entry too
+            self._hot.discard(call.key)  # hishel invalidates the stored entry too
             response = await self._hishel.handle_async_request(request)
             outcome(call, response)
             return response
+        if conditional(request):
+            return await self._conditional(call, request, now)
         request.extensions["caching"] = {"key": call.key}
-        error: BaseException | None = None
         try:
             try:
                 response = await self._hishel.handle_async_request(request)
@@ -140,27 +157,101 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
                 call.retried = True
                 response = await self._hishel.handle_async_request(request)
             outcome(call, response)
-            if call.flight is not None or (hot and worth_keeping(response, self._hot)):
-                # Read now: the entry is stored once its body is, and followers wait for it.
-                await response.aread()
-                if hot and (entry := entry_for(response, now)) is not None:
-                    self._hot.put(call.resource, entry)
-            return response
         except BaseException as exc:
-            error = exc
+            await self._land(call, exc)
             raise
-        finally:
-            if call.flight is not None and call.flight.token is not None:
-                await offload_async(self._gate.land, call, error)  # releases a shared lease
-            else:
-                self._gate.land(call, error)
+        if call.buffered:
+            return await self._buffered(call, response, hot)
+        keep = worth_keeping(response, self._hot) if hot else 0
+        if call.flight is None and not keep:
+            return response
+
+        async def done(body: bytes | None) -> None:
+            # The body was read to the end (so hishel has stored it) or given up on:
+            # keep it in memory if it fits, and let the followers look again.
+            if body is not None and keep:
+                entry = entry_for(response, body, self._clock.time())
+                if entry is not None:
+                    self._hot.put(call.key, entry)
+            await self._land(call, None)
+
+        # The answer streams to the caller as it arrives; the flight lands when it ends.
+        response.stream = AsyncTee(response.stream, keep, done)  # type: ignore[arg-type]
+        return response
+
+    async def _buffered(self, call: Call, response: httpx.Response, hot: bool) -> httpx.Response:
+        """The profile's rules read the body (``reads_body``): it is in memory already.
+        Read it here too, so that events carry it; the fallback hands it on unread."""
+        chunks = []
+        try:
+            async for chunk in response.aiter_raw():
+                chunks.append(chunk)
+        except BaseException as exc:
+            await self._land(call, exc)
+            raise
+        raw = b"".join(chunks)
+        read = httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(raw),
+            extensions={**response.extensions, RAW: raw},
+        )
+        await read.aread()
+        if hot and worth_keeping(read, self._hot) >= len(raw):
+            entry = entry_for(read, raw, self._clock.time())
+            if entry is not None:
+                self._hot.put(call.key, entry)
+        await self._land(call, None)
+        return read
+
+    async def _conditional(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """The caller's own conditional request (If-None-Match, If-Modified-Since): a 304
+        from a fresh stored answer whose validator matches (RFC 9111 §4.3.2), else the
+        origin's own answer, passed on as it is (a 304 included) and not stored."""
+        entries = await self._storage.get_entries(call.key)
+        answer = not_modified(entries, request, call.resource, now)
+        if answer is not None:
+            call.cache, call.ttl = CacheStatus.HIT, answer.ttl
+            return answer.response
+        return await self.next_transport.handle_async_request(request)
+
+    async def _land(self, call: Call, error: BaseException | None) -> None:
+        """The leader is done: release its followers (and a shared lease)."""
+        if call.flight is not None and call.flight.token is not None:
+            await offload_async(self._gate.land, call, error)
+        else:
+            self._gate.land(call, error)
 
     async def _warm(self, call: Call, now: float) -> HotEntry | None:
+        limit = self._hot.max_entry
         if self._reader is not None:
-            return await offload_async(read_fresh, self._reader, call, now)
-        return await read_fresh_async(self._storage, call, now)
+            return await offload_async(read_fresh, self._reader, call, now, limit)
+        return await read_fresh_async(self._storage, call, now, limit)
+
+    async def __aenter__(self) -> AsyncCachingTransport:
+        await self.next_transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        try:
+            await self._close_storage()
+        finally:
+            await self.next_transport.__aexit__(exc_type, exc_value, traceback)
+
+    async def _close_storage(self) -> None:
+        try:
+            await self._storage.close()
+        finally:
+            if self._reader is not None:
+                self._reader.close()
 
     async def aclose(self) -> None:
-        await self._hishel.aclose()
-        if self._reader is not None:
-            self._reader.close()
+        try:
+            await self._close_storage()
+        finally:
+            await self.next_transport.aclose()

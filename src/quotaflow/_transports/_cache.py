@@ -4,15 +4,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 
+import attrs
 import hishel
 import httpx
 
+from .. import _policy
 from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Call
+from .._retention import is_event_stream
 
 logger = logging.getLogger("quotaflow")
+
+# An error body the stack keeps a copy of is read up to this many bytes.
+ERROR_BODY = 64 * 2**10
 
 # A client-side cache is private (RFC 9111 §3.5): responses to authorised
 # requests may be stored, since credentials never reach it anyway.
@@ -25,23 +39,27 @@ def waited_too_long(request: httpx.Request) -> httpx.ReadTimeout:
     )
 
 
-def worth_keeping(response: httpx.Response, hot: HotTier) -> bool:
+def worth_keeping(response: httpx.Response, hot: HotTier) -> int:
+    """How many body bytes the hot tier may keep of ``response`` (0: none): a 200 that
+    is stored (or served from storage), so the hot copy stays coherent with it."""
     caching = response.extensions.get("caching")
+    if response.status_code != 200 or hot.max_entries <= 0:
+        return 0
+    if is_event_stream(response.headers.get("content-type")):
+        return 0
     if not isinstance(caching, dict) or not (caching.get("stored") or caching.get("from_cache")):
-        return False
-    length = response.headers.get("content-length")
-    return response.status_code == 200 and (
-        length is None or (length.isdigit() and int(length) <= hot.max_bytes // 4)
-    )
+        return 0
+    return hot.max_entry
 
 
-def read_fresh(storage: hishel.BaseStorage, call: Call, now: float) -> HotEntry | None:
+def read_fresh(storage: hishel.BaseStorage, call: Call, now: float, limit: int) -> HotEntry | None:
     """A fresh answer read from storage without hishel's state machine: what hishel
-    serves a plain GET (RFC 9111 §4) when one fresh 200 is stored, at a fraction
-    of the cost. Anything else, errors included, is left to hishel."""
+    serves a plain GET (RFC 9111 §4) when one fresh 200 of at most ``limit`` bytes is
+    stored, at a fraction of the cost. Anything else, errors included, is left to
+    hishel (which streams larger bodies from storage in chunks)."""
     try:
         entries = storage.get_entries(call.key)
-        lifetime = fresh_stored(entries, call.resource, now)
+        lifetime = fresh_stored(entries, call.resource, now, limit)
         if lifetime is None:
             return None
         stream = entries[0].response.stream
@@ -53,12 +71,12 @@ def read_fresh(storage: hishel.BaseStorage, call: Call, now: float) -> HotEntry 
 
 
 async def read_fresh_async(
-    storage: hishel.AsyncBaseStorage, call: Call, now: float
+    storage: hishel.AsyncBaseStorage, call: Call, now: float, limit: int
 ) -> HotEntry | None:
     """:func:`read_fresh` on an async storage."""
     try:
         entries = await storage.get_entries(call.key)
-        lifetime = fresh_stored(entries, call.resource, now)
+        lifetime = fresh_stored(entries, call.resource, now, limit)
         if lifetime is None:
             return None
         stream = entries[0].response.stream
@@ -68,3 +86,175 @@ async def read_fresh_async(
     except Exception:
         logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
         return None
+
+
+class Tee(httpx.SyncByteStream):
+    """A response body passed on to the caller as it arrives, while keeping a copy of
+    at most ``keep`` bytes; ``done(body)`` runs once, when the stream is closed: with
+    the whole body if it was read to the end and fit, else None. Strictly private."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream, keep: int, done: Callable[[bytes | None], None]
+    ) -> None:
+        self._stream = stream
+        self._keep = keep
+        self._done: Callable[[bytes | None], None] | None = done
+        self._chunks: list[bytes] | None = []
+        self._size = 0
+        self._complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self._take(chunk)
+            yield chunk
+        self._complete = True
+
+    def _take(self, chunk: bytes) -> None:
+        chunks = self._chunks
+        if chunks is not None:
+            self._size += len(chunk)
+            if self._size > self._keep:
+                self._chunks = None
+            else:
+                chunks.append(chunk)
+
+    def _body(self) -> bytes | None:
+        done, self._done = self._done, None
+        if done is None:
+            return None
+        body = b"".join(self._chunks) if self._complete and self._chunks is not None else None
+        self._chunks = None
+        done(body)
+        return body
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._body()
+
+
+class AsyncTee(httpx.AsyncByteStream):
+    """Async twin of :class:`Tee`; ``done`` is awaited."""
+
+    def __init__(
+        self,
+        stream: httpx.AsyncByteStream,
+        keep: int,
+        done: Callable[[bytes | None], Awaitable[None]],
+    ) -> None:
+        self._stream = stream
+        self._keep = keep
+        self._done: Callable[[bytes | None], Awaitable[None]] | None = done
+        self._chunks: list[bytes] | None = []
+        self._size = 0
+        self._complete = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            chunks = self._chunks
+            if chunks is not None:
+                self._size += len(chunk)
+                if self._size > self._keep:
+                    self._chunks = None
+                else:
+                    chunks.append(chunk)
+            yield chunk
+        self._complete = True
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            done, self._done = self._done, None
+            if done is not None:
+                chunks, self._chunks = self._chunks, None
+                await done(b"".join(chunks) if self._complete and chunks is not None else None)
+
+
+class Chunks(httpx.SyncByteStream):
+    """A stored body, streamed from storage as it is read. Strictly private."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if callable(close):
+            close()
+
+
+class AsyncChunks(httpx.AsyncByteStream):
+    """Async twin of :class:`Chunks`."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._chunks, "aclose", None)
+        if callable(close):
+            await close()
+
+
+_VALIDATORS = (b"if-none-match", b"if-modified-since")
+# What a 304 carries of the stored answer (RFC 9110 §15.4.5).
+_NOT_MODIFIED_HEADERS = ("cache-control", "content-location", "date", "etag", "expires", "vary")
+
+
+def conditional(request: httpx.Request) -> bool:
+    """Whether the caller sent validators of its own (hishel adds its own further down)."""
+    return any(name.lower() in _VALIDATORS for name, _ in request.headers.raw)
+
+
+@attrs.frozen
+class NotModified:
+    response: httpx.Response
+    ttl: float
+
+
+def _etags(value: str) -> list[str]:
+    # Weak comparison (RFC 9110 §8.8.3.2): W/"x" and "x" match.
+    return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
+
+
+def not_modified(
+    entries: Sequence[hishel.Entry], request: httpx.Request, resource: str, now: float
+) -> NotModified | None:
+    """A 304 for the caller's conditional GET, from a fresh stored 200 of ``resource``
+    whose validator matches (RFC 9111 §4.3.2; RFC 9110 §13.1.1-2: If-None-Match wins
+    over If-Modified-Since), or None to ask the origin."""
+    if request.method != "GET":
+        return None
+    wanted = request.headers.get("if-none-match")
+    since = _policy.timestamp(request.headers.get("if-modified-since"))
+    for entry in entries:
+        stored = entry.response
+        if entry.request.url != resource or stored.status_code != 200:
+            continue
+        headers = httpx.Headers(
+            [(k, v) for k in stored.headers for v in stored.headers.get_list(k) or ()]
+        )
+        ttl = _policy.freshness_lifetime(headers, now)
+        received = _policy.timestamp(headers.get("date"))
+        if "vary" in headers or ttl is None or received is None or now - received >= ttl:
+            continue
+        if wanted is not None:
+            etag = headers.get("etag")
+            tags = _etags(wanted)
+            matched = etag is not None and ("*" in tags or etag.removeprefix("W/") in tags)
+        else:
+            modified = _policy.timestamp(headers.get("last-modified"))
+            matched = since is not None and modified is not None and modified <= since
+        if not matched:
+            return None
+        kept = [(k, v) for k, v in headers.multi_items() if k in _NOT_MODIFIED_HEADERS]
+        kept.append(("age", str(int(max(0.0, now - received)))))
+        return NotModified(httpx.Response(304, headers=kept), ttl)
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import httpx
@@ -14,6 +15,7 @@ from .. import _policy, events
 from .._backend import Backend
 from .._breaker import Breaker
 from .._clock import Clock
+from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
 from .._info import CacheStatus, Call, ResponseInfo, storage_key
 from .._ledger import Ticket
@@ -28,7 +30,7 @@ from .._profiles import (
     Verdict,
     WindowReading,
 )
-from .._secrets import cache_url
+from .._secrets import cache_url, url_credentials
 from .._state import ShortWindow
 from ..events import Emitter
 from ..exceptions import (
@@ -71,23 +73,34 @@ class _Route:
     profile: ApiProfile
     url: httpx.URL  # without secrets, query sorted: what hishel and storage see
     resource: str  # the same, as the key everything else uses
+    # The credentials the URL itself carries (secret parameters, userinfo).
+    credentials: tuple[tuple[str, str], ...]
+    # Their fingerprint ("" if none), and the storage key of a request carrying no
+    # other credential: hashed once.
+    fingerprint: str
+    key: str
     # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
     hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] = attrs.field(
         factory=dict, eq=False
     )
-    key: str = attrs.field(init=False, eq=False)  # the storage key, hashed once
 
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "key", storage_key(self.resource))
+
+def _partition(resource: str, fingerprint: str) -> str:
+    """What the storage key is hashed from: the resource, and the credential's
+    fingerprint when the profile's answers depend on it."""
+    return resource if not fingerprint else f"{resource}\ncredential={fingerprint}"
 
 
 class Router:
-    """Turns a caller's request into the stack's: profile, priority, redacted copy."""
+    """Turns a caller's request into the stack's: profile, priority, credential
+    fingerprint, storage key, redacted copy."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, fingerprints: Fingerprints) -> None:
         self.registry = registry
+        self.fingerprints = fingerprints
         self._secrets: dict[str, _Secrets] = {}
-        self._routes: dict[tuple[str, str, int | None, bytes], _Route] = {}
+        self._routes: dict[tuple[str, str, int | None, bytes, bytes], _Route] = {}
+        self._keys: dict[tuple[str, str], str] = {}
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
         found = self._secrets.get(profile.name)
@@ -103,15 +116,37 @@ class Router:
     def _route(self, url: httpx.URL) -> _Route:
         """Remembered per URL: parsing and rebuilding a URL through httpx costs more than
         a whole cache hit. (Kept in process memory only, like the request itself.)"""
-        # Everything that makes two URLs different resources is in the key.
-        key = (url.scheme, url.host, url.port, url.raw_path)
+        # Everything that makes two URLs different resources is in the key, and so is
+        # every credential the URL carries.
+        key = (url.scheme, url.host, url.port, url.raw_path, url.userinfo)
         found = self._routes.get(key)
         if found is None:
             if len(self._routes) >= 4096:
                 self._routes.clear()
             profile = self.registry.match(url)
-            inner = cache_url(url, self.secrets(profile).params)
-            found = self._routes[key] = _Route(profile, inner, str(inner))
+            names = self.secrets(profile).params
+            inner = cache_url(url, names)
+            credentials = url_credentials(url, names)
+            fingerprint = self.fingerprints.of(credentials)
+            resource = str(inner)
+            shared = profile.shared_answers
+            found = self._routes[key] = _Route(
+                profile,
+                inner,
+                resource,
+                credentials,
+                fingerprint,
+                storage_key(_partition(resource, "" if shared else fingerprint)),
+            )
+        return found
+
+    def _key(self, route: _Route, fingerprint: str) -> str:
+        memo = (route.resource, fingerprint)
+        found = self._keys.get(memo)
+        if found is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            found = self._keys[memo] = storage_key(_partition(route.resource, fingerprint))
         return found
 
     def start(self, request: httpx.Request) -> Call:
@@ -132,22 +167,27 @@ class Router:
                 secret = True
             elif lowered in HOT_BYPASS:
                 hot = False
+        fingerprint, key = route.fingerprint, route.key
         if secret:
             hidden = tuple(
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in request.headers.raw
                 if k.lower() in secret_names
             )
+            fingerprint = self.fingerprints.of(route.credentials + hidden)
+            if not profile.shared_answers:
+                key = self._key(route, fingerprint)
         call = Call(
             profile=profile,
             priority=priority,
             resource=route.resource,
             url=request.url,
             inner_url=route.url,
-            key=route.key,
+            key=key,
             hit_infos=route.hit_infos,
             secret_headers=hidden,
             hot=hot,
+            account=short(fingerprint) if fingerprint else None,
         )
         request.extensions = {**request.extensions, CALL: call}
         return call
@@ -209,9 +249,26 @@ def _guarded_cost(profile: ApiProfile, request: httpx.Request) -> int:
     return cost
 
 
+# Bodies larger than this are streamed on unread, even for profiles whose rules read
+# them (``reads_body``), and not stored (``make_client(max_body=...)``).
+MAX_BODY = 8 * 2**20
+
+
+def _unread(profile: ApiProfile, rule: str) -> None:
+    logger.warning(
+        "profile %s: %s reads the body, which is only read for profiles with"
+        " reads_body=True (and bodies within max_body); taking the headers alone",
+        profile.name,
+        rule,
+    )
+
+
 def _guarded_reading(profile: ApiProfile, response: httpx.Response) -> QuotaReading:
     try:
         reading = profile.read_quota(response)
+    except httpx.ResponseNotRead:
+        _unread(profile, "read_quota")
+        return QuotaReading()
     except Exception:
         logger.warning("profile %s: read_quota() failed, ignoring it", profile.name, exc_info=True)
         return QuotaReading()
@@ -258,6 +315,9 @@ def window_hold(profile: ApiProfile, reading: WindowReading, now: float) -> floa
 def _guarded_verdict(profile: ApiProfile, response: httpx.Response) -> Verdict:
     try:
         verdict = profile.classify(response)
+    except httpx.ResponseNotRead:
+        _unread(profile, "classify")
+        return "ok"
     except Exception:
         logger.warning(
             "profile %s: classify() failed, taking the status", profile.name, exc_info=True
@@ -281,8 +341,14 @@ class Limiter:
         breakers: dict[str, Breaker],
         emit: Emitter,
         enabled: bool = True,
+        *,
+        retries: int | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.enabled = enabled
+        # The client's retries (None: each profile's own) and body cap (``make_client``).
+        self.retries = retries
+        self.max_body = max_body
         self.backend = backend
         self.ledger = backend.ledger
         self.clock = clock
@@ -357,7 +423,9 @@ class Limiter:
 
     def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
         cost = _guarded_cost(call.profile, request)
-        return self.ledger.reserve(call.profile, call.priority, cost, self.clock.time())
+        return self.ledger.reserve(
+            call.profile, call.priority, cost, self.clock.time(), account=call.account
+        )
 
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
@@ -371,7 +439,12 @@ class Limiter:
             call.upstream = True
             call.cost += ticket.cost
             call.remaining = self.ledger.settle(
-                call.profile, ticket, ticket.cost, QuotaReading(), self.clock.time()
+                call.profile,
+                ticket,
+                ticket.cost,
+                QuotaReading(),
+                self.clock.time(),
+                account=call.account,
             )
 
     def settle(self, call: Call, ticket: Ticket | None, response: httpx.Response) -> None:
@@ -392,7 +465,13 @@ class Limiter:
         exhausted = call.verdict == "quota_exhausted"
         try:
             call.remaining = self.ledger.settle(
-                profile, ticket, spent, reading, self.clock.time(), exhausted=exhausted
+                profile,
+                ticket,
+                spent,
+                reading,
+                self.clock.time(),
+                exhausted=exhausted,
+                account=call.account,
             )
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
@@ -465,7 +544,7 @@ class Limiter:
             delay = _policy.retry_after(response.headers.get("retry-after"), now)
         elif isinstance(error, QuotaflowError) or not isinstance(error, httpx.TransportError):
             return None
-        if request.method not in IDEMPOTENT or attempt >= profile.retries:
+        if request.method not in IDEMPOTENT or attempt >= self.retries_for(call, request):
             return None
         if delay is None:
             draw = self.clock.random()
@@ -474,12 +553,30 @@ class Limiter:
             return None
         return delay
 
+    def retries_for(self, call: Call, request: httpx.Request) -> int:
+        """How many times this request may be retried: the request's ``retries``
+        extension, else the client's ``retries``, else the profile's."""
+        chosen = request.extensions.get("retries")
+        if chosen is None:
+            chosen = self.retries
+        if chosen is None or chosen is True:
+            return call.profile.retries
+        return 0 if chosen is False else int(chosen)
+
 
 class Policy:
     """The caching layer's domain rules, shared by both twins."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+
+    def failed(self, call: Call | None, response: httpx.Response) -> bool:
+        """Whether :meth:`judge` will take ``response`` for a failure (its body is then
+        read: the fallback and the followers of a single flight keep a copy)."""
+        if call is None or call.profile is DEFAULT_PROFILE:
+            return False
+        status = response.status_code
+        return status >= 500 or status == 429 or call.verdict == "error"
 
     def judge(self, call: Call | None, request: httpx.Request, response: httpx.Response) -> bool:
         """Apply the profile to a fresh upstream answer before hishel sees it.
@@ -506,6 +603,14 @@ class Policy:
         if profile.freshness is not None and 200 <= status < 300:
             try:
                 ttl = _policy.clean_ttl(profile.freshness(request, response, self.clock.time()))
+            except httpx.ResponseNotRead:
+                logger.warning(
+                    "profile %s: the freshness rule reads the body, which is not read unless"
+                    " the profile says reads_body=True (or the body is over max_body);"
+                    " using default_ttl",
+                    profile.name,
+                )
+                ttl = profile.default_ttl
             except Exception:
                 logger.warning(
                     "profile %s: freshness rule failed on %s, using default_ttl",
@@ -586,12 +691,13 @@ def _pairs(entry: Entry) -> list[tuple[str, str]]:
 
 
 def stale_response(
-    call: Call, request: httpx.Request, choice: StaleChoice, body: bytes, reason: str
+    call: Call, request: httpx.Request, choice: StaleChoice, stream: Any, reason: str
 ) -> httpx.Response:
+    """The stored answer, streamed from storage as it is read, marked stale."""
     headers = httpx.Headers(_pairs(choice.entry))
     headers["age"] = str(int(choice.age))
     response = httpx.Response(
-        choice.entry.response.status_code, headers=headers, content=body, request=request
+        choice.entry.response.status_code, headers=headers, stream=stream, request=request
     )
     call.cache = CacheStatus.STALE
     response.extensions["quotaflow"] = call.info(

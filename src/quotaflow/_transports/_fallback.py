@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Iterable
+from types import TracebackType
+
 import anyio.to_thread
 import hishel
 import httpx
 
 from .._info import Call
 from ..exceptions import ConfigError
+from ._body import unread
+from ._cache import AsyncChunks, Chunks
 from ._core import (
     Limiter,
     Router,
@@ -41,14 +46,14 @@ class FallbackTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._router.start(request)
         if not self._emit.active:
-            return self._answer(call, request)
+            return unread(self._answer(call, request))
         try:
             response = self._answer(call, request)
         except Exception as exc:
             report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
             raise
         report(self._emit, call, request, response, None, self._clock.time(), self._costs)
-        return response
+        return unread(response)
 
     def _answer(self, call: Call, request: httpx.Request) -> httpx.Response:
         try:
@@ -68,7 +73,7 @@ class FallbackTransport(httpx.BaseTransport):
                 raise
             return stale
         if call.remaining is None:
-            call.remaining = self._ledger.known_remaining(call.profile)
+            call.remaining = self._ledger.known_remaining(call.profile, call.account)
         response.extensions["quotaflow"] = call.info()
         return response
 
@@ -80,10 +85,22 @@ class FallbackTransport(httpx.BaseTransport):
         if choice is None:
             return None
         if call.remaining is None:
-            call.remaining = self._ledger.known_remaining(call.profile)
+            call.remaining = self._ledger.known_remaining(call.profile, call.account)
         stream = choice.entry.response.stream
-        body = b"".join(stream) if stream is not None else b""  # type: ignore[arg-type]
-        return stale_response(call, request, choice, body, reason)
+        assert isinstance(stream, Iterable)
+        return stale_response(call, request, choice, Chunks(stream), reason)
+
+    def __enter__(self) -> FallbackTransport:
+        self.next_transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self.next_transport.__exit__(exc_type, exc_value, traceback)
 
     def close(self) -> None:
         self.next_transport.close()
@@ -112,14 +129,14 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._router.start(request)
         if not self._emit.active:
-            return await self._answer(call, request)
+            return unread(await self._answer(call, request))
         try:
             response = await self._answer(call, request)
         except Exception as exc:
             report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
             raise
         report(self._emit, call, request, response, None, self._clock.time(), self._costs)
-        return response
+        return unread(response)
 
     async def _answer(self, call: Call, request: httpx.Request) -> httpx.Response:
         try:
@@ -154,13 +171,27 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
             return None
         if call.remaining is None:
             call.remaining = await self._remaining(call)
-        body = b"".join([chunk async for chunk in choice.entry.response.stream])  # type: ignore[union-attr]
-        return stale_response(call, request, choice, body, reason)
+        stream = choice.entry.response.stream
+        assert isinstance(stream, AsyncIterable)
+        return stale_response(call, request, choice, AsyncChunks(stream), reason)
 
     async def _remaining(self, call: Call) -> int | None:
-        if self._ledger.needs_peek(call.profile):
-            return await anyio.to_thread.run_sync(self._ledger.known_remaining, call.profile)
-        return self._ledger.known_remaining(call.profile)
+        ledger, profile, account = self._ledger, call.profile, call.account
+        if ledger.needs_peek(profile, account):
+            return await anyio.to_thread.run_sync(ledger.known_remaining, profile, account)
+        return ledger.known_remaining(profile, account)
+
+    async def __aenter__(self) -> AsyncFallbackTransport:
+        await self.next_transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.next_transport.__aexit__(exc_type, exc_value, traceback)
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import TracebackType
+
 import anyio.to_thread
 import httpx
 
@@ -7,6 +9,7 @@ from .._info import Call
 from .._ledger import Ticket
 from .._waitroom import AsyncWaitRoom, WaitRoom
 from ..exceptions import QuotaflowError
+from ._body import aread_body, read_body
 from ._core import Limiter, call_of, upstream_request
 
 
@@ -67,16 +70,35 @@ class RateLimitTransport(httpx.BaseTransport):
             raise
         try:
             response = self.next_transport.handle_request(upstream_request(request, call))
-            response.read()
+            if call.profile.reads_body:
+                response = read_body(response, limiter.max_body)
+                call.buffered = response.is_stream_consumed
         except BaseException as exc:
             limiter.failed(call, ticket, exc, probe)
             raise
         limiter.answered(call, ticket, response, probe)
         return response
 
+    def __enter__(self) -> RateLimitTransport:
+        self.next_transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        try:
+            self._limiter.close()
+        finally:
+            self.next_transport.__exit__(exc_type, exc_value, traceback)
+
     def close(self) -> None:
-        self.next_transport.close()
-        self._limiter.close()
+        try:
+            self.next_transport.close()
+        finally:
+            self._limiter.close()
 
 
 class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
@@ -148,13 +170,32 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
             response = await self.next_transport.handle_async_request(
                 upstream_request(request, call)
             )
-            await response.aread()
+            if call.profile.reads_body:
+                response = await aread_body(response, limiter.max_body)
+                call.buffered = response.is_stream_consumed
         except BaseException as exc:
             await run(limiter.failed, call, ticket, exc, probe)
             raise
         await run(limiter.answered, call, ticket, response, probe)
         return response
 
+    async def __aenter__(self) -> AsyncRateLimitTransport:
+        await self.next_transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._limiter.close)
+        finally:
+            await self.next_transport.__aexit__(exc_type, exc_value, traceback)
+
     async def aclose(self) -> None:
-        await self.next_transport.aclose()
-        await anyio.to_thread.run_sync(self._limiter.close)
+        try:
+            await self.next_transport.aclose()
+        finally:
+            await anyio.to_thread.run_sync(self._limiter.close)
