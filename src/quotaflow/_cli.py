@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -95,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    planning.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="read the cache and the quota from this Redis, as the clients that share it "
+        "do (default: $QUOTAFLOW_REDIS_URL)",
+    )
+    planning.add_argument(
+        "--redis-prefix",
+        default="quotaflow",
+        metavar="PREFIX",
+        help="Redis key prefix (default: quotaflow)",
     )
     planning.add_argument("--json", action="store_true", help="print JSON for machines")
     dashboard = commands.add_parser(
@@ -192,7 +205,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     from ._client import make_client
     from ._plan import plan
-    from .exceptions import ConfigError
+    from .exceptions import ConfigError, StateUnavailable
 
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
@@ -204,11 +217,18 @@ def _plan(args: argparse.Namespace) -> int:
             line.strip() for line in source if line.strip() and not line.lstrip().startswith("#")
         ]
     try:
-        with make_client(state_dir=args.state_dir) as client:
+        with make_client(
+            state_dir=args.state_dir,
+            redis_url=args.redis_url,
+            redis_prefix=args.redis_prefix,
+        ) as client:
             result = plan(client, urls, priority=args.priority)
     except (ConfigError, ValueError) as exc:
         print(f"quotaflow plan: {exc}", file=sys.stderr)
         return 2
+    except StateUnavailable as exc:  # e.g. Redis went away after the client was built
+        print(f"quotaflow plan: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(attrs.asdict(result), indent=2, default=str))
     else:
@@ -277,7 +297,26 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``quotaflow`` command; return its exit status."""
+    """Run the ``quotaflow`` command; return its exit status.
+
+    A reader that stops early (``quotaflow status --json | head -1``) closes the pipe:
+    that is not an error, so it ends the command quietly instead of with a traceback.
+    Status: the command's own when only the final flush failed, else 0.
+    """
+    code = 0
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The recipe of the Python docs (library/signal, "Note on SIGPIPE"): point stdout
+        # at devnull so the interpreter's own flush at exit cannot fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
