@@ -117,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         "(no external assets): per profile the quota, tokens, today's requests, units "
         "saved, the last error and the circuit, with charts of the quota spent per day "
         "and the hit ratio over the last 30 days. The page refreshes itself; the same "
-        "data is at /status.json. Runs until Ctrl-C.",
+        "data is at /status.json. It answers only requests addressed to localhost, "
+        "127.0.0.1, [::1] or the --host address (a defence against DNS rebinding). "
+        "Runs until Ctrl-C.",
     )
     dashboard.add_argument(
         "--state-dir",
