@@ -61,6 +61,8 @@ def state(tmp_path: Path) -> Path:
         (["status"], 0),
         (["history", "EVENT"], 0),
         (["history", "EVENT", "--json"], 0),
+        (["history"], 0),
+        (["history", "--json"], 0),
         (["plan", "URLS"], 0),
         (["plan", "URLS", "--json"], 0),
     ],
