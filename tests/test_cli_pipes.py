@@ -93,3 +93,32 @@ def test_the_pipe_really_was_closed(state: Path) -> None:
     finally:
         os.close(write_end)
     assert b"BrokenPipeError" in done.stderr
+
+
+def test_a_reader_that_stops_after_one_line(tmp_path: Path) -> None:
+    """``quotaflow history | head -1`` for real: more output than a pipe holds, the reader
+    takes one line and closes its end while the command is still writing."""
+    theoddsapi = pytest.importorskip("quotaflow_theoddsapi")
+    samples = pytest.importorskip("quotaflow_theoddsapi.samples")
+    archive = theoddsapi.OddsHistory(tmp_path, now=lambda: START)
+    games = [
+        samples.event("americanfootball_nfl", f"Home {n}", f"Away {n}", START + n, bookmakers=1)
+        for n in range(1500)
+    ]
+    archive(events.Fetched("theoddsapi", START, URL, 200, 1, 60.0, samples.odds(games)))
+    archive.close()
+    with subprocess.Popen(
+        [str(SCRIPT), "history", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "QUOTAFLOW_HOME": str(tmp_path)},
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # like head -1: the rest is never read
+        err = process.stderr.read()
+        code = process.wait(timeout=60)
+    assert first.startswith(b"event")
+    assert err == b""
+    assert code == 0
