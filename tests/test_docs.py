@@ -1,5 +1,5 @@
-"""Every ```python block of the repo's Markdown runs as written: README.md, docs/*.md and
-plugins/*/README.md.
+"""Every ```python block of the repo's Markdown runs as written: README.md, docs/*.md,
+plugins/*/README.md and benchmarks/*.md.
 
 Each block runs in an empty working directory with its own state (``$QUOTAFLOW_HOME``)
 and brings its own imports and stubs. One documented fixture, :func:`offline`, stands
@@ -27,6 +27,7 @@ FILES = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "plugins").glob("*/README.md")),
+    *sorted((ROOT / "benchmarks").glob("*.md")),
 ]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
