@@ -118,3 +118,14 @@ def test_the_odds_stub_charges_like_the_api(offline, tmp_path) -> None:
     assert response.headers["x-requests-last"] == "2"
     assert response.extensions["quotaflow"].cost == 2
     assert response.json()[0]["sport_key"] == "basketball_nba"
+
+
+def test_no_markdown_file_is_left_out() -> None:
+    """A new Markdown file anywhere in the repo is run too (or this test names it)."""
+    skipped = {".git", "build", "dist"}
+    found = {
+        path
+        for path in ROOT.rglob("*.md")
+        if not any(part.startswith(".") or part in skipped for part in path.relative_to(ROOT).parts)
+    }
+    assert found <= set(FILES), sorted(str(path.relative_to(ROOT)) for path in found - set(FILES))
