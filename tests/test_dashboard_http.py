@@ -104,3 +104,11 @@ def test_the_bound_address_is_answered(tmp_path: Path) -> None:
         assert request(port, "GET", "/", f"127.0.0.2:{port}", "127.0.0.2")[0] == 200
         assert request(port, "GET", "/", "localhost", "127.0.0.2")[0] == 200
         assert request(port, "GET", "/", "127.0.0.3", "127.0.0.2")[0] == 421
+
+
+def test_every_address_is_no_name(tmp_path: Path) -> None:
+    """Bound to 0.0.0.0 the server still answers to localhost, but not to ``0.0.0.0``,
+    which some browsers let a web page reach (it is not a name the server was given)."""
+    for port in serving(tmp_path, "0.0.0.0"):
+        assert request(port, "GET", "/", f"localhost:{port}")[0] == 200
+        assert request(port, "GET", "/", f"0.0.0.0:{port}")[0] == 421
