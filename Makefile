@@ -1,8 +1,12 @@
-# Each target bootstraps its own virtual environment on a fresh machine.
+# Each target bootstraps its own virtual environment on a fresh machine: `make test` (and
+# lint, bench) the full toolchain in .venv; `make demo` only what the demo needs (quotaflow,
+# its demo extra and The Odds API plugin) in .venv-demo.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
 .PHONY: test demo bench lint clean
 
@@ -21,8 +25,13 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-demo: $(STAMP)
-	$(BIN)/quotaflow demo
+$(DEMO_STAMP): pyproject.toml plugins/theoddsapi/pyproject.toml
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e ".[demo]" -e plugins/theoddsapi
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/quotaflow demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
@@ -32,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -217,9 +217,10 @@ class OddsApi:
 
     ``/odds`` lists the recorded slate less the games that are over (and ``[]`` costs
     nothing); ``/scores`` is built for the moment (``daysFrom`` adds completed games);
-    ``/events`` lists the slate without odds. Prices follow shared/APIS.md. The
-    frequency limit counts answered calls per calendar second (``freq_limit=None``:
-    off). Answers carry the ``Date`` header every HTTP server sends.
+    ``/events`` lists the slate without odds. Prices follow the documented shapes
+    (plugins/theoddsapi/README.md). The frequency limit counts answered calls per
+    calendar second (``freq_limit=None``: off). Answers carry the ``Date`` header every
+    HTTP server sends.
     """
 
     plan: int = regenerate.PLAN

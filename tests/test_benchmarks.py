@@ -37,7 +37,8 @@ def test_fixtures_are_what_regenerate_builds(monkeypatch, capsys) -> None:
 
 
 def test_fixtures_match_the_documented_shapes(replay) -> None:
-    """Field names as shared/APIS.md gives them; errors as the API sends them."""
+    """Field names as the provider documents them (plugins/theoddsapi/README.md); errors
+    as the API sends them."""
     nfl = json.loads(replay.load("odds_nfl").body)
     assert len(nfl) == 16
     assert {len(event["bookmakers"]) for event in nfl} == {8}

@@ -105,3 +105,41 @@ def test_plan_command_refuses_bad_input(tmp_path, capsys) -> None:
     urls.write_text("https://example.org\n")
     assert main(["plan", str(urls), "--priority", "urgent", "--state-dir", str(tmp_path)]) == 2
     assert "priority" in capsys.readouterr().err
+
+
+def test_plan_command_reads_redis(tmp_path, prefix, monkeypatch, capsys) -> None:
+    """--redis-url/--redis-prefix plan against the cache and quota the clients share there;
+    the local state directory alone knows nothing of them."""
+    from .stub_server import REDIS_URL
+
+    monkeypatch.delenv("QUOTAFLOW_REDIS_URL", raising=False)
+    sports = "https://api.the-odds-api.com/v4/sports"
+    odds = f"{sports}/americanfootball_nfl/odds?regions=us,uk&markets=h2h,spreads,totals"
+
+    def api(request: httpx.Request) -> httpx.Response:
+        # /v4/sports costs nothing and still reports the balance: 3 credits left.
+        headers = {"x-requests-remaining": "3", "x-requests-used": "497", "x-requests-last": "0"}
+        return httpx.Response(200, json=[], headers=headers)
+
+    with quotaflow.make_client(
+        state_dir=tmp_path / "writer",
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        transport=httpx.MockTransport(api),
+    ) as client:
+        client.get(sports)
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{sports}\n{odds}\n")
+    shared = ["--redis-url", REDIS_URL, "--redis-prefix", prefix]
+
+    on_redis = main(["plan", str(urls), "--state-dir", str(tmp_path / "reader"), *shared])
+    out = capsys.readouterr().out
+    local = main(["plan", str(urls), "--state-dir", str(tmp_path / "reader")])
+    local_out = capsys.readouterr().out
+
+    assert on_redis == 1  # 6 credits asked, 3 left
+    assert f"cache                  {sports}" in out
+    assert "remaining theoddsapi 3" in out
+    assert "does NOT fit" in out
+    assert local == 0
+    assert f"upstream, cost 0       {sports}" in local_out

@@ -172,6 +172,7 @@ def test_a_fresh_state_is_closed_and_not_paused(stack, router, shared) -> None:
     """Before any request, and after answers that set nothing in the gate."""
     router.get(url__startswith=URL).respond(200, json={})
     profile = api_profile(breaker_threshold=3)
+    shared(0)["state_dir"].mkdir()  # empty: status refuses a directory that is not there
 
     assert gate_status(shared(0), profile) == CLOSED
     client = stack(profiles=[profile], **shared(0))
@@ -317,3 +318,88 @@ def test_status_reports_lost_state_without_a_traceback(tmp_path, capsys, monkeyp
     assert main(["status", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err == "quotaflow status: redis_url: lost redis://127.0.0.1:6379/0 (Connection reset)\n"
+
+
+def test_status_refuses_a_missing_state_dir(tmp_path, capsys, monkeypatch) -> None:
+    """A state directory that does not exist is a usage error: one line, exit 2, and
+    nothing created (a typo must not show a believable empty quota). The default
+    directory ($QUOTAFLOW_HOME) is held to the same rule; the dashboard too."""
+    typo = tmp_path / "typo"
+    assert main(["status", "--state-dir", str(typo)]) == 2
+    assert main(["status", "--json", "--state-dir", str(typo)]) == 2
+    monkeypatch.setenv("QUOTAFLOW_HOME", str(typo))
+    assert main(["status"]) == 2
+    assert main(["dashboard", "--port", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 4
+    assert all(f"state directory {typo} does not exist" in line for line in lines)
+    assert not typo.exists()
+
+
+def long_status(profile: str, error: str | None = None) -> ProfileStatus:
+    today = dict.fromkeys(COLUMNS, 0) | {"hits": 12345, "misses": 678}
+    return ProfileStatus(
+        profile, 20000, 19000, 1000, "2026-12-31T00:00:00Z", "30/1s", 30, today, error,
+        "2026-11-29T12:00:00Z" if error else None, "open", 5, "2026-11-29T12:05:00Z", 299.0,
+        None, True, "2026-11-29T12:01:00Z", 59.0, [],
+    )  # fmt: skip
+
+
+def render(width: int) -> list[str]:
+    statuses = [
+        long_status("theoddsapi", "OUT_OF_USAGE_CREDITS: Usage quota has been reached " * 3),
+        long_status("apisports"),
+    ]
+    console = Console(file=io.StringIO(), width=width)
+    console.print(_cli_status._rich_table(statuses, width))
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("width", "last"),
+    [(40, "today"), (80, "circuit"), (100, "paused"), (132, "saved"), (200, "last error")],
+)
+def test_status_table_fits_the_width(width, last) -> None:
+    """The table never runs past the terminal's edge nor wraps a cell: it drops its least
+    needed columns instead (last error, saved, resets, tokens, paused, circuit), and keeps
+    the profile, the quota and today's answers at any width (wrapping only those)."""
+    lines = render(width)
+    assert max(len(line.rstrip()) for line in lines) <= width
+    header = next(line for line in lines if "profile" in line)
+    shown = [name for name, _, _ in _cli_status._COLUMNS if f" {name} " in header]
+    assert shown == [name for name, _, _ in _cli_status._COLUMNS][: len(shown)]
+    assert shown[-1] == last
+    rows = [line for line in lines if "theodds" in line or "apispor" in line]
+    assert len(rows) == 2
+    if width >= 80:  # one line a profile: nothing wrapped
+        assert all("1000/20000" in row and "12345/678/0/0/0" in row for row in rows)
+    if last == "last error":
+        assert "OUT_OF_USAGE_CREDITS" in rows[0]
+        assert "…" in rows[0]  # the error is cut short, not wrapped
+
+
+def test_status_command_fits_80_columns(tmp_path, capsys) -> None:
+    """Output that is not a terminal is drawn 80 columns wide, not forced wider."""
+    assert main(["status", "--state-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert any(line.startswith("│ theoddsapi") and "0/500" in line for line in lines)
+
+
+def test_status_watch(tmp_path, capsys, monkeypatch) -> None:
+    """--watch redraws the same 80-column table every SECONDS until Ctrl-C (exit 0)."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_status.time, "sleep", sleep)
+    assert main(["status", "--watch", "2", "--state-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert waits == [2.0, 2.0]
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert any(line.startswith("│ theoddsapi") and "0/500" in line for line in lines)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 
@@ -96,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
     )
+    planning.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="read the cache and the quota from this Redis, as the clients that share it "
+        "do (default: $QUOTAFLOW_REDIS_URL)",
+    )
+    planning.add_argument(
+        "--redis-prefix",
+        default="quotaflow",
+        metavar="PREFIX",
+        help="Redis key prefix (default: quotaflow)",
+    )
     planning.add_argument("--json", action="store_true", help="print JSON for machines")
     dashboard = commands.add_parser(
         "dashboard",
@@ -104,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         "(no external assets): per profile the quota, tokens, today's requests, units "
         "saved, the last error and the circuit, with charts of the quota spent per day "
         "and the hit ratio over the last 30 days. The page refreshes itself; the same "
-        "data is at /status.json. Runs until Ctrl-C.",
+        "data is at /status.json. It answers only requests addressed to localhost, "
+        "127.0.0.1, [::1] or the --host address (a defence against DNS rebinding). "
+        "Runs until Ctrl-C.",
     )
     dashboard.add_argument(
         "--state-dir",
@@ -144,14 +160,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     odds_history = commands.add_parser(
         "history",
-        help="show how an event's odds moved (needs quotaflow-theoddsapi)",
-        description="Per bookmaker, market and outcome of one event of The Odds API: each "
-        "price (and point) it took, with the time it was fetched (UTC). Reads the odds history "
-        "that the quotaflow-theoddsapi plugin archives in the state directory "
-        "(odds_history.db; $QUOTAFLOW_ODDS_HISTORY_DAYS days, default 90, 0 keeps none). "
-        "Exit status 1 if nothing is stored for the event.",
+        help="list archived events, or show how one event's odds moved "
+        "(needs quotaflow-theoddsapi)",
+        description="Reads the odds history that the quotaflow-theoddsapi plugin archives "
+        "in the state directory (odds_history.db; $QUOTAFLOW_ODDS_HISTORY_DAYS days, "
+        "default 90, 0 keeps none). Without EVENT_ID: the archived events (id, sport, "
+        "kick-off, when their odds were stored, how many changes), filtered by --sport and "
+        "--since. With EVENT_ID: per bookmaker, market and outcome of that event, each price "
+        "(and point) it took, with the time it was fetched (UTC). Exit status 1 if nothing "
+        "is stored (or the archive cannot be read).",
     )
-    odds_history.add_argument("event_id", metavar="EVENT_ID", help="the event's id (32 hex)")
+    odds_history.add_argument(
+        "event_id", metavar="EVENT_ID", nargs="?", help="the event's id (32 hex)"
+    )
+    odds_history.add_argument(
+        "--sport",
+        metavar="KEY",
+        help="list only this sport (americanfootball_nfl) or group of sports (basketball)",
+    )
+    odds_history.add_argument(
+        "--since",
+        type=_moment,
+        metavar="WHEN",
+        help="list only events whose odds were stored at or after WHEN (UTC: 2026-11-29 or "
+        "2026-11-29T13:00)",
+    )
     odds_history.add_argument(
         "--state-dir",
         type=Path,
@@ -160,6 +193,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     odds_history.add_argument("--json", action="store_true", help="print JSON for machines")
     return parser
+
+
+def _moment(text: str) -> float:
+    """A date or an ISO 8601 time, UTC unless it says otherwise, as epoch seconds."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date or time such as 2026-11-29 or 2026-11-29T13:00, not {text!r}"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _demo(state_dir: Path | None) -> int:
@@ -192,7 +238,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     from ._client import make_client
     from ._plan import plan
-    from .exceptions import ConfigError
+    from .exceptions import ConfigError, StateUnavailable
 
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
@@ -204,11 +250,18 @@ def _plan(args: argparse.Namespace) -> int:
             line.strip() for line in source if line.strip() and not line.lstrip().startswith("#")
         ]
     try:
-        with make_client(state_dir=args.state_dir) as client:
+        with make_client(
+            state_dir=args.state_dir,
+            redis_url=args.redis_url,
+            redis_prefix=args.redis_prefix,
+        ) as client:
             result = plan(client, urls, priority=args.priority)
     except (ConfigError, ValueError) as exc:
         print(f"quotaflow plan: {exc}", file=sys.stderr)
         return 2
+    except StateUnavailable as exc:  # e.g. Redis went away after the client was built
+        print(f"quotaflow plan: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(attrs.asdict(result), indent=2, default=str))
     else:
@@ -226,21 +279,93 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     try:
-        from quotaflow_theoddsapi import history, movement
+        from quotaflow_theoddsapi import archive_path, archived_events, history, movement
     except ImportError:
         print(
             "quotaflow history needs quotaflow-theoddsapi: pip install quotaflow-theoddsapi",
             file=sys.stderr,
         )
         return 2
-    import json
-    from datetime import UTC, datetime
+    import sqlite3
 
-    rows = history(args.event_id, args.state_dir)
+    if args.event_id is not None and (args.sport is not None or args.since is not None):
+        print(
+            "quotaflow history: --sport and --since filter the list of events; "
+            "give them without an EVENT_ID",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.event_id is None:
+            found = archived_events(args.state_dir, sport=args.sport, since=args.since)
+            return _history_list(found, args)
+        rows = history(args.event_id, args.state_dir)
+    except sqlite3.Error as exc:  # a damaged or foreign file: one line, not a traceback
+        print(
+            f"quotaflow history: cannot read {archive_path(args.state_dir)}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     if not rows:
         print(f"quotaflow history: no odds stored for event {args.event_id}", file=sys.stderr)
         return 1
-    moves = movement(rows)
+    return _history_event(rows, movement(rows), args)
+
+
+def _utc(moment: float, layout: str = "%Y-%m-%dT%H:%M:%SZ") -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).strftime(layout)
+
+
+def _history_list(found: list[Any], args: argparse.Namespace) -> int:
+    import json
+
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "event_id": event.event_id,
+                        "sport": event.sport,
+                        "commence_time": event.commence_time,
+                        "first_fetched": _utc(event.first_fetched),
+                        "last_fetched": _utc(event.last_fetched),
+                        "changes": event.changes,
+                        "bookmakers": event.bookmakers,
+                    }
+                    for event in found
+                ],
+                indent=2,
+            )
+        )
+    if not found:
+        filtered = " matching --sport/--since" if args.sport or args.since is not None else ""
+        print(f"quotaflow history: no archived events{filtered}", file=sys.stderr)
+        return 1
+    if args.json:
+        return 0
+    sport = max(len("sport"), *(len(event.sport) for event in found))
+    print(
+        f"{'event':<32}  {'sport':<{sport}}  {'kick-off (UTC)':<20}  "
+        f"{'odds stored (UTC)':<27}  changes"
+    )
+    for event in found:
+        stored = f"{_utc(event.first_fetched, '%m-%d %H:%M')} .. "
+        stored += _utc(event.last_fetched, "%m-%d %H:%M")
+        print(
+            f"{event.event_id:<32}  {event.sport:<{sport}}  {event.commence_time or '-':<20}  "
+            f"{stored:<27}  {event.changes}"
+        )
+    count = f"{len(found)} event{'s' if len(found) > 1 else ''}"
+    print(f"{count}; quotaflow history EVENT_ID shows how one moved")
+    return 0
+
+
+def _history_event(rows: list[Any], moves: dict[Any, Any], args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
     if args.json:
         doc = {
             "event_id": rows[0].event_id,
@@ -277,7 +402,26 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``quotaflow`` command; return its exit status."""
+    """Run the ``quotaflow`` command; return its exit status.
+
+    A reader that stops early (``quotaflow status --json | head -1``) closes the pipe:
+    that is not an error, so it ends the command quietly instead of with a traceback.
+    Status: the command's own when only the final flush failed, else 0.
+    """
+    code = 0
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The recipe of the Python docs (library/signal, "Note on SIGPIPE"): point stdout
+        # at devnull so the interpreter's own flush at exit cannot fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)

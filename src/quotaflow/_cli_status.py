@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import shutil
+import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
-from ._client import _backend, _state_dir
+from ._client import _backend, _state_dir, default_state_dir
 from ._counters import COLUMNS
 from ._profiles import ApiProfile, resolve_plugins
 from ._status import ProfileStatus, circuit_text, pause_text, read_status
+from .exceptions import ConfigError
 
 
 def collect(
@@ -25,7 +27,16 @@ def collect(
 ) -> list[ProfileStatus]:
     """The status of every profile, from the state directory (and Redis, if given)."""
     registry, _ = resolve_plugins(profiles, plugins=True)
-    directory = _state_dir(state_dir)
+    given = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+    on_redis = bool(redis_url or os.environ.get("QUOTAFLOW_REDIS_URL"))
+    if not on_redis and not given.exists():
+        # Reading a state must not create one: a typo would show a believable empty quota.
+        # (With Redis the shared state is there; the local directory may well be new.)
+        raise ConfigError(
+            f"state directory {given} does not exist: nothing has run with it "
+            "(check --state-dir or $QUOTAFLOW_HOME)"
+        )
+    directory = _state_dir(given)
     backend = _backend(directory, registry, redis_url, redis_prefix, "closed")
     try:
         return read_status(directory, registry, backend, time.time())
@@ -76,34 +87,62 @@ def _cell_pause(status: ProfileStatus) -> str:
     return f"{math.ceil(status.pause_seconds_left or 0)}s, to {status.paused_until[11:]}"
 
 
-def _rich_table(statuses: list[ProfileStatus]) -> Any:
+# The table's columns, most important first: (header, justify, cell). When the table is
+# wider than the terminal the last ones go first, so an 80-column terminal keeps the
+# quota, today's answers and the gate; the plain text view (and --json) has every field.
+_Cell = Callable[[ProfileStatus], str]
+_COLUMNS: tuple[tuple[str, Literal["left", "right"], _Cell], ...] = (
+    ("profile", "left", lambda s: s.profile),
+    ("used", "right", lambda s: "-" if s.total is None else f"{s.used}/{s.total}"),
+    ("left", "right", lambda s: "-" if s.remaining is None else str(s.remaining)),
+    (
+        "today",
+        "right",
+        lambda s: "/".join(
+            str(s.today[k]) for k in ("hits", "misses", "revalidated", "stale", "refused")
+        ),
+    ),
+    ("circuit", "left", _cell_circuit),
+    ("paused", "left", _cell_pause),
+    ("tokens", "right", lambda s: "-" if s.tokens is None else str(s.tokens)),
+    ("resets", "left", lambda s: (s.resets_at or "-")[:10]),
+    ("saved", "right", lambda s: str(s.today["saved"])),
+    (
+        "last error",
+        "left",
+        lambda s: f"{s.last_error} {s.last_error_at or ''}".strip() if s.last_error else "-",
+    ),
+)
+KEPT = 4  # profile, used, left, today: never dropped
+ERROR_WIDTH = 40
+CAPTION = "today: hits/misses/revalidated/stale/refused"
+
+
+def _rich_table(statuses: list[ProfileStatus], width: int = 80) -> Any:
+    """The status table, with as many columns as fit in ``width`` without wrapping."""
+    from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
-    table = Table(title="quotaflow status", title_justify="left")
-    table.add_column("profile")
-    table.add_column("quota used", justify="right")
-    table.add_column("left", justify="right")
-    table.add_column("resets")
-    table.add_column("tokens", justify="right")
-    table.add_column("today: hit/miss/reval/stale/refused", justify="right")
-    table.add_column("saved", justify="right")
-    table.add_column("last error")
-    table.add_column("circuit")
-    table.add_column("paused")
-    for s in statuses:
-        t = s.today
-        table.add_row(
-            s.profile,
-            "-" if s.total is None else f"{s.used}/{s.total}",
-            "-" if s.remaining is None else str(s.remaining),
-            (s.resets_at or "-")[:10],
-            "-" if s.tokens is None else str(s.tokens),
-            "/".join(str(t[k]) for k in ("hits", "misses", "revalidated", "stale", "refused")),
-            str(t["saved"]),
-            f"{s.last_error} {s.last_error_at or ''}".strip() if s.last_error else "-",
-            _cell_circuit(s),
-            _cell_pause(s),
+    # Measured unbounded: rich clamps a measurement to the console's width.
+    measuring = Console(width=10_000, file=io.StringIO())
+    for count in range(len(_COLUMNS), KEPT - 1, -1):
+        table = Table(
+            title="quotaflow status", title_justify="left", caption=CAPTION, caption_justify="left"
         )
+        for header, justify, _ in _COLUMNS[:count]:
+            wide = header == "last error"
+            table.add_column(
+                header,
+                justify=justify,
+                max_width=ERROR_WIDTH if wide else None,
+                overflow="ellipsis" if wide else "fold",
+                no_wrap=wide,
+            )
+        for status in statuses:
+            table.add_row(*(cell(status) for _, _, cell in _COLUMNS[:count]))
+        if Measurement.get(measuring, measuring.options, table).maximum <= width:
+            break
     return table
 
 
@@ -125,15 +164,25 @@ def run(args: Any, out: TextIO | None = None) -> int:
             if not args.watch:
                 return 0
             time.sleep(args.watch)
-    # Wide enough for every column even when the output is not a terminal.
-    console = Console(file=out, width=max(shutil.get_terminal_size().columns, 132))
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 on its own; the pipe closing early is no error, and
+            # main() ends every command the same way.
+            raise BrokenPipeError
+
+    # The terminal's width (80 when the output is not a terminal): the table drops its
+    # least needed columns to fit, rather than wrapping or running past the edge.
+    console = _Console(file=out)
     if not args.watch:
-        console.print(_rich_table(snapshot()))
+        console.print(_rich_table(snapshot(), console.width))
         return 0
     try:
-        with Live(_rich_table(snapshot()), console=console, refresh_per_second=4) as live:
+        with Live(
+            _rich_table(snapshot(), console.width), console=console, refresh_per_second=4
+        ) as live:
             while True:
                 time.sleep(args.watch)
-                live.update(_rich_table(snapshot()))
+                live.update(_rich_table(snapshot(), console.width))
     except KeyboardInterrupt:
         return 0

@@ -286,6 +286,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     snapshot: Callable[[], tuple[float, list[ProfileStatus]]]
     refresh: float
+    names: frozenset[str]  # what Host may say (see _Handler._trusted_host)
 
 
 class _Server6(_Server):
@@ -298,36 +299,82 @@ CSP = (
 )
 
 
+def _host(header: str) -> tuple[str, int | None] | None:
+    """The name (lower case, IPv6 without brackets) and port of a ``Host`` header; None
+    when it cannot be read."""
+    header = header.strip().lower()
+    if header.startswith("["):  # an IPv6 literal: [::1] or [::1]:8765
+        name, bracket, rest = header[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else None
+    else:
+        name, colon, port_text = header.partition(":")
+        port = port_text if colon else None
+    if port is not None and not (port.isascii() and port.isdigit()):
+        return None
+    return name, None if port is None else int(port)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "quotaflow-dashboard"
 
     def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        """What GET would answer, headers only (RFC 9110 §9.3.2)."""
+        self._answer(body=False)
+
+    def _trusted_host(self) -> bool:
+        """DNS rebinding defence: a page on another site that resolves its own name to
+        127.0.0.1 reaches this port, but its requests still carry that name in ``Host``.
+        Answer only to the loopback names and the address the server is bound to, with
+        this server's port or none."""
+        found = _host(self.headers.get("Host") or "")
+        if found is None:
+            return False
+        name, port = found
+        return name in self.server.names and port in (None, self.server.server_address[1])
+
+    def _answer(self, *, body: bool) -> None:
+        if not self._trusted_host():
+            # 421 Misdirected Request (RFC 9110 §15.5.20): not a name this server answers to.
+            self._send(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                "text/plain",
+                b"this dashboard answers only to localhost, 127.0.0.1, [::1] "
+                b"or the address it listens on\n",
+                body=body,
+            )
+            return
         path = self.path.split("?", 1)[0]
         if path not in ("/", "/index.html", "/status.json"):
-            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n", body=body)
             return
         try:
             now, statuses = self.server.snapshot()
         except Exception as exc:  # a broken state must not kill the server
             message = f"cannot read the state: {type(exc).__name__}: {exc}\n"
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", message.encode())
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", message.encode(), body=body)
             return
         if path == "/status.json":
-            body = json.dumps([s.as_dict() for s in statuses], indent=2)
-            self._send(HTTPStatus.OK, "application/json", body.encode())
+            text = json.dumps([s.as_dict() for s in statuses], indent=2)
+            self._send(HTTPStatus.OK, "application/json", text.encode(), body=body)
         else:
             page = render_page(statuses, now, self.server.refresh)
-            self._send(HTTPStatus.OK, "text/html", page.encode())
+            self._send(HTTPStatus.OK, "text/html", page.encode(), body=body)
 
-    def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
+    def _send(self, status: HTTPStatus, kind: str, content: bytes, *, body: bool) -> None:
         self.send_response(status)
         self.send_header("Content-Type", f"{kind}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(content)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Security-Policy", CSP)
         self.end_headers()
-        self.wfile.write(body)
+        if body:
+            self.wfile.write(content)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the page polls every few seconds."""
@@ -360,6 +407,12 @@ def serve(
     server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
     server.snapshot = snapshot
     server.refresh = refresh
+    bound = server.server_address[0]
+    server.names = frozenset(
+        name.strip("[]").lower()
+        for name in ("localhost", "127.0.0.1", "::1", host, str(bound))
+        if name not in ("", "0.0.0.0", "::")  # "every address" is no name to answer to
+    )
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="quotaflow-dashboard"
     )

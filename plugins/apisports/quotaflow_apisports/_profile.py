@@ -1,4 +1,5 @@
-"""API-Sports, API-Football v3 (``v3.football.api-sports.io``): see shared/APIS.md.
+"""API-Sports, API-Football v3 (``v3.football.api-sports.io``): see the
+plugin's README.md and https://www.api-football.com/documentation-v3.
 
 What the profile knows:
 

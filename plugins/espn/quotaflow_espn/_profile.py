@@ -1,4 +1,5 @@
-"""ESPN's site API (``site.api.espn.com``), from what is known of it (see shared/APIS.md).
+"""ESPN's site API (``site.api.espn.com``), from what is known of it (see the
+plugin's README.md).
 
 ESPN publishes no limits, sends no rate-limit headers and takes no key, so the
 profile is about politeness and freshness:

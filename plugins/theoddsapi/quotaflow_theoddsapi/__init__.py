@@ -20,7 +20,16 @@ from ._client import (
     Sport,
     Usage,
 )
-from ._history import HistoryRow, OddsHistory, history, movement, start
+from ._history import (
+    ArchivedEvent,
+    HistoryRow,
+    OddsHistory,
+    archive_path,
+    archived_events,
+    history,
+    movement,
+    start,
+)
 from ._profile import PROFILE, OddsApiFreshness, classify, cost, read_quota
 
 #: What the ``quotaflow.plugins`` entry point names: the profile, and per client an
@@ -31,6 +40,7 @@ PLUGIN = Plugin(name="theoddsapi", profiles=[PROFILE], start=start)
 __all__ = [
     "PLUGIN",
     "PROFILE",
+    "ArchivedEvent",
     "AsyncOddsApi",
     "Bookmaker",
     "Event",
@@ -45,6 +55,8 @@ __all__ = [
     "Score",
     "Sport",
     "Usage",
+    "archive_path",
+    "archived_events",
     "classify",
     "cost",
     "history",

@@ -1,6 +1,6 @@
 """A small typed client of The Odds API v4, for any ``httpx.Client`` or ``httpx.AsyncClient``.
 
-It builds requests and parses the documented answer shapes (see ``shared/APIS.md``);
+It builds requests and parses the documented answer shapes (see the plugin's README.md);
 the client it is given does the sending. With ``quotaflow.make_client()`` the answers are
 cached, rate-limited and quota-checked; with a plain ``httpx.Client`` it works the same,
 so moving to quotaflow is a one-line change.

@@ -5,7 +5,8 @@ bodies of fresh ``theoddsapi`` odds answers in memory and writes them, batched, 
 short-lived thread (at most every FLUSH_SECONDS, and when the client closes) into
 ``odds_history.db`` in the client's state directory. A row is stored only when an
 outcome's price or point differs from the latest row stored for it. :func:`history`
-reads an event's rows back; :func:`movement` turns them into price changes.
+reads an event's rows back; :func:`movement` turns them into price changes;
+:func:`archived_events` lists the events stored.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ from urllib.parse import urlsplit
 
 import attrs
 
-__all__ = ["DB_NAME", "ENV_DAYS", "HistoryRow", "OddsHistory", "history", "movement", "start"]
+__all__ = [
+    "DB_NAME",
+    "ENV_DAYS",
+    "ArchivedEvent",
+    "HistoryRow",
+    "OddsHistory",
+    "archive_path",
+    "archived_events",
+    "history",
+    "movement",
+    "start",
+]
 
 logger = logging.getLogger("quotaflow")
 
@@ -67,6 +79,29 @@ class HistoryRow:
     point: float | None
     last_update: str | None
     fetched_at: float
+
+
+@attrs.frozen
+class ArchivedEvent:
+    """One event in the archive: what :func:`archived_events` lists.
+
+    Attributes:
+        event_id: the event's id (32 hex characters).
+        sport: its sport key (``americanfootball_nfl``).
+        commence_time: kick-off as the API wrote it (ISO 8601, UTC), if known.
+        first_fetched: when its odds were first stored (epoch seconds).
+        last_fetched: when its odds were last stored as changed (epoch seconds).
+        changes: rows stored: one per outcome per change of price or point.
+        bookmakers: how many bookmakers' odds are stored.
+    """
+
+    event_id: str
+    sport: str
+    commence_time: str | None
+    first_fetched: float
+    last_fetched: float
+    changes: int
+    bookmakers: int
 
 
 def default_state_dir() -> Path:
@@ -257,24 +292,73 @@ def start(state_dir: Path) -> list[OddsHistory]:
     return [OddsHistory(state_dir, retention_days=days)] if days else []
 
 
-def history(event_id: str, state_dir: Path | str | None = None) -> list[HistoryRow]:
-    """Every stored row of one event, ordered by bookmaker, market, outcome and time.
-
-    ``state_dir`` defaults to ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
-    """
+def archive_path(state_dir: Path | str | None = None) -> Path:
+    """``odds_history.db`` in ``state_dir`` (default ``$QUOTAFLOW_HOME``, else
+    ``~/.cache/quotaflow``)."""
     directory = default_state_dir() if state_dir is None else Path(state_dir).expanduser()
-    path = (directory / DB_NAME).resolve()
+    return (directory / DB_NAME).resolve()
+
+
+def _read(state_dir: Path | str | None, query: str, parameters: Sequence[Any]) -> list[Any]:
+    """The rows of one query on the archive, read only; none when there is no archive.
+    A damaged file raises :class:`sqlite3.DatabaseError`."""
+    path = archive_path(state_dir)
     if not path.is_file():
         return []
     with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'odds_history'").fetchone():
             return []
-        found = db.execute(
-            f"SELECT {_COLUMNS} FROM odds_history WHERE event_id = ?"
-            " ORDER BY bookmaker, market, outcome, fetched_at, rowid",
-            (event_id,),
-        ).fetchall()
+        return db.execute(query, parameters).fetchall()
+
+
+def history(event_id: str, state_dir: Path | str | None = None) -> list[HistoryRow]:
+    """Every stored row of one event, ordered by bookmaker, market, outcome and time.
+
+    ``state_dir`` defaults to ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
+
+    Raises:
+        sqlite3.DatabaseError: the archive is damaged.
+    """
+    found = _read(
+        state_dir,
+        f"SELECT {_COLUMNS} FROM odds_history WHERE event_id = ?"
+        " ORDER BY bookmaker, market, outcome, fetched_at, rowid",
+        (event_id,),
+    )
     return [HistoryRow(*row) for row in found]
+
+
+def archived_events(
+    state_dir: Path | str | None = None,
+    *,
+    sport: str | None = None,
+    since: float | None = None,
+) -> list[ArchivedEvent]:
+    """The events in the archive, by kick-off (then id).
+
+    Args:
+        state_dir: default ``$QUOTAFLOW_HOME``, else ``~/.cache/quotaflow``.
+        sport: only this sport key (``basketball_nba``), or this group of keys
+            (``basketball`` matches ``basketball_nba`` and ``basketball_ncaab``).
+        since: only events whose odds were stored at or after this time (epoch seconds).
+
+    Raises:
+        sqlite3.DatabaseError: the archive is damaged.
+    """
+    where, parameters = [], []
+    if sport is not None:
+        where.append("(sport = ? OR substr(sport, 1, ?) = ?)")
+        parameters += [sport, len(sport) + 1, f"{sport}_"]
+    found = _read(
+        state_dir,
+        "SELECT event_id, sport, MAX(commence_time), MIN(fetched_at), MAX(fetched_at),"
+        " COUNT(*), COUNT(DISTINCT bookmaker) FROM odds_history"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+        " GROUP BY event_id, sport HAVING MAX(fetched_at) >= ?"
+        " ORDER BY MAX(commence_time), event_id",
+        [*parameters, -math.inf if since is None else since],
+    )
+    return [ArchivedEvent(*row) for row in found]
 
 
 def movement(

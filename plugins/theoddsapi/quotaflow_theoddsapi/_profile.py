@@ -1,4 +1,5 @@
-"""The Odds API v4, from its documentation (see shared/APIS.md for the facts used)."""
+"""The Odds API v4, from its documentation (https://the-odds-api.com/liveapi/guides/v4/;
+the facts used are listed in the plugin's README.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Answers shaped like The Odds API v4's, field for field, for offline tests and demos.
 
 Every builder is deterministic: the same arguments give the same bytes. Shapes and
-headers follow the provider's documentation (see ``shared/APIS.md`` in the repo).
+headers follow the provider's documentation (see the plugin's README.md).
 """
 
 from __future__ import annotations
