@@ -1,0 +1,157 @@
+"""Hostile answers (issue 13): a stored answer keeps no secret, absurd header values cost
+their own request at most, one poisoned quota reading spoils no later request, state
+files are private, and a frozen Redis does not hang a request."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from quotaflow import _policy
+
+from ..conftest import BASE, api_profile, files_under, info
+from ..stub_server import REDIS_URL
+
+KEY = "KEY-4f0c9e1d2b3a"
+PASSWORD = "PW-77d1e0c5b9a8"
+COOKIE = "SESSION-0a9b8c7d6e5f"
+SECRETS = (KEY, PASSWORD, COOKIE)
+OTHER = "https://other.test"
+
+
+def assert_no_secret(blob: bytes, where: str) -> None:
+    for secret in SECRETS:
+        assert secret.encode() not in blob, f"{secret} found in {where}"
+
+
+def leaky_answers(router) -> tuple:
+    """A cacheable redirect whose URL-valued headers carry the key (in other casings) and
+    a password, with a session cookie; a 200 with a cookie for a URL with userinfo."""
+    redirect = router.get(f"{BASE}/moved").respond(
+        301,
+        headers={
+            "location": f"{BASE}/target?APIKEY={KEY}&sport=nfl",
+            "content-location": f"https://user:{PASSWORD}@api.test/moved?Api_Key={KEY}",
+            "link": f'<{BASE}/next?apikey={KEY}>; rel="next", <{BASE}/prev>; rel="prev"',
+            "set-cookie": f"sid={COOKIE}; Path=/",
+            "cache-control": "max-age=600",
+        },
+    )
+    # respx's url patterns do not match URLs with userinfo: host and path do.
+    private = router.get(host="api.test", path="/private").respond(
+        200, json={"v": 1}, headers={"set-cookie": f"token={COOKIE}; Path=/private"}
+    )
+    return redirect, private
+
+
+def exercise(client, redirect, private) -> None:
+    """Each answer twice: stored, then served from the cache; the live ones intact."""
+    for live in (True, False):
+        moved = client.get(f"{BASE}/moved")
+        assert moved.status_code == 301
+        # The caller's live answer is the API's; the stored one is what a hit replays.
+        assert (KEY in moved.headers["location"]) is live
+        assert "sport=nfl" in moved.headers["location"]
+        answer = client.get(f"https://user:{PASSWORD}@api.test/private")
+        assert answer.json() == {"v": 1}
+    assert (redirect.call_count, private.call_count) == (1, 1)  # both were stored
+    # The live answers gave the cookies to the client's jar.
+    assert {cookie.value for cookie in client.client.cookies.jar} == {COOKIE}
+    client.close()
+
+
+def test_stored_answers_keep_no_secret_on_disk(stack, router, tmp_path) -> None:
+    """Location, Content-Location and Link are redacted, Set-Cookie is never stored, a
+    password in the request URL never reaches the stored request: cache.db and state.db
+    scanned byte for byte."""
+    client = stack()
+
+    exercise(client, *leaky_answers(router))
+
+    files = files_under(tmp_path / "state")
+    assert any(path.name == "cache.db" for path in files)
+    for path, content in files.items():
+        assert_no_secret(content, str(path))
+
+
+def test_stored_answers_keep_no_secret_in_redis(stack, router, raw, prefix) -> None:
+    """The same with the Redis backend: every key and value under the prefix."""
+    client = stack(redis_url=REDIS_URL, redis_prefix=prefix)
+
+    exercise(client, *leaky_answers(router))
+
+    keys = list(raw.scan_iter(match=f"{prefix}*"))
+    assert any(b":cache" in key for key in keys)
+    for key in keys:
+        assert_no_secret(key, "a Redis key")
+        assert_no_secret(raw.dump(key) or b"", f"the Redis value of {key!r}")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        (f"{BASE}/x?APIKEY={KEY}", KEY),
+        (f"{BASE}/x?Api_Key={KEY}", KEY),
+        (f"https://user:{PASSWORD}@api.test/x", PASSWORD),
+    ],
+)
+def test_cache_urls_drop_userinfo_and_any_casing_of_key_names(url: str, secret: str) -> None:
+    """The cache key and what hishel stores: no userinfo, key names matched without case."""
+    from quotaflow._secrets import cache_url, redact_url
+
+    names = ("apiKey", "api_key")
+    assert secret not in str(cache_url(httpx.URL(url), names))
+    assert secret not in str(redact_url(httpx.URL(url), names))
+
+
+ABSURD = ["9" * 5000, "1" + "0" * 400]
+
+
+@pytest.mark.parametrize("max_age", ABSURD, ids=["5000-digits", "1e400"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_absurd_max_age_is_clamped_not_raised(
+    stack, router, traveller, prefix, max_age: str, backend: str
+) -> None:
+    """max-age with 5,000 digits or 10**400: the answer is delivered, stored and reused,
+    fresh for at most MAX_FRESHNESS (a year), on profiled and unprofiled hosts."""
+    settings = {"redis_url": REDIS_URL, "redis_prefix": prefix} if backend == "redis" else {}
+    client = stack(profiles=[api_profile(freshness=None)], **settings)
+    routes = [
+        router.get(url).respond(200, json={"v": 1}, headers={"cache-control": f"max-age={max_age}"})
+        for url in (f"{BASE}/absurd", f"{OTHER}/absurd")
+    ]
+
+    for url in (f"{BASE}/absurd", f"{OTHER}/absurd"):
+        first = client.get(url)
+        again = client.get(url)
+        assert (first.json(), again.json()) == ({"v": 1}, {"v": 1})
+        assert info(again).cache == "hit"
+        assert info(again).ttl == _policy.MAX_FRESHNESS
+    assert [route.call_count for route in routes] == [1, 1]
+    traveller.shift(_policy.MAX_FRESHNESS + 1)
+    for url in (f"{BASE}/absurd", f"{OTHER}/absurd"):
+        assert info(client.get(url)).cache != "hit"  # a year on, not forever
+
+
+@pytest.mark.parametrize("validator", ["etag", "last-modified"])
+def test_non_ascii_validator_is_dropped_at_store_time(
+    stack, router, traveller, validator: str
+) -> None:
+    """An answer with a non-ASCII ETag or Last-Modified is stored without it: once stale,
+    the next request is an ordinary one that reaches upstream exactly once."""
+    value = '"caf\u00e9"' if validator == "etag" else "Sun, 29 Nov 2026 11:00:00 GMT \u00e9"
+    route = router.get(f"{BASE}/accented").respond(
+        200, json={"v": 1}, headers=[(validator.encode(), value.encode("utf-8"))]
+    )
+    client = stack()
+    assert client.get(f"{BASE}/accented").json() == {"v": 1}
+    traveller.shift(120)  # the profile keeps it fresh for 60 s
+    route.respond(200, json={"v": 2})
+
+    response = client.get(f"{BASE}/accented")
+
+    assert response.json() == {"v": 2}
+    assert route.call_count == 2
+    for call in route.calls:
+        assert "if-none-match" not in call.request.headers
+        assert "if-modified-since" not in call.request.headers
