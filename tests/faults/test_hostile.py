@@ -155,3 +155,41 @@ def test_non_ascii_validator_is_dropped_at_store_time(
     for call in route.calls:
         assert "if-none-match" not in call.request.headers
         assert "if-modified-since" not in call.request.headers
+
+
+POISON = str(2**53)
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        {"x-used": POISON, "x-remaining": "90"},
+        {"x-cost": POISON},
+        {"x-remaining": POISON, "x-used": "10"},
+        # Believable as a first reading (a plan 500 times the profile's), and believed
+        # until the next answer says otherwise.
+        {"x-used": "50000", "x-remaining": "40"},
+    ],
+    ids=["used-2**53", "last-2**53", "remaining-2**53", "used-refuted"],
+)
+def test_one_poisoned_quota_reading_spoils_no_later_request(
+    stack, router, caplog, poison: dict[str, str]
+) -> None:
+    """One answer with absurd quota numbers: later requests are not refused, later sane
+    readings are taken (a much smaller ``used`` is not "older"), the warning is logged
+    once."""
+    route = router.get(url__startswith=f"{BASE}/q/").respond(200, json={}, headers=poison)
+    client = stack()
+    client.get(f"{BASE}/q/0", extensions={"priority": "critical"})
+    client.get(f"{BASE}/q/1", extensions={"priority": "critical"})
+    route.respond(200, json={}, headers={"x-used": "12", "x-remaining": "88"})
+    client.get(f"{BASE}/q/2", extensions={"priority": "critical"})
+
+    answers = [client.get(f"{BASE}/q/{i}") for i in range(3, 6)]
+
+    assert route.call_count == 6
+    assert info(answers[-1]).remaining == 88
+    if "50000" not in poison.values():
+        implausible = [r for r in caplog.records if "implausible quota reading" in r.message]
+        assert len(implausible) == 1
+        assert implausible[0].levelname == "WARNING"
