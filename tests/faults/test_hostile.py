@@ -4,9 +4,15 @@ files are private, and a frozen Redis does not hang a request."""
 
 from __future__ import annotations
 
+import errno
+import stat
+import tempfile
+from pathlib import Path
+
 import httpx
 import pytest
 
+import quotaflow
 from quotaflow import _policy
 
 from ..conftest import BASE, api_profile, files_under, info
@@ -193,3 +199,84 @@ def test_one_poisoned_quota_reading_spoils_no_later_request(
         implausible = [r for r in caplog.records if "implausible quota reading" in r.message]
         assert len(implausible) == 1
         assert implausible[0].levelname == "WARNING"
+
+
+def test_state_quotaflow_creates_is_private(stack, router, tmp_path) -> None:
+    """A state directory quotaflow makes is 0700; cache.db, state.db and their -wal and
+    -shm are 0600."""
+    router.get(f"{BASE}/x").respond(200, json={})
+    client = stack()
+    client.get(f"{BASE}/x")
+
+    state = tmp_path / "state"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    made = {p.name: stat.S_IMODE(p.stat().st_mode) for p in state.iterdir() if ".db" in p.name}
+    assert {"cache.db", "state.db", "cache.db-wal", "state.db-wal"} <= set(made)
+    assert set(made.values()) == {0o600}, made
+    client.close()
+
+
+@pytest.mark.parametrize("name", ["state.db", "cache.db", "state.db-wal"])
+def test_state_files_that_are_links_are_set_aside(stack, router, tmp_path, name: str) -> None:
+    """A state file (or its -wal) that is a symbolic link is never followed: the link is
+    moved aside with a warning, and a private file takes its place."""
+    state = tmp_path / "state"
+    state.mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    (state / name).symlink_to(target)
+    route = router.get(f"{BASE}/x").respond(200, json={"v": 1})
+
+    client = stack()
+    assert client.get(f"{BASE}/x").json() == {"v": 1}
+    assert client.get(f"{BASE}/x").json() == {"v": 1}
+    client.close()
+
+    assert route.call_count == 1
+    assert target.read_bytes() == b""  # nothing written through the link
+    database = state / name.removesuffix("-wal")
+    assert not database.is_symlink()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert list(state.glob(f"{database.name}.symlink-*"))
+
+
+@pytest.mark.parametrize("where", ["mkdir", "probe"])
+def test_full_disk_at_start_falls_back_to_a_private_directory(
+    router, tmp_path, monkeypatch, caplog, where: str
+) -> None:
+    """No space left (ENOSPC) making or writing the state directory: a temporary private
+    directory for this process, one warning, requests work; no ConfigError."""
+    full = OSError(errno.ENOSPC, "No space left on device")
+    state = tmp_path / "full"
+    if where == "mkdir":
+        real_mkdir = Path.mkdir
+
+        def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+            if self == state:
+                raise full
+            real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    else:
+        state.mkdir()
+        real = tempfile.TemporaryFile
+
+        def probe(*args: object, **kwargs: object) -> object:
+            if kwargs.get("dir") == state:
+                raise full
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", probe)
+    router.get(f"{BASE}/x").respond(200, json={"v": 1})
+
+    with quotaflow.make_client(
+        profiles=[api_profile()],
+        plugins=False,
+        state_dir=state,
+        transport=httpx.MockTransport(router.handler),
+    ) as client:
+        assert client.get(f"{BASE}/x").json() == {"v": 1}
+
+    [warning] = [r for r in caplog.records if "is not writable" in r.getMessage()]
+    assert "No space left" in warning.getMessage()
+    assert not (state / "state.db").exists()
