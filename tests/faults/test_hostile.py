@@ -5,12 +5,19 @@ files are private, and a frozen Redis does not hang a request."""
 from __future__ import annotations
 
 import errno
+import signal
+import socket
 import stat
+import subprocess
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 import quotaflow
 from quotaflow import _policy
@@ -280,3 +287,59 @@ def test_full_disk_at_start_falls_back_to_a_private_directory(
     [warning] = [r for r in caplog.records if "is not writable" in r.getMessage()]
     assert "No space left" in warning.getMessage()
     assert not (state / "state.db").exists()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A throwaway Redis of this test's own, without persistence, to freeze."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = {"port": str(port), "bind": "127.0.0.1", "save": "", "daemonize": "no"}
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            *(part for name, value in options.items() for part in (f"--{name}", value)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(200):  # a real process starting: up to 10 s
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert server.poll() is None, "redis-server exited"
+                time.sleep(0.05)
+        yield server, url
+    finally:
+        client.close()
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        server.wait(10)
+
+
+def test_frozen_redis_does_not_hang_a_request(stack, router, own_redis) -> None:
+    """Redis stopped (SIGSTOP) mid-run: with redis_fail="open" a request that misses
+    memory still completes, on local state, and reaches upstream once."""
+    server, url = own_redis
+    routes = [router.get(f"{BASE}/{name}").respond(200, json={"v": name}) for name in "ab"]
+    client = stack(redis_url=url, redis_fail="open", redis_prefix="frozen")
+    assert client.get(f"{BASE}/a").json() == {"v": "a"}
+    server.send_signal(signal.SIGSTOP)
+    outcome: list[object] = []
+
+    def request() -> None:
+        try:
+            outcome.append(client.get(f"{BASE}/b").json())
+        except BaseException as exc:  # the outcome is the assertion, whatever it is
+            outcome.append(exc)
+
+    worker = threading.Thread(target=request, daemon=True)
+    worker.start()
+    worker.join(120)  # a guard against a hang only: the answer comes in seconds
+
+    assert outcome == [{"v": "b"}]
+    assert [route.call_count for route in routes] == [1, 1]
