@@ -14,6 +14,7 @@ that is a symbolic link is never followed: the link is moved aside like a corrup
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -60,34 +61,34 @@ def set_aside(path: Path, why: object, kind: str = "corrupt") -> Path:
 
 
 def _private(path: Path) -> None:
-    """Refuse links among the files at ``path``; create a missing database 0600.
+    """Move links among the files at ``path`` aside; create a missing database 0600.
 
     Raises:
-        OSError: a link could not be moved aside (the caller must not open the file).
+        OSError: the directory cannot be written.
     """
-    links = [s for s in _SUFFIXES if path.with_name(path.name + s).is_symlink()]
-    if links:
-        set_aside(path, f"{path.name}{links[0]} is a symbolic link", kind="symlink")
-    try:
-        # O_NOFOLLOW: a link made since the look above is refused, not followed.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return  # there already (another process may have just made it)
-    os.close(fd)
+    for _ in range(2):  # a second pass for a link made between the look and the open
+        links = [s for s in _SUFFIXES if path.with_name(path.name + s).is_symlink()]
+        if links:
+            set_aside(path, f"{path.name}{links[0]} is a symbolic link", kind="symlink")
+        try:
+            # O_NOFOLLOW and O_EXCL: a link is refused, never followed.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            if not path.is_symlink():
+                return  # there already (another process may have just made it)
+            continue
+        os.close(fd)
+        return
 
 
 def check(path: Path) -> None:
     """Make ``path`` a private regular file and set the database there aside if it is
-    corrupt. Never raises but for a link it cannot move (never followed)."""
-    try:
+    corrupt. Never raises, but for a link it could not move aside (never followed)."""
+    with contextlib.suppress(OSError):  # unwritable: left to the caller, as before
         _private(path)
-    except OSError as exc:
-        if path.is_symlink():
-            raise ConfigError(
-                f"state_dir: {path} is a symbolic link and cannot be moved aside ({exc})"
-            ) from exc
-        # Unwritable: left to the caller's own handling, as before.
-    if path.is_symlink() or not path.exists() or path.stat().st_size == 0:
+    if path.is_symlink():
+        raise ConfigError(f"state_dir: {path} is a symbolic link that could not be moved aside")
+    if not path.exists() or path.stat().st_size == 0:
         return
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import quotaflow
 from quotaflow import _policy
@@ -343,3 +345,48 @@ def test_frozen_redis_does_not_hang_a_request(stack, router, own_redis) -> None:
 
     assert outcome == [{"v": "b"}]
     assert [route.call_count for route in routes] == [1, 1]
+
+
+@settings(derandomize=True, database=None, max_examples=200)
+@given(
+    name=st.sampled_from(["apikey", "api_key", "access_token", "key"]).flatmap(
+        lambda base: st.tuples(*(st.sampled_from([c.lower(), c.upper()]) for c in base)).map(
+            "".join
+        )
+    ),
+    header=st.sampled_from(["location", "content-location", "link"]),
+    userinfo=st.booleans(),
+)
+def test_no_casing_of_a_key_name_survives_storage(name: str, header: str, userinfo: bool) -> None:
+    """Whatever the casing of a known key name, and with or without userinfo, the value
+    never reaches the stored headers (the defaults and tests/conftest.py's ``key``)."""
+    import hishel
+
+    from quotaflow._profiles import DEFAULT_SECRET_PARAMS
+    from quotaflow._retention import stored_headers
+
+    credentials = f"user:{PASSWORD}@" if userinfo else ""
+    url = f"https://{credentials}api.test/next?a=1&{name}={KEY}"
+    value = f"<{url}>; rel=next" if header == "link" else url
+    stored = stored_headers(hishel.Headers({header: value}), (*DEFAULT_SECRET_PARAMS, "key"))
+    assert KEY not in repr(stored)
+    assert PASSWORD not in repr(stored)
+    assert "a=1" in repr(stored)
+
+
+def test_a_link_that_cannot_be_moved_is_refused(tmp_path, monkeypatch) -> None:
+    """A state file that is a link and cannot be moved aside: a ConfigError naming it,
+    never a database opened through the link."""
+    from quotaflow import _recovery
+
+    (tmp_path / "elsewhere").write_bytes(b"")
+    (tmp_path / "state.db").symlink_to(tmp_path / "elsewhere")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_recovery, "set_aside", refuse)
+
+    with pytest.raises(quotaflow.ConfigError, match="symbolic link"):
+        _recovery.check(tmp_path / "state.db")
+    assert (tmp_path / "elsewhere").read_bytes() == b""
