@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -58,22 +59,46 @@ def default_state_dir() -> Path:
     return Path(base) / "quotaflow"
 
 
+# Temporary state directories made in place of an unwritable one: removed with the
+# client that made them.
+_FALLBACKS: set[Path] = set()
+
+
+def _remove_fallback(directory: Path) -> Callable[[], None]:
+    def remove() -> None:
+        _FALLBACKS.discard(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    return remove
+
+
 def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
+    """The state directory, made if need be: private to the user (0700) when quotaflow
+    makes it. One that cannot be written (read-only, or no space left, even to make it)
+    gives way to a private temporary directory for this process, with one warning."""
+    import errno
+
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         raise ConfigError(f"state_dir: expected a path, not {type(state_dir).__name__}")
     path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"state_dir: {path} is not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise ConfigError(f"state_dir: cannot create {path}: {exc.strerror}") from exc
+            raise
+        # A byte written, not only a name: a full disk still has room for an empty file.
+        with tempfile.TemporaryFile(dir=path) as probe:
+            probe.write(b"\0")
+            probe.flush()
     except OSError as exc:
-        raise ConfigError(f"state_dir: cannot create {path}: {exc.strerror}") from exc
-    try:
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as exc:
-        # A read-only state directory must not stop the program: keep state for this
-        # process only, and say so once.
+        # A read-only or full state directory must not stop the program: keep state
+        # for this process only, and say so once.
         fallback = Path(tempfile.mkdtemp(prefix="quotaflow-"))
+        _FALLBACKS.add(fallback)
         logger.warning(
             "quotaflow: state_dir %s is not writable (%s); using %s for this process",
             path,
@@ -190,6 +215,9 @@ class _Parts:
             retries=retries,
             max_body=max_body,
         )
+        if self.directory in _FALLBACKS:
+            # Last, once the state files in it are closed.
+            self.limiter.on_close.append(_remove_fallback(self.directory))
         self.policy = Policy(self.clock)
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(hot_entries, hot_bytes, max_body)

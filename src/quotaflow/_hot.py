@@ -31,8 +31,11 @@ HOT_BYPASS = frozenset(
 )
 _NO_REUSE = re.compile("no-cache|no-store|private=|must-understand")
 # The body is kept as it came (still in its Content-Encoding, as hishel stores it), so
-# only its length and age are restated.
-_RESTATED = frozenset({b"age", b"content-length", b"transfer-encoding"})
+# only its length and age are restated. A session cookie is the live answer's alone (the
+# client's jar took it): a hit never replays it, as the stored entry never holds it.
+_RESTATED = frozenset(
+    {b"age", b"content-length", b"transfer-encoding", b"set-cookie", b"set-cookie2"}
+)
 _NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 
 

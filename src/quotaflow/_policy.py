@@ -57,7 +57,37 @@ def max_age(headers: Mapping[str, str]) -> int | None:
 
 def max_age_directive(cache_control: str) -> int | None:
     found = _MAX_AGE.search(cache_control)
-    return int(found.group(1)) if found else None
+    return delta_seconds(found.group(1)) if found else None
+
+
+# The longest an answer is taken to stay fresh, whatever it says (seconds). RFC 9111
+# §1.2.2 lets a cache cap delta-seconds at "the greatest positive integer it can
+# conveniently represent"; a year is ours: nothing a quota-limited API answers is worth
+# keeping fresh longer, and every sum made with it stays finite.
+MAX_FRESHNESS = 365 * 86400
+
+
+def delta_seconds(digits: str) -> int:
+    """A run of ASCII digits as seconds, at most :data:`MAX_FRESHNESS`. Decided on the
+    length first: ``int()`` refuses more than 4,300 digits, and ``float()`` of 400 reads
+    as infinity."""
+    digits = digits.lstrip("0")
+    if len(digits) > len(str(MAX_FRESHNESS)):
+        return MAX_FRESHNESS
+    return min(int(digits or "0"), MAX_FRESHNESS)
+
+
+def clamp_cache_control(cache_control: str) -> str:
+    """``Cache-Control`` with a ``max-age`` beyond :data:`MAX_FRESHNESS` written as the
+    ceiling, so every reader of a stored answer (hishel's own included) sees a sane one."""
+    found = _MAX_AGE.search(cache_control)
+    if found is None:
+        return cache_control
+    seconds = str(delta_seconds(found.group(1)))
+    if seconds == found.group(1):
+        return cache_control
+    start, end = found.span(1)
+    return f"{cache_control[:start]}{seconds}{cache_control[end:]}"
 
 
 def staleness_allows(*, age: float, ttl: float | None, max_stale: float) -> bool:
@@ -110,16 +140,16 @@ def freshness_lifetime(headers: Mapping[str, str], now: float) -> float | None:
     """How long a stored response stays fresh, as a private cache reckons it
     (RFC 9111 §4.2.1): ``max-age``, else ``Expires`` minus ``Date``, else the heuristic
     from ``Last-Modified`` (§4.2.2); None if nothing says. ``now`` stands in for a
-    missing ``Date``."""
+    missing ``Date``. Never more than :data:`MAX_FRESHNESS`."""
     found = _MAX_AGE.search(headers.get("cache-control", ""))
     if found:
-        return float(found.group(1))
+        return float(delta_seconds(found.group(1)))
     date = timestamp(headers.get("date"))
     date = now if date is None else date
     if "expires" in headers:
         expires = timestamp(headers.get("expires"))
         # An invalid Expires, such as "0", means already expired (RFC 9111 §5.3).
-        return max(0.0, expires - date) if expires is not None else 0.0
+        return min(max(0.0, expires - date), MAX_FRESHNESS) if expires is not None else 0.0
     modified = timestamp(headers.get("last-modified"))
     if modified is not None and modified < date:
         return min(HEURISTIC_MAX, (date - modified) * HEURISTIC_FRACTION)

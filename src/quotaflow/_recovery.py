@@ -5,14 +5,23 @@ database is moved aside (``NAME.corrupt-YYYYmmddTHHMMSS``, with its -wal and -sh
 and rebuilt empty, with one warning naming it. A file that is merely busy (locked by
 another process past the busy timeout) or unwritable is left alone: the operation
 that met it carries on without it ("fail open" on local state).
+
+State files are private: one quotaflow creates is made 0600 before SQLite opens it
+(SQLite gives its -wal and -shm the mode of the database). A state file, -wal or -shm
+that is a symbolic link is never followed: the link is moved aside like a corrupt file
+(``NAME.symlink-YYYYmmddTHHMMSS``) and a private file is made in its place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
+
+from .exceptions import ConfigError
 
 logger = logging.getLogger("quotaflow")
 
@@ -33,13 +42,17 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-def set_aside(path: Path, why: object) -> Path:
-    """Move ``path`` (and its WAL files) out of the way; return where it went."""
+_SUFFIXES = ("", "-wal", "-shm")
+
+
+def set_aside(path: Path, why: object, kind: str = "corrupt") -> Path:
+    """Move ``path`` (and its WAL files) out of the way; return where it went. A link
+    is moved, never what it points to."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
+    target = path.with_name(f"{path.name}.{kind}-{stamp}")
+    for suffix in _SUFFIXES:
         source = path.with_name(path.name + suffix)
-        if source.exists():
+        if source.is_symlink() or source.exists():
             source.replace(target.with_name(target.name + suffix))
     logger.warning(
         "quotaflow: %s was unusable (%s); moved aside to %s and rebuilt", path, why, target
@@ -47,8 +60,34 @@ def set_aside(path: Path, why: object) -> Path:
     return target
 
 
+def _private(path: Path) -> None:
+    """Move links among the files at ``path`` aside; create a missing database 0600.
+
+    Raises:
+        OSError: the directory cannot be written.
+    """
+    for _ in range(2):  # a second pass for a link made between the look and the open
+        links = [s for s in _SUFFIXES if path.with_name(path.name + s).is_symlink()]
+        if links:
+            set_aside(path, f"{path.name}{links[0]} is a symbolic link", kind="symlink")
+        try:
+            # O_NOFOLLOW and O_EXCL: a link is refused, never followed.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            if not path.is_symlink():
+                return  # there already (another process may have just made it)
+            continue
+        os.close(fd)
+        return
+
+
 def check(path: Path) -> None:
-    """Set the database at ``path`` aside if it is corrupt. Never raises."""
+    """Make ``path`` a private regular file and set the database there aside if it is
+    corrupt. Never raises, but for a link it could not move aside (never followed)."""
+    with contextlib.suppress(OSError):  # unwritable: left to the caller, as before
+        _private(path)
+    if path.is_symlink():
+        raise ConfigError(f"state_dir: {path} is a symbolic link that could not be moved aside")
     if not path.exists() or path.stat().st_size == 0:
         return
     try:

@@ -22,8 +22,12 @@ Failure policy (``redis_fail``):
   writes are not merged back: a reservation stranded in Redis is charged after
   INFLIGHT_TIMEOUT (an over-count, never an under-count).
 - hishel's storages turn Redis errors into cache misses themselves.
-- Clients connect within CONNECT_TIMEOUT and retry a command twice, not redis-py's
-  ten times (minutes on a silent host); options in the URL take precedence.
+- Clients connect within CONNECT_TIMEOUT and wait SOCKET_TIMEOUT for each answer (a
+  frozen server, one that accepts connections but never answers, would otherwise block
+  a request for ever: with it, the timeout is an outage as above). A command is retried
+  twice after a connection error, not redis-py's ten times (minutes on a silent host),
+  and never after a timeout. Options in the URL take precedence (the setting:
+  ``?socket_timeout=2`` for a slow link).
 
 Strictly private.
 """
@@ -67,13 +71,21 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 MAX_TRIES = 50  # optimistic transaction attempts before giving up
 RETRY_AFTER = 5.0  # seconds a failed Redis is left alone
 CONNECT_TIMEOUT = 2.0
+# Every command we send is O(1) or a short script; 0.5 s is well above a healthy
+# round trip. A timed-out command is not sent again: it may have run (a ledger script
+# would count twice), and a frozen server would cost a timeout per try.
+SOCKET_TIMEOUT = 0.5
 _BACKOFF = ExponentialWithJitterBackoff(cap=0.5, base=0.01)
 # Compare-and-delete: only the holder's token releases a lease.
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
 
 
 def _options(retry: type[Any]) -> dict[str, Any]:
-    return {"socket_connect_timeout": CONNECT_TIMEOUT, "retry": retry(_BACKOFF, 2)}
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "retry": retry(_BACKOFF, 2, supported_errors=(redis.ConnectionError,)),
+    }
 
 
 def redact(url: str) -> str:

@@ -6,12 +6,19 @@ SQLite keeps an entry forever and Redis for the storage's ``default_ttl``, which
 decide what the fallback can serve. The TTL comes from the answer as stored (the profile's
 freshness is already written as ``Cache-Control: max-age`` by then) and the profile of its
 URL; see :func:`quotaflow._policy.retention` for the rule.
+
+Every entry passes here, so this is also where an answer is made fit to keep
+(:func:`stored_response`): no secret in a URL-valued header, no ``Set-Cookie``, no
+validator that could not be sent back, no freshness past the ceiling. The caller's live
+answer keeps its headers as they came.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
+from collections.abc import Collection
 
 import hishel
 import httpx
@@ -19,6 +26,7 @@ import httpx
 from . import _policy
 from ._clock import Clock
 from ._profiles import Registry
+from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")
 
@@ -52,6 +60,69 @@ def is_event_stream(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "text/event-stream"
 
 
+# The client's cookie jar took these from the live answer; a stored copy would replay a
+# session to whoever reads the cache.
+_NEVER_STORED = frozenset({"set-cookie", "set-cookie2"})
+_URL_VALUED = frozenset({"location", "content-location"})
+# Sent back as If-None-Match / If-Modified-Since: httpx encodes header values as ASCII,
+# so a non-ASCII validator would fail every revalidation of the URL (RFC 9110 §8.8.3
+# allows only ASCII in an entity-tag anyway).
+_VALIDATORS = frozenset({"etag", "last-modified"})
+
+
+def _stored_values(name: str, values: list[str], secrets: Collection[str]) -> list[str]:
+    if name in _NEVER_STORED:
+        return []
+    if name in _URL_VALUED:
+        return [redact_header_url(value, secrets) for value in values]
+    if name == "link":
+        return [redact_links(value, secrets) for value in values]
+    if name in _VALIDATORS and not all(value.isascii() for value in values):
+        return []
+    if name == "cache-control":
+        return [_policy.clamp_cache_control(value) for value in values]
+    return values
+
+
+def stored_headers(headers: hishel.Headers, secrets: Collection[str]) -> hishel.Headers:
+    """``headers`` as they may be stored: the same object when nothing had to change."""
+    kept: dict[str, list[str]] = {}
+    changed = False
+    for name in headers:
+        values = headers.get_list(name) or []
+        stored = _stored_values(name, values, secrets)
+        changed = changed or stored != values
+        if stored:
+            kept[name] = stored
+    return hishel.Headers(kept) if changed else headers
+
+
+def stored_request(request: hishel.Request, secrets: Collection[str]) -> hishel.Request:
+    """The request as stored: no userinfo, no secret parameter value (the stack strips
+    both above hishel; this holds for any request that reaches a storage)."""
+    url = httpx.URL(request.url)
+    clean = redact_url(url, secrets)
+    return request if clean is url else dataclasses.replace(request, url=str(clean))
+
+
+def stored_response(response: hishel.Response, secrets: Collection[str]) -> hishel.Response:
+    headers = stored_headers(response.headers, secrets)
+    return (
+        response if headers is response.headers else dataclasses.replace(response, headers=headers)
+    )
+
+
+def _live(entry: hishel.Entry, response: hishel.Response) -> hishel.Entry:
+    """The entry hishel answers the caller with now: the stored one (its stream saves the
+    body as the caller reads it) with the headers as they came (cookies for the jar, the
+    real Location to follow)."""
+    if entry.response.headers is response.headers:
+        return entry
+    return dataclasses.replace(
+        entry, response=dataclasses.replace(entry.response, headers=response.headers)
+    )
+
+
 class RetainingStorage(hishel.BaseStorage):
     """A hishel storage whose entries get the profile's retention as their TTL."""
 
@@ -76,15 +147,21 @@ class RetainingStorage(hishel.BaseStorage):
     ) -> hishel.Entry:
         if never_stored(response):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
+        secrets = self._registry.secret_params
+        stored = stored_response(response, secrets)
         if ttl is None:  # a TTL the caller set in extensions["caching"] wins
-            ttl = entry_ttl(self._registry, self._clock, request, response)
-        return self.storage.create_entry(request, response, key, ttl=ttl, tti=tti)
+            ttl = entry_ttl(self._registry, self._clock, request, stored)
+        entry = self.storage.create_entry(
+            stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
+        )
+        return _live(entry, response)
 
     def get_entries(self, key: str) -> list[hishel.Entry]:
         return self.storage.get_entries(key)
 
     def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
-        self.storage.update_headers(id, headers)
+        # A 304's headers join the stored ones (RFC 9111 §4.3.4): the same rules apply.
+        self.storage.update_headers(id, stored_headers(headers, self._registry.secret_params))
 
     def remove_entry(self, id: uuid.UUID) -> None:
         self.storage.remove_entry(id)
@@ -117,15 +194,20 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
     ) -> hishel.Entry:
         if never_stored(response):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
+        secrets = self._registry.secret_params
+        stored = stored_response(response, secrets)
         if ttl is None:
-            ttl = entry_ttl(self._registry, self._clock, request, response)
-        return await self.storage.create_entry(request, response, key, ttl=ttl, tti=tti)
+            ttl = entry_ttl(self._registry, self._clock, request, stored)
+        entry = await self.storage.create_entry(
+            stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
+        )
+        return _live(entry, response)
 
     async def get_entries(self, key: str) -> list[hishel.Entry]:
         return await self.storage.get_entries(key)
 
     async def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
-        await self.storage.update_headers(id, headers)
+        await self.storage.update_headers(id, stored_headers(headers, self._registry.secret_params))
 
     async def remove_entry(self, id: uuid.UUID) -> None:
         await self.storage.remove_entry(id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from urllib.parse import urlencode
 
@@ -11,13 +12,22 @@ import httpx
 REDACTED = "[secret]"
 
 
+def _secret_names(secrets: Collection[str]) -> frozenset[str]:
+    """Parameter names compare without case: ``APIKEY`` and ``Api_Key`` are keys too."""
+    return frozenset(name.lower() for name in secrets)
+
+
 def cache_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
-    """``url`` without secret parameters, its query sorted, so equal requests share a key."""
+    """``url`` without userinfo or secret parameters (any casing of their names), its
+    query sorted, so equal requests share a key and no credential reaches storage."""
+    if url.userinfo:
+        url = url.copy_with(userinfo=b"")
     if not url.query:
         return url
+    names = _secret_names(secrets)
     params = url.params
-    if any(name in secrets for name in params):
-        kept = [(k, v) for k, v in params.multi_items() if k not in secrets]
+    if any(name.lower() in names for name in params):
+        kept = [(k, v) for k, v in params.multi_items() if k.lower() not in names]
     else:
         kept = params.multi_items()
     ordered = sorted(kept)
@@ -28,12 +38,35 @@ def cache_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
 
 
 def redact_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
-    """``url`` with the values of secret parameters replaced, for logs and messages."""
+    """``url`` without userinfo, the values of secret parameters replaced, for logs,
+    messages and the URL-valued headers of stored answers."""
+    if url.userinfo:
+        url = url.copy_with(userinfo=b"")
+    names = _secret_names(secrets)
     params = url.params
-    if not any(name in secrets for name in params):
+    if not any(name.lower() in names for name in params):
         return url
-    redacted = [(k, REDACTED if k in secrets else v) for k, v in params.multi_items()]
+    redacted = [(k, REDACTED if k.lower() in names else v) for k, v in params.multi_items()]
     return url.copy_with(params=redacted)
+
+
+# A URL in a header: a whole absolute value (Location, Content-Location) or each
+# <URI-reference> of a Link (RFC 8288 §3).
+_LINK_TARGET = re.compile(r"<([^>]*)>")
+
+
+def redact_header_url(value: str, secrets: Collection[str]) -> str:
+    """A URL-valued header with credentials replaced (:func:`redact_url`); a value that
+    does not parse as a URL is kept only if it cannot carry one."""
+    try:
+        return str(redact_url(httpx.URL(value.strip()), secrets))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return REDACTED
+
+
+def redact_links(value: str, secrets: Collection[str]) -> str:
+    """A ``Link`` header with each target redacted."""
+    return _LINK_TARGET.sub(lambda m: f"<{redact_header_url(m.group(1), secrets)}>", value)
 
 
 class RedactingFilter(logging.Filter):

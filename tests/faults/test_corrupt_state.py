@@ -190,11 +190,6 @@ def test_read_only_state_directory(nobody_home: Path) -> None:
     assert f"state_dir {state} is not writable" in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="the fallback directory outlives the client: removing it on close is a change "
-    "to _client._state_dir (issue 18)",
-    strict=True,
-)
 def test_read_only_fallback_is_removed_on_close(nobody_home: Path) -> None:
     """The private temporary directory used instead of a read-only state_dir is gone once
     the client is closed."""

@@ -12,7 +12,9 @@ profile is about politeness and freshness:
   has not started yet counts as in play);
 - ``/summary``: 1 h, or 30 s when its header says the game is in play;
 - ``/teams``: 1 h; other paths defer to ESPN's own caching headers;
-- a stored answer may stand in for a failed call for 6 hours.
+- a stored answer may stand in for a failed call for 6 hours;
+- a 200 whose body is an error object (``{"code": 404, "message": ...}``,
+  ``{"error": ...}``, ``{"errors": [...]}``) is an error: never stored over a good answer.
 
 Every number is a setting: ``attrs.evolve(PROFILE, freshness=EspnFreshness(live=15))``.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Rate
+from quotaflow import ApiProfile, Rate, Verdict
 
 __all__ = ["PROFILE", "EspnFreshness"]
 
@@ -181,6 +183,44 @@ class EspnFreshness:
         return self.today
 
 
+# How much of a 200 body is looked at for an error's shape: error bodies are small,
+# scoreboards are hundreds of kilobytes.
+_ERROR_PREFIX = 4096
+_ERROR_MARKS = (b'"error"', b'"errors"', b'"code"')
+# Keys of the answers this profile knows: an object with one of them is data.
+_PAYLOAD = frozenset({"events", "leagues", "header", "boxscore", "sports", "team", "season"})
+
+
+def _error_shaped(body: Any) -> bool:
+    if not isinstance(body, dict) or not _PAYLOAD.isdisjoint(body):
+        return False
+    if body.get("error") or body.get("errors"):
+        return True
+    code = body.get("code")
+    return isinstance(code, int) and not isinstance(code, bool) and code >= 400
+
+
+def classify(response: httpx.Response) -> Verdict:
+    """``"error"`` for a 2xx whose body is an error object rather than data, else ``"ok"``.
+
+    ESPN's site API is undocumented; errors seen from it are ``{"code": 4xx/5xx,
+    "message"}`` and ``{"error": ...}``/``{"errors": [...]}``. Only a body starting
+    as an object with one of those keys in its first 4 KiB is parsed.
+
+    .. versionadded:: 0.1
+    """
+    if not 200 <= response.status_code < 300:
+        return "ok"  # statuses speak for themselves
+    head = response.content[:_ERROR_PREFIX].lstrip()
+    if not head.startswith(b"{") or not any(mark in head for mark in _ERROR_MARKS):
+        return "ok"
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return "ok"
+    return "error" if _error_shaped(body) else "ok"
+
+
 PROFILE = ApiProfile(
     name="espn",
     hosts=("site.api.espn.com",),
@@ -190,7 +230,8 @@ PROFILE = ApiProfile(
     # An unreadable scoreboard may be a live one: keep it short.
     default_ttl=60,
     max_stale=6 * HOUR,
-    # The freshness rule reads the scoreboard; the API takes no credential.
+    classify=classify,
+    # The freshness rule and classify read the scoreboard; the API takes no credential.
     reads_body=True,
     shared_answers=True,
 )

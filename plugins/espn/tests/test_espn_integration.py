@@ -160,3 +160,57 @@ def test_settings_through_evolve(
     faster = attrs.evolve(PROFILE, freshness=EspnFreshness(live=10))
     with _client(tmp_path, router, traveller, faster) as client:
         assert _info(client.get(URL)).ttl == 10
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        b'{"code": 404, "message": "Failed to get league"}',
+        b'{"error": {"code": 500, "message": "Internal"}}',
+        b'  {"errors": [{"message": "bad request"}]}',
+    ],
+)
+def test_error_in_a_200_never_replaces_the_good_answer(
+    tmp_path: Path,
+    router: respx.Router,
+    traveller: time_machine.Traveller,
+    start: float,
+    error: bytes,
+) -> None:
+    """Past its ttl, a 200 whose body is an error object is not stored: the scoreboard
+    stands in for it, and is still there for the next request."""
+    body = espn.scoreboard([espn.event("1", start + 2 * HOUR, "pre")])
+    route = router.get(host=HOST, path=BOARD)
+    route.side_effect = [espn.response(body), espn.response(error), espn.response(error)]
+    with _client(tmp_path, router, traveller) as client:
+        client.get(URL)
+        traveller.shift(10 * 60)  # past the 5 minutes of today's scoreboard
+
+        during = client.get(URL)
+        traveller.shift(10)
+        after = client.get(URL)
+
+    assert route.call_count == 3
+    assert during.content == after.content == body
+    assert _info(during).cache == _info(after).cache == "stale"
+    assert _info(during).stale_reason == "error_body"
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert error.strip() not in stored
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        espn.scoreboard([]),
+        b'{"sports": [{"leagues": []}], "code": 500}',  # data, whatever else it carries
+        b'{"code": 200, "message": "fine"}',
+        b'{"error": null}',
+        b'{"errors": [',
+        b"[]",
+    ],
+)
+def test_answers_that_are_not_error_objects_are_ok(body: bytes) -> None:
+    """Data, success codes, empty error fields and bodies that don't parse stay ok."""
+    from quotaflow_espn._profile import classify
+
+    assert classify(espn.response(body)) == "ok"

@@ -76,17 +76,42 @@ def read_quota(response: httpx.Response) -> QuotaReading:
     return reading
 
 
-def classify(response: httpx.Response) -> Verdict:
-    """Quota exhaustion is a 401 with ``OUT_OF_USAGE_CREDITS``, not a 429."""
-    if response.status_code != 401:
-        return "ok"
+# How much of a 200 body is looked at for an error's shape: error bodies are a few
+# hundred bytes, answers may be megabytes.
+_ERROR_PREFIX = 4096
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The ``error_code`` of an error-shaped body (``{"message", "error_code", ...}``),
+    ``""`` for one without a code, None for anything else. Answers are lists, or objects
+    with ``data`` (historical) or ``id`` (one event), so only an object with ``message``
+    or ``error_code`` near its start is parsed."""
+    head = response.content[:_ERROR_PREFIX].lstrip()
+    if not head.startswith(b"{") or (b'"error_code"' not in head and b'"message"' not in head):
+        return None
     try:
         body = json.loads(response.content)
     except ValueError:
+        return None
+    if not isinstance(body, dict) or "data" in body or "id" in body:
+        return None
+    code = body.get("error_code")
+    if isinstance(code, str):
+        return code
+    return "" if "message" in body else None
+
+
+def classify(response: httpx.Response) -> Verdict:
+    """Quota exhaustion is a 401 with ``OUT_OF_USAGE_CREDITS``, not a 429. A 200 whose
+    body is an error (``{"message", "error_code"}``) is an error: never stored, never
+    standing in for the last good answer."""
+    status = response.status_code
+    if status != 401 and not 200 <= status < 300:
         return "ok"
-    if isinstance(body, dict) and body.get("error_code") == "OUT_OF_USAGE_CREDITS":
-        return "quota_exhausted"
-    return "ok"
+    code = _error_code(response)
+    if status == 401:
+        return "quota_exhausted" if code == "OUT_OF_USAGE_CREDITS" else "ok"
+    return "ok" if code is None else "error"
 
 
 def _parse_time(value: Any) -> float:

@@ -113,7 +113,7 @@ def test_unparseable_bodies_are_skipped(
     """Bodies of another shape are skipped at debug level; the good ones are kept."""
     caplog.set_level(logging.DEBUG, logger="quotaflow")
     event = _event()
-    _fetch(tmp_path, router, traveller, [b"not json", b'{"message": "?"}', samples.odds([event])])
+    _fetch(tmp_path, router, traveller, [b"not json", b'{"other": "shape"}', samples.odds([event])])
     assert len(history(event["id"], tmp_path)) == 4
     skipped = [r for r in caplog.records if "skips an unreadable" in r.getMessage()]
     assert len(skipped) == 2

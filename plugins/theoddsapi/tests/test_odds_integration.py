@@ -430,3 +430,31 @@ async def test_async_stale_answer_when_credits_run_out(
         assert info.cache == "stale"
         assert info.stale_reason == "quota"
         assert info.age == 200
+
+
+def test_error_in_a_200_never_replaces_the_good_answer(
+    tmp_path: Path, router: respx.Router, traveller: time_machine.Traveller, start: float
+) -> None:
+    """Past its ttl, a 200 carrying the API's error object is not stored: the last good
+    answer stands in for it, and is still there for the next request."""
+    body = _odds_body(start, 2 * HOUR)
+    broken = samples.error(200, "INTERNAL_ERROR", "Something went wrong.")
+    route = router.get(host=HOST, path=ODDS)
+    route.side_effect = [
+        samples.response(body, used=42, remaining=458, last=2),
+        broken,
+        broken,
+    ]
+    with _client(tmp_path, router) as client:
+        client.get(BASE + ODDS, params={**QUERY, "apiKey": SECRET})
+        traveller.shift(121)
+
+        during = client.get(BASE + ODDS, params={**QUERY, "apiKey": SECRET})
+        traveller.shift(10)
+        after = client.get(BASE + ODDS, params={**QUERY, "apiKey": SECRET})
+
+        assert route.call_count == 3
+        assert during.content == after.content == body
+        assert _info(during).cache == _info(after).cache == "stale"
+        assert _info(during).stale_reason == "error_body"
+        assert b"Something went wrong" not in b"".join(_stored_bytes(tmp_path).values())

@@ -119,11 +119,38 @@ def test_unreadable_401_is_ok(response: httpx.Response) -> None:
         samples.error(429, "EXCEEDED_FREQ_LIMIT", "Too many requests."),
         samples.error(422, "INVALID_MARKET", "Invalid market."),
         samples.error(404, "UNKNOWN_SPORT", "Unknown sport."),
-        # The code only counts on a 401.
-        samples.error(200, "OUT_OF_USAGE_CREDITS", "Usage quota has been reached."),
+        # The code only counts on a 401 (a 200 carrying it is an error body, see below).
         samples.error(403, "OUT_OF_USAGE_CREDITS", "Usage quota has been reached."),
     ],
 )
 def test_other_answers_are_ok(response: httpx.Response) -> None:
     """200s and other errors are "ok" to classify (status-based handling does the rest)."""
     assert classify(response) == "ok"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message": "Internal error", "error_code": "INTERNAL"}',
+        b'  {"message": "Usage quota has been reached.", "error_code": "OUT_OF_USAGE_CREDITS"}',
+        b'{"message": "Something went wrong"}',
+    ],
+)
+def test_error_shaped_200_is_an_error(body: bytes) -> None:
+    """A 200 whose body is the API's error object is an error: never stored."""
+    assert classify(_answer(body)) == "error"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'{"id": "e1", "sport_key": "nfl", "message": "a field of an event"}',
+        b'{"timestamp": "2025-01-01T00:00:00Z", "data": [], "message": "x"}',
+        b'{"message": "cut short',  # not JSON after all
+        b"not json",
+    ],
+)
+def test_answers_of_the_usual_shapes_are_ok(body: bytes) -> None:
+    """Lists, one event, the historical wrapper and bodies that don't parse stay ok."""
+    assert classify(_answer(body)) == "ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -349,6 +349,8 @@ class Limiter:
         # The client's retries (None: each profile's own) and body cap (``make_client``).
         self.retries = retries
         self.max_body = max_body
+        # Run once the state is closed (a temporary state directory removed).
+        self.on_close: list[Callable[[], None]] = []
         self.backend = backend
         self.ledger = backend.ledger
         self.clock = clock
@@ -361,8 +363,13 @@ class Limiter:
                 breaker.window = window
 
     def close(self) -> None:
-        self.emit.close()
-        self.backend.close()
+        try:
+            self.emit.close()
+            self.backend.close()
+        finally:
+            for callback in self.on_close:
+                callback()
+            self.on_close.clear()
 
     def profiled(self, call: Call | None) -> bool:
         return call is not None and call.profile is not DEFAULT_PROFILE
