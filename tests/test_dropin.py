@@ -524,3 +524,22 @@ def test_retries_stay_on_by_default(stack, router, sleeps) -> None:
 def test_retries_setting_is_checked(stack) -> None:
     with pytest.raises(quotaflow.ConfigError, match="retries"):
         stack(retries=-1)
+
+
+def test_following_a_redirect_that_carries_the_key_works_every_time(stack, router) -> None:
+    """A redirect whose target holds the key is never stored redacted: each time the
+    client follows it, the target gets the real key."""
+    router.get("https://r.example/a").respond(
+        301, headers={"location": "https://r.example/b?apiKey=K", "cache-control": "max-age=600"}
+    )
+    target = router.get(url__startswith="https://r.example/b").respond(
+        200, json={"ok": True}, headers={"cache-control": "max-age=600"}
+    )
+    client = stack()
+
+    for _ in range(2):
+        answer = client.get("https://r.example/a", params={"apiKey": "K"}, follow_redirects=True)
+        assert answer.json() == {"ok": True}
+        if target.calls:
+            assert target.calls.last.request.url.params["apiKey"] == "K"
+    assert target.call_count == 1  # the target itself was stored (same credential)

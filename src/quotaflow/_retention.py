@@ -50,9 +50,15 @@ def entry_ttl(
         return None
 
 
-def never_stored(response: hishel.Response) -> bool:
-    """Answers that pass through unstored whatever their headers say."""
-    return is_event_stream(response.headers.get("content-type"))
+def never_stored(response: hishel.Response, stored: hishel.Response) -> bool:
+    """Answers that pass through unstored whatever their headers say: event streams,
+    and redirects whose target carries a secret (stored redacted, a hit would send the
+    client to a URL with the secret blanked out; ``stored`` is the redacted copy)."""
+    if is_event_stream(response.headers.get("content-type")):
+        return True
+    if not 300 <= response.status_code < 400:
+        return False
+    return response.headers.get_list("location") != stored.headers.get_list("location")
 
 
 def is_event_stream(content_type: str | None) -> bool:
@@ -145,10 +151,10 @@ class RetainingStorage(hishel.BaseStorage):
         ttl: float | None = None,
         tti: float | None = None,
     ) -> hishel.Entry:
-        if never_stored(response):
-            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         secrets = self._registry.secret_params
         stored = stored_response(response, secrets)
+        if never_stored(response, stored):
+            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:  # a TTL the caller set in extensions["caching"] wins
             ttl = entry_ttl(self._registry, self._clock, request, stored)
         entry = self.storage.create_entry(
@@ -192,10 +198,10 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         ttl: float | None = None,
         tti: float | None = None,
     ) -> hishel.Entry:
-        if never_stored(response):
-            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         secrets = self._registry.secret_params
         stored = stored_response(response, secrets)
+        if never_stored(response, stored):
+            return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:
             ttl = entry_ttl(self._registry, self._clock, request, stored)
         entry = await self.storage.create_entry(
