@@ -403,3 +403,33 @@ def test_status_watch(tmp_path, capsys, monkeypatch) -> None:
     assert waits == [2.0, 2.0]
     assert max(len(line.rstrip()) for line in lines) <= 80
     assert any(line.startswith("│ theoddsapi") and "0/500" in line for line in lines)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_each_credential_shows_as_its_own_quota_account(
+    stack, router, tmp_path, backend, request
+) -> None:
+    """Two keys, two accounts, each named by a short fingerprint, never by the key."""
+    router.get(url__startswith=URL).respond(200, json={}, headers={"x-cost": "1"})
+    profile = api_profile(quota=Quota(10))
+    redis = {}
+    if backend == "redis":
+        prefix = request.getfixturevalue("prefix")
+        redis = {"redis_url": REDIS_URL, "redis_prefix": prefix}
+    client = stack(profiles=[profile], **redis)
+    for key, calls in (("first-key-value", 3), ("second-key-value", 1)):
+        for n in range(calls):
+            client.get(f"{URL}/{n}", params={"key": key})
+    client.close()
+
+    statuses = _cli_status.collect(
+        tmp_path / "state",
+        redis.get("redis_url"),
+        redis.get("redis_prefix", "quotaflow"),
+        profiles=[profile],
+    )
+    accounts = {s.profile: s.used for s in statuses if s.profile.startswith("api#")}
+
+    assert sorted(accounts.values()) == [1, 3]
+    assert all(len(name) == len("api#") + 8 for name in accounts)
+    assert "key-value" not in repr(statuses)

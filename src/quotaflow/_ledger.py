@@ -181,6 +181,10 @@ class Ledger(abc.ABC):
     def _peek(self, name: str) -> Row | None:
         """The stored row ``name``, read only."""
 
+    def accounts(self) -> list[str]:
+        """The names of every row stored (see :func:`account_name`), for reporting."""
+        return []
+
     def peek(self, profile: ApiProfile, account: str | None = None) -> Row | None:
         """The stored row of ``profile`` and ``account``, read only."""
         return self._peek(account_name(profile, account))

@@ -174,6 +174,15 @@ class RedisLedger(Ledger):
             lambda local: local.ledger._peek(name),
         )
 
+    def accounts(self) -> list[str]:
+        start = f"{self._prefix}:quota:"
+        return self._guard.run(
+            lambda: sorted(
+                _text(key)[len(start) :] for key in self._client.scan_iter(match=f"{start}*")
+            ),
+            lambda local: local.ledger.accounts(),
+        )
+
     def _update(self, name: str, change: Callable[[Books], T]) -> T:
         return self._guard.run(
             lambda: self._transact(name, change),

@@ -179,6 +179,14 @@ class SqliteLedger(Ledger):
         except LocalStateError:
             return None
 
+    def accounts(self) -> list[str]:
+        try:
+            with self._db.transaction() as cur:
+                cur.execute("SELECT profile FROM quota ORDER BY profile")
+                return [name for (name,) in cur.fetchall()]
+        except LocalStateError:
+            return []
+
     def _update(self, name: str, change: Callable[[Books], T]) -> T:
         try:
             return self._stored_update(name, change)

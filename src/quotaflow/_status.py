@@ -166,8 +166,20 @@ def read_status(
             db, "SELECT profile, period, total, remaining FROM quota", ()
         )
     }
+    # Each credential is its own quota account (``profile#fingerprint``), shown after its
+    # profile with the profile's quota; the short-window limits stay the profile's.
+    accounts: dict[str, list[ApiProfile]] = {}
+    by_name = {profile.name: profile for profile in registry.profiles}
+    for name in sorted({*backend.ledger.accounts(), *ledger_rows}):
+        parent = by_name.get(name.partition("#")[0])
+        if "#" in name and parent is not None:
+            accounts.setdefault(parent.name, []).append(attrs.evolve(parent, name=name, rates=()))
+            known.add(name)
     strangers = sorted((set(by_profile) | set(ledger_rows) | set(notes)) - known)
-    profiles = [*registry.profiles, *(ApiProfile(name=name, hosts=("?",)) for name in strangers)]
+    profiles = [
+        *(p for profile in registry.profiles for p in (profile, *accounts.get(profile.name, ()))),
+        *(ApiProfile(name=name, hosts=("?",)) for name in strangers),
+    ]
     result = []
     for profile in profiles:
         history = by_profile.get(profile.name, [])
