@@ -218,7 +218,7 @@ class _Parts:
         if self.directory in _FALLBACKS:
             # Last, once the state files in it are closed.
             self.limiter.on_close.append(_remove_fallback(self.directory))
-        self.policy = Policy(self.clock)
+        self.policy = Policy(self.clock, max_body)
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(hot_entries, hot_bytes, max_body)
         self.gate = Gate(self.backend.leases, self.clock)

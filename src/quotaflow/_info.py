@@ -40,8 +40,16 @@ class ResponseInfo:
         stale_reason: for stale answers, why (``"quota"``, ``"rate_limit"``,
             ``"timeout"``, ``"network"``, ``"status_503"``, ``"error_body"``...).
         age: for stale answers, seconds since the stored response was received.
+        stored: whether the answer is in the cache: stored now (a miss the cache
+            keeps), or served from it.
+        tier: for answers from the cache, where from: ``"memory"`` (this process's
+            hot tier) or ``"storage"`` (SQLite or Redis); else None.
+        reason: why, in a short sentence: which rule gave which freshness, or why the
+            answer was not stored (``no-store``, an error body, over ``max_body``, no
+            freshness and no ``default_ttl``...). Logged at DEBUG for every request.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 ``stored``, ``tier`` and ``reason``.
     """
 
     profile: str
@@ -53,6 +61,9 @@ class ResponseInfo:
     ttl: float | None = None
     stale_reason: str | None = None
     age: float | None = None
+    stored: bool = False
+    tier: str | None = None
+    reason: str = ""
 
 
 def storage_key(resource: str) -> str:
@@ -75,7 +86,7 @@ class Call:
     # The storage key (hishel's, the fallback's, the leases'), and the infos of hits on
     # this resource by (priority, remaining, ttl): both kept per URL by the Router.
     key: str
-    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo]
+    hit_infos: dict[tuple[Priority, int | None, float | None, str | None], ResponseInfo]
     secret_headers: tuple[tuple[str, str], ...] = ()
     cache: CacheStatus = CacheStatus.MISS
     cost: int = 0
@@ -94,13 +105,17 @@ class Call:
     account: str | None = None
     # The profile's rules read the body (``reads_body``), so the body is in memory.
     buffered: bool = False
+    # What ResponseInfo says of the cache: in it, which tier, and why.
+    stored: bool = False
+    tier: str | None = None
+    reason: str = ""
 
     def info(self, **changes: Any) -> ResponseInfo:
         if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:
             return self.make_info(**changes)
         # A hit: the same resource, priority, remaining and ttl give the same info.
         infos = self.hit_infos
-        key = (self.priority, self.remaining, self.ttl)
+        key = (self.priority, self.remaining, self.ttl, self.tier)
         found = infos.get(key)
         if found is None:
             if len(infos) >= 16:
@@ -117,5 +132,8 @@ class Call:
             remaining=self.remaining,
             waited=self.waited,
             ttl=self.ttl,
+            stored=self.stored,
+            tier=self.tier,
+            reason=self.reason,
         )
         return attrs.evolve(info, **changes) if changes else info

@@ -157,6 +157,8 @@ class RetainingStorage(hishel.BaseStorage):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:  # a TTL the caller set in extensions["caching"] wins
             ttl = entry_ttl(self._registry, self._clock, request, stored)
+            if ttl is not None and ttl <= 0:  # never reused: not worth a write
+                return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         entry = self.storage.create_entry(
             stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
         )
@@ -204,6 +206,8 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         if ttl is None:
             ttl = entry_ttl(self._registry, self._clock, request, stored)
+            if ttl is not None and ttl <= 0:
+                return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
         entry = await self.storage.create_entry(
             stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
         )

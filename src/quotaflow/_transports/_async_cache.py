@@ -25,7 +25,11 @@ from .._info import CacheStatus, Call
 from ._body import RAW, aread_body
 from ._cache import (
     ERROR_BODY,
+    FRESH_IN_MEMORY,
+    FRESH_IN_STORAGE,
+    MEMORY,
     OPTIONS,
+    STORAGE,
     AsyncTee,
     conditional,
     not_modified,
@@ -116,6 +120,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
+        self._max_body = policy.max_body
         self._enabled = enabled
         self._hishel = AsyncCacheTransport(
             _AsyncPolicyTransport(next_transport, storage, policy, gate),
@@ -126,18 +131,22 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if not self._enabled:  # cache = false: straight through
-            inner = request if call is None else redacted(call, request)
-            return await self.next_transport.handle_async_request(inner)
+            if call is None:
+                return await self.next_transport.handle_async_request(request)
+            call.reason = "the cache is off (cache=False)"
+            return await self.next_transport.handle_async_request(redacted(call, request))
         if call is None:
             return await self._hishel.handle_async_request(request)
         now = self._clock.time()
         hot = call.hot
         if hot and (entry := self._hot.get(call.key, now)) is not None:
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
+            call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
         if hot and (entry := await self._warm(call, now)) is not None:
             self._hot.put(call.key, entry)
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
+            call.stored, call.reason = True, FRESH_IN_STORAGE
             return entry.response(now)
         # Below this point, hishel and its storage included, only the redacted copy.
         request = redacted(call, request)
@@ -145,7 +154,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
             response = await self._hishel.handle_async_request(request)
-            outcome(call, response)
+            outcome(call, response, self._max_body, now)
             return response
         if conditional(request):
             return await self._conditional(call, request, now)
@@ -156,7 +165,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             except FromCache:
                 call.retried = True
                 response = await self._hishel.handle_async_request(request)
-            outcome(call, response)
+            outcome(call, response, self._max_body, now)
         except BaseException as exc:
             await self._land(call, exc)
             raise
@@ -211,8 +220,15 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         entries = await self._storage.get_entries(call.key)
         answer = not_modified(entries, request, call.resource, now)
         if answer is not None:
-            call.cache, call.ttl = CacheStatus.HIT, answer.ttl
+            call.cache, call.ttl, call.tier, call.stored = (
+                CacheStatus.HIT,
+                answer.ttl,
+                STORAGE,
+                True,
+            )
+            call.reason = "304 from a fresh stored answer: the caller's validator matched"
             return answer.response
+        call.reason = "the caller's conditional request went to the origin, unstored"
         return await self.next_transport.handle_async_request(request)
 
     async def _land(self, call: Call, error: BaseException | None) -> None:

@@ -25,6 +25,10 @@ from .._retention import is_event_stream
 
 logger = logging.getLogger("quotaflow")
 
+# ResponseInfo.tier, and the reasons of hits (static: hits build nothing per request).
+MEMORY, STORAGE = "memory", "storage"
+FRESH_IN_MEMORY, FRESH_IN_STORAGE = "fresh in memory", "fresh in storage"
+
 # An error body the stack keeps a copy of is read up to this many bytes.
 ERROR_BODY = 64 * 2**10
 

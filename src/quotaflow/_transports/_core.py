@@ -30,6 +30,7 @@ from .._profiles import (
     Verdict,
     WindowReading,
 )
+from .._retention import is_event_stream
 from .._secrets import cache_url, url_credentials
 from .._state import ShortWindow
 from ..events import Emitter
@@ -66,6 +67,10 @@ class _Secrets:
     headers: frozenset[bytes]  # lower case, as httpx keeps raw header names
 
 
+# What a hit's ResponseInfo varies by: priority, remaining, ttl, tier.
+HitKey = tuple[Priority, int | None, float | None, str | None]
+
+
 @attrs.frozen
 class _Route:
     """What a URL means to the stack, worked out once per URL."""
@@ -80,9 +85,7 @@ class _Route:
     fingerprint: str
     key: str
     # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
-    hit_infos: dict[tuple[Priority, int | None, float | None], ResponseInfo] = attrs.field(
-        factory=dict, eq=False
-    )
+    hit_infos: dict[HitKey, ResponseInfo] = attrs.field(factory=dict, eq=False)
 
 
 def _partition(resource: str, fingerprint: str) -> str:
@@ -574,8 +577,9 @@ class Limiter:
 class Policy:
     """The caching layer's domain rules, shared by both twins."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, max_body: int = MAX_BODY) -> None:
         self.clock = clock
+        self.max_body = max_body
 
     def failed(self, call: Call | None, response: httpx.Response) -> bool:
         """Whether :meth:`judge` will take ``response`` for a failure (its body is then
@@ -599,6 +603,7 @@ class Policy:
         if call is None or call.profile is DEFAULT_PROFILE:
             if call is not None:
                 call.ttl = _policy.max_age(response.headers)
+                call.reason = _header_reason(response)
             return False
         profile = call.profile
         status = response.status_code
@@ -628,26 +633,76 @@ class Policy:
                 ttl = profile.default_ttl
         if ttl is None:
             call.ttl = _policy.max_age(response.headers)
+            call.reason = _header_reason(response)
             return False
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
         call.ttl = float(int(ttl))
+        call.reason = f"fresh {int(ttl)} s by the freshness rule of profile {profile.name}"
         # Answers that vary by request header live side by side under one key.
         return "vary" not in response.headers
 
 
-def outcome(call: Call, response: httpx.Response) -> None:
+def _header_reason(response: httpx.Response) -> str:
+    """What the answer's own headers say of its freshness (RFC 9111 §4.2.1)."""
+    headers = response.headers
+    directives = headers.get("cache-control", "").lower()
+    if "no-store" in directives:
+        return "no-store in the answer's Cache-Control"
+    lifetime = _policy.max_age(headers)
+    if lifetime is not None:
+        return f"fresh {lifetime} s by the answer's Cache-Control"
+    if "expires" in headers:
+        return "freshness from the answer's Expires"
+    if "last-modified" in headers:
+        return "heuristic freshness from the answer's Last-Modified"
+    return "no freshness in the answer's headers and no rule for it"
+
+
+def _reused(call: Call, response: httpx.Response, now: float) -> bool:
+    """Whether anything could ever use the answer once stored (see _retention)."""
+    headers = response.headers
+    return (
+        _policy.retention(
+            freshness=_policy.freshness_lifetime(headers, now),
+            max_stale=call.profile.max_stale,
+            revalidation_window=call.profile.revalidation_window,
+            validated=_policy.has_validator(headers),
+        )
+        > 0
+    )
+
+
+def outcome(call: Call, response: httpx.Response, max_body: int, now: float) -> None:
     """Read hishel's status into the call."""
     caching = response.extensions.get("caching")
     if not isinstance(caching, dict):
         return
     if caching.get("from_cache"):
-        call.cache = CacheStatus.REVALIDATED if caching.get("revalidated") else CacheStatus.HIT
+        revalidated = caching.get("revalidated")
+        call.cache = CacheStatus.REVALIDATED if revalidated else CacheStatus.HIT
         call.ttl = _policy.max_age(response.headers)
-    else:
-        # hishel also flags a full 200 to a conditional request as revalidated:
-        # for the caller that is a new answer, so a miss.
-        call.cache = CacheStatus.MISS
+        call.stored, call.tier = True, "storage"
+        call.reason = (
+            "revalidated: the origin confirmed the stored answer (304)"
+            if revalidated
+            else "fresh in storage"
+        )
+        return
+    # hishel also flags a full 200 to a conditional request as revalidated:
+    # for the caller that is a new answer, so a miss.
+    call.cache = CacheStatus.MISS
+    stored = bool(caching.get("stored"))
+    length = response.headers.get("content-length")
+    if stored and is_event_stream(response.headers.get("content-type")):
+        stored, call.reason = False, "an event stream is never stored"
+    elif stored and length is not None and length.isdigit() and int(length) > max_body:
+        stored, call.reason = False, f"the body is over max_body ({max_body} bytes)"
+    elif stored and not _reused(call, response, now):
+        stored = False  # the reason says why: no freshness, no validator, no max_stale
+    elif not stored and call.verdict == "ok" and response.status_code < 500:
+        call.reason = call.reason or "not storable under RFC 9111"
+    call.stored = stored
 
 
 def stale_reason(exc: BaseException) -> str:
@@ -708,9 +763,30 @@ def stale_response(
     )
     call.cache = CacheStatus.STALE
     response.extensions["quotaflow"] = call.info(
-        cache=CacheStatus.STALE, ttl=choice.ttl, stale_reason=reason, age=choice.age
+        cache=CacheStatus.STALE,
+        ttl=choice.ttl,
+        stale_reason=reason,
+        age=choice.age,
+        stored=True,
+        tier="storage",
+        reason=f"stale ({reason}): {int(choice.age)} s old, within max_stale",
     )
     return response
+
+
+def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
+    """One DEBUG line per request: what the cache did and why (no secrets: the
+    resource is the URL without them)."""
+    logger.debug(
+        "quotaflow: %s %s -> %s%s, cost %d (%s): %s",
+        request.method,
+        call.resource,
+        info.cache,
+        f" from {info.tier}" if info.tier else "",
+        info.cost,
+        info.profile,
+        info.reason or ("stored" if info.stored else "not stored"),
+    )
 
 
 def report(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
 
@@ -16,11 +17,14 @@ from ._core import (
     Router,
     UpstreamFailed,
     choose_stale,
+    log_answer,
     report,
     stale_eligible,
     stale_reason,
     stale_response,
 )
+
+logger = logging.getLogger("quotaflow")
 
 
 class FallbackTransport(httpx.BaseTransport):
@@ -74,7 +78,9 @@ class FallbackTransport(httpx.BaseTransport):
             return stale
         if call.remaining is None:
             call.remaining = self._ledger.known_remaining(call.profile, call.account)
-        response.extensions["quotaflow"] = call.info()
+        response.extensions["quotaflow"] = info = call.info()
+        if logger.isEnabledFor(logging.DEBUG):
+            log_answer(request, call, info)
         return response
 
     def _stale(self, call: Call, request: httpx.Request, reason: str) -> httpx.Response | None:
@@ -157,7 +163,9 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
             return stale
         if call.remaining is None:
             call.remaining = await self._remaining(call)
-        response.extensions["quotaflow"] = call.info()
+        response.extensions["quotaflow"] = info = call.info()
+        if logger.isEnabledFor(logging.DEBUG):
+            log_answer(request, call, info)
         return response
 
     async def _stale(

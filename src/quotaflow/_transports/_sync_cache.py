@@ -25,7 +25,11 @@ from .._info import CacheStatus, Call
 from ._body import RAW, read_body
 from ._cache import (
     ERROR_BODY,
+    FRESH_IN_MEMORY,
+    FRESH_IN_STORAGE,
+    MEMORY,
     OPTIONS,
+    STORAGE,
     Tee,
     conditional,
     not_modified,
@@ -115,6 +119,7 @@ class CachingTransport(httpx.BaseTransport):
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
+        self._max_body = policy.max_body
         self._enabled = enabled
         self._hishel = CacheTransport(
             _PolicyTransport(next_transport, storage, policy, gate),
@@ -125,18 +130,22 @@ class CachingTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
         if not self._enabled:  # cache = false: straight through
-            inner = request if call is None else redacted(call, request)
-            return self.next_transport.handle_request(inner)
+            if call is None:
+                return self.next_transport.handle_request(request)
+            call.reason = "the cache is off (cache=False)"
+            return self.next_transport.handle_request(redacted(call, request))
         if call is None:
             return self._hishel.handle_request(request)
         now = self._clock.time()
         hot = call.hot
         if hot and (entry := self._hot.get(call.key, now)) is not None:
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
+            call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
         if hot and (entry := self._warm(call, now)) is not None:
             self._hot.put(call.key, entry)
-            call.cache, call.ttl = CacheStatus.HIT, entry.ttl
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
+            call.stored, call.reason = True, FRESH_IN_STORAGE
             return entry.response(now)
         # Below this point, hishel and its storage included, only the redacted copy.
         request = redacted(call, request)
@@ -144,7 +153,7 @@ class CachingTransport(httpx.BaseTransport):
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
             response = self._hishel.handle_request(request)
-            outcome(call, response)
+            outcome(call, response, self._max_body, now)
             return response
         if conditional(request):
             return self._conditional(call, request, now)
@@ -155,7 +164,7 @@ class CachingTransport(httpx.BaseTransport):
             except FromCache:
                 call.retried = True
                 response = self._hishel.handle_request(request)
-            outcome(call, response)
+            outcome(call, response, self._max_body, now)
         except BaseException as exc:
             self._land(call, exc)
             raise
@@ -210,8 +219,15 @@ class CachingTransport(httpx.BaseTransport):
         entries = self._storage.get_entries(call.key)
         answer = not_modified(entries, request, call.resource, now)
         if answer is not None:
-            call.cache, call.ttl = CacheStatus.HIT, answer.ttl
+            call.cache, call.ttl, call.tier, call.stored = (
+                CacheStatus.HIT,
+                answer.ttl,
+                STORAGE,
+                True,
+            )
+            call.reason = "304 from a fresh stored answer: the caller's validator matched"
             return answer.response
+        call.reason = "the caller's conditional request went to the origin, unstored"
         return self.next_transport.handle_request(request)
 
     def _land(self, call: Call, error: BaseException | None) -> None:
