@@ -65,6 +65,12 @@ def _prefix(value: Any) -> str:
     return value
 
 
+def _windowless(value: Any) -> str:
+    if value not in ("window", "quota"):
+        raise _Invalid(f"expected 'window' or 'quota', not {value!r}")
+    return str(value)
+
+
 def _period(value: Any) -> str:
     if value not in ("day", "month"):
         raise _Invalid(f"expected 'day' or 'month', not {value!r}")
@@ -86,6 +92,7 @@ _FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "max_stale": ("max_stale", _seconds(positive=False)),
     "secret_params": ("secret_params", _texts),
     "secret_headers": ("secret_headers", _texts),
+    "windowless": ("windowless", _windowless),
 }
 _REQUIRED = ("name", "hosts")
 

@@ -40,6 +40,7 @@ reset_day = 15
 secret_params = ["appid"]
 secret_headers = ["X-Weather-Key"]
 path_prefix = "/data"
+windowless = "quota"
 
 [[api]]
 name = "bare"
@@ -72,7 +73,7 @@ def test_reads_every_entry(tmp_path: Path) -> None:
     assert weather.path_prefix == "/data"
     assert weather.rates == ()
     assert weather.freshness is None
-    assert weather.read_quota == RateLimitHeaders("month")
+    assert weather.read_quota == RateLimitHeaders("month", windowless="quota")
 
     assert bare.hosts == ("bare.test",)
     assert bare.quota is None
@@ -114,6 +115,7 @@ def _entry(body: str) -> str:
         ('name = "x"\nhosts = ["x.test"]\npath_prefix = "v1"', "api[1].path_prefix"),
         ('name = "x"\nhosts = ["x.test"]\nsecret_headers = [""]', "api[1].secret_headers"),
         ('name = "x"\nhosts = ["x.test"]\nquotas = 5', "api[1].quotas"),
+        ('name = "x"\nhosts = ["x.test"]\nwindowless = "day"', "api[1].windowless"),
         ('name = "ok"\nhosts = ["y.test"]', "api[1].name"),
     ],
 )
@@ -171,7 +173,11 @@ def test_entry_point_reads_the_file_through_discovery(
     """make_client with plugins on finds the file's profiles through the entry point."""
     monkeypatch.setenv(ENV_VAR, str(_write(tmp_path, GOOD)))
     route = router.get(host="api.github.com").mock(
-        return_value=httpx.Response(200, json={}, headers={"X-RateLimit-Remaining": "4321"})
+        return_value=httpx.Response(
+            200,
+            json={},
+            headers={"X-RateLimit-Limit": "5000;w=86400", "X-RateLimit-Remaining": "4321"},
+        )
     )
     with quotaflow.make_client(
         state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
