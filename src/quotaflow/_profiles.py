@@ -124,14 +124,45 @@ def _numbers_in(low: float, high: float | None) -> Any:
     return validate
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def split_host(pattern: str) -> tuple[str, int | None]:
+    """``"host:port"`` (``"[::1]:8080"`` for IPv6) as (host, port); a bare host has
+    port None. Raises ValueError for a port that is not 1 to 65535."""
+    host, port = pattern, ""
+    if pattern.startswith("["):
+        host, _, rest = pattern[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{pattern!r}: expected '[address]:port'")
+        port = rest[1:]
+    elif pattern.count(":") == 1:  # more colons: a bare IPv6 address
+        host, port = pattern.split(":")
+    if not port and pattern.endswith(":"):
+        raise ValueError(f"{pattern!r}: the port is missing after ':'")
+    if not port:
+        return host, None
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{pattern!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def url_port(url: httpx.URL) -> int | None:
+    """The port ``url`` connects to, its scheme's default included."""
+    return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
+
+
 def _hosts(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     if not value:
         raise ValueError("must name at least one host")
     for host in value:
         if not isinstance(host, str) or not host or "/" in host or host != host.strip():
             raise ValueError(
-                f"{host!r} is not a host name (e.g. 'api.example.com' or '*.example.com')"
+                f"{host!r} is not a host name (e.g. 'api.example.com', '*.example.com' "
+                "or 'localhost:8080')"
             )
+        if not split_host(host)[0]:
+            raise ValueError(f"{host!r}: the host name is missing")
 
 
 def _names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -497,13 +528,20 @@ class ApiProfile:
     )
 
     def matches(self, url: httpx.URL) -> bool:
-        """Whether this profile describes ``url``."""
-        host = url.host.lower()
-        host_ok = any(
-            host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
-            for pattern in self.hosts
+        """Whether this profile describes ``url``: its host (and port, for a pattern
+        that names one: ``"localhost:8080"`` matches that port only; a bare host
+        matches any port) and its path."""
+        host, port = url.host.lower(), url_port(url)
+        return url.path.startswith(self.path_prefix) and any(
+            _host_matches(pattern, host, port) for pattern in self.hosts
         )
-        return host_ok and url.path.startswith(self.path_prefix)
+
+
+def _host_matches(pattern: str, host: str, port: int | None) -> bool:
+    name, wanted = split_host(pattern)
+    if wanted is not None and wanted != port:
+        return False
+    return host == name or (name.startswith("*.") and host.endswith(name[1:]))
 
 
 #: Requests that match no profile: plain RFC 9111 caching, no limits, no fallback.
@@ -517,23 +555,30 @@ class Registry:
 
     def __init__(self, profiles: Iterable[ApiProfile]) -> None:
         self.profiles: tuple[ApiProfile, ...] = tuple(profiles)
-        # Exact host names resolve with one dict lookup on the hot path.
-        self._by_host: dict[str, list[ApiProfile]] = {}
+        # Exact host names resolve with one dict lookup on the hot path; a profile
+        # naming the port comes before one naming the host alone.
+        self._by_host: dict[str, list[tuple[int | None, ApiProfile]]] = {}
         self._wildcards: list[ApiProfile] = []
         for profile in self.profiles:
             for pattern in profile.hosts:
-                if pattern.startswith("*."):
+                host, port = split_host(pattern)
+                if host.startswith("*."):
                     self._wildcards.append(profile)
                 else:
-                    self._by_host.setdefault(pattern, []).append(profile)
+                    self._by_host.setdefault(host, []).append((port, profile))
+        for entries in self._by_host.values():
+            entries.sort(key=lambda entry: entry[0] is None)  # stable: order kept otherwise
         self.secret_params = frozenset(
             DEFAULT_SECRET_PARAMS + tuple(p for prof in self.profiles for p in prof.secret_params)
         )
 
     def match(self, url: httpx.URL) -> ApiProfile:
-        for profile in self._by_host.get(url.host, ()):
-            if url.path.startswith(profile.path_prefix):
-                return profile
+        entries = self._by_host.get(url.host)
+        if entries:
+            port = url_port(url)
+            for wanted, profile in entries:
+                if (wanted is None or wanted == port) and url.path.startswith(profile.path_prefix):
+                    return profile
         for profile in self._wildcards:
             if profile.matches(url):
                 return profile
