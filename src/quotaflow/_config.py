@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import attrs
 
-from ._profiles import ApiProfile, Quota, Rate
+from ._profiles import ApiProfile, Quota, Rate, parse_duration
 from .exceptions import ConfigError
 
 FLAGS = ("cache", "rate_limit", "fallback")
@@ -180,8 +180,27 @@ def _convert(field: str, value: Any, profile: ApiProfile) -> Any:
         rule = profile.freshness
         if not isinstance(value, dict) or rule is None or not attrs.has(type(rule)):
             raise ConfigError("this profile's freshness rule has no settings to change")
-        return attrs.evolve(cast(Any, rule), **value)
+        return attrs.evolve(cast(Any, rule), **_rule_settings(rule, value))
     return value
+
+
+def _rule_settings(rule: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """A freshness rule's new settings: where the rule holds a number of seconds, the
+    new value must be a duration (a string such as ``"30s"`` would otherwise reach the
+    rule, which returns it as its answer, and turn caching off)."""
+    known = {field.name for field in attrs.fields(type(rule))}
+    changes = {}
+    for key, new in value.items():
+        if key not in known:
+            raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+        current = getattr(rule, key)
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            try:
+                new = parse_duration(new)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc.args[0]}") from None
+        changes[key] = new
+    return changes
 
 
 def apply(settings: Settings, profiles: Iterable[ApiProfile]) -> list[ApiProfile]:
@@ -206,6 +225,9 @@ def apply(settings: Settings, profiles: Iterable[ApiProfile]) -> list[ApiProfile
                 converted[field] = _convert(field, value, profile)
             except (ConfigError, TypeError) as exc:
                 detail = exc.args[0] if isinstance(exc, ConfigError) else str(exc)
+                key = re.match(r"(\w+):", detail)
+                if field == "freshness" and key and isinstance(value, Mapping) and key[1] in value:
+                    where = _at(source, text, f"{table}.freshness", key[1])
                 raise ConfigError(f"{where}: {table}.{field}: {detail}") from None
         try:
             by_name[name] = attrs.evolve(profile, **converted)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, cast
 
 import attrs
 import httpx
@@ -23,6 +24,7 @@ __all__ = [
     "Verdict",
     "WindowHeaders",
     "WindowReading",
+    "parse_duration",
 ]
 
 logger = logging.getLogger("quotaflow")
@@ -70,6 +72,66 @@ def _checked(*validators: Any) -> Any:
     return validate
 
 
+_DURATION = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([smhd]?)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a duration: a number of seconds (``30``, ``0.5``) or a string with
+    a unit, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"`` (a bare ``"90"`` is seconds too).
+
+    Every duration quotaflow takes (in code, ``quotaflow.toml`` or the environment)
+    is read by this one function.
+
+    Raises:
+        ValueError: not a duration, negative or not finite (``"30x"``, ``-5``,
+            ``"thirty"``, ``True``).
+
+    .. versionadded:: 0.2
+    """
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.fullmatch(value)) is not None:
+        seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            "expected a duration: seconds (>= 0) or a string such as '30s', '5m', '1h' "
+            f"or '1d', not {value!r}"
+        )
+    return seconds
+
+
+@attrs.frozen
+class _Malformed:
+    """A value :func:`duration` could not read, until the field's validator names the
+    field in the error (a converter is not told its field). Strictly private."""
+
+    message: str
+
+
+def duration(value: float | str) -> float:
+    """The attrs converter of every duration field: seconds (see :func:`parse_duration`).
+
+    A malformed value is refused by the field's validator (:func:`_a_duration`),
+    which names the field.
+    """
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        return cast(float, _Malformed(exc.args[0]))
+
+
+def optional_duration(value: float | str | None) -> float | None:
+    """:func:`duration`, None kept."""
+    return None if value is None else duration(value)
+
+
+def _a_duration(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, _Malformed):
+        raise ValueError(value.message)
+
+
 def _within_limit(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     # More at once than in a whole window could never be spent: say so.
     if value is not None and value > instance.limit:
@@ -82,7 +144,7 @@ def _finite(instance: Any, attribute: attrs.Attribute[Any], value: float | None)
 
 
 def _priority_map(
-    value: Any, defaults: Mapping[Priority, float], field: str
+    value: Any, defaults: Mapping[Priority, float], field: str, durations: bool = False
 ) -> dict[Priority, float]:
     if not isinstance(value, Mapping):
         raise ConfigError(
@@ -90,7 +152,13 @@ def _priority_map(
         )
     merged = dict(defaults)
     for key, number in value.items():
-        merged[Priority.parse(key, field=f"ApiProfile.{field}")] = number
+        priority = Priority.parse(key, field=f"ApiProfile.{field}")
+        if durations:
+            try:
+                number = parse_duration(number)
+            except ValueError as exc:
+                raise ConfigError(f"ApiProfile.{field}: {priority}: {exc.args[0]}") from None
+        merged[priority] = number
     return merged
 
 
@@ -99,7 +167,7 @@ def _reserves(value: Any) -> dict[Priority, float]:
 
 
 def _max_wait(value: Any) -> dict[Priority, float]:
-    return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait")
+    return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait", durations=True)
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -205,10 +273,7 @@ class Rate:
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.gt(0))
     )
     per: float = attrs.field(
-        default=1.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        default=1.0, converter=duration, validator=_checked(_a_duration, attrs.validators.gt(0))
     )
     burst: int | None = attrs.field(
         default=None,
@@ -464,24 +529,11 @@ class ApiProfile:
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
     default_ttl: float | None = attrs.field(
-        default=None,
-        validator=_checked(
-            attrs.validators.optional(
-                [attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)]
-            )
-        ),
+        default=None, converter=optional_duration, validator=_checked(_a_duration)
     )
-    max_stale: float = attrs.field(
-        default=0.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
-    )
+    max_stale: float = attrs.field(default=0.0, converter=duration, validator=_checked(_a_duration))
     revalidation_window: float = attrs.field(
-        default=REVALIDATION_WINDOW,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
+        default=REVALIDATION_WINDOW, converter=duration, validator=_checked(_a_duration)
     )
     secret_params: tuple[str, ...] = attrs.field(
         default=(), converter=_tuple, validator=_checked(_names)
@@ -502,25 +554,20 @@ class ApiProfile:
     )
     backoff: float = attrs.field(
         default=0.5,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        converter=duration,
+        validator=_checked(_a_duration, attrs.validators.gt(0)),
     )
     backoff_max: float = attrs.field(
         default=8.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        converter=duration,
+        validator=_checked(_a_duration, attrs.validators.gt(0)),
     )
     breaker_threshold: int = attrs.field(
         default=5,
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
     )
     breaker_cooldown: float = attrs.field(
-        default=30.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
+        default=30.0, converter=duration, validator=_checked(_a_duration)
     )
     # Added last: positional construction of the earlier fields keeps working.
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from quotaflow import ApiProfile, ConfigError
+from quotaflow import ApiProfile, ConfigError, parse_duration
 
 from ._profile import profile_for
 
@@ -48,13 +47,13 @@ def _whole(low: int) -> Callable[[Any], int]:
 
 def _seconds(positive: bool) -> Callable[[Any], float]:
     def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(f"expected a number of seconds, not {value!r}")
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise _Invalid(
-                f"expected a finite number {'> 0' if positive else '>= 0'}, not {value!r}"
-            )
-        return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise _Invalid(exc.args[0]) from None
+        if positive and seconds == 0:
+            raise _Invalid(f"expected a duration > 0, not {value!r}")
+        return seconds
 
     return check
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, ConfigError, Quota, QuotaReading, Rate, WindowReading
+from quotaflow import (
+    ApiProfile,
+    ConfigError,
+    Quota,
+    QuotaReading,
+    Rate,
+    WindowReading,
+    parse_duration,
+)
 
 from ._parse import Limit, Policy, _moment, parse_count, parse_policy, parse_ratelimit, parse_reset
 
@@ -225,27 +232,35 @@ class RateLimitWindow:
         return WindowReading()
 
 
+def _ttl(value: float | str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"FixedTtl.ttl: {exc.args[0]}") from None
+
+
 @attrs.frozen
 class FixedTtl:
     """A freshness rule: every successful answer stays fresh ``ttl`` seconds.
 
+    Args:
+        ttl: a duration: seconds, or ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``.
+
+    Raises:
+        quotaflow.ConfigError: ``ttl`` is not a duration.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``ttl`` is read as a duration; a malformed one is refused (it used to be
+       returned as the rule's answer, which turned caching off).
     """
 
-    ttl: float
+    ttl: float = attrs.field(converter=_ttl)
 
     def __call__(
         self, request: httpx.Request, response: httpx.Response, now: float
     ) -> float | None:
         return self.ttl
-
-
-def _number(field: str, value: object, *, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{field}: expected a finite number, not {value!r}")
-    if value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigError(f"{field}: must be {bound}, not {value!r}")
 
 
 def profile_for(
@@ -256,10 +271,10 @@ def profile_for(
     quota_period: Period = "day",
     reset_day: int = 1,
     rate: int | None = None,
-    per: float = 1.0,
+    per: float | str = 1.0,
     burst: int | None = None,
-    ttl: float | None = None,
-    max_stale: float = 0.0,
+    ttl: float | str | None = None,
+    max_stale: float | str = 0.0,
     secret_params: Sequence[str] = (),
     secret_headers: Sequence[str] = (),
     path_prefix: str = "",
@@ -280,7 +295,8 @@ def profile_for(
         quota_period: ``"day"`` or ``"month"`` (UTC).
         reset_day: the day of the month a monthly quota starts again.
         rate: requests per ``per`` seconds (``burst`` at once); None: no rate.
-        per: the rate's window in seconds.
+        per: the rate's window: seconds, or ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``
+            (every duration here is read by :func:`quotaflow.parse_duration`).
         burst: how many requests may go at once, at most ``rate`` (``rate`` by
             default); never more than ``rate`` go in any ``per`` seconds.
         ttl: seconds every successful answer stays fresh; None: the API's caching
@@ -304,7 +320,10 @@ def profile_for(
     if windowless not in ("window", "quota"):
         raise ConfigError(f"windowless: expected 'window' or 'quota', not {windowless!r}")
     if ttl is not None:
-        _number("ttl", ttl, positive=False)
+        try:
+            ttl = parse_duration(ttl)
+        except ValueError as exc:
+            raise ConfigError(f"ttl: {exc.args[0]}") from None
     return ApiProfile(
         name=name,
         hosts=(hosts,) if isinstance(hosts, str) else tuple(hosts),

@@ -111,7 +111,7 @@ def _entry(body: str) -> str:
         ('name = "x"\nhosts = ["x.test"]\nrate = 2\nburst = 3', "api[1]: Rate.burst"),
         ('name = "x"\nhosts = ["x.test"]\nttl = -1', "api[1].ttl"),
         ('name = "x"\nhosts = ["x.test"]\nttl = nan', "api[1].ttl"),
-        ('name = "x"\nhosts = ["x.test"]\nmax_stale = "1h"', "api[1].max_stale"),
+        ('name = "x"\nhosts = ["x.test"]\nmax_stale = "1y"', "api[1].max_stale"),
         ('name = "x"\nhosts = ["x.test"]\npath_prefix = "v1"', "api[1].path_prefix"),
         ('name = "x"\nhosts = ["x.test"]\nsecret_headers = [""]', "api[1].secret_headers"),
         ('name = "x"\nhosts = ["x.test"]\nquotas = 5', "api[1].quotas"),
