@@ -18,7 +18,8 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
     live = 30
 
-Environment variables override the file: ``QUOTAFLOW_CACHE=false``,
+Environment variables override the file: ``QUOTAFLOW_CACHE=false`` (or ``0``,
+``off``, ``no``; ``true``, ``1``, ``on``, ``yes`` turn a layer on),
 ``QUOTAFLOW_RATE_LIMIT``, ``QUOTAFLOW_FALLBACK``, and any key by its path with double
 underscores, e.g. ``QUOTAFLOW__PROFILES__THEODDSAPI__MAX_STALE=600`` (values are read
 as TOML values, so ``600``, ``0.5``, ``false`` and ``"text"`` all work).
@@ -96,8 +97,9 @@ def _line(text: str, table: str, key: str) -> int | None:
 
 def _env_overrides(data: dict[str, Any]) -> None:
     for flag in FLAGS:
-        if (value := os.environ.get(f"QUOTAFLOW_{flag.upper()}")) is not None:
-            data[flag] = _literal(value, f"QUOTAFLOW_{flag.upper()}")
+        name = f"QUOTAFLOW_{flag.upper()}"
+        if (value := os.environ.get(name)) is not None:
+            data[flag] = _switch(value, name)
     for name, value in os.environ.items():
         if not name.startswith("QUOTAFLOW__"):
             continue
@@ -109,6 +111,21 @@ def _env_overrides(data: dict[str, Any]) -> None:
                 raise ConfigError(f"{name}: {part} is not a table")
         if path:
             target[path[-1]] = _literal(value, name)
+
+
+_SWITCHES = {
+    **dict.fromkeys(("1", "true", "on", "yes"), True),
+    **dict.fromkeys(("0", "false", "off", "no"), False),
+}
+
+
+def _switch(value: str, name: str) -> bool:
+    """A feature flag from the environment, as shells write them: 1/0, true/false,
+    on/off, yes/no (any case)."""
+    found = _SWITCHES.get(value.strip().lower())
+    if found is None:
+        raise ConfigError(f"{name}: expected one of 1/0, true/false, on/off, yes/no, not {value!r}")
+    return found
 
 
 def _literal(value: str, origin: str) -> Any:
@@ -166,7 +183,12 @@ def load(
 
 
 def _at(where: str, text: str, table: str, key: str) -> str:
+    """``where`` with the line setting ``key`` under ``[table]``; for a key of a
+    sub-table (``profiles.x.freshness``) written inline, the line of the sub-table's key."""
     line = _line(text, table, key) if text else None
+    if line is None and text and "." in table:
+        parent, _, name = table.rpartition(".")
+        line = _line(text, parent, name)
     return f"{where}, line {line}" if line else where
 
 

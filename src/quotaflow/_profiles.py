@@ -60,6 +60,9 @@ def _checked(*validators: Any) -> Any:
     """Run attrs validators, turning their errors into a ConfigError naming the field."""
 
     def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, _Malformed):  # a converter could not read it
+            owner = type(instance).__name__
+            raise ConfigError(f"{owner}.{attribute.name}: {value.message}")
         for validator in validators:
             try:
                 validator(instance, attribute, value)
@@ -104,8 +107,9 @@ def parse_duration(value: object) -> float:
 
 @attrs.frozen
 class _Malformed:
-    """A value :func:`duration` could not read, until the field's validator names the
-    field in the error (a converter is not told its field). Strictly private."""
+    """A value a converter could not read, until the field's validator (every one is
+    wrapped by :func:`_checked`) names the field in the error: a converter is not
+    told its field. Strictly private."""
 
     message: str
 
@@ -113,8 +117,8 @@ class _Malformed:
 def duration(value: float | str) -> float:
     """The attrs converter of every duration field: seconds (see :func:`parse_duration`).
 
-    A malformed value is refused by the field's validator (:func:`_a_duration`),
-    which names the field.
+    A malformed value is refused by the field's validator (:func:`_checked`), which
+    names the field.
     """
     try:
         return parse_duration(value)
@@ -125,11 +129,6 @@ def duration(value: float | str) -> float:
 def optional_duration(value: float | str | None) -> float | None:
     """:func:`duration`, None kept."""
     return None if value is None else duration(value)
-
-
-def _a_duration(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, _Malformed):
-        raise ValueError(value.message)
 
 
 def _within_limit(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -173,11 +172,18 @@ def _max_wait(value: Any) -> dict[Priority, float]:
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        return tuple(value)
+    return cast(tuple[Any, ...], _Malformed(f"expected a list, not {value!r}"))
 
 
 def _methods(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(method.upper() for method in _tuple(value))
+    methods = _tuple(value)
+    if isinstance(methods, _Malformed):
+        return cast(frozenset[str], methods)
+    if not all(isinstance(method, str) and method.strip() for method in methods):
+        return cast(frozenset[str], _Malformed(f"expected HTTP method names, not {value!r}"))
+    return frozenset(method.strip().upper() for method in methods)
 
 
 def _numbers_in(low: float, high: float | None) -> Any:
@@ -273,7 +279,7 @@ class Rate:
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.gt(0))
     )
     per: float = attrs.field(
-        default=1.0, converter=duration, validator=_checked(_a_duration, attrs.validators.gt(0))
+        default=1.0, converter=duration, validator=_checked(attrs.validators.gt(0))
     )
     burst: int | None = attrs.field(
         default=None,
@@ -443,7 +449,10 @@ def _status_verdict(response: httpx.Response) -> Verdict:
 
 
 def _lower(names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(name.lower() if isinstance(name, str) else name for name in _tuple(names))
+    found = _tuple(names)
+    if isinstance(found, _Malformed):
+        return found
+    return tuple(name.lower() if isinstance(name, str) else name for name in found)
 
 
 @attrs.frozen
@@ -529,11 +538,11 @@ class ApiProfile:
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
     default_ttl: float | None = attrs.field(
-        default=None, converter=optional_duration, validator=_checked(_a_duration)
+        default=None, converter=optional_duration, validator=_checked()
     )
-    max_stale: float = attrs.field(default=0.0, converter=duration, validator=_checked(_a_duration))
+    max_stale: float = attrs.field(default=0.0, converter=duration, validator=_checked())
     revalidation_window: float = attrs.field(
-        default=REVALIDATION_WINDOW, converter=duration, validator=_checked(_a_duration)
+        default=REVALIDATION_WINDOW, converter=duration, validator=_checked()
     )
     secret_params: tuple[str, ...] = attrs.field(
         default=(), converter=_tuple, validator=_checked(_names)
@@ -545,8 +554,7 @@ class ApiProfile:
         default=_status_verdict, validator=_checked(attrs.validators.is_callable())
     )
     limited_methods: frozenset[str] = attrs.field(
-        default=frozenset({"GET", "HEAD"}),
-        converter=_methods,
+        default=frozenset({"GET", "HEAD"}), converter=_methods, validator=_checked()
     )
     retries: int = attrs.field(
         default=2,
@@ -555,20 +563,18 @@ class ApiProfile:
     backoff: float = attrs.field(
         default=0.5,
         converter=duration,
-        validator=_checked(_a_duration, attrs.validators.gt(0)),
+        validator=_checked(attrs.validators.gt(0)),
     )
     backoff_max: float = attrs.field(
         default=8.0,
         converter=duration,
-        validator=_checked(_a_duration, attrs.validators.gt(0)),
+        validator=_checked(attrs.validators.gt(0)),
     )
     breaker_threshold: int = attrs.field(
         default=5,
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
     )
-    breaker_cooldown: float = attrs.field(
-        default=30.0, converter=duration, validator=_checked(_a_duration)
-    )
+    breaker_cooldown: float = attrs.field(default=30.0, converter=duration, validator=_checked())
     # Added last: positional construction of the earlier fields keeps working.
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
