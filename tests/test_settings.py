@@ -188,3 +188,54 @@ def test_random_toml_values_give_a_client_or_a_config_error_naming_the_field(
             else:
                 assert response.status_code == 200
                 assert route.call_count == 1
+
+
+API_FIELDS = (
+    *(field for field in FIELDS if field != "freshness"),
+    "hosts",
+    "path_prefix",
+    "secret_params",
+    "secret_headers",
+    "limited_methods",
+    "ttl",
+    "headers",
+    "windowless",
+)
+
+
+@settings(derandomize=True, database=None, max_examples=400, deadline=None)
+@given(field=st.sampled_from(API_FIELDS), value=VALUES)
+@example(field="headers", value="ratelimit")
+@example(field="windowless", value="quota")
+@example(field="hosts", value=["x.test:80"])
+def test_random_toml_values_in_an_api_table(field: str, value: Any) -> None:
+    """The same for a field of an [apis.NAME] table: a client that answers for the API,
+    or a ConfigError naming the file, a line and the field."""
+    router = respx.Router(assert_all_called=False)
+    router.get(host="x.test").respond(200, json={})
+    hosts = "" if field == "hosts" else 'hosts = ["x.test"]\n'
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "quotaflow.toml"
+        path.write_text(f"[apis.x]\n{hosts}{field} = {toml(value)}\n")
+        try:
+            client = quotaflow.make_client(
+                profiles=[],
+                plugins=False,
+                config=path,
+                state_dir=Path(folder) / "state",
+                transport=httpx.MockTransport(router.handler),
+                clock=quotaflow.Clock(sleep=lambda seconds: None),
+            )
+        except ConfigError as error:
+            message = str(error)
+            assert f"{path}, line " in message, message
+            assert f"apis.x.{field}" in message or f"ApiProfile.{field}" in message, message
+            return
+        with client:
+            try:
+                response = client.get("http://x.test/a", extensions={"priority": "critical"})
+            except (quotaflow.QuotaExhausted, quotaflow.RateLimited):
+                return
+            # Other hosts, or a path_prefix other than "/a...", leave the URL to no profile.
+            if field not in ("hosts", "path_prefix"):
+                assert info(response).profile == "x"

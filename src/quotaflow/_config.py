@@ -31,12 +31,13 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
 
 import attrs
 
-from ._profiles import ApiProfile, Quota, Rate, parse_duration
+from ._profiles import ApiProfile, Quota, QuotaHeaders, Rate, parse_duration
 from .exceptions import ConfigError
 
 FLAGS = ("cache", "rate_limit", "fallback")
@@ -57,12 +58,43 @@ _PROFILE_FIELDS = (
 )
 
 
+# What an [apis.NAME] table may set besides the profile fields above (freshness aside).
+_API_FIELDS = (
+    "hosts",
+    "path_prefix",
+    *(field for field in _PROFILE_FIELDS if field != "freshness"),
+    "secret_params",
+    "secret_headers",
+    "limited_methods",
+    "ttl",
+    "headers",
+    "windowless",
+)
+#: Entry-point group of quota-header conventions beyond the built-in ones: a callable
+#: taking ``period`` (and the table's convention options) and returning ApiProfile
+#: arguments (``read_quota``, ``read_window``).
+HEADERS_GROUP = "quotaflow.headers"
+_BUILT_IN_HEADERS = ("none", "x-requests")
+
+
 @attrs.frozen
 class Settings:
     source: str | None
     flags: dict[str, bool]
     profiles: dict[str, dict[str, Any]]
     text: str = ""
+    apis: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FixedTtl:
+    """The freshness rule of an ``[apis.NAME]`` table's ``ttl``: every successful
+    answer stays fresh ``ttl`` seconds. Strictly private."""
+
+    ttl: float
+
+    def __call__(self, request: Any, response: Any, now: float) -> float | None:
+        return self.ttl
 
 
 def _find(explicit: str | os.PathLike[str] | None, cwd: Path) -> tuple[Path, str | None] | None:
@@ -162,10 +194,10 @@ def load(
                 data = data.get(part, {})
     _env_overrides(data)
     where = source or "environment"
-    unknown = set(data) - {*FLAGS, "profiles"}
+    unknown = set(data) - {*FLAGS, "profiles", "apis"}
     if unknown:
         key = sorted(unknown)[0]
-        known = ", ".join((*FLAGS, "profiles"))
+        known = ", ".join((*FLAGS, "profiles", "apis"))
         raise ConfigError(f"{_at(where, text, '', key)}: {key}: unknown setting (known: {known})")
     flags = {}
     for flag in FLAGS:
@@ -179,7 +211,10 @@ def load(
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"{where}: profiles: expected tables [profiles.NAME]")
-    return Settings(source=where, flags=flags, profiles=profiles, text=text)
+    apis = data.get("apis", {})
+    if not isinstance(apis, dict) or not all(isinstance(v, dict) for v in apis.values()):
+        raise ConfigError(f"{where}: apis: expected tables [apis.NAME]")
+    return Settings(source=where, flags=flags, profiles=profiles, text=text, apis=apis)
 
 
 def _at(where: str, text: str, table: str, key: str) -> str:
@@ -192,14 +227,14 @@ def _at(where: str, text: str, table: str, key: str) -> str:
     return f"{where}, line {line}" if line else where
 
 
-def _convert(field: str, value: Any, profile: ApiProfile) -> Any:
+def _convert(field: str, value: Any, profile: ApiProfile | None) -> Any:
     if field == "rates":
         items = value if isinstance(value, list) else [value]
         return tuple(Rate(**item) if isinstance(item, dict) else item for item in items)
     if field == "quota":
         return Quota(**value) if isinstance(value, dict) else value
     if field == "freshness":
-        rule = profile.freshness
+        rule = profile.freshness if profile is not None else None
         if not isinstance(value, dict) or rule is None or not attrs.has(type(rule)):
             raise ConfigError("this profile's freshness rule has no settings to change")
         return attrs.evolve(cast(Any, rule), **_rule_settings(rule, value))
@@ -225,10 +260,96 @@ def _rule_settings(rule: Any, value: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+def _header_line(text: str, table: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[([^\]]+)\]", line)
+        if header and header.group(1).strip() == table:
+            return number
+    return None
+
+
+def _headers(convention: Any, period: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The ApiProfile arguments that read a quota-header convention."""
+    if convention == "none":
+        if options:
+            raise ConfigError(f"{next(iter(options))}: only for headers = 'ratelimit'")
+        return {}
+    if convention == "x-requests":
+        if options:
+            raise ConfigError(f"{next(iter(options))}: only for headers = 'ratelimit'")
+        # The Odds API's convention (shared/APIS.md): credits left, used this period,
+        # and what the last call cost.
+        return {
+            "read_quota": QuotaHeaders(
+                remaining="x-requests-remaining", used="x-requests-used", last="x-requests-last"
+            )
+        }
+    found = {point.name: point for point in entry_points(group=HEADERS_GROUP)}
+    if not isinstance(convention, str) or convention not in found:
+        known = ", ".join(repr(name) for name in (*_BUILT_IN_HEADERS, *sorted(found)))
+        hint = "" if "ratelimit" in found else " ('ratelimit' needs quotaflow-ratelimit-headers)"
+        raise ConfigError(f"headers: expected one of {known}, not {convention!r}{hint}")
+    try:
+        readers = found[convention].load()(period=period, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"headers = {convention!r}: {exc}") from None
+    return dict(readers)
+
+
+def _api(name: str, table_data: dict[str, Any], source: str, text: str) -> ApiProfile:
+    """The profile an ``[apis.NAME]`` table defines."""
+    table = f"apis.{name}"
+    if "hosts" not in table_data:
+        line = _header_line(text, table) if text else None
+        where = f"{source}, line {line}" if line else source
+        raise ConfigError(f"{where}: {table}.hosts: missing (required)")
+    arguments: dict[str, Any] = {"name": name}
+    options: dict[str, Any] = {}
+    for field, value in table_data.items():
+        where = _at(source, text, table, field)
+        if field not in _API_FIELDS:
+            known = ", ".join(_API_FIELDS)
+            raise ConfigError(f"{where}: {table}.{field}: unknown setting (known: {known})")
+        try:
+            if field == "ttl":
+                arguments["freshness"] = FixedTtl(parse_duration(value))
+            elif field == "windowless":
+                options[field] = value
+            elif field != "headers":
+                arguments[field] = _convert(field, value, None)
+        except (ConfigError, TypeError, ValueError) as exc:
+            detail = exc.args[0] if exc.args else str(exc)
+            raise ConfigError(f"{where}: {table}.{field}: {detail}") from None
+    quota = arguments.get("quota")
+    period = quota.period if isinstance(quota, Quota) else "day"
+    try:
+        arguments.update(_headers(table_data.get("headers", "none"), period, options))
+    except ConfigError as exc:
+        key = "headers" if "headers" in table_data else next(iter(options), "hosts")
+        where = _at(source, text, table, key)
+        raise ConfigError(f"{where}: {table}.{exc.args[0]}") from None
+    try:
+        return ApiProfile(**arguments)
+    except ConfigError as exc:
+        found = re.search(r"ApiProfile\.(\w+)", exc.args[0])
+        where = _at(source, text, table, found.group(1)) if found else source
+        raise ConfigError(f"{where}: {table}: {exc.args[0]}") from None
+
+
 def apply(settings: Settings, profiles: Iterable[ApiProfile]) -> list[ApiProfile]:
-    """The profiles with the file's changes, each checked by ApiProfile's own validators."""
+    """The profiles with the file's changes, each checked by ApiProfile's own validators,
+    and the profiles its ``[apis.NAME]`` tables define."""
     by_name = {profile.name: profile for profile in profiles}
     source, text = settings.source or "", settings.text
+    for name, table_data in settings.apis.items():
+        if name in by_name:
+            line = _header_line(text, f"apis.{name}") if text else None
+            where = f"{source}, line {line}" if line else source
+            raise ConfigError(
+                f"{where}: apis.{name}: a profile of that name is installed already "
+                f"(change it under [profiles.{name}])"
+            )
+        by_name[name] = _api(name, table_data, source, text)
     for name, changes in settings.profiles.items():
         table = f"profiles.{name}"
         if name not in by_name:

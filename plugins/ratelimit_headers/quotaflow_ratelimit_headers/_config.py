@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -178,10 +179,25 @@ def profiles_from_file(path: str | os.PathLike[str]) -> list[ApiProfile]:
 def plugin_profiles() -> list[ApiProfile]:
     """The plugin's entry point: the profiles of ``$QUOTAFLOW_RATELIMIT_FILE``, if set.
 
+    Deprecated: define the APIs in ``quotaflow.toml`` instead, one ``[apis.NAME]``
+    table each with ``headers = "ratelimit"`` (docs/any-api.md). The variable is
+    still read, with a DeprecationWarning.
+
     Raises:
         quotaflow.ConfigError: the file named is missing or invalid.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.2
+       ``$QUOTAFLOW_RATELIMIT_FILE``: use ``[apis.NAME]`` tables in ``quotaflow.toml``.
     """
     path = os.environ.get(ENV_VAR)
-    return profiles_from_file(path) if path else []
+    if not path:
+        return []
+    profiles = profiles_from_file(path)
+    warnings.warn(
+        f"${ENV_VAR} is deprecated: define these APIs in quotaflow.toml as [apis.NAME] "
+        'tables with headers = "ratelimit"',
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return profiles

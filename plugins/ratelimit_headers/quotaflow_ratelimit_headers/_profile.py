@@ -20,7 +20,7 @@ from quotaflow import (
 
 from ._parse import Limit, Policy, _moment, parse_count, parse_policy, parse_ratelimit, parse_reset
 
-__all__ = ["FixedTtl", "RateLimitHeaders", "RateLimitWindow", "profile_for"]
+__all__ = ["FixedTtl", "RateLimitHeaders", "RateLimitWindow", "profile_for", "readers"]
 
 Period = Literal["day", "month"]
 
@@ -338,3 +338,24 @@ def profile_for(
         secret_params=tuple(secret_params),
         secret_headers=tuple(secret_headers),
     )
+
+
+def readers(period: Period = "day", windowless: Windowless = "window") -> dict[str, object]:
+    """The ``ratelimit`` convention of ``quotaflow.toml``'s ``[apis.NAME]`` tables
+    (``headers = "ratelimit"``), published under the ``quotaflow.headers`` entry-point
+    group: the ApiProfile arguments reading the quota (:class:`RateLimitHeaders`) and
+    the short window (:class:`RateLimitWindow`).
+
+    Args:
+        period: the quota's period (the table's ``quota.period``).
+        windowless: see :class:`RateLimitHeaders`.
+
+    Raises:
+        ValueError: ``period`` or ``windowless`` is not one of its values.
+
+    .. versionadded:: 0.2
+    """
+    return {
+        "read_quota": RateLimitHeaders(period, windowless),
+        "read_window": RateLimitWindow(),
+    }

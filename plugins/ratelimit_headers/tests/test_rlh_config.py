@@ -170,7 +170,8 @@ def test_entry_point_without_the_variable_lists_nothing(monkeypatch: pytest.Monk
 def test_entry_point_reads_the_file_through_discovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, router: respx.Router
 ) -> None:
-    """make_client with plugins on finds the file's profiles through the entry point."""
+    """make_client with plugins on finds the file's profiles through the entry point
+    (deprecated: it warns)."""
     monkeypatch.setenv(ENV_VAR, str(_write(tmp_path, GOOD)))
     route = router.get(host="api.github.com").mock(
         return_value=httpx.Response(
@@ -179,9 +180,12 @@ def test_entry_point_reads_the_file_through_discovery(
             headers={"X-RateLimit-Limit": "5000;w=86400", "X-RateLimit-Remaining": "4321"},
         )
     )
-    with quotaflow.make_client(
-        state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
-    ) as client:
+    with (
+        pytest.warns(DeprecationWarning, match=r"\$QUOTAFLOW_RATELIMIT_FILE is deprecated"),
+        quotaflow.make_client(
+            state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
+        ) as client,
+    ):
         response = client.get("https://api.github.com/rate_limit")
     assert route.call_count == 1
     info = response.extensions["quotaflow"]
