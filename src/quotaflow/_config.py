@@ -16,7 +16,13 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     max_wait = { normal = 2 }
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
-    live = 30
+    live = "30s"                      # durations: seconds, or "30s", "5m", "1h", "1d"
+
+    [apis.github]           # a new API, defined here alone
+    hosts = ["api.github.com"]
+    headers = "ratelimit"   # "none" (default), "x-requests", or a quotaflow.headers entry point
+    quota = { limit = 5000, period = "day" }
+    ttl = "30s"
 
 Environment variables override the file: ``QUOTAFLOW_CACHE=false`` (or ``0``,
 ``off``, ``no``; ``true``, ``1``, ``on``, ``yes`` turn a layer on),
