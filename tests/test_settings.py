@@ -145,7 +145,7 @@ def toml(value: Any) -> str:
     return "{ " + ", ".join(f"{key} = {toml(item)}" for key, item in value.items()) + " }"
 
 
-@settings(derandomize=True, database=None, max_examples=600, deadline=None)
+@settings(derandomize=True, database=None, max_examples=300, deadline=None)
 @given(field=st.sampled_from(FIELDS), value=VALUES)
 @example(field="freshness", value={"limit": 0})  # an inline sub-table: its line still named
 @example(field="freshness", value={"ttl": "30x"})
@@ -203,7 +203,7 @@ API_FIELDS = (
 )
 
 
-@settings(derandomize=True, database=None, max_examples=400, deadline=None)
+@settings(derandomize=True, database=None, max_examples=200, deadline=None)
 @given(field=st.sampled_from(API_FIELDS), value=VALUES)
 @example(field="headers", value="ratelimit")
 @example(field="windowless", value="quota")
