@@ -14,6 +14,7 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     quota = { limit = 20000, period = "month", reset_day = 15 }
     reserves = { low = 0.6 }
     max_wait = { normal = 2 }
+    hosts = ["127.0.0.1:18777"]   # also path_prefix, secret_params, secret_headers, limited_methods
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
     live = "30s"                      # durations: seconds, or "30s", "5m", "1h", "1d"
@@ -61,17 +62,17 @@ _PROFILE_FIELDS = (
     "breaker_threshold",
     "breaker_cooldown",
     "freshness",
+    "hosts",
+    "path_prefix",
+    "secret_params",
+    "secret_headers",
+    "limited_methods",
 )
 
 
 # What an [apis.NAME] table may set besides the profile fields above (freshness aside).
 _API_FIELDS = (
-    "hosts",
-    "path_prefix",
     *(field for field in _PROFILE_FIELDS if field != "freshness"),
-    "secret_params",
-    "secret_headers",
-    "limited_methods",
     "ttl",
     "headers",
     "windowless",

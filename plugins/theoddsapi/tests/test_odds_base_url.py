@@ -90,3 +90,24 @@ async def test_async_twin_warns_once_on_its_first_call(
             warnings.simplefilter("error")
             await api.sports()
     assert route.call_count == 2
+
+
+def test_the_stub_host_set_in_quotaflow_toml(tmp_path: Path, router: respx.Router) -> None:
+    """[profiles.theoddsapi] hosts = ["127.0.0.1:18777"]: the installed profile serves
+    the stub, quietly and cached."""
+    route = router.get(f"{STUB}/v4/sports").mock(return_value=httpx.Response(200, json=[]))
+    config = tmp_path / "quotaflow.toml"
+    config.write_text('[profiles.theoddsapi]\nhosts = ["127.0.0.1:18777"]\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with quotaflow.make_client(
+            profiles=[PROFILE],
+            plugins=False,
+            config=config,
+            state_dir=tmp_path / "state",
+            transport=httpx.MockTransport(router.handler),
+        ) as client:
+            api = OddsApi(client, base_url=STUB)
+            api.sports()
+            api.sports()
+    assert route.call_count == 1
