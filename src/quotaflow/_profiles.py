@@ -266,7 +266,7 @@ class Rate:
 
     Args:
         limit: requests in any ``per`` seconds (> 0).
-        per: the window, in seconds (> 0).
+        per: the window (> 0): seconds, or ``"1s"``, ``"1m"``, ``"1h"``, ``"1d"``.
         burst: requests at once, ``1 <= burst <= limit``; None: ``limit``.
 
     Raises:
@@ -461,7 +461,9 @@ class ApiProfile:
 
     Args:
         name: unique name, shown in :class:`ResponseInfo` and errors.
-        hosts: host names it matches; ``"*.example.com"`` matches subdomains.
+        hosts: host names it matches; ``"*.example.com"`` matches subdomains; a host
+            with a port (``"localhost:8080"``, ``"[::1]:8080"``) matches that port only
+            (the scheme's default included), a bare host any port.
         path_prefix: only URLs whose path starts with it match.
         rates: short-window rates (requests wait for them).
         quota: the long-window quota (requests that would breach a reserve are refused).
@@ -499,7 +501,14 @@ class ApiProfile:
     Raises:
         ConfigError: a field is invalid; the message names it.
 
+    Every duration (``default_ttl``, ``max_stale``, ``revalidation_window``,
+    ``backoff``, ``backoff_max``, ``breaker_cooldown``, ``max_wait`` values) is
+    seconds or a string with a unit, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``
+    (:func:`parse_duration`), and is stored as seconds.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Durations with units; hosts with ports.
     """
 
     name: str = attrs.field(
