@@ -19,6 +19,7 @@ from ._profiles import (
     Verdict,
     WindowHeaders,
     WindowReading,
+    parse_duration,
 )
 from .exceptions import (
     CircuitOpen,
@@ -54,6 +55,7 @@ __all__ = [
     "aplan",
     "make_async_client",
     "make_client",
+    "parse_duration",
     "plan",
     "priority",
 ]

@@ -14,11 +14,19 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     quota = { limit = 20000, period = "month", reset_day = 15 }
     reserves = { low = 0.6 }
     max_wait = { normal = 2 }
+    hosts = ["127.0.0.1:18777"]   # also path_prefix, secret_params, secret_headers, limited_methods
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
-    live = 30
+    live = "30s"                      # durations: seconds, or "30s", "5m", "1h", "1d"
 
-Environment variables override the file: ``QUOTAFLOW_CACHE=false``,
+    [apis.github]           # a new API, defined here alone
+    hosts = ["api.github.com"]
+    headers = "ratelimit"   # "none" (default), "x-requests", or a quotaflow.headers entry point
+    quota = { limit = 5000, period = "day" }
+    ttl = "30s"
+
+Environment variables override the file: ``QUOTAFLOW_CACHE=false`` (or ``0``,
+``off``, ``no``; ``true``, ``1``, ``on``, ``yes`` turn a layer on),
 ``QUOTAFLOW_RATE_LIMIT``, ``QUOTAFLOW_FALLBACK``, and any key by its path with double
 underscores, e.g. ``QUOTAFLOW__PROFILES__THEODDSAPI__MAX_STALE=600`` (values are read
 as TOML values, so ``600``, ``0.5``, ``false`` and ``"text"`` all work).
@@ -30,12 +38,13 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
 
 import attrs
 
-from ._profiles import ApiProfile, Quota, Rate
+from ._profiles import ApiProfile, Quota, QuotaHeaders, Rate, parse_duration
 from .exceptions import ConfigError
 
 FLAGS = ("cache", "rate_limit", "fallback")
@@ -53,7 +62,26 @@ _PROFILE_FIELDS = (
     "breaker_threshold",
     "breaker_cooldown",
     "freshness",
+    "hosts",
+    "path_prefix",
+    "secret_params",
+    "secret_headers",
+    "limited_methods",
 )
+
+
+# What an [apis.NAME] table may set besides the profile fields above (freshness aside).
+_API_FIELDS = (
+    *(field for field in _PROFILE_FIELDS if field != "freshness"),
+    "ttl",
+    "headers",
+    "windowless",
+)
+#: Entry-point group of quota-header conventions beyond the built-in ones: a callable
+#: taking ``period`` (and the table's convention options) and returning ApiProfile
+#: arguments (``read_quota``, ``read_window``).
+HEADERS_GROUP = "quotaflow.headers"
+_BUILT_IN_HEADERS = ("none", "x-requests")
 
 
 @attrs.frozen
@@ -62,6 +90,18 @@ class Settings:
     flags: dict[str, bool]
     profiles: dict[str, dict[str, Any]]
     text: str = ""
+    apis: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FixedTtl:
+    """The freshness rule of an ``[apis.NAME]`` table's ``ttl``: every successful
+    answer stays fresh ``ttl`` seconds. Strictly private."""
+
+    ttl: float
+
+    def __call__(self, request: Any, response: Any, now: float) -> float | None:
+        return self.ttl
 
 
 def _find(explicit: str | os.PathLike[str] | None, cwd: Path) -> tuple[Path, str | None] | None:
@@ -96,8 +136,9 @@ def _line(text: str, table: str, key: str) -> int | None:
 
 def _env_overrides(data: dict[str, Any]) -> None:
     for flag in FLAGS:
-        if (value := os.environ.get(f"QUOTAFLOW_{flag.upper()}")) is not None:
-            data[flag] = _literal(value, f"QUOTAFLOW_{flag.upper()}")
+        name = f"QUOTAFLOW_{flag.upper()}"
+        if (value := os.environ.get(name)) is not None:
+            data[flag] = _switch(value, name)
     for name, value in os.environ.items():
         if not name.startswith("QUOTAFLOW__"):
             continue
@@ -109,6 +150,21 @@ def _env_overrides(data: dict[str, Any]) -> None:
                 raise ConfigError(f"{name}: {part} is not a table")
         if path:
             target[path[-1]] = _literal(value, name)
+
+
+_SWITCHES = {
+    **dict.fromkeys(("1", "true", "on", "yes"), True),
+    **dict.fromkeys(("0", "false", "off", "no"), False),
+}
+
+
+def _switch(value: str, name: str) -> bool:
+    """A feature flag from the environment, as shells write them: 1/0, true/false,
+    on/off, yes/no (any case)."""
+    found = _SWITCHES.get(value.strip().lower())
+    if found is None:
+        raise ConfigError(f"{name}: expected one of 1/0, true/false, on/off, yes/no, not {value!r}")
+    return found
 
 
 def _literal(value: str, origin: str) -> Any:
@@ -145,10 +201,10 @@ def load(
                 data = data.get(part, {})
     _env_overrides(data)
     where = source or "environment"
-    unknown = set(data) - {*FLAGS, "profiles"}
+    unknown = set(data) - {*FLAGS, "profiles", "apis"}
     if unknown:
         key = sorted(unknown)[0]
-        known = ", ".join((*FLAGS, "profiles"))
+        known = ", ".join((*FLAGS, "profiles", "apis"))
         raise ConfigError(f"{_at(where, text, '', key)}: {key}: unknown setting (known: {known})")
     flags = {}
     for flag in FLAGS:
@@ -162,32 +218,145 @@ def load(
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"{where}: profiles: expected tables [profiles.NAME]")
-    return Settings(source=where, flags=flags, profiles=profiles, text=text)
+    apis = data.get("apis", {})
+    if not isinstance(apis, dict) or not all(isinstance(v, dict) for v in apis.values()):
+        raise ConfigError(f"{where}: apis: expected tables [apis.NAME]")
+    return Settings(source=where, flags=flags, profiles=profiles, text=text, apis=apis)
 
 
 def _at(where: str, text: str, table: str, key: str) -> str:
+    """``where`` with the line setting ``key`` under ``[table]``; for a key of a
+    sub-table (``profiles.x.freshness``) written inline, the line of the sub-table's key."""
     line = _line(text, table, key) if text else None
+    if line is None and text and "." in table:
+        parent, _, name = table.rpartition(".")
+        line = _line(text, parent, name)
     return f"{where}, line {line}" if line else where
 
 
-def _convert(field: str, value: Any, profile: ApiProfile) -> Any:
+def _convert(field: str, value: Any, profile: ApiProfile | None) -> Any:
     if field == "rates":
         items = value if isinstance(value, list) else [value]
         return tuple(Rate(**item) if isinstance(item, dict) else item for item in items)
     if field == "quota":
         return Quota(**value) if isinstance(value, dict) else value
     if field == "freshness":
-        rule = profile.freshness
+        rule = profile.freshness if profile is not None else None
         if not isinstance(value, dict) or rule is None or not attrs.has(type(rule)):
             raise ConfigError("this profile's freshness rule has no settings to change")
-        return attrs.evolve(cast(Any, rule), **value)
+        return attrs.evolve(cast(Any, rule), **_rule_settings(rule, value))
     return value
 
 
+def _rule_settings(rule: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """A freshness rule's new settings: where the rule holds a number of seconds, the
+    new value must be a duration (a string such as ``"30s"`` would otherwise reach the
+    rule, which returns it as its answer, and turn caching off)."""
+    known = {field.name for field in attrs.fields(type(rule))}
+    changes = {}
+    for key, new in value.items():
+        if key not in known:
+            raise ConfigError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+        current = getattr(rule, key)
+        if isinstance(current, int | float) and not isinstance(current, bool):
+            try:
+                new = parse_duration(new)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc.args[0]}") from None
+        changes[key] = new
+    return changes
+
+
+def _header_line(text: str, table: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[([^\]]+)\]", line)
+        if header and header.group(1).strip() == table:
+            return number
+    return None
+
+
+def _headers(convention: Any, period: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The ApiProfile arguments that read a quota-header convention."""
+    if convention == "none":
+        if options:
+            raise ConfigError(f"{next(iter(options))}: only for headers = 'ratelimit'")
+        return {}
+    if convention == "x-requests":
+        if options:
+            raise ConfigError(f"{next(iter(options))}: only for headers = 'ratelimit'")
+        # The Odds API's convention (shared/APIS.md): credits left, used this period,
+        # and what the last call cost.
+        return {
+            "read_quota": QuotaHeaders(
+                remaining="x-requests-remaining", used="x-requests-used", last="x-requests-last"
+            )
+        }
+    found = {point.name: point for point in entry_points(group=HEADERS_GROUP)}
+    if not isinstance(convention, str) or convention not in found:
+        known = ", ".join(repr(name) for name in (*_BUILT_IN_HEADERS, *sorted(found)))
+        hint = "" if "ratelimit" in found else " ('ratelimit' needs quotaflow-ratelimit-headers)"
+        raise ConfigError(f"headers: expected one of {known}, not {convention!r}{hint}")
+    try:
+        readers = found[convention].load()(period=period, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"headers = {convention!r}: {exc}") from None
+    return dict(readers)
+
+
+def _api(name: str, table_data: dict[str, Any], source: str, text: str) -> ApiProfile:
+    """The profile an ``[apis.NAME]`` table defines."""
+    table = f"apis.{name}"
+    if "hosts" not in table_data:
+        line = _header_line(text, table) if text else None
+        where = f"{source}, line {line}" if line else source
+        raise ConfigError(f"{where}: {table}.hosts: missing (required)")
+    arguments: dict[str, Any] = {"name": name}
+    options: dict[str, Any] = {}
+    for field, value in table_data.items():
+        where = _at(source, text, table, field)
+        if field not in _API_FIELDS:
+            known = ", ".join(_API_FIELDS)
+            raise ConfigError(f"{where}: {table}.{field}: unknown setting (known: {known})")
+        try:
+            if field == "ttl":
+                arguments["freshness"] = FixedTtl(parse_duration(value))
+            elif field == "windowless":
+                options[field] = value
+            elif field != "headers":
+                arguments[field] = _convert(field, value, None)
+        except (ConfigError, TypeError, ValueError) as exc:
+            detail = exc.args[0] if exc.args else str(exc)
+            raise ConfigError(f"{where}: {table}.{field}: {detail}") from None
+    quota = arguments.get("quota")
+    period = quota.period if isinstance(quota, Quota) else "day"
+    try:
+        arguments.update(_headers(table_data.get("headers", "none"), period, options))
+    except ConfigError as exc:
+        key = "headers" if "headers" in table_data else next(iter(options), "hosts")
+        where = _at(source, text, table, key)
+        raise ConfigError(f"{where}: {table}.{exc.args[0]}") from None
+    try:
+        return ApiProfile(**arguments)
+    except ConfigError as exc:
+        found = re.search(r"ApiProfile\.(\w+)", exc.args[0])
+        where = _at(source, text, table, found.group(1)) if found else source
+        raise ConfigError(f"{where}: {table}: {exc.args[0]}") from None
+
+
 def apply(settings: Settings, profiles: Iterable[ApiProfile]) -> list[ApiProfile]:
-    """The profiles with the file's changes, each checked by ApiProfile's own validators."""
+    """The profiles with the file's changes, each checked by ApiProfile's own validators,
+    and the profiles its ``[apis.NAME]`` tables define."""
     by_name = {profile.name: profile for profile in profiles}
     source, text = settings.source or "", settings.text
+    for name, table_data in settings.apis.items():
+        if name in by_name:
+            line = _header_line(text, f"apis.{name}") if text else None
+            where = f"{source}, line {line}" if line else source
+            raise ConfigError(
+                f"{where}: apis.{name}: a profile of that name is installed already "
+                f"(change it under [profiles.{name}])"
+            )
+        by_name[name] = _api(name, table_data, source, text)
     for name, changes in settings.profiles.items():
         table = f"profiles.{name}"
         if name not in by_name:
@@ -206,6 +375,9 @@ def apply(settings: Settings, profiles: Iterable[ApiProfile]) -> list[ApiProfile
                 converted[field] = _convert(field, value, profile)
             except (ConfigError, TypeError) as exc:
                 detail = exc.args[0] if isinstance(exc, ConfigError) else str(exc)
+                key = re.match(r"(\w+):", detail)
+                if field == "freshness" and key and isinstance(value, Mapping) and key[1] in value:
+                    where = _at(source, text, f"{table}.freshness", key[1])
                 raise ConfigError(f"{where}: {table}.{field}: {detail}") from None
         try:
             by_name[name] = attrs.evolve(profile, **converted)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, cast
 
 import attrs
 import httpx
@@ -23,6 +24,7 @@ __all__ = [
     "Verdict",
     "WindowHeaders",
     "WindowReading",
+    "parse_duration",
 ]
 
 logger = logging.getLogger("quotaflow")
@@ -58,6 +60,9 @@ def _checked(*validators: Any) -> Any:
     """Run attrs validators, turning their errors into a ConfigError naming the field."""
 
     def validate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, _Malformed):  # a converter could not read it
+            owner = type(instance).__name__
+            raise ConfigError(f"{owner}.{attribute.name}: {value.message}")
         for validator in validators:
             try:
                 validator(instance, attribute, value)
@@ -68,6 +73,62 @@ def _checked(*validators: Any) -> Any:
                 raise ConfigError(f"{owner}.{attribute.name}: {exc.args[0]}") from None
 
     return validate
+
+
+_DURATION = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([smhd]?)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a duration: a number of seconds (``30``, ``0.5``) or a string with
+    a unit, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"`` (a bare ``"90"`` is seconds too).
+
+    Every duration quotaflow takes (in code, ``quotaflow.toml`` or the environment)
+    is read by this one function.
+
+    Raises:
+        ValueError: not a duration, negative or not finite (``"30x"``, ``-5``,
+            ``"thirty"``, ``True``).
+
+    .. versionadded:: 0.2
+    """
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.fullmatch(value)) is not None:
+        seconds = float(found.group(1)) * _UNITS[found.group(2).lower()]
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            "expected a duration: seconds (>= 0) or a string such as '30s', '5m', '1h' "
+            f"or '1d', not {value!r}"
+        )
+    return seconds
+
+
+@attrs.frozen
+class _Malformed:
+    """A value a converter could not read, until the field's validator (every one is
+    wrapped by :func:`_checked`) names the field in the error: a converter is not
+    told its field. Strictly private."""
+
+    message: str
+
+
+def duration(value: float | str) -> float:
+    """The attrs converter of every duration field: seconds (see :func:`parse_duration`).
+
+    A malformed value is refused by the field's validator (:func:`_checked`), which
+    names the field.
+    """
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        return cast(float, _Malformed(exc.args[0]))
+
+
+def optional_duration(value: float | str | None) -> float | None:
+    """:func:`duration`, None kept."""
+    return None if value is None else duration(value)
 
 
 def _within_limit(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -82,7 +143,7 @@ def _finite(instance: Any, attribute: attrs.Attribute[Any], value: float | None)
 
 
 def _priority_map(
-    value: Any, defaults: Mapping[Priority, float], field: str
+    value: Any, defaults: Mapping[Priority, float], field: str, durations: bool = False
 ) -> dict[Priority, float]:
     if not isinstance(value, Mapping):
         raise ConfigError(
@@ -90,7 +151,13 @@ def _priority_map(
         )
     merged = dict(defaults)
     for key, number in value.items():
-        merged[Priority.parse(key, field=f"ApiProfile.{field}")] = number
+        priority = Priority.parse(key, field=f"ApiProfile.{field}")
+        if durations:
+            try:
+                number = parse_duration(number)
+            except ValueError as exc:
+                raise ConfigError(f"ApiProfile.{field}: {priority}: {exc.args[0]}") from None
+        merged[priority] = number
     return merged
 
 
@@ -99,17 +166,24 @@ def _reserves(value: Any) -> dict[Priority, float]:
 
 
 def _max_wait(value: Any) -> dict[Priority, float]:
-    return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait")
+    return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait", durations=True)
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        return tuple(value)
+    return cast(tuple[Any, ...], _Malformed(f"expected a list, not {value!r}"))
 
 
 def _methods(value: Iterable[str]) -> frozenset[str]:
-    return frozenset(method.upper() for method in _tuple(value))
+    methods = _tuple(value)
+    if isinstance(methods, _Malformed):
+        return cast(frozenset[str], methods)
+    if not all(isinstance(method, str) and method.strip() for method in methods):
+        return cast(frozenset[str], _Malformed(f"expected HTTP method names, not {value!r}"))
+    return frozenset(method.strip().upper() for method in methods)
 
 
 def _numbers_in(low: float, high: float | None) -> Any:
@@ -124,14 +198,45 @@ def _numbers_in(low: float, high: float | None) -> Any:
     return validate
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def split_host(pattern: str) -> tuple[str, int | None]:
+    """``"host:port"`` (``"[::1]:8080"`` for IPv6) as (host, port); a bare host has
+    port None. Raises ValueError for a port that is not 1 to 65535."""
+    host, port = pattern, ""
+    if pattern.startswith("["):
+        host, _, rest = pattern[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{pattern!r}: expected '[address]:port'")
+        port = rest[1:]
+    elif pattern.count(":") == 1:  # more colons: a bare IPv6 address
+        host, port = pattern.split(":")
+    if not port and pattern.endswith(":"):
+        raise ValueError(f"{pattern!r}: the port is missing after ':'")
+    if not port:
+        return host, None
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{pattern!r}: the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def url_port(url: httpx.URL) -> int | None:
+    """The port ``url`` connects to, its scheme's default included."""
+    return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
+
+
 def _hosts(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     if not value:
         raise ValueError("must name at least one host")
     for host in value:
         if not isinstance(host, str) or not host or "/" in host or host != host.strip():
             raise ValueError(
-                f"{host!r} is not a host name (e.g. 'api.example.com' or '*.example.com')"
+                f"{host!r} is not a host name (e.g. 'api.example.com', '*.example.com' "
+                "or 'localhost:8080')"
             )
+        if not split_host(host)[0]:
+            raise ValueError(f"{host!r}: the host name is missing")
 
 
 def _names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -161,7 +266,7 @@ class Rate:
 
     Args:
         limit: requests in any ``per`` seconds (> 0).
-        per: the window, in seconds (> 0).
+        per: the window (> 0): seconds, or ``"1s"``, ``"1m"``, ``"1h"``, ``"1d"``.
         burst: requests at once, ``1 <= burst <= limit``; None: ``limit``.
 
     Raises:
@@ -174,10 +279,7 @@ class Rate:
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.gt(0))
     )
     per: float = attrs.field(
-        default=1.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        default=1.0, converter=duration, validator=_checked(attrs.validators.gt(0))
     )
     burst: int | None = attrs.field(
         default=None,
@@ -347,7 +449,10 @@ def _status_verdict(response: httpx.Response) -> Verdict:
 
 
 def _lower(names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(name.lower() if isinstance(name, str) else name for name in _tuple(names))
+    found = _tuple(names)
+    if isinstance(found, _Malformed):
+        return found
+    return tuple(name.lower() if isinstance(name, str) else name for name in found)
 
 
 @attrs.frozen
@@ -356,7 +461,9 @@ class ApiProfile:
 
     Args:
         name: unique name, shown in :class:`ResponseInfo` and errors.
-        hosts: host names it matches; ``"*.example.com"`` matches subdomains.
+        hosts: host names it matches; ``"*.example.com"`` matches subdomains; a host
+            with a port (``"localhost:8080"``, ``"[::1]:8080"``) matches that port only
+            (the scheme's default included), a bare host any port.
         path_prefix: only URLs whose path starts with it match.
         rates: short-window rates (requests wait for them).
         quota: the long-window quota (requests that would breach a reserve are refused).
@@ -404,7 +511,14 @@ class ApiProfile:
     Raises:
         ConfigError: a field is invalid; the message names it.
 
+    Every duration (``default_ttl``, ``max_stale``, ``revalidation_window``,
+    ``backoff``, ``backoff_max``, ``breaker_cooldown``, ``max_wait`` values) is
+    seconds or a string with a unit, ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``
+    (:func:`parse_duration`), and is stored as seconds.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Durations with units; hosts with ports.
     """
 
     name: str = attrs.field(
@@ -443,24 +557,11 @@ class ApiProfile:
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
     default_ttl: float | None = attrs.field(
-        default=None,
-        validator=_checked(
-            attrs.validators.optional(
-                [attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)]
-            )
-        ),
+        default=None, converter=optional_duration, validator=_checked()
     )
-    max_stale: float = attrs.field(
-        default=0.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
-    )
+    max_stale: float = attrs.field(default=0.0, converter=duration, validator=_checked())
     revalidation_window: float = attrs.field(
-        default=REVALIDATION_WINDOW,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
+        default=REVALIDATION_WINDOW, converter=duration, validator=_checked()
     )
     secret_params: tuple[str, ...] = attrs.field(
         default=(), converter=_tuple, validator=_checked(_names)
@@ -472,8 +573,7 @@ class ApiProfile:
         default=_status_verdict, validator=_checked(attrs.validators.is_callable())
     )
     limited_methods: frozenset[str] = attrs.field(
-        default=frozenset({"GET", "HEAD"}),
-        converter=_methods,
+        default=frozenset({"GET", "HEAD"}), converter=_methods, validator=_checked()
     )
     retries: int = attrs.field(
         default=2,
@@ -481,26 +581,19 @@ class ApiProfile:
     )
     backoff: float = attrs.field(
         default=0.5,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        converter=duration,
+        validator=_checked(attrs.validators.gt(0)),
     )
     backoff_max: float = attrs.field(
         default=8.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.gt(0)
-        ),
+        converter=duration,
+        validator=_checked(attrs.validators.gt(0)),
     )
     breaker_threshold: int = attrs.field(
         default=5,
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
     )
-    breaker_cooldown: float = attrs.field(
-        default=30.0,
-        validator=_checked(
-            attrs.validators.instance_of(int | float), _finite, attrs.validators.ge(0)
-        ),
-    )
+    breaker_cooldown: float = attrs.field(default=30.0, converter=duration, validator=_checked())
     # Added last: positional construction of the earlier fields keeps working.
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
@@ -513,13 +606,20 @@ class ApiProfile:
     )
 
     def matches(self, url: httpx.URL) -> bool:
-        """Whether this profile describes ``url``."""
-        host = url.host.lower()
-        host_ok = any(
-            host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
-            for pattern in self.hosts
+        """Whether this profile describes ``url``: its host (and port, for a pattern
+        that names one: ``"localhost:8080"`` matches that port only; a bare host
+        matches any port) and its path."""
+        host, port = url.host.lower(), url_port(url)
+        return url.path.startswith(self.path_prefix) and any(
+            _host_matches(pattern, host, port) for pattern in self.hosts
         )
-        return host_ok and url.path.startswith(self.path_prefix)
+
+
+def _host_matches(pattern: str, host: str, port: int | None) -> bool:
+    name, wanted = split_host(pattern)
+    if wanted is not None and wanted != port:
+        return False
+    return host == name or (name.startswith("*.") and host.endswith(name[1:]))
 
 
 #: Requests that match no profile: plain RFC 9111 caching, no limits, no fallback.
@@ -533,23 +633,30 @@ class Registry:
 
     def __init__(self, profiles: Iterable[ApiProfile]) -> None:
         self.profiles: tuple[ApiProfile, ...] = tuple(profiles)
-        # Exact host names resolve with one dict lookup on the hot path.
-        self._by_host: dict[str, list[ApiProfile]] = {}
+        # Exact host names resolve with one dict lookup on the hot path; a profile
+        # naming the port comes before one naming the host alone.
+        self._by_host: dict[str, list[tuple[int | None, ApiProfile]]] = {}
         self._wildcards: list[ApiProfile] = []
         for profile in self.profiles:
             for pattern in profile.hosts:
-                if pattern.startswith("*."):
+                host, port = split_host(pattern)
+                if host.startswith("*."):
                     self._wildcards.append(profile)
                 else:
-                    self._by_host.setdefault(pattern, []).append(profile)
+                    self._by_host.setdefault(host, []).append((port, profile))
+        for entries in self._by_host.values():
+            entries.sort(key=lambda entry: entry[0] is None)  # stable: order kept otherwise
         self.secret_params = frozenset(
             DEFAULT_SECRET_PARAMS + tuple(p for prof in self.profiles for p in prof.secret_params)
         )
 
     def match(self, url: httpx.URL) -> ApiProfile:
-        for profile in self._by_host.get(url.host, ()):
-            if url.path.startswith(profile.path_prefix):
-                return profile
+        entries = self._by_host.get(url.host)
+        if entries:
+            port = url_port(url)
+            for wanted, profile in entries:
+                if (wanted is None or wanted == port) and url.path.startswith(profile.path_prefix):
+                    return profile
         for profile in self._wildcards:
             if profile.matches(url):
                 return profile

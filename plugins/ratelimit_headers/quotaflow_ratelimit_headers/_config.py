@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import os
 import tomllib
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from quotaflow import ApiProfile, ConfigError
+from quotaflow import ApiProfile, ConfigError, parse_duration
 
 from ._profile import profile_for
 
@@ -48,13 +48,13 @@ def _whole(low: int) -> Callable[[Any], int]:
 
 def _seconds(positive: bool) -> Callable[[Any], float]:
     def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(f"expected a number of seconds, not {value!r}")
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise _Invalid(
-                f"expected a finite number {'> 0' if positive else '>= 0'}, not {value!r}"
-            )
-        return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise _Invalid(exc.args[0]) from None
+        if positive and seconds == 0:
+            raise _Invalid(f"expected a duration > 0, not {value!r}")
+        return seconds
 
     return check
 
@@ -63,6 +63,12 @@ def _prefix(value: Any) -> str:
     if not isinstance(value, str) or (value and not value.startswith("/")):
         raise _Invalid(f"expected a path starting with '/', not {value!r}")
     return value
+
+
+def _windowless(value: Any) -> str:
+    if value not in ("window", "quota"):
+        raise _Invalid(f"expected 'window' or 'quota', not {value!r}")
+    return str(value)
 
 
 def _period(value: Any) -> str:
@@ -86,6 +92,7 @@ _FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "max_stale": ("max_stale", _seconds(positive=False)),
     "secret_params": ("secret_params", _texts),
     "secret_headers": ("secret_headers", _texts),
+    "windowless": ("windowless", _windowless),
 }
 _REQUIRED = ("name", "hosts")
 
@@ -172,10 +179,25 @@ def profiles_from_file(path: str | os.PathLike[str]) -> list[ApiProfile]:
 def plugin_profiles() -> list[ApiProfile]:
     """The plugin's entry point: the profiles of ``$QUOTAFLOW_RATELIMIT_FILE``, if set.
 
+    Deprecated: define the APIs in ``quotaflow.toml`` instead, one ``[apis.NAME]``
+    table each with ``headers = "ratelimit"`` (docs/any-api.md). The variable is
+    still read, with a DeprecationWarning.
+
     Raises:
         quotaflow.ConfigError: the file named is missing or invalid.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.2
+       ``$QUOTAFLOW_RATELIMIT_FILE``: use ``[apis.NAME]`` tables in ``quotaflow.toml``.
     """
     path = os.environ.get(ENV_VAR)
-    return profiles_from_file(path) if path else []
+    if not path:
+        return []
+    profiles = profiles_from_file(path)
+    warnings.warn(
+        f"${ENV_VAR} is deprecated: define these APIs in quotaflow.toml as [apis.NAME] "
+        'tables with headers = "ratelimit"',
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return profiles

@@ -40,6 +40,7 @@ reset_day = 15
 secret_params = ["appid"]
 secret_headers = ["X-Weather-Key"]
 path_prefix = "/data"
+windowless = "quota"
 
 [[api]]
 name = "bare"
@@ -72,7 +73,7 @@ def test_reads_every_entry(tmp_path: Path) -> None:
     assert weather.path_prefix == "/data"
     assert weather.rates == ()
     assert weather.freshness is None
-    assert weather.read_quota == RateLimitHeaders("month")
+    assert weather.read_quota == RateLimitHeaders("month", windowless="quota")
 
     assert bare.hosts == ("bare.test",)
     assert bare.quota is None
@@ -110,10 +111,11 @@ def _entry(body: str) -> str:
         ('name = "x"\nhosts = ["x.test"]\nrate = 2\nburst = 3', "api[1]: Rate.burst"),
         ('name = "x"\nhosts = ["x.test"]\nttl = -1', "api[1].ttl"),
         ('name = "x"\nhosts = ["x.test"]\nttl = nan', "api[1].ttl"),
-        ('name = "x"\nhosts = ["x.test"]\nmax_stale = "1h"', "api[1].max_stale"),
+        ('name = "x"\nhosts = ["x.test"]\nmax_stale = "1y"', "api[1].max_stale"),
         ('name = "x"\nhosts = ["x.test"]\npath_prefix = "v1"', "api[1].path_prefix"),
         ('name = "x"\nhosts = ["x.test"]\nsecret_headers = [""]', "api[1].secret_headers"),
         ('name = "x"\nhosts = ["x.test"]\nquotas = 5', "api[1].quotas"),
+        ('name = "x"\nhosts = ["x.test"]\nwindowless = "day"', "api[1].windowless"),
         ('name = "ok"\nhosts = ["y.test"]', "api[1].name"),
     ],
 )
@@ -168,14 +170,22 @@ def test_entry_point_without_the_variable_lists_nothing(monkeypatch: pytest.Monk
 def test_entry_point_reads_the_file_through_discovery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, router: respx.Router
 ) -> None:
-    """make_client with plugins on finds the file's profiles through the entry point."""
+    """make_client with plugins on finds the file's profiles through the entry point
+    (deprecated: it warns)."""
     monkeypatch.setenv(ENV_VAR, str(_write(tmp_path, GOOD)))
     route = router.get(host="api.github.com").mock(
-        return_value=httpx.Response(200, json={}, headers={"X-RateLimit-Remaining": "4321"})
+        return_value=httpx.Response(
+            200,
+            json={},
+            headers={"X-RateLimit-Limit": "5000;w=86400", "X-RateLimit-Remaining": "4321"},
+        )
     )
-    with quotaflow.make_client(
-        state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
-    ) as client:
+    with (
+        pytest.warns(DeprecationWarning, match=r"\$QUOTAFLOW_RATELIMIT_FILE is deprecated"),
+        quotaflow.make_client(
+            state_dir=tmp_path / "state", transport=httpx.MockTransport(router.handler)
+        ) as client,
+    ):
         response = client.get("https://api.github.com/rate_limit")
     assert route.call_count == 1
     info = response.extensions["quotaflow"]

@@ -43,49 +43,72 @@ def test_monthly_period_picks_the_monthly_policy() -> None:
     )
 
 
-def test_longest_window_when_none_fits() -> None:
-    """No policy of the period's window: the longest one is the quota."""
+def test_no_policy_of_the_period_is_no_quota() -> None:
+    """Policies of a second and an hour are short windows, never the day's quota."""
     reading = _read(
         RateLimit_Policy='"second";q=10;w=1, "hour";q=500;w=3600',
         RateLimit='"second";r=9, "hour";r=321',
     )
-    assert reading == QuotaReading(remaining=321, limit=500)
+    assert reading == QuotaReading()
 
 
-def test_single_unnamed_pair() -> None:
-    """One policy and one member of another name (or an old draft) still pair up."""
-    reading = _read(RateLimit_Policy="1000;w=86400", RateLimit="limit=1000, remaining=7, reset=9")
-    assert reading == QuotaReading(remaining=7, limit=1000)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"RateLimit_Policy": '"default";q=5;w=30', "RateLimit": '"default";r=1;t=20'},
+        {"RateLimit_Policy": "60;w=60", "RateLimit": "limit=60, remaining=11, reset=9"},
+        {"X_RateLimit_Limit": "60", "X_RateLimit_Remaining": "11", "X_RateLimit_Reset": "30"},
+        {"X_RateLimit_Limit": "60, 60;w=60", "X_RateLimit_Remaining": "11"},
+        {"RateLimit_Limit": "60", "RateLimit_Remaining": "11"},
+        {"RateLimit": '"burst";r=0;t=1, "daily";r=420;t=40000'},
+    ],
+)
+def test_a_short_window_is_never_the_quota(headers: dict[str, str]) -> None:
+    """A window shorter than the period, or one that states no window at all, says
+    nothing of the quota (issue 11: request 48 of 60/min refused until midnight)."""
+    assert _read("day", **headers) == QuotaReading()
+    assert _read("month", **headers) == QuotaReading()
 
 
-def test_unmatched_members_leave_remaining_unknown() -> None:
-    """Several members, none named as the chosen policy: remaining unknown, limit known."""
-    reading = _read(
-        RateLimit_Policy='"daily";q=1000;w=86400, "burst";q=5;w=1',
-        RateLimit='"a";r=1, "b";r=2',
-    )
-    assert reading == QuotaReading(remaining=None, limit=1000)
+def test_windowless_quota_reads_fields_that_state_no_window() -> None:
+    """windowless="quota": the API documents its un-windowed fields as the quota."""
+    reader = RateLimitHeaders("day", windowless="quota")
+
+    def read(**headers: str) -> QuotaReading:
+        names = [(key.replace("_", "-"), value) for key, value in headers.items()]
+        return reader(httpx.Response(200, headers=names))
+
+    assert read(RateLimit='"burst";r=0;t=1, "daily";r=420;t=40000') == QuotaReading(420)
+    assert read(RateLimit_Limit="100", RateLimit_Remaining="42") == QuotaReading(42, limit=100)
+    assert read(X_RateLimit_Remaining="3") == QuotaReading(remaining=3)
+    # A stated window still decides: a minute is not a day.
+    assert read(X_RateLimit_Limit="60, 60;w=60", X_RateLimit_Remaining="11") == QuotaReading()
+    # A policy still decides too.
+    assert read(RateLimit_Policy='"m";q=60;w=60', RateLimit='"m";r=1') == QuotaReading()
 
 
-def test_ratelimit_without_policy_takes_the_member_that_resets_last() -> None:
-    """No policy: the member with the furthest reset speaks for the quota."""
-    reading = _read(RateLimit='"burst";r=0;t=1, "daily";r=420;t=40000')
-    assert reading == QuotaReading(remaining=420)
-
-
-def test_early_draft_and_de_facto_headers() -> None:
-    """RateLimit-Limit/-Remaining, else X-RateLimit-Limit/-Remaining."""
-    assert _read(RateLimit_Limit="100", RateLimit_Remaining="42") == QuotaReading(42, limit=100)
-    assert _read(X_RateLimit_Limit="5000, 5000;w=3600", X_RateLimit_Remaining="4999") == (
+def test_fields_stating_the_period_are_the_quota() -> None:
+    """A limit field whose window fits the period is read, whatever the family."""
+    assert _read(X_RateLimit_Limit="5000, 5000;w=86400", X_RateLimit_Remaining="4999") == (
         QuotaReading(4999, limit=5000)
     )
-    assert _read(X_RateLimit_Remaining="3") == QuotaReading(remaining=3)
+    assert _read(RateLimit_Limit="100, 100;w=86400", RateLimit_Remaining="42") == QuotaReading(
+        42, limit=100
+    )
+    assert _read("month", X_RateLimit_Limit="9;w=2592000", X_RateLimit_Remaining="3") == (
+        QuotaReading(3, limit=9)
+    )
 
 
 def test_the_most_standard_family_wins() -> None:
     """IETF fields win over the others; garbage in one family falls through to the next."""
-    assert _read(RateLimit='"d";r=1', X_RateLimit_Remaining="99") == QuotaReading(remaining=1)
-    assert _read(RateLimit="garbage", X_RateLimit_Remaining="99") == QuotaReading(remaining=99)
+    daily = '"d";q=10;w=86400'
+    assert _read(RateLimit_Policy=daily, RateLimit='"d";r=1', X_RateLimit_Remaining="99") == (
+        QuotaReading(1, limit=10)
+    )
+    assert _read(RateLimit="garbage", X_RateLimit_Limit="9;w=86400", X_RateLimit_Remaining="4") == (
+        QuotaReading(4, limit=9)
+    )
     assert _read(X_RateLimit_Remaining="-1", X_RateLimit_Limit="x") == QuotaReading()
     assert _read() == QuotaReading()
 
@@ -94,6 +117,8 @@ def test_reader_period_is_validated() -> None:
     """A period other than day or month is refused."""
     with pytest.raises(ValueError, match="period"):
         RateLimitHeaders("week")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="windowless"):
+        RateLimitHeaders("day", windowless="maybe")  # type: ignore[arg-type]
 
 
 def test_profile_for_builds_a_profile() -> None:

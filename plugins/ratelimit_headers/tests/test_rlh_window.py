@@ -47,6 +47,71 @@ def test_ietf_room_left_is_the_least_remaining() -> None:
 
 
 @pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        # A t longer than its policy's window: cut to the window.
+        (
+            {"RateLimit_Policy": '"m";q=5;w=30', "RateLimit": '"m";r=0;t=86400'},
+            WindowReading(0, 30, 5),
+        ),
+        # No t, a policy window: the whole window.
+        ({"RateLimit_Policy": '"m";q=5;w=30', "RateLimit": '"m";r=0'}, WindowReading(0, 30, 5)),
+        (
+            {"RateLimit_Policy": '"m";q=5;w=30', "RateLimit": '"m";r=0;t=12'},
+            WindowReading(0, 12, 5),
+        ),
+        # X-RateLimit-Limit with a window: the reset is cut to it.
+        (
+            {
+                "X_RateLimit_Limit": "60, 60;w=60",
+                "X_RateLimit_Remaining": "0",
+                "X_RateLimit_Reset": "3600",
+            },
+            WindowReading(0, 60, 60),
+        ),
+        ({"X_RateLimit_Limit": "60;w=60", "X_RateLimit_Remaining": "0"}, WindowReading(0, 60, 60)),
+        # An epoch reset: measured from Date; within the window it stays the moment.
+        (
+            {
+                "X_RateLimit_Limit": "60;w=60",
+                "X_RateLimit_Remaining": "0",
+                "X_RateLimit_Reset": str(NOW + 20),
+                "Date": "Thu, 04 Sep 2025 15:33:20 GMT",
+            },
+            WindowReading(0, NOW + 20, 60),
+        ),
+        (
+            {
+                "X_RateLimit_Limit": "60;w=60",
+                "X_RateLimit_Remaining": "0",
+                "X_RateLimit_Reset": str(NOW + 900),
+                "Date": "Thu, 04 Sep 2025 15:33:20 GMT",
+            },
+            WindowReading(0, 60, 60),
+        ),
+        (
+            {
+                "X_RateLimit_Limit": "60;w=60",
+                "X_RateLimit_Remaining": "0",
+                "X_RateLimit_Reset": str(NOW + 20),
+            },
+            WindowReading(0, 60, 60),
+        ),
+        # No window stated: the reset as given.
+        (
+            {"X_RateLimit_Limit": "60", "X_RateLimit_Remaining": "0", "X_RateLimit_Reset": "3600"},
+            WindowReading(0, 3600, 60),
+        ),
+    ],
+)
+def test_no_hold_outlasts_the_stated_window(
+    headers: dict[str, str], expected: WindowReading
+) -> None:
+    """A reset later than the window the API stated (or none) is cut to the window."""
+    assert _read(**headers) == expected
+
+
+@pytest.mark.parametrize(
     ("reset", "expected"),
     [
         ("30", 30),

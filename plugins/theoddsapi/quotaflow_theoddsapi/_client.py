@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
@@ -456,6 +457,26 @@ def _odds_params(
     return params
 
 
+def _profile_of(client: httpx.Client, url: str) -> str | None:
+    """The name of the profile a quotaflow client gives ``url``; None for another client."""
+    import quotaflow
+
+    try:
+        return quotaflow.plan(client, [url]).requests[0].profile
+    except (TypeError, quotaflow.QuotaflowError):  # not quotaflow's, or its state is away
+        return None
+
+
+async def _aprofile_of(client: httpx.AsyncClient, url: str) -> str | None:
+    """:func:`_profile_of` for an async client."""
+    import quotaflow
+
+    try:
+        return (await quotaflow.aplan(client, [url])).requests[0].profile
+    except (TypeError, quotaflow.QuotaflowError):
+        return None
+
+
 class _Calls:
     """Builds each endpoint's :class:`_Query`. Strictly private."""
 
@@ -463,6 +484,22 @@ class _Calls:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._usage = Usage()
+
+    def _probe(self) -> str:
+        # Free (/v4/sports costs 0) and under every profile a base URL could match.
+        return self._base_url + "/v4/sports"
+
+    def _warn_unmatched(self, profile: str | None, stacklevel: int) -> None:
+        """A quotaflow client that gives base_url no profile would send every call
+        with no cache, rate limit or quota: say so once, when the client is made."""
+        if profile == "default":
+            warnings.warn(
+                f"{type(self).__name__}: base_url {self._base_url!r} matches no profile of "
+                "this quotaflow client, so its calls get no cache, rate limit or quota; "
+                "add its host (with its port) to a profile's hosts",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
 
     @property
     def usage(self) -> Usage:
@@ -564,7 +601,15 @@ class OddsApi(_Calls):
     an unexpected body, and ``ValueError`` for arguments it cannot send. Errors of
     the client (``httpx.HTTPError``, quotaflow's ``QuotaExhausted``...) pass through.
 
+    Warns:
+        UserWarning: once, when made, if ``client`` is a quotaflow client none of whose
+            profiles matches ``base_url`` (a local stub, a host without its port...):
+            its calls would get no cache, rate limit or quota. :class:`AsyncOddsApi`
+            warns on its first call.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Warns when ``base_url`` matches no profile.
     """
 
     def __init__(
@@ -572,6 +617,7 @@ class OddsApi(_Calls):
     ) -> None:
         super().__init__(api_key, base_url)
         self._client = client
+        self._warn_unmatched(_profile_of(client, self._probe()), stacklevel=2)
 
     def _send(self, query: _Query[T]) -> T:
         url, params = self._url(query)
@@ -666,8 +712,12 @@ class AsyncOddsApi(_Calls):
     ) -> None:
         super().__init__(api_key, base_url)
         self._client = client
+        self._checked = False
 
     async def _send(self, query: _Query[T]) -> T:
+        if not self._checked:  # aplan() must be awaited: on the first call
+            self._checked = True
+            self._warn_unmatched(await _aprofile_of(self._client, self._probe()), stacklevel=3)
         url, params = self._url(query)
         response = await self._client.get(url, params=params)
         return self._read(query, response)
