@@ -23,8 +23,10 @@ def _free_port() -> int:
         return port
 
 
-def _init_on_free_port(self: Config, *args: Any, port: int | None = None, **kwargs: Any) -> None:
-    _init(self, *args, port=_free_port() if port is None else port, **kwargs)
+def _init_on_free_port(self: Config, app: Any, **kwargs: Any) -> None:
+    if "port" not in kwargs:
+        kwargs["port"] = _free_port()
+    _init(self, app, **kwargs)
 
 
-Config.__init__ = _init_on_free_port  # type: ignore[method-assign]
+Config.__init__ = _init_on_free_port  # type: ignore[method-assign,assignment]
