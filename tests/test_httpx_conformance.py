@@ -4,11 +4,8 @@ httpx's sdist carries its tests. At test time pip downloads it into ``.cache/`` 
 the repository), and httpx's ``tests/client`` and ``tests/test_timeouts.py`` run twice in
 subprocesses: once on bare httpx, once with ``tests/conformance/quotaflow_swap.py`` making
 every ``httpx.Client``/``httpx.AsyncClient`` a quotaflow client. A test that passes on bare
-httpx must pass under quotaflow, unless it is
-
-* in ``ALLOWED``: a legitimate difference, each with its reason; or
-* in ``KNOWN_BROKEN``: a real break, reported as an expected failure per cause until it is
-  fixed. Strict: a known-broken test that passes fails the run, so the set only shrinks.
+httpx must pass under quotaflow, unless it is in ``ALLOWED``: a legitimate difference,
+each with its reason (an allowance no test needs any more fails the run too).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -57,7 +53,7 @@ ALLOWED: list[tuple[str, str, str]] = [
     # private routing does not show.
     (r"tests\.client\.test_proxies::test_proxies_environ\[.*\]", "_pool", _PRIVATE),
     # Cases that expect a proxy mount (an expected URL last in the id): see _ROUTE. The
-    # cases expecting None are a real break (mounts refused), in KNOWN_BROKEN.
+    # cases expecting None (no mount) pass.
     (
         r"tests\.client\.test_proxies::test_transport_for_request\[.*-http://\[::1\](:\d)?\]",
         "",
@@ -65,80 +61,6 @@ ALLOWED: list[tuple[str, str, str]] = [
     ),
     (r"tests\.client\.test_proxies::test_proxy_with_mounts", "", _ROUTE),
 ]
-
-# The causes of the real breaks, as issue 10 numbers them.
-CAUSES = {
-    "streamed-gets-buffered": "GET bodies are read in full before the caller gets them (item 2)",
-    "elapsed": "response.elapsed raises RuntimeError on GETs (item 3)",
-    "mounts-refused": "mounts= is refused with ConfigError (item 4)",
-    "transport-not-entered": "with client: does not enter/exit the transport= given (item 5)",
-    "stream-not-closed": "a body failing mid-stream does not get its stream closed (item 6)",
-}
-_MOUNTS, _ELAPSED, _STREAM = "mounts-refused", "elapsed", "streamed-gets-buffered"
-_ENTER, _CLOSE = "transport-not-entered", "stream-not-closed"
-
-
-def _both(name: str) -> list[str]:
-    return [f"{name}[asyncio]", f"{name}[trio]"]
-
-
-# Real breaks, each with its cause. Remove an entry once its fix lands: the run fails if a
-# listed test passes.
-KNOWN_BROKEN: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "tests.client.test_client::test_mounted_transport",
-            "tests.client.test_client::test_all_mounted_transport",
-            *_both("tests.client.test_async_client::test_mounted_transport"),
-            *[
-                f"tests.client.test_proxies::test_transport_for_request[{case}]"
-                for case in (
-                    "http://example.com-proxies0-None",
-                    "http://example.com-proxies1-None",
-                    "http://example.com-proxies2-None",
-                    "https://example.com-proxies4-None",
-                    "http://www.example.com-proxies6-None",
-                    "http://example.com-proxies7-None",
-                    "http://wwwexample.com-proxies11-None",
-                )
-            ],
-            *[
-                f"tests.client.test_proxies::test_for_deprecated_proxy_params[proxies{n}-True]"
-                for n in (3, 4, 5)
-            ],
-        ],
-        _MOUNTS,
-    ),
-    # Also refuses mounts=; listed under the transport it fails to enter.
-    **dict.fromkeys(
-        [
-            "tests.client.test_client::test_context_managed_transport",
-            "tests.client.test_client::test_context_managed_transport_and_mount",
-            *_both("tests.client.test_async_client::test_context_managed_transport"),
-            *_both("tests.client.test_async_client::test_context_managed_transport_and_mount"),
-        ],
-        _ENTER,
-    ),
-    **dict.fromkeys(
-        [
-            "tests.client.test_client::test_raw_iterator",
-            *_both("tests.client.test_async_client::test_access_content_stream_response"),
-            # The stream's connection goes back to the pool before the second request.
-            *_both("tests.test_timeouts::test_pool_timeout"),
-        ],
-        _STREAM,
-    ),
-    **dict.fromkeys(
-        [
-            "tests.client.test_client::test_get",
-            *_both("tests.client.test_async_client::test_get"),
-        ],
-        _ELAPSED,
-    ),
-    **dict.fromkeys(
-        _both("tests.client.test_async_client::test_cancellation_during_stream"), _CLOSE
-    ),
-}
 
 
 def _sdist() -> Path:
@@ -244,7 +166,7 @@ def runs(
 
 def test_httpx_client_tests_pass_under_quotaflow(runs, tmp_path) -> None:
     """Every httpx client test that passes on bare httpx passes under quotaflow, except the
-    ALLOWED differences and the KNOWN_BROKEN breaks."""
+    ALLOWED differences."""
     bare, swapped = runs
     assert swapped.keys() == bare.keys(), "the swap changed which tests were collected"
     broken = {
@@ -252,9 +174,7 @@ def test_httpx_client_tests_pass_under_quotaflow(runs, tmp_path) -> None:
         for test, (outcome, _) in bare.items()
         if outcome == "passed" and swapped[test][0] != "passed"
     }
-    unexplained = sorted(
-        test for test in broken - KNOWN_BROKEN.keys() if not _allowed(test, swapped[test][1])
-    )
+    unexplained = sorted(test for test in broken if not _allowed(test, swapped[test][1]))
     if unexplained:
         # Timing tests can flake: run the unexplained ones once more under quotaflow.
         sdist = _sdist()
@@ -265,48 +185,16 @@ def test_httpx_client_tests_pass_under_quotaflow(runs, tmp_path) -> None:
         unexplained = [t for t in unexplained if again.get(t, ("missing",))[0] != "passed"]
     details = "\n\n".join(f"{t}\n{swapped[t][1][:1500]}" for t in unexplained)
     assert not unexplained, f"pass on bare httpx, fail under quotaflow:\n\n{details}"
-    stale = sorted(KNOWN_BROKEN.keys() - bare.keys())
-    assert not stale, f"KNOWN_BROKEN names tests httpx's run does not have: {stale}"
+    # An allowance nothing needs any more is removed, so the list only holds real ones.
+    unused = [
+        pattern
+        for pattern, _, _ in ALLOWED
+        if not any(re.fullmatch(pattern, test) for test in broken)
+    ]
+    assert not unused, f"ALLOWED entries no test needs any more: {unused}"
 
 
 def _node(test: str) -> str:
     """``tests.client.test_client::test_get`` -> ``tests/client/test_client.py::test_get``."""
     module, name = test.split("::", 1)
     return f"{module.replace('.', '/')}.py::{name}"
-
-
-class KnownBrokenError(Exception):
-    """The expected failure of a cause in KNOWN_BROKEN whose tests all still fail."""
-
-
-@pytest.mark.parametrize(
-    "cause",
-    [
-        pytest.param(
-            cause,
-            marks=pytest.mark.xfail(raises=KnownBrokenError, strict=True, reason=CAUSES[cause]),
-        )
-        for cause in sorted(set(KNOWN_BROKEN.values()))
-    ],
-)
-def test_known_broken(runs, cause: str) -> None:
-    """Each cause in KNOWN_BROKEN fails until fixed; a listed test that passes fails here.
-
-    An expected failure (xfail) while every test of the cause fails under quotaflow; an
-    error naming the tests to remove from KNOWN_BROKEN as soon as one of them passes.
-    """
-    _, swapped = runs
-    tests = sorted(test for test, why in KNOWN_BROKEN.items() if why == cause)
-    fixed = [test for test in tests if swapped.get(test, ("missing",))[0] == "passed"]
-    assert not fixed, f"now passing under quotaflow, remove from KNOWN_BROKEN: {fixed}"
-    failing: defaultdict[str, list[str]] = defaultdict(list)
-    for test in tests:
-        failing[_first_line(swapped.get(test, ("missing", "not run"))[1])].append(test)
-    raise KnownBrokenError(
-        f"{CAUSES[cause]}: {len(tests)} tests\n"
-        + "\n".join(f"  {why}: {', '.join(names)}" for why, names in failing.items())
-    )
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:160] if text.strip() else "(no message)"

@@ -181,7 +181,8 @@ def test_waiters_fall_back_to_stale_on_error(tmp_path, router, clock, traveller,
 
 
 def test_a_waiter_keeps_its_own_timeout(tmp_path, router, clock, joined) -> None:
-    """A follower whose timeout runs out stops waiting with a ReadTimeout."""
+    """A follower whose (pool) timeout runs out stops waiting with a PoolTimeout, as a
+    request waiting for a connection another request holds would."""
     route, gate = held_upstream(router, lambda: httpx.Response(200, json={}))
     with (
         quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
@@ -195,5 +196,5 @@ def test_a_waiter_keeps_its_own_timeout(tmp_path, router, clock, joined) -> None
         gate.set()
         leader.result(timeout=10)
 
-    assert isinstance(error, httpx.ReadTimeout)
+    assert isinstance(error, httpx.PoolTimeout)
     assert route.call_count == 1

@@ -44,9 +44,14 @@ class Flight:
 
 
 def wait_limit(request: httpx.Request) -> float | None:
-    """The longest a follower waits: its own read timeout (httpx's ``timeout`` extension)."""
+    """The longest a follower waits for its leader: its own pool timeout (httpx's
+    ``timeout`` extension), as it would wait for a connection held by another request;
+    without one, its longest other timeout."""
     timeout = request.extensions.get("timeout")
     if isinstance(timeout, dict):
+        pool = timeout.get("pool")
+        if isinstance(pool, int | float):
+            return pool
         values = [value for value in timeout.values() if isinstance(value, int | float)]
         return max(values) if values else None
     return None

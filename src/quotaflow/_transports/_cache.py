@@ -37,8 +37,9 @@ ERROR_BODY = 64 * 2**10
 OPTIONS = hishel.CacheOptions(shared=False)
 
 
-def waited_too_long(request: httpx.Request) -> httpx.ReadTimeout:
-    return httpx.ReadTimeout(
+def waited_too_long(request: httpx.Request) -> httpx.PoolTimeout:
+    # As httpx says when a connection held by another request does not come free in time.
+    return httpx.PoolTimeout(
         "timed out waiting for a concurrent request for the same resource", request=request
     )
 
