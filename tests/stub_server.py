@@ -166,7 +166,9 @@ class SdkStub(LocalServer):
     Bearer <key>`` or ``x-api-key``); the model ``unavailable`` answers 503 with a zero
     ``Retry-After`` (and ``retry-after-ms: 1`` for the SDKs), so that retries do not
     sleep. ``POST /v1/chat/completions`` and ``POST /v1/messages`` answer a completion
-    numbered by the calls so far (cacheable too, to show POSTs are not cached).
+    numbered by the calls so far (cacheable too, to show POSTs are not cached); asked
+    to ``"stream": true``, they answer server-sent events, the first at once and the
+    rest only once ``release`` is set (10 s at most; ``rest_sent`` then).
     ``hits`` counts ``"METHOD /path"``; ``seen`` keeps each request's method, path,
     headers and body.
     """
@@ -174,6 +176,8 @@ class SdkStub(LocalServer):
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
         self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.release = threading.Event()
+        self.rest_sent = threading.Event()
         self._lock = threading.Lock()
         stub = self
 
@@ -193,6 +197,9 @@ class SdkStub(LocalServer):
                             body,
                         )
                     )
+                if self.command == "POST" and json.loads(body or b"{}").get("stream"):
+                    self._events()
+                    return
                 auth = self.headers.get("authorization") or ""
                 key = auth.removeprefix("Bearer ") or self.headers.get("x-api-key") or ""
                 status = 200
@@ -251,6 +258,57 @@ class SdkStub(LocalServer):
                 self.wfile.write(payload)
 
             do_GET = do_POST = _answer
+
+            def _events(self) -> None:
+                if self.path == "/v1/chat/completions":
+                    events = [
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": "m",
+                            "choices": [
+                                {"index": 0, "delta": {"content": text}, "finish_reason": None}
+                            ],
+                        }
+                        for text in ("one", "two")
+                    ]
+                    frames = [f"data: {json.dumps(event)}\n\n" for event in events]
+                    frames.append("data: [DONE]\n\n")
+                else:
+                    start: dict[str, Any] = {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "m",
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 0},
+                    }
+                    events = [
+                        {"type": "message_start", "message": start},
+                        {
+                            "type": "content_block_delta",
+                            "index": 0,
+                            "delta": {"type": "text_delta", "text": "two"},
+                        },
+                        {"type": "message_stop"},
+                    ]
+                    frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for n, frame in enumerate(frames):
+                    if n == 1:
+                        stub.release.wait(10)
+                    data = frame.encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                stub.rest_sent.set()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -98,6 +98,19 @@ class Sdk:
             client,
         )
 
+    def start_stream(self, client: Any) -> Any:
+        """The SDK's main POST with ``stream=True`` (server-sent events); awaitable if async."""
+        messages = [{"role": "user", "content": "hi"}]
+        if self.name == "openai":
+            return client.chat.completions.create(model="m", messages=messages, stream=True)
+        return client.messages.create(model="m", max_tokens=16, messages=messages, stream=True)
+
+    def describe(self, event: Any) -> str:
+        """One streamed event, in short: the text of a chunk, the type of a message event."""
+        if self.name == "openai":
+            return str(event.choices[0].delta.content)
+        return str(event.type)
+
     def close(self) -> None:
         for http_client in self._http_clients:
             if self.mode == "sync":
@@ -231,3 +244,34 @@ def test_posts_pass_through_as_with_bare_httpx(sdk: Sdk) -> None:
         return method, path, {k: v for k, v in headers.items() if k != "host"}, body
 
     assert [request(seen) for seen in mine.seen] == [request(seen) for seen in theirs.seen]
+
+
+def test_a_streamed_post_arrives_event_by_event(sdk: Sdk) -> None:
+    """``stream=True`` (server-sent events over POST): the first event reaches the SDK
+    before the origin has sent the rest; one upstream call."""
+
+    def first_then_rest(client: Any) -> tuple[bool, list[str]]:
+        events = iter(sdk.start_stream(client))
+        first = next(events)
+        early = not stub.rest_sent.is_set()
+        stub.release.set()
+        return early, [sdk.describe(event) for event in (first, *events)]
+
+    async def afirst_then_rest(client: Any) -> tuple[bool, list[str]]:
+        events = (await sdk.start_stream(client)).__aiter__()
+        first = await events.__anext__()
+        early = not stub.rest_sent.is_set()
+        stub.release.set()
+        return early, [sdk.describe(first), *[sdk.describe(event) async for event in events]]
+
+    with SdkStub() as stub:
+        client = sdk.client(stub.base)
+        early, events = sdk.run(first_then_rest if sdk.mode == "sync" else afirst_then_rest, client)
+
+    assert early, "the first event only came once the origin had sent them all"
+    expected = {
+        "openai": ["one", "two"],
+        "anthropic": ["message_start", "content_block_delta", "message_stop"],
+    }
+    assert events == expected[sdk.name]
+    assert sum(stub.hits.values()) == 1
