@@ -14,6 +14,7 @@ from typing import Any
 
 import anthropic
 import anyio.from_thread
+import attrs
 import httpx
 import openai
 import pytest
@@ -214,6 +215,21 @@ def test_without_retries_false_quotaflows_retries_multiply(sdk: Sdk) -> None:
     """The knob matters: with the profile's own retries=2, each of the SDK's 3 attempts
     becomes 3 upstream calls."""
     assert _retrieve_unavailable(sdk) == 9
+
+
+def test_quotaflows_refusals_reach_the_sdk_as_its_connection_error(sdk: Sdk) -> None:
+    """A request the quota refuses never goes upstream; the SDK reports it as its
+    connection error (it retries those: max_retries=0 here), with the QuotaExhausted as
+    the cause."""
+    quota = attrs.evolve(LOCAL, quota=quotaflow.Quota(2))  # 80% for NORMAL: one call
+    with SdkStub() as stub:
+        client = sdk.client(stub.base, profiles=[quota], retries=False)
+        sdk.run(lambda c: c.models.retrieve("m"), client)
+        with pytest.raises(sdk.module.APIConnectionError) as refused:
+            sdk.run(lambda c: c.models.retrieve("other"), client)
+
+    assert isinstance(refused.value.__cause__, quotaflow.QuotaExhausted)
+    assert stub.hits == {"GET /v1/models/m": 1}
 
 
 # POST passes through --------------------------------------------------------------------
