@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 from uuid import uuid4
 
 import pytest
@@ -119,6 +119,9 @@ class StreamServer(LocalServer):
         self.hits: Counter[str] = Counter()
         self.release = threading.Event()
         self.first_sent = threading.Event()
+        # Set once the rest of the body is written: a client that sees the first chunk
+        # before this is set streamed it (whatever the timing).
+        self.rest_sent = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -147,6 +150,165 @@ class StreamServer(LocalServer):
                 stub.release.wait(10)
                 self.wfile.write(tail)
                 self.wfile.flush()
+                stub.rest_sent.set()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._serve(Handler)
+
+
+class SdkStub(LocalServer):
+    """Just enough of the OpenAI and Anthropic APIs for their SDKs, counting requests.
+
+    ``GET /v1/models/<id>`` answers cacheably (``max-age=60``) with a model whose
+    ``owned_by`` / ``display_name`` is the API key the request carried (``Authorization:
+    Bearer <key>`` or ``x-api-key``); the model ``unavailable`` answers 503 with a zero
+    ``Retry-After`` (and ``retry-after-ms: 1`` for the SDKs), so that retries do not
+    sleep. ``POST /v1/chat/completions`` and ``POST /v1/messages`` answer a completion
+    numbered by the calls so far (cacheable too, to show POSTs are not cached); asked
+    to ``"stream": true``, they answer server-sent events, the first at once and the
+    rest only once ``release`` is set (10 s at most; ``rest_sent`` then).
+    ``hits`` counts ``"METHOD /path"``; ``seen`` keeps each request's method, path,
+    headers and body.
+    """
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.release = threading.Event()
+        self.rest_sent = threading.Event()
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with stub._lock:
+                    stub.hits[f"{self.command} {self.path}"] += 1
+                    number = stub.hits[f"{self.command} {self.path}"]
+                    stub.seen.append(
+                        (
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                        )
+                    )
+                if self.command == "POST" and json.loads(body or b"{}").get("stream"):
+                    self._events()
+                    return
+                auth = self.headers.get("authorization") or ""
+                key = auth.removeprefix("Bearer ") or self.headers.get("x-api-key") or ""
+                status = 200
+                answer: dict[str, Any] = {}
+                headers = {"cache-control": "max-age=60"}
+                if self.command == "GET" and self.path == "/v1/models/unavailable":
+                    status = 503
+                    answer = {"error": {"type": "overloaded", "message": "try again"}}
+                    headers = {"retry-after": "0", "retry-after-ms": "1"}
+                elif self.command == "GET" and self.path.startswith("/v1/models/"):
+                    answer = {
+                        "id": self.path.rsplit("/", 1)[1],
+                        # OpenAI's Model
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": key,
+                        # Anthropic's ModelInfo
+                        "type": "model",
+                        "display_name": key,
+                        "created_at": "2025-01-01T00:00:00Z",
+                    }
+                elif self.command == "POST" and self.path == "/v1/chat/completions":
+                    answer = {
+                        "id": f"chatcmpl-{number}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "m",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": f"answer {number}"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                    }
+                elif self.command == "POST" and self.path == "/v1/messages":
+                    answer = {
+                        "id": f"msg_{number}",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "m",
+                        "content": [{"type": "text", "text": f"answer {number}"}],
+                        "stop_reason": "end_turn",
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 1},
+                    }
+                else:
+                    status, answer, headers = 404, {"error": {"message": self.path}}, {}
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def _events(self) -> None:
+                if self.path == "/v1/chat/completions":
+                    events = [
+                        {
+                            "id": "chatcmpl-1",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": "m",
+                            "choices": [
+                                {"index": 0, "delta": {"content": text}, "finish_reason": None}
+                            ],
+                        }
+                        for text in ("one", "two")
+                    ]
+                    frames = [f"data: {json.dumps(event)}\n\n" for event in events]
+                    frames.append("data: [DONE]\n\n")
+                else:
+                    start: dict[str, Any] = {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "m",
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 0},
+                    }
+                    events = [
+                        {"type": "message_start", "message": start},
+                        {
+                            "type": "content_block_delta",
+                            "index": 0,
+                            "delta": {"type": "text_delta", "text": "two"},
+                        },
+                        {"type": "message_stop"},
+                    ]
+                    frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events]
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for n, frame in enumerate(frames):
+                    if n == 1:
+                        stub.release.wait(10)
+                    data = frame.encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                stub.rest_sent.set()
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
