@@ -78,6 +78,10 @@ def test_bad_client_settings_are_named(factory, tmp_path) -> None:
         ({"mounts": {"https://x": "no transport"}}, "mounts"),
         ({"mounts": ["https://x"]}, "mounts"),
         ({"retries": "twice"}, "retries"),
+        ({"state_dir": ""}, "state_dir: empty"),
+        ({"state_dir": "~no-such-user-here/x"}, "state_dir"),
+        ({"plugin": False}, "plugin: not an argument .* did you mean 'plugins'"),
+        ({"timeuot": 3}, "did you mean 'timeout'"),
         ({"max_body": -1}, "max_body"),
     ]
     for kwargs, field in cases:

@@ -433,3 +433,19 @@ def test_each_credential_shows_as_its_own_quota_account(
     assert sorted(accounts.values()) == [1, 3]
     assert all(len(name) == len("api#") + 8 for name in accounts)
     assert "key-value" not in repr(statuses)
+
+
+def test_status_reads_quotaflow_toml_like_the_client(tmp_path, capsys, monkeypatch) -> None:
+    """A quota changed in quotaflow.toml, and an API defined there alone, show in status
+    as the client sees them (not the plugin's defaults)."""
+    state = tmp_path / "state"
+    config = tmp_path / "quotaflow.toml"
+    config.write_text(
+        '[apis.tomlonly]\nhosts = ["toml.example"]\nquota = { limit = 777, period = "day" }\n'
+    )
+    monkeypatch.setenv("QUOTAFLOW_CONFIG", str(config))
+    quotaflow.make_client(plugins=False, state_dir=state).close()
+
+    found = {s["profile"]: s for s in status(capsys, state)}
+
+    assert found["tomlonly"]["total"] == 777

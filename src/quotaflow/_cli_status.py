@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from ._client import _backend, _state_dir, default_state_dir
+from ._client import _backend, _state_dir, configured, default_state_dir
 from ._counters import COLUMNS
-from ._profiles import ApiProfile, resolve_plugins
+from ._profiles import ApiProfile
 from ._status import ProfileStatus, circuit_text, pause_text, read_status
 from .exceptions import ConfigError
 
@@ -26,7 +26,8 @@ def collect(
     profiles: Iterable[ApiProfile] | None = None,
 ) -> list[ProfileStatus]:
     """The status of every profile, from the state directory (and Redis, if given)."""
-    registry, _ = resolve_plugins(profiles, plugins=True)
+    # The same profiles a client sees, quotaflow.toml's changes and APIs included.
+    registry, _, _ = configured(profiles, True, None)
     given = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
     on_redis = bool(redis_url or os.environ.get("QUOTAFLOW_REDIS_URL"))
     if not on_redis and not given.exists():

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -23,6 +25,7 @@ from ._network import async_network_transport, network_transport
 from ._plan import _PARTS
 from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._retention import AsyncRetainingStorage, RetainingStorage
+from ._rules import cache_rules
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
 from ._transports._async_cache import AsyncCachingTransport
@@ -80,7 +83,12 @@ def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
 
     if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
         raise ConfigError(f"state_dir: expected a path, not {type(state_dir).__name__}")
-    path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+    if state_dir is not None and not os.fspath(state_dir):
+        raise ConfigError("state_dir: empty; give a directory (or None for the default)")
+    try:
+        path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
+    except RuntimeError as exc:  # "~nobody-here/x": no such user's home
+        raise ConfigError(f"state_dir: {state_dir!s}: {exc}") from None
     if path.exists() and not path.is_dir():
         raise ConfigError(f"state_dir: {path} is not a directory")
     try:
@@ -107,6 +115,21 @@ def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
         )
         return fallback
     return path
+
+
+def configured(
+    profiles: Iterable[ApiProfile] | None,
+    plugins: bool,
+    config: str | os.PathLike[str] | bool | None,
+    directory: Path | None = None,
+) -> tuple[Registry, list[Subscriber], _config.Settings]:
+    """The profiles as every entry point sees them (make_client, plan, status, the
+    dashboard): the plugins', then ``profiles``, then the configuration file's changes
+    and APIs; the plugins' subscribers (started for ``directory`` when given); the
+    settings read."""
+    registry, found = resolve_plugins(profiles, plugins, directory)
+    settings = _config.load(config)
+    return Registry(_config.apply(settings, registry.profiles)), found, settings
 
 
 def _backend(
@@ -152,6 +175,8 @@ class _Parts:
         fallback: bool | None = None,
         retries: bool | int | None = None,
         max_body: int = MAX_BODY,
+        default_ttl: float | str | None = None,
+        url_rules: Mapping[str, float | str] | None = None,
     ) -> None:
         for name, value in (
             ("hot_entries", hot_entries),
@@ -169,9 +194,7 @@ class _Parts:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.directory = _state_dir(state_dir)
-        registry, found = resolve_plugins(profiles, plugins, self.directory)
-        settings = _config.load(config)
-        self.registry = Registry(_config.apply(settings, registry.profiles))
+        self.registry, found, settings = configured(profiles, plugins, config, self.directory)
         chosen = {"cache": cache, "rate_limit": rate_limit, "fallback": fallback}
         self.flags: dict[str, bool] = {}
         for flag, choice in chosen.items():
@@ -218,7 +241,14 @@ class _Parts:
         if self.directory in _FALLBACKS:
             # Last, once the state files in it are closed.
             self.limiter.on_close.append(_remove_fallback(self.directory))
-        self.policy = Policy(self.clock, max_body)
+        self.policy = Policy(
+            self.clock,
+            max_body,
+            cache_rules(
+                default_ttl if default_ttl is not None else settings.default_ttl,
+                url_rules if url_rules is not None else settings.url_rules,
+            ),
+        )
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(hot_entries, hot_bytes, max_body)
         self.gate = Gate(self.backend.leases, self.clock)
@@ -234,6 +264,18 @@ class _Parts:
 
     def rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
         return {name: kind(window, self.clock) for name, window in self.windows.items()}
+
+
+def _check_arguments(flavour: Any, httpx_kwargs: dict[str, Any]) -> None:
+    """Name an argument neither quotaflow nor httpx takes here, not deep in httpx."""
+    known = set(inspect.signature(flavour.client).parameters) - {"self", "transport"}
+    ours = set(inspect.signature(make_client).parameters) - {"httpx_kwargs"}
+    for name in httpx_kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known | ours), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            kind = flavour.client.__name__
+            raise ConfigError(f"{name}: not an argument of make_client or httpx.{kind}{hint}")
 
 
 def _split(httpx_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +305,8 @@ def make_client(
     fallback: bool | None = None,
     retries: bool | int | None = None,
     max_body: int = MAX_BODY,
+    default_ttl: float | str | None = None,
+    url_rules: Mapping[str, float | str] | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -299,6 +343,12 @@ def make_client(
             A request's ``extensions={"retries": ...}`` wins.
         max_body: bodies larger than this many bytes stream through unstored, and are
             never read whole, even by profile rules that read bodies (default 8 MiB).
+        default_ttl: seconds (or ``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``) an answer
+            that says nothing of its freshness stays fresh, on hosts whose profile has
+            no ``default_ttl`` of its own (default: the config file's, else none).
+        url_rules: ``{"api.example.com/static/*": "1h", "api.example.com/live/*":
+            "no-store"}``: a glob on ``host[:port]/path`` to a lifetime that overrides
+            what the origin says, or ``"no-store"``; the first match wins.
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -328,6 +378,8 @@ def make_async_client(
     fallback: bool | None = None,
     retries: bool | int | None = None,
     max_body: int = MAX_BODY,
+    default_ttl: float | str | None = None,
+    url_rules: Mapping[str, float | str] | None = None,
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
@@ -395,6 +447,7 @@ def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
 
 def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **settings: Any) -> Any:
     """Check the settings, then build Fallback -> Caching -> RateLimit -> transport."""
+    _check_arguments(flavour, httpx_kwargs)
     network = _split(httpx_kwargs)
     if transport is not None and not isinstance(transport, flavour.base):
         kind = f"httpx.{flavour.base.__name__}"

@@ -45,6 +45,7 @@ from typing import Any, cast
 import attrs
 
 from ._profiles import ApiProfile, Quota, QuotaHeaders, Rate, parse_duration
+from ._rules import cache_rules
 from .exceptions import ConfigError
 
 FLAGS = ("cache", "rate_limit", "fallback")
@@ -91,6 +92,9 @@ class Settings:
     profiles: dict[str, dict[str, Any]]
     text: str = ""
     apis: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    # Checked by _rules.cache_rules when the client is built (make_client's win).
+    default_ttl: Any = None
+    url_rules: Any = None
 
 
 @attrs.frozen
@@ -201,10 +205,11 @@ def load(
                 data = data.get(part, {})
     _env_overrides(data)
     where = source or "environment"
-    unknown = set(data) - {*FLAGS, "profiles", "apis"}
+    tables = ("profiles", "apis", "default_ttl", "url_rules")
+    unknown = set(data) - {*FLAGS, *tables}
     if unknown:
         key = sorted(unknown)[0]
-        known = ", ".join((*FLAGS, "profiles", "apis"))
+        known = ", ".join((*FLAGS, *tables))
         raise ConfigError(f"{_at(where, text, '', key)}: {key}: unknown setting (known: {known})")
     flags = {}
     for flag in FLAGS:
@@ -221,7 +226,18 @@ def load(
     apis = data.get("apis", {})
     if not isinstance(apis, dict) or not all(isinstance(v, dict) for v in apis.values()):
         raise ConfigError(f"{where}: apis: expected tables [apis.NAME]")
-    return Settings(source=where, flags=flags, profiles=profiles, text=text, apis=apis)
+    for key in ("default_ttl", "url_rules"):
+        if key in data:  # checked here too, to name the file and line
+            cache_rules(data.get("default_ttl"), data.get("url_rules"), _at(where, text, "", key))
+    return Settings(
+        source=where,
+        flags=flags,
+        profiles=profiles,
+        text=text,
+        apis=apis,
+        default_ttl=data.get("default_ttl"),
+        url_rules=data.get("url_rules"),
+    )
 
 
 def _at(where: str, text: str, table: str, key: str) -> str:

@@ -478,7 +478,10 @@ class ApiProfile:
             None: the rates alone decide.
         freshness: ``(request, response, now) -> seconds | None``; seconds override
             the HTTP caching headers, None defers to them.
-        default_ttl: freshness used when the rule fails on a body it cannot read.
+        default_ttl: freshness of an answer that says nothing of its own (no
+            ``max-age``, ``Expires``, ``no-store`` or ``no-cache``) and that the
+            freshness rule gives none (or fails on); None: the client's
+            ``default_ttl``, else such answers are not stored.
         max_stale: seconds past its freshness a stored answer may still be served
             when upstream fails or the quota refuses.
         revalidation_window: seconds past its freshness a stored answer that carries

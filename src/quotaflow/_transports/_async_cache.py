@@ -121,6 +121,7 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
         self._gate = gate
         self._clock = policy.clock
         self._max_body = policy.max_body
+        self._rules = policy.rules
         self._enabled = enabled
         self._hishel = AsyncCacheTransport(
             _AsyncPolicyTransport(next_transport, storage, policy, gate),
@@ -158,6 +159,10 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             return response
         if conditional(request):
             return await self._conditional(call, request, now)
+        rule = self._rules.match(request.url)
+        if rule is not None and rule.ttl is None:
+            call.reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
+            return await self.next_transport.handle_async_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
             try:

@@ -31,6 +31,7 @@ from .._profiles import (
     WindowReading,
 )
 from .._retention import is_event_stream
+from .._rules import HEURISTIC_STATUSES, CacheRules, explicit_freshness
 from .._secrets import cache_url, url_credentials
 from .._state import ShortWindow
 from ..events import Emitter
@@ -577,9 +578,12 @@ class Limiter:
 class Policy:
     """The caching layer's domain rules, shared by both twins."""
 
-    def __init__(self, clock: Clock, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self, clock: Clock, max_body: int = MAX_BODY, rules: CacheRules | None = None
+    ) -> None:
         self.clock = clock
         self.max_body = max_body
+        self.rules = rules if rules is not None else CacheRules()
 
     def failed(self, call: Call | None, response: httpx.Response) -> bool:
         """Whether :meth:`judge` will take ``response`` for a failure (its body is then
@@ -590,7 +594,8 @@ class Policy:
         return status >= 500 or status == 429 or call.verdict == "error"
 
     def judge(self, call: Call | None, request: httpx.Request, response: httpx.Response) -> bool:
-        """Apply the profile to a fresh upstream answer before hishel sees it.
+        """Apply the URL rules and the profile to a fresh upstream answer before hishel
+        sees it: the lifetime they give is written as ``Cache-Control: max-age``.
 
         Returns whether the answer replaces what is stored under the key.
 
@@ -600,18 +605,36 @@ class Policy:
         if "date" not in response.headers:
             # hishel ages a response from its Date; without one it would never age.
             response.headers["date"] = _policy.http_date(self.clock.time())
-        if call is None or call.profile is DEFAULT_PROFILE:
-            if call is not None:
-                call.ttl = _policy.max_age(response.headers)
-                call.reason = _header_reason(response)
+        if call is None:
             return False
         profile = call.profile
+        if profile is not DEFAULT_PROFILE:
+            status = response.status_code
+            if status >= 500 or status == 429:
+                raise UpstreamFailed(response, f"status_{status}")
+            if call.verdict == "error":
+                raise UpstreamFailed(response, "error_body")
+        ttl, why = self._lifetime(profile, request, response)
+        if ttl is None:
+            call.ttl = _policy.max_age(response.headers)
+            call.reason = _header_reason(response)
+            return False
+        response.headers["cache-control"] = f"max-age={int(ttl)}"
+        response.headers.pop("expires", None)
+        call.ttl = float(int(ttl))
+        call.reason = why
+        # Answers that vary by request header live side by side under one key.
+        return profile is not DEFAULT_PROFILE and "vary" not in response.headers
+
+    def _lifetime(
+        self, profile: ApiProfile, request: httpx.Request, response: httpx.Response
+    ) -> tuple[float | None, str]:
+        """The lifetime the user's rules give the answer, and why (see ``_rules``);
+        None: the answer's own headers decide."""
         status = response.status_code
-        if status >= 500 or status == 429:
-            raise UpstreamFailed(response, f"status_{status}")
-        if call.verdict == "error":
-            raise UpstreamFailed(response, "error_body")
-        ttl: float | None = None
+        rule = self.rules.match(request.url)
+        if rule is not None and rule.ttl is not None and status in HEURISTIC_STATUSES:
+            return rule.ttl, f"fresh {int(rule.ttl)} s by the URL rule {rule.pattern!r}"
         if profile.freshness is not None and 200 <= status < 300:
             try:
                 ttl = _policy.clean_ttl(profile.freshness(request, response, self.clock.time()))
@@ -622,7 +645,7 @@ class Policy:
                     " using default_ttl",
                     profile.name,
                 )
-                ttl = profile.default_ttl
+                ttl = None
             except Exception:
                 logger.warning(
                     "profile %s: freshness rule failed on %s, using default_ttl",
@@ -630,17 +653,15 @@ class Policy:
                     request.url.path,
                     exc_info=True,
                 )
-                ttl = profile.default_ttl
-        if ttl is None:
-            call.ttl = _policy.max_age(response.headers)
-            call.reason = _header_reason(response)
-            return False
-        response.headers["cache-control"] = f"max-age={int(ttl)}"
-        response.headers.pop("expires", None)
-        call.ttl = float(int(ttl))
-        call.reason = f"fresh {int(ttl)} s by the freshness rule of profile {profile.name}"
-        # Answers that vary by request header live side by side under one key.
-        return "vary" not in response.headers
+                ttl = None
+            if ttl is not None:
+                return ttl, f"fresh {int(ttl)} s by the freshness rule of profile {profile.name}"
+        if explicit_freshness(response.headers):
+            return None, ""
+        default = profile.default_ttl if profile.default_ttl is not None else self.rules.default_ttl
+        if default is None or status not in HEURISTIC_STATUSES:
+            return None, ""
+        return default, f"fresh {int(default)} s by default_ttl: the answer says nothing"
 
 
 def _header_reason(response: httpx.Response) -> str:

@@ -120,6 +120,7 @@ class CachingTransport(httpx.BaseTransport):
         self._gate = gate
         self._clock = policy.clock
         self._max_body = policy.max_body
+        self._rules = policy.rules
         self._enabled = enabled
         self._hishel = CacheTransport(
             _PolicyTransport(next_transport, storage, policy, gate),
@@ -157,6 +158,10 @@ class CachingTransport(httpx.BaseTransport):
             return response
         if conditional(request):
             return self._conditional(call, request, now)
+        rule = self._rules.match(request.url)
+        if rule is not None and rule.ttl is None:
+            call.reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
+            return self.next_transport.handle_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
             try:
