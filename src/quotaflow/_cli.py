@@ -111,6 +111,27 @@ def _parser() -> argparse.ArgumentParser:
         help="Redis key prefix (default: quotaflow)",
     )
     planning.add_argument("--json", action="store_true", help="print JSON for machines")
+    explaining = commands.add_parser(
+        "explain",
+        help="say what a GET of URL would do now, and why, without sending it",
+        description="The profile URL matches, how credentials partition its answers, the "
+        "URL rule and freshness rules that apply, what it would cost, the quota left, and "
+        "what a request would do now (answered from the cache, sent, or refused). "
+        "Nothing is sent.",
+    )
+    explaining.add_argument("url", metavar="URL")
+    explaining.add_argument(
+        "--priority", default="normal", help="critical, high, normal (default) or low"
+    )
+    explaining.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $QUOTAFLOW_HOME or ~/.cache/quotaflow",
+    )
+    explaining.add_argument("--redis-url", metavar="URL", help="default: $QUOTAFLOW_REDIS_URL")
+    explaining.add_argument("--redis-prefix", default="quotaflow", metavar="PREFIX")
+    explaining.add_argument("--json", action="store_true", help="print JSON for machines")
     dashboard = commands.add_parser(
         "dashboard",
         help="serve the status view as a web page on this machine",
@@ -460,5 +481,9 @@ def _run(argv: list[str] | None) -> int:
             return 2
     if args.command == "history":
         return _history(args)
+    if args.command == "explain":
+        from . import _explain
+
+        return _explain.run(args)
     parser.print_help(sys.stderr)
     return 2
