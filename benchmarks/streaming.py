@@ -23,8 +23,13 @@ the spread (min-max) over the rounds are printed. Two passes per row and round:
     memory   tracemalloc's peak while streaming the whole body (Python's heap only, started
              just before the request, in this process; the server's memory never counts)
 
-Round 0 warms everything up and is not kept. Quotaflow clients get a fresh state directory
-every round (50 MiB per stored body), opened with a small request before any timing.
+Targets (printed, never asserted; issue 10): each quotaflow row's peak within 4 MiB of
+bare httpx's, and its first byte before half of bare httpx's whole-body time (a buffered
+body would arrive only at the end).
+
+Round 0 warms everything up and is not kept. Quotaflow clients get a fresh state
+directory every round (50 MiB per stored body), opened with a small request before any
+timing.
 """
 
 from __future__ import annotations
@@ -325,8 +330,10 @@ def report(
             targets[f"{group} {name}: peak <= httpx + 4 MiB"] = (
                 row["peak_over_httpx_mib"] * MIB <= FEW_MIB
             )
-            targets[f"{group} {name}: streams (first byte before 10% of httpx's body time)"] = (
-                row["ttfb_ms"] < 0.1 * row["httpx_total_ms"]
+            # Buffering shows as a first byte near the whole body's time; quotaflow's own
+            # per-request work (a miss's SQLite transactions) is milliseconds.
+            targets[f"{group} {name}: streams (first byte before half of httpx's body)"] = (
+                row["ttfb_ms"] < 0.5 * row["httpx_total_ms"]
             )
         floor = summary[group][ROWS[0]]
         print(
