@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quota_day.py
 	$(BIN)/python benchmarks/limiter_accuracy.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/streaming.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache

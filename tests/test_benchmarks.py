@@ -216,3 +216,22 @@ def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
         assert {row["miss_aged"]["upstream"] for row in rows.values()} == {2}
     assert set(found["threads"]) == {"1", "2"}
     assert "warm hit" in capsys.readouterr().out
+
+
+def test_streaming_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """streaming.py streams from its local server: hits never reach it, misses and bodies
+    over max_body always do, every body arrives whole (timings are not checked)."""
+    out = tmp_path / "latest.json"
+    args = ("--size", "300000", "--chunk", "16384", "--max-body", "400000")
+    args += ("--over-max-body", "100000", "--rounds", "1", "--json", str(out))
+    assert run_benchmark(monkeypatch, "streaming.py", *args) == 0
+    found = json.loads(out.read_text())["streaming"]
+    assert set(found["rows"]) == {"sync", "async"}
+    for rows in found["rows"].values():
+        assert rows["httpx (A/A)"]["upstream_per_request"] == 1
+        assert rows["quotaflow miss"]["upstream_per_request"] == 1
+        assert rows["quotaflow hit"]["upstream_per_request"] == 0
+        assert rows["quotaflow over max_body"]["upstream_per_request"] == 1
+    out_text = capsys.readouterr().out
+    assert "quotaflow over max_body" in out_text
+    assert "httpx itself" in out_text
