@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -148,3 +149,29 @@ def test_no_command_prints_usage(capsys) -> None:
     """Without a command the help goes to stderr and the status is 2."""
     assert main([]) == 2
     assert "usage: quotaflow" in capsys.readouterr().err
+
+
+def test_explain_says_what_a_request_would_do_without_sending(tmp_path, capsys) -> None:
+    """The profile, the credential partition, the rules, the cost and what would happen:
+    nothing sent, the key never printed."""
+    url = (
+        "https://api.the-odds-api.com/v4/sports/basketball_nba/odds"
+        "?regions=us&markets=h2h,spreads&apiKey=SEKRIT"
+    )
+    assert main(["explain", url, "--state-dir", str(tmp_path), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+
+    assert found["profile"] == "theoddsapi"
+    assert found["cost"] == 2
+    assert found["would"] == "go upstream, cost 2"
+    assert "shared_answers" in found["credentials"]
+    assert "SEKRIT" not in json.dumps(found)
+
+
+def test_explain_on_an_unprofiled_host(tmp_path, capsys) -> None:
+    assert main(["explain", "https://plain.example/x", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+
+    assert "profile      default" in out
+    assert "else not stored (no default_ttl)" in out
+    assert "would        go upstream, cost 0" in out

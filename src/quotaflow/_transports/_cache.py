@@ -54,6 +54,9 @@ def worth_keeping(response: httpx.Response, hot: HotTier) -> int:
         return 0
     if not isinstance(caching, dict) or not (caching.get("stored") or caching.get("from_cache")):
         return 0
+    length = response.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > hot.max_entry):
+        return 0  # never kept: no copy of it is made while it streams
     return hot.max_entry
 
 
