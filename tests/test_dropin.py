@@ -544,3 +544,39 @@ def test_following_a_redirect_that_carries_the_key_works_every_time(stack, route
         if target.calls:
             assert target.calls.last.request.url.params["apiKey"] == "K"
     assert target.call_count == 1  # the target itself was stored (same credential)
+
+
+def test_a_decompression_bomb_is_never_inflated_for_the_rules(stack, router, caplog) -> None:
+    """A profile whose rules read bodies reads at most max_body *decoded* bytes: a small
+    gzip that inflates past it is handed on unread (the rules see its headers), and the
+    caller inflates it at its own pace."""
+    import gzip
+
+    bomb = gzip.compress(b"\0" * 4_000_000)
+    seen: list[bool] = []
+
+    def classify(response: httpx.Response) -> quotaflow.Verdict:
+        seen.append(response.is_stream_consumed)
+        return "ok"
+
+    class Network(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield bomb
+
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield bomb
+
+    router.get(f"{BASE}/bomb").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            stream=Network(),
+            headers={"content-encoding": "gzip", "cache-control": "max-age=60"},
+        )
+    )
+    client = stack(profiles=[api_profile(classify=classify)], max_body=100_000)
+
+    answer = client.get(f"{BASE}/bomb")
+
+    assert len(bomb) < 100_000
+    assert seen == [False]  # the rules were not given 4 MB of zeros
+    assert len(answer.content) == 4_000_000

@@ -41,9 +41,7 @@ def read_body(response: httpx.Response, limit: int) -> httpx.Response:
     except BaseException:
         response.close()
         raise
-    read = _copy(response, httpx.ByteStream(body := b"".join(chunks)), body)
-    read.read()
-    return read
+    return decoded(response, b"".join(chunks), limit)
 
 
 async def aread_body(response: httpx.Response, limit: int) -> httpx.Response:
@@ -62,9 +60,32 @@ async def aread_body(response: httpx.Response, limit: int) -> httpx.Response:
     except BaseException:
         await response.aclose()
         raise
-    read = _copy(response, httpx.ByteStream(body := b"".join(chunks)), body)
-    await read.aread()
+    return decoded(response, b"".join(chunks), limit)
+
+
+def decoded(response: httpx.Response, raw: bytes, limit: int) -> httpx.Response:
+    """A read copy of ``response`` over its ``raw`` bytes, if they decode to at most
+    ``limit`` bytes; else an unread one (the rules then see the headers alone). Decoded
+    in slices, so a decompression bomb stops at the limit instead of filling memory."""
+    size = 0
+    for part in _copy(response, _Slices(raw)).iter_bytes():
+        size += len(part)
+        if size > limit:
+            return _copy(response, httpx.ByteStream(raw))
+    read = _copy(response, httpx.ByteStream(raw), raw)
+    read.read()  # within the limit: proven just above
     return read
+
+
+class _Slices(httpx.SyncByteStream):
+    """Raw bytes in slices: a decoder never inflates more than a slice at once."""
+
+    def __init__(self, raw: bytes, size: int = 2**14) -> None:
+        self._raw, self._size = raw, size
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self._raw), self._size):
+            yield self._raw[start : start + self._size]
 
 
 def _copy(response: httpx.Response, stream: Any, raw: bytes | None = None) -> httpx.Response:

@@ -22,7 +22,7 @@ from .._flight import (
 )
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CacheStatus, Call
-from ._body import RAW, read_body
+from ._body import decoded, read_body
 from ._cache import (
     ERROR_BODY,
     FRESH_IN_MEMORY,
@@ -203,13 +203,7 @@ class CachingTransport(httpx.BaseTransport):
             self._land(call, exc)
             raise
         raw = b"".join(chunks)
-        read = httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=httpx.ByteStream(raw),
-            extensions={**response.extensions, RAW: raw},
-        )
-        read.read()
+        read = decoded(response, raw, self._max_body)
         if hot and worth_keeping(read, self._hot) >= len(raw):
             entry = entry_for(read, raw, self._clock.time())
             if entry is not None:
