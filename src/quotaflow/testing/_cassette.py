@@ -209,11 +209,26 @@ def _scrub(data: bytes, credentials: Collection[bytes]) -> bytes:
     return data
 
 
-def exchange(
-    secrets: Secrets, request: httpx.Request, at: float, response: httpx.Response, body: bytes
-) -> Exchange:
+@attrs.frozen
+class Sent:
+    """What the recorder noted of a request before sending it on (a transport below may
+    change the request). Strictly private."""
+
+    at: float
+    method: str
+    url: str  # without credentials
+    credentials: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, secrets: Secrets, request: httpx.Request, at: float) -> Sent:
+        credentials = tuple(secrets.credentials(request))
+        url = _scrub(str(secrets.strip_url(request.url)).encode(), credentials).decode()
+        return cls(at, request.method.upper(), url, credentials)
+
+
+def exchange(secrets: Secrets, sent: Sent, response: httpx.Response, body: bytes) -> Exchange:
     """The exchange as written to a cassette: no credential, no cookie, body decoded."""
-    credentials = secrets.credentials(request)
+    credentials = sent.credentials
     body, decoded = _decoded(response.headers, body)
     params = secrets.params
     joined: dict[str, list[str]] = {}
@@ -233,11 +248,10 @@ def exchange(
         joined.setdefault(lowered, []).append(value)
     headers = [(names[k], ", ".join(v)) for k, v in joined.items()]
     headers.append(("content-length", str(len(body))))
-    url = str(secrets.strip_url(request.url))
     return Exchange(
-        at=at,
-        method=request.method.upper(),
-        url=_scrub(url.encode(), credentials).decode(),
+        at=sent.at,
+        method=sent.method,
+        url=sent.url,
         status=response.status_code,
         headers=tuple(headers),
         body=_scrub(body, credentials),

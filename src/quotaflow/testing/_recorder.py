@@ -13,7 +13,15 @@ import httpx
 
 from .._clock import Clock
 from .._profiles import ApiProfile, resolve_plugins
-from ._cassette import Exchange, Playback, Secrets, exchange, read_cassette, write_cassette
+from ._cassette import (
+    Exchange,
+    Playback,
+    Secrets,
+    Sent,
+    exchange,
+    read_cassette,
+    write_cassette,
+)
 
 __all__ = ["CassetteMiss", "RecordMode", "Recorder"]
 
@@ -170,9 +178,9 @@ class Recorder(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise miss(self._playback, key, str(self.path))
         return None if found is None else found.response(request)
 
-    def _tee(self, request: httpx.Request, at: float, response: httpx.Response) -> httpx.Response:
+    def _tee(self, request: httpx.Request, sent: Sent, response: httpx.Response) -> httpx.Response:
         def done(body: bytes) -> None:
-            recorded = exchange(self._secrets, request, at, response, body)
+            recorded = exchange(self._secrets, sent, response, body)
             with self._lock:
                 self._exchanges.append(recorded)
                 write_cassette(self.path, self._exchanges)
@@ -192,16 +200,16 @@ class Recorder(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return found
         if not isinstance(self.next_transport, httpx.BaseTransport):
             raise TypeError("Recorder: a sync client needs a sync next_transport")
-        at = self._clock.time()
-        return self._tee(request, at, self.next_transport.handle_request(request))
+        sent = Sent.of(self._secrets, request, self._clock.time())
+        return self._tee(request, sent, self.next_transport.handle_request(request))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if (found := self._recorded(request)) is not None:
             return found
         if not isinstance(self.next_transport, httpx.AsyncBaseTransport):
             raise TypeError("Recorder: an async client needs an async next_transport")
-        at = self._clock.time()
-        return self._tee(request, at, await self.next_transport.handle_async_request(request))
+        sent = Sent.of(self._secrets, request, self._clock.time())
+        return self._tee(request, sent, await self.next_transport.handle_async_request(request))
 
     def close(self) -> None:
         if isinstance(self.next_transport, httpx.BaseTransport):
