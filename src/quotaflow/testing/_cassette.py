@@ -288,20 +288,30 @@ class Playback:
             return found[min(n, len(found) - 1)]
 
     def closest(self, key: tuple[str, str]) -> str | None:
-        """The recorded request most like ``key`` (same method and host preferred)."""
+        """The recorded request most like ``key``: the same method, host and path first,
+        then the most query parameters in common (names and values, then names), then the
+        most similar path."""
         import difflib
 
         method, url = key
         wanted = httpx.URL(url)
+        pairs = set(wanted.params.multi_items())
 
-        def score(candidate: tuple[str, str]) -> tuple[bool, bool, float]:
+        def score(candidate: tuple[str, str]) -> tuple[bool, bool, bool, int, int, float]:
             other = httpx.URL(candidate[1])
-            ratio = difflib.SequenceMatcher(None, url, candidate[1]).ratio()
-            return candidate[0] == method, other.host == wanted.host, ratio
+            found = set(other.params.multi_items())
+            return (
+                candidate[0] == method,
+                other.host == wanted.host,
+                other.path == wanted.path,
+                len(found & pairs),
+                len({k for k, _ in found} & {k for k, _ in pairs}),
+                difflib.SequenceMatcher(None, wanted.path, other.path).ratio(),
+            )
 
         with self._lock:
             keys = list(self._by_key)
-        if not keys:
-            return None
-        best = max(keys, key=score)
-        return f"{best[0]} {best[1]}"
+            if not keys:
+                return None
+            best = max(keys, key=score)
+            return f"{best[0]} {self._by_key[best][0].url}"  # as recorded
