@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import quotaflow
-from quotaflow.testing import CassetteMiss, Recorder, ReplaySession, read_cassette
+from quotaflow.testing import CassetteMiss, Recorder, Replayer, ReplaySession, read_cassette
 
 from ..stub_server import StreamServer
 from .odds_server import COST, KEY, LOCAL, REQUESTS, OddsServer
@@ -267,3 +267,70 @@ def test_the_pytest_fixture(recorded, quotaflow_replay) -> None:
     run(replay.client(), base)
 
     assert replay.spent == COST
+
+
+# Details -------------------------------------------------------------------------------
+
+
+def test_a_compressed_body_is_stored_decoded(tmp_path) -> None:
+    """gzip is undone (a cassette stays readable); the replay answers the same JSON."""
+    import gzip
+
+    def api(request: httpx.Request) -> httpx.Response:
+        body = gzip.compress(b'{"ok": true}')
+        return httpx.Response(200, content=body, headers={"content-encoding": "gzip"})
+
+    cassette = tmp_path / "gz.json"
+    with httpx.Client(transport=Recorder(httpx.MockTransport(api), cassette, profiles=[])) as c:
+        assert c.get("https://api.example.com/x").json() == {"ok": True}
+    [found] = read_cassette(cassette)
+    replayer = Replayer(cassette, profiles=[])
+    with httpx.Client(transport=replayer.transport()) as client:
+        replayed = client.get("https://api.example.com/x")
+
+    assert found.body == b'{"ok": true}'
+    assert "content-encoding" not in dict(found.headers)
+    assert json.loads(cassette.read_text())["exchanges"][0]["response"]["body"] == '{"ok": true}'
+    assert replayed.json() == {"ok": True}
+
+
+def test_binary_bodies_and_credentials_in_headers(tmp_path) -> None:
+    """A body that is not UTF-8 is stored as base64; Authorization and userinfo never
+    reach the file, nor a token the server echoes in a header."""
+    token = "tok-" + "z" * 20
+
+    def api(request: httpx.Request) -> httpx.Response:
+        echo = request.headers.get("authorization", "")
+        return httpx.Response(200, content=b"\xff\x00\xfe", headers={"x-echo": f"got {echo}"})
+
+    cassette = tmp_path / "bin.json"
+    recorder = Recorder(httpx.MockTransport(api), cassette, profiles=[])
+    with httpx.Client(transport=recorder) as client:
+        client.get("https://api.example.com/b", headers={"authorization": f"Bearer {token}"})
+        client.get("https://me:pw-long@api.example.com/c")  # userinfo: httpx sends Basic auth
+
+    raw = cassette.read_bytes()
+    assert token.encode() not in raw
+    assert b"pw-long" not in raw
+    assert b"bWU6cHctbG9uZw" not in raw  # me:pw-long, as the Basic auth httpx made of it
+    assert "body_base64" in json.loads(raw)["exchanges"][0]["response"]
+    assert read_cassette(cassette)[0].body == b"\xff\x00\xfe"
+
+
+def test_importing_the_pytest_plugin_needs_no_respx() -> None:
+    """The pytest11 entry point loads in every pytest run: it must stay light."""
+    import subprocess
+    import sys
+
+    code = "import sys, quotaflow.testing._pytest, quotaflow.testing; print('respx' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_the_public_surface() -> None:
+    """quotaflow.testing.__all__ is sorted and names everything public."""
+    import quotaflow.testing
+
+    public = {name for name in dir(quotaflow.testing) if not name.startswith(("_", "@"))}
+    assert quotaflow.testing.__all__ == sorted(quotaflow.testing.__all__)
+    assert public - {"annotations"} == set(quotaflow.testing.__all__)
