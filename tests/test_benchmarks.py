@@ -30,14 +30,16 @@ def replay(monkeypatch):
 
 
 def test_cassettes_are_what_record_records(monkeypatch, capsys) -> None:
-    """The committed cassettes are byte for byte what record.py records through
-    quotaflow's recorder against the local emulator, small, and without its keys."""
+    """The committed cassettes (the benchmarks' and the demo's) are byte for byte what
+    record.py records through quotaflow's recorder against the local emulator, small,
+    and without its keys."""
     monkeypatch.syspath_prepend(str(BENCHMARKS / "fixtures"))
     assert run_benchmark(monkeypatch, "fixtures/record.py", "--check") == 0
     cassettes = sorted((BENCHMARKS / "fixtures").glob("*.json"))
     assert [path.name for path in cassettes] == ["odds_day.json", "odds_limits.json"]
     assert sum(path.stat().st_size for path in cassettes) < 1_500_000
-    for path in cassettes:
+    demo = BENCHMARKS.parent / "src" / "quotaflow" / "_demo_odds.json"
+    for path in [*cassettes, demo]:
         assert b"key-not-real" not in path.read_bytes()
         assert b"127.0.0.1" not in path.read_bytes()
 
