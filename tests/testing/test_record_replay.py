@@ -334,3 +334,26 @@ def test_the_public_surface() -> None:
     public = {name for name in dir(quotaflow.testing) if not name.startswith(("_", "@"))}
     assert quotaflow.testing.__all__ == sorted(quotaflow.testing.__all__)
     assert public - {"annotations"} == set(quotaflow.testing.__all__)
+
+
+def test_the_account_starts_at_the_first_answer_that_reports_it(tmp_path) -> None:
+    """An error without quota headers first: the account still starts where the first
+    reporting answer says, and each answer's headers count on from there."""
+    from quotaflow.testing import Exchange
+
+    nfl = "http://127.0.0.1/v4/sports/americanfootball_nfl/odds"
+    quota = (("x-requests-remaining", "90"), ("x-requests-used", "10"), ("x-requests-last", "2"))
+    cassette = [
+        Exchange(0.0, "GET", f"{nfl}?markets=nope", 422, (("content-type", "a/j"),), b"{}"),
+        Exchange(1.0, "GET", f"{nfl}?markets=h2h,spreads", 200, quota, b"[1]"),
+    ]
+    replayer = Replayer(cassette, profiles=[LOCAL])
+    with httpx.Client(transport=replayer.transport()) as client:
+        assert client.get(f"{nfl}?markets=nope").status_code == 422
+        first = client.get(f"{nfl}?markets=h2h,spreads")
+        again = client.get(f"{nfl}?markets=h2h,spreads")
+
+    assert [first.headers["x-requests-remaining"], first.headers["x-requests-used"]] == ["90", "10"]
+    assert [again.headers["x-requests-remaining"], again.headers["x-requests-used"]] == ["88", "12"]
+    assert replayer.spent == replayer.spent_by("theoddsapi") == 4
+    assert replayer.now() == 1.0

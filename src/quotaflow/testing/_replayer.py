@@ -27,6 +27,7 @@ __all__ = ["Replayer"]
 # QuotaReading fields the emulation rewrites; "limit" (the plan's size) stays as recorded.
 _FIELDS = ("remaining", "used", "last")
 _PROBE = 918_273_645  # a number no real header holds
+_PROBE_REQUEST = httpx.Request("GET", "https://probe.invalid/")
 
 
 def _reading(profile: ApiProfile, response: httpx.Response) -> QuotaReading:
@@ -45,7 +46,9 @@ def quota_header_names(profile: ApiProfile, names: Iterable[str]) -> dict[str, s
     """
     found: dict[str, str] = {}
     for name in sorted(set(names)):
-        probe = httpx.Response(200, headers={name: str(_PROBE)}, content=b"{}")
+        probe = httpx.Response(
+            200, headers={name: str(_PROBE)}, content=b"{}", request=_PROBE_REQUEST
+        )
         reading = _reading(profile, probe)
         for field in _FIELDS:
             if field not in found and getattr(reading, field) == _PROBE:
@@ -178,23 +181,16 @@ class Replayer:
         profile = self._secrets.registry.match(request.url)
         response = recorded.response(request)
         headers = self._header_names(profile)
-        reading = _reading(profile, response)
-        if reading.last is not None:
-            cost = reading.last
-        elif response.is_success and (headers or profile.quota is not None):
-            cost = profile.cost(request)
-        else:
-            cost = 0
+        cost = self._cost(profile, response, headers)
+        # Outside the lock (it reads the profile's headers); only a new account needs it.
+        start = self._start(profile) if profile.name not in self._accounts else (None, None)
         with self._lock:
             self.answered += 1
             self._now = max(self._now, recorded.at)
             now = self._now
             account = self._accounts.get(profile.name)
             if account is None:
-                account = self._accounts[profile.name] = _Account(
-                    used=None if reading.used is None else reading.used - cost,
-                    remaining=None if reading.remaining is None else reading.remaining + cost,
-                )
+                account = self._accounts[profile.name] = _Account(*start)
             account.spent += cost
             if account.used is not None:
                 account.used += cost
@@ -211,6 +207,35 @@ class Replayer:
         if "date" in response.headers:
             response.headers["date"] = email.utils.formatdate(now, usegmt=True)
         return response
+
+    @staticmethod
+    def _cost(profile: ApiProfile, response: httpx.Response, headers: dict[str, str]) -> int:
+        """What the API charged for ``response``: what it reported, else the profile's
+        estimate for a success of an API that reports or has a quota, else nothing."""
+        reading = _reading(profile, response)
+        if reading.last is not None:
+            return reading.last
+        if response.is_success and (headers or profile.quota is not None):
+            return profile.cost(response.request)
+        return 0
+
+    def _start(self, profile: ApiProfile) -> tuple[int | None, int | None]:
+        """(used, remaining) before the first recording of ``profile`` that reports them."""
+        headers = self._header_names(profile)
+        for recorded in self.exchanges:
+            request = httpx.Request(recorded.method, recorded.url)
+            if self._secrets.registry.match(request.url) is not profile:
+                continue
+            response = recorded.response(request)
+            reading = _reading(profile, response)
+            if reading.used is None and reading.remaining is None:
+                continue
+            cost = self._cost(profile, response, headers)
+            return (
+                None if reading.used is None else reading.used - cost,
+                None if reading.remaining is None else reading.remaining + cost,
+            )
+        return None, None
 
     def _header_names(self, profile: ApiProfile) -> dict[str, str]:
         with self._lock:
