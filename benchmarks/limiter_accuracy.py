@@ -45,7 +45,7 @@ import attrs
 import httpx
 import time_machine
 from common import RESULTS, json_arg, verdict, write_results
-from replay import API_KEY, HOST, OddsApi, regenerate
+from replay import API_KEY, HOST, OddsApi, emulator
 
 import quotaflow
 from quotaflow_theoddsapi import PROFILE, samples
@@ -56,11 +56,11 @@ SPORTS = ("americanfootball_nfl", "basketball_nba", "icehockey_nhl")
 
 def requests_for(count: int, paid_every: int) -> list[tuple[bool, str]]:
     """(paid, url): event listings (free), and every ``paid_every``-th one game's odds."""
-    events = [(sport, regenerate.odds_events(sport, markets=("h2h",))[0]["id"]) for sport in SPORTS]
+    events = [(sport, emulator.odds_events(sport, markets=("h2h",))[0]["id"]) for sport in SPORTS]
     found = []
     for n in range(count):
         sport, event_id = events[n % len(events)]
-        since = samples.iso(regenerate.RECORDED + n)
+        since = samples.iso(emulator.RECORDED + n)
         if n % paid_every == 0:
             params = {"regions": "us", "markets": "h2h", "eventIds": event_id}
             path = f"/v4/sports/{sport}/odds"
@@ -83,7 +83,7 @@ def sliding_counts(times: list[float], width: float = 1.0) -> list[int]:
 def run(
     count: int, paid_every: int, plan: int, enforce: bool, directory: Path, burst: int = LIMIT
 ) -> dict[str, Any]:
-    start = regenerate.RECORDED
+    start = emulator.RECORDED
     refused = backoffs = 0
     statuses: Counter[int] = Counter()
     with time_machine.travel(start, tick=False) as traveller:

@@ -52,7 +52,7 @@ import httpx
 import time_machine
 from common import RESULTS, json_arg, verdict, write_results
 from hishel.httpx import CacheTransport
-from replay import API_KEY, HOST, SPORTS, OddsApi, regenerate
+from replay import API_KEY, HOST, SPORTS, OddsApi, emulator
 
 import quotaflow
 from quotaflow_theoddsapi import PROFILE
@@ -67,7 +67,7 @@ REAL_SLEEP = time.sleep  # time-machine does not patch sleep; kept explicit anyw
 def edt(clock: str) -> float:
     """Epoch seconds of HH:MM EDT on the recorded day (past midnight: the next day)."""
     hours, minutes = (int(part) for part in clock.split(":"))
-    return regenerate.at(25, 0) - EDT + hours * 3600 + minutes * 60
+    return emulator.at(25, 0) - EDT + hours * 3600 + minutes * 60
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ class Ask:
 
 def in_play(sport: str, now: float) -> bool:
     return any(
-        kickoff <= now < kickoff + regenerate.DURATION[sport]
-        for _, _, kickoff in regenerate.SLATES[sport]
+        kickoff <= now < kickoff + emulator.DURATION[sport]
+        for _, _, kickoff in emulator.SLATES[sport]
     )
 
 
@@ -299,7 +299,7 @@ def run(
     variant: Variant, ticks: list[tuple[float, list[Ask]]], workers: int, directory: Path
 ) -> Outcome:
     outcome = Outcome(variant.name)
-    api = OddsApi(plan=regenerate.PLAN, used=0)
+    api = OddsApi(plan=emulator.PLAN, used=0)
     barrier = threading.Barrier(workers)
     lock = threading.Lock()
     start = ticks[0][0]

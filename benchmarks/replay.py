@@ -1,4 +1,5 @@
-"""Recorded Odds API answers (``benchmarks/fixtures``) replayed through respx.
+"""Recorded Odds API answers (the cassettes in ``benchmarks/fixtures``, which
+``fixtures/record.py`` records against the local emulator) replayed through respx.
 
 Two ways to replay:
 
@@ -41,7 +42,10 @@ FIXTURES = HERE / "fixtures"
 if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
 
-import regenerate as regenerate  # noqa: E402  (the recorded day's slate and clock)
+import emulator as emulator  # noqa: E402  (the recorded day's slate and clock)
+import record as record  # noqa: E402  (the names of the recorded answers)
+
+from quotaflow.testing import Exchange, read_cassette  # noqa: E402
 
 HOST = "https://api.the-odds-api.com"
 API_KEY = "bench-key-not-real"
@@ -75,21 +79,34 @@ class Fixture:
 
 def names() -> list[str]:
     """Every recorded answer, by name."""
-    return sorted(
-        path.name.removesuffix(".headers.json") for path in FIXTURES.glob("*.headers.json")
-    )
+    return sorted(_recorded())
+
+
+@functools.cache
+def _recorded() -> dict[str, Exchange]:
+    """Each cassette's exchanges under the names ``record.py`` gives them, in order."""
+    found: dict[str, Exchange] = {}
+    for cassette, named in (
+        ("odds_day.json", [name for name, _, _ in record.DAY]),
+        ("odds_limits.json", record.LIMITS),
+    ):
+        exchanges = read_cassette(FIXTURES / cassette)
+        if len(exchanges) != len(named):
+            raise RuntimeError(f"{cassette}: {len(exchanges)} exchanges, expected {len(named)}")
+        found |= dict(zip(named, exchanges, strict=True))
+    return found
 
 
 @functools.cache
 def load(name: str) -> Fixture:
-    meta = json.loads((FIXTURES / f"{name}.headers.json").read_text())
+    exchange = _recorded()[name]
     return Fixture(
         name=name,
-        method=meta["request"]["method"],
-        url=httpx.URL(meta["request"]["url"]),
-        status=meta["status"],
-        headers=dict(meta["headers"]),
-        body=(FIXTURES / f"{name}.json").read_bytes(),
+        method=exchange.method,
+        url=httpx.URL(exchange.url),
+        status=exchange.status,
+        headers=dict(exchange.headers),
+        body=exchange.body,
     )
 
 
@@ -223,7 +240,7 @@ class OddsApi:
     HTTP server sends.
     """
 
-    plan: int = regenerate.PLAN
+    plan: int = emulator.PLAN
     used: int = 0
     freq_limit: int | None = 30
     clock: Callable[[], float] = time.time
@@ -247,7 +264,7 @@ class OddsApi:
             return 404, b'{"message":"Unknown sport","error_code":"UNKNOWN_SPORT"}', 0
         if endpoint == "scores":
             days = params.get("daysFrom")
-            events = regenerate.scores_events(sport, now, days_from=int(days) if days else None)
+            events = emulator.scores_events(sport, now, days_from=int(days) if days else None)
             return 200, json.dumps(events).encode(), 2 if days else 1
         markets = tuple(m for m in (params.get("markets") or "h2h").split(",") if m)
         if not set(markets) <= VALID_MARKETS:
@@ -331,7 +348,7 @@ def _slate(sport: str) -> tuple[dict[str, Any], ...]:
 
 def _ends(sport: str, event: dict[str, Any]) -> float:
     kickoff = _parse_time(event["commence_time"])
-    return kickoff + regenerate.DURATION[sport]
+    return kickoff + emulator.DURATION[sport]
 
 
 @functools.cache
@@ -342,7 +359,7 @@ def _parse_time(value: str) -> float:
 @functools.lru_cache(maxsize=256)
 def _odds_body(sport: str, ids: tuple[str, ...], markets: tuple[str, ...]) -> bytes:
     slate = _slate(sport)
-    if len(ids) == len(slate) and set(markets) == set(regenerate.MARKETS):
+    if len(ids) == len(slate) and set(markets) == set(emulator.MARKETS):
         return load(ODDS_FIXTURE[sport]).body  # the recorded bytes, as they are
     wanted, keep = set(ids), set(markets)
     events = []

@@ -29,11 +29,19 @@ def replay(monkeypatch):
     return replay
 
 
-def test_fixtures_are_what_regenerate_builds(monkeypatch, capsys) -> None:
-    """The committed fixtures are byte for byte what regenerate.py builds, and small."""
-    assert run_benchmark(monkeypatch, "fixtures/regenerate.py", "--check") == 0
-    total = sum(path.stat().st_size for path in (BENCHMARKS / "fixtures").glob("*.json"))
-    assert total < 1_500_000
+def test_cassettes_are_what_record_records(monkeypatch, capsys) -> None:
+    """The committed cassettes (the benchmarks' and the demo's) are byte for byte what
+    record.py records through quotaflow's recorder against the local emulator, small,
+    and without its keys."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS / "fixtures"))
+    assert run_benchmark(monkeypatch, "fixtures/record.py", "--check") == 0
+    cassettes = sorted((BENCHMARKS / "fixtures").glob("*.json"))
+    assert [path.name for path in cassettes] == ["odds_day.json", "odds_limits.json"]
+    assert sum(path.stat().st_size for path in cassettes) < 1_500_000
+    demo = BENCHMARKS.parent / "src" / "quotaflow" / "_demo_odds.json"
+    for path in [*cassettes, demo]:
+        assert b"key-not-real" not in path.read_bytes()
+        assert b"127.0.0.1" not in path.read_bytes()
 
 
 def test_fixtures_match_the_documented_shapes(replay) -> None:
@@ -88,7 +96,7 @@ def test_replay_router_and_simulated_api(replay) -> None:
         assert client.get(fixture.url).content == fixture.body
         bad = replay.load("error_422_invalid_market")
         assert client.get(bad.url).status_code == 422
-    at = replay.regenerate.at(25, 18)  # early games in play
+    at = replay.emulator.at(25, 18)  # early games in play
     api = replay.OddsApi(plan=10, clock=lambda: at)
     transport = httpx.MockTransport(api.router().handler)
     with httpx.Client(transport=transport, base_url=replay.HOST) as client:

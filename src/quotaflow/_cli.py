@@ -179,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often the page fetches fresh numbers; 0 turns it off (default: 5)",
     )
+    from . import _cli_cassette
+
+    _cli_cassette.add_parsers(commands)
     odds_history = commands.add_parser(
         "history",
         help="list archived events, or show how one event's odds moved "
@@ -485,5 +488,11 @@ def _run(argv: list[str] | None) -> int:
         from . import _explain
 
         return _explain.run(args)
+    if args.command in ("record", "replay"):
+        from . import _cli_cassette
+
+        return (
+            _cli_cassette.record(args) if args.command == "record" else _cli_cassette.replay(args)
+        )
     parser.print_help(sys.stderr)
     return 2

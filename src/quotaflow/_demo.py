@@ -1,25 +1,26 @@
 """``quotaflow demo``: a Sunday morning of picks generation against The Odds API, offline.
 
-The API is simulated (respx, as the innermost transport): it keeps its own credit
-counter and answers ``x-requests-*`` truthfully. Time is simulated too (time-machine),
-so every freshness decision is real and nothing ever sleeps.
+The API's answers come from a cassette (``_demo_odds.json``, next to this module) that
+quotaflow's recorder made against a local emulator of The Odds API
+(``benchmarks/fixtures/record.py``); :class:`quotaflow.testing.Replayer` answers from it
+through respx, as the innermost transport, with the ``x-requests-*`` headers of an
+emulated credit counter. Time is simulated too (time-machine), so every freshness
+decision is real and nothing ever sleeps.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 import httpx
-import respx
 import time_machine
 
-from quotaflow_theoddsapi import PROFILE, samples
+from quotaflow_theoddsapi import PROFILE
 
 from ._client import make_client
 from ._clock import Clock
@@ -34,69 +35,40 @@ START = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)  # a Sunday of the NFL season
 PICKS = {"regions": "us", "markets": "h2h,spreads"}
 
 
-def _at(day: int, hour: int, minute: int) -> float:
-    return datetime(2026, 11, day, hour, minute, tzinfo=UTC).timestamp()
-
-
-# What is on today, per sport: (home, away, kick-off). MLB is in its off-season.
-SLATE: dict[str, list[tuple[str, str, float]]] = {
-    "americanfootball_nfl": [
-        ("Buffalo Bills", "Kansas City Chiefs", _at(29, 18, 0)),
-        ("San Francisco 49ers", "Dallas Cowboys", _at(29, 21, 25)),
-    ],
-    "basketball_nba": [
-        ("Boston Celtics", "Milwaukee Bucks", _at(29, 23, 0)),
-        ("Denver Nuggets", "Los Angeles Lakers", _at(30, 2, 30)),
-    ],
-    "baseball_mlb": [],
-}
 NAMES = {"americanfootball_nfl": "NFL", "basketball_nba": "NBA", "baseball_mlb": "MLB"}
+SPORTS = tuple(NAMES)
+CASSETTE = Path(__file__).with_name("_demo_odds.json")
 
 
-def _count(value: str | None) -> int:
-    return len([part for part in (value or "").split(",") if part])
+class Upstream(httpx.BaseTransport):
+    """The API as the demo's clients reach it: ``next_transport`` (the cassette, or the
+    recorder over the emulator) unless ``down``, counting calls and reading the API's
+    own credit counter (``x-requests-used``)."""
 
-
-class OddsApi:
-    """The Odds API as replayed here: a credit counter and honest quota headers."""
-
-    def __init__(self) -> None:
+    def __init__(self, next_transport: httpx.BaseTransport) -> None:
+        self.next_transport = next_transport
         self.used = USED_BEFORE
         self.answered = 0
         self.failed = 0
         self.down = False
 
-    def price(self, request: httpx.Request, sport: str) -> int:
-        """What the API charges: markets x regions, nothing for an empty answer."""
-        if not SLATE.get(sport):
-            return 0
-        params = request.url.params
-        return (_count(params.get("markets")) or 1) * (_count(params.get("regions")) or 1)
-
-    def _answer(self, request: httpx.Request, body: bytes, cost: int) -> httpx.Response:
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             self.failed += 1
             raise httpx.ConnectError("connection refused (simulated outage)", request=request)
         self.answered += 1
-        if (key := request.url.params.get("apiKey")) != API_KEY:
-            code, why = ("INVALID_KEY", "is not valid") if key else ("MISSING_KEY", "is missing")
-            return samples.error(401, code, f"API key {why}")
-        if self.used + cost > PLAN:
-            return samples.error(401, "OUT_OF_USAGE_CREDITS", "Usage quota has been reached.")
-        self.used += cost
-        return samples.response(body, used=self.used, remaining=PLAN - self.used, last=cost)
+        response = self.next_transport.handle_request(request)
+        if (used := response.headers.get("x-requests-used")) is not None:
+            self.used = int(used)
+        return response
 
-    def sports(self, request: httpx.Request) -> httpx.Response:
-        in_season = [sport for sport, games in SLATE.items() if games]
-        return self._answer(request, samples.sports(in_season), 0)
+    def close(self) -> None:
+        pass  # shared by the demo's clients: closed once, at the end of the run
 
-    def odds(self, request: httpx.Request, sport: str) -> httpx.Response:
-        markets = [m for m in request.url.params.get("markets", "h2h").split(",") if m]
-        events = [
-            samples.event(sport, home, away, kickoff, markets=markets, updated=time.time() - 20)
-            for home, away, kickoff in SLATE.get(sport, [])
-        ]
-        return self._answer(request, samples.odds(events), self.price(request, sport))
+
+def _price(response: httpx.Response) -> int:
+    """What the API would have charged: markets x regions, nothing for an empty list."""
+    return 0 if response.content.strip() == b"[]" else PROFILE.cost(response.request)
 
 
 def _span(seconds: float) -> str:
@@ -119,7 +91,7 @@ class Tally:
 class Replay:
     """Makes the scenario's requests and prints one aligned line for each."""
 
-    def __init__(self, api: OddsApi, out: TextIO) -> None:
+    def __init__(self, api: Upstream, out: TextIO) -> None:
         self.api = api
         self.out = out
         self.tally = Tally()
@@ -136,7 +108,7 @@ class Replay:
 
     def generator(self, client: httpx.Client) -> None:
         self.fetch(client, "", "sports list")
-        for sport in SLATE:
+        for sport in SPORTS:
             self.fetch(client, sport, f"{NAMES[sport]} odds")
 
     def fetch(self, client: httpx.Client, sport: str, label: str) -> None:
@@ -147,7 +119,7 @@ class Replay:
         info: ResponseInfo = response.extensions["quotaflow"]
         if info.cache == "hit":
             self.tally.hits += 1
-            self.tally.saved += self.api.price(response.request, sport)
+            self.tally.saved += _price(response)
             sent = email.utils.parsedate_to_datetime(response.headers["date"])
             note = f"from cache, {_span((datetime.now(UTC) - sent).total_seconds())} old"
         elif info.cache == "stale":
@@ -189,12 +161,24 @@ def _files(directory: Path) -> list[Path]:
     return [path for path in sorted(directory.rglob("*")) if path.is_file()]
 
 
-def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
-    """Replay the morning with its state in ``state_dir``; print it to ``out``."""
-    api = OddsApi()
-    router = respx.Router(assert_all_called=False)
-    router.get(f"{HOST}/v4/sports").mock(side_effect=api.sports)
-    router.get(url__regex=rf"^{HOST}/v4/sports/(?P<sport>\w+)/odds").mock(side_effect=api.odds)
+def run(
+    state_dir: Path,
+    out: TextIO,
+    *,
+    temporary: bool = False,
+    upstream: httpx.BaseTransport | None = None,
+) -> None:
+    """Replay the morning with its state in ``state_dir``; print it to ``out``.
+
+    ``upstream``: where requests go (default: the cassette). The recording script
+    passes a recorder over the emulator, so that the cassette holds what this morning
+    asks, at the moments it asks.
+    """
+    from .testing import Replayer
+
+    if upstream is None:
+        upstream = Replayer(CASSETTE, profiles=[PROFILE]).transport()
+    api = Upstream(upstream)
     replay = Replay(api, out)
     print("quotaflow demo: a Sunday morning of NFL/NBA picks, replayed offline", file=out)
     print(f"  plan   The Odds API free tier: {PLAN} credits a month, {USED_BEFORE} used", file=out)
@@ -210,7 +194,7 @@ def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
                 profiles=[PROFILE],
                 plugins=False,
                 state_dir=state_dir,
-                transport=httpx.MockTransport(router.handler),
+                transport=api,
                 # A limiter wait or a retry backoff moves the clock; the jitter is seeded.
                 clock=Clock(sleep=traveller.shift, random=jitter.random),
             )
@@ -240,6 +224,7 @@ def run(state_dir: Path, out: TextIO, *, temporary: bool = False) -> None:
             api.down = False
             replay.say("Run 4: the API is back")
             replay.generator(generator)
+    upstream.close()
     files = _files(state_dir)
     found = any(API_KEY.encode() in path.read_bytes() for path in files)
     tally = replay.tally
