@@ -394,3 +394,39 @@ def test_a_link_that_cannot_be_moved_is_refused(tmp_path, monkeypatch) -> None:
     with pytest.raises(quotaflow.ConfigError, match="symbolic link"):
         _recovery.check(tmp_path / "state.db")
     assert (tmp_path / "elsewhere").read_bytes() == b""
+
+
+def test_an_origin_clock_behind_does_not_void_a_profile_freshness(stack, router, traveller) -> None:
+    """Issue 13 item 17: Date 2 minutes behind, a 60 s freshness rule: still 60 s from
+    when the answer arrived."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    behind = format_datetime(datetime.now(UTC) - timedelta(minutes=2), usegmt=True)
+    route = router.get(f"{BASE}/odds").respond(200, json={}, headers={"date": behind})
+    client = stack()
+
+    client.get(f"{BASE}/odds")
+    traveller.shift(30)
+    second = client.get(f"{BASE}/odds")
+
+    assert route.call_count == 1
+    assert second.extensions["quotaflow"].cache == "hit"
+
+
+def test_an_origin_clock_ahead_does_not_stretch_freshness(stack, router, traveller) -> None:
+    """Date an hour ahead, max-age 900: stale 15 minutes after it arrived, not 75."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    ahead = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    route = router.get("https://plain.example/x").respond(
+        200, json={}, headers={"date": ahead, "cache-control": "max-age=900"}
+    )
+    client = stack()
+
+    client.get("https://plain.example/x")
+    traveller.shift(16 * 60)
+    client.get("https://plain.example/x")
+
+    assert route.call_count == 2

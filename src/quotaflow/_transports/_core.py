@@ -253,6 +253,9 @@ def _guarded_cost(profile: ApiProfile, request: httpx.Request) -> int:
     return cost
 
 
+# An origin's Date further than this from our clock is its clock, not the network.
+CLOCK_SKEW = 5.0
+
 # Bodies larger than this are streamed on unread, even for profiles whose rules read
 # them (``reads_body``), and not stored (``make_client(max_body=...)``).
 MAX_BODY = 8 * 2**20
@@ -602,9 +605,13 @@ class Policy:
         Raises:
             UpstreamFailed: the answer is a failure a stale one may stand in for.
         """
-        if "date" not in response.headers:
-            # hishel ages a response from its Date; without one it would never age.
-            response.headers["date"] = _policy.http_date(self.clock.time())
+        now = self.clock.time()
+        date = _policy.timestamp(response.headers.get("date"))
+        if date is None or date > now + CLOCK_SKEW:
+            # hishel ages a response from its Date: without one it would never age, and
+            # one from the future would keep it fresh too long (an age below 0 is 0,
+            # RFC 9111 §4.2.3): age it from when it arrived.
+            response.headers["date"] = _policy.http_date(now)
         if call is None:
             return False
         profile = call.profile
@@ -621,6 +628,10 @@ class Policy:
             return False
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
+        if date is not None and date < now - CLOCK_SKEW:
+            # A lifetime the user's rules give counts from when the answer arrived: an
+            # origin whose clock runs behind would otherwise have it stale on arrival.
+            response.headers["date"] = _policy.http_date(now)
         call.ttl = float(int(ttl))
         call.reason = why
         # Answers that vary by request header live side by side under one key.
