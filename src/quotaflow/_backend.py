@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -107,12 +108,31 @@ class Backend(abc.ABC):
         pass
 
 
+def _alive(token: str) -> bool:
+    """Whether the process that took a lease (its pid leads the token) still runs. The
+    processes sharing a SQLite state share a machine, so a leader that died (SIGKILL)
+    is seen at once, not when its lease expires. A token of another form: alive."""
+    pid, _, _ = token.partition("-")
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
+
+
 class SqliteLeases(Leases):
+    """Leases in the state file, each naming the process that holds it: a holder that
+    died lets go at once."""
+
     def __init__(self, db: StateDB) -> None:
         self._db = db
 
     def acquire(self, key: str, ttl: float, now: float) -> str | None:
-        token = uuid.uuid4().hex
+        token = f"{os.getpid()}-{uuid.uuid4().hex}"
         try:
             return self._acquire(key, token, ttl, now)
         except LocalStateError:
@@ -120,9 +140,9 @@ class SqliteLeases(Leases):
 
     def _acquire(self, key: str, token: str, ttl: float, now: float) -> str | None:
         with self._db.transaction() as cur:
-            cur.execute("SELECT expires FROM leases WHERE key = ?", (key,))
+            cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
             row = cur.fetchone()
-            if row is not None and row[0] > now:
+            if row is not None and row[0] > now and _alive(row[1]):
                 return None
             cur.execute(
                 "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
@@ -137,11 +157,11 @@ class SqliteLeases(Leases):
     def held(self, key: str, now: float) -> bool:
         try:
             with self._db.transaction() as cur:
-                cur.execute("SELECT expires FROM leases WHERE key = ?", (key,))
+                cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
                 row = cur.fetchone()
         except LocalStateError:
             return False
-        return row is not None and row[0] > now
+        return row is not None and row[0] > now and _alive(row[1])
 
 
 class SqliteBackend(Backend):

@@ -86,3 +86,26 @@ def test_the_state_file_stays_a_database(tmp_path) -> None:
     for name in ("state.db", "cache.db"):
         with sqlite3.connect(state / name) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_dead_leaders_lease_is_not_waited_for(stack, router, tmp_path, sleeps) -> None:
+    """Issue 13 item 13: a process SIGKILLed while it led a fetch left its lease; the next
+    process sees its leader is gone and goes upstream at once, without waiting."""
+    from quotaflow._info import storage_key
+
+    url = "https://plain.example/led"
+    route = router.get(url).respond(200, json={}, headers={"cache-control": "max-age=60"})
+    client = stack()  # makes the state
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        db.execute(
+            "INSERT INTO leases (key, token, expires) VALUES (?, ?, ?)",
+            (storage_key(url), f"{dead.pid}-abc", time.time() + 30),
+        )
+
+    answer = client.get(url)
+
+    assert answer.status_code == 200
+    assert route.call_count == 1
+    assert sleeps == []  # never polled the dead leader's lease
