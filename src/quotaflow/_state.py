@@ -11,6 +11,7 @@ import logging
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -80,6 +81,11 @@ _MARGIN = 1e-6
 
 # How long a transaction waits for another process's lock before giving up (seconds).
 BUSY_TIMEOUT = 2.0
+# Once one has given up, the transactions of the next BUSY_SPELL seconds wait only this
+# long: a request makes several, and a file held for long must cost it one wait, not
+# one per transaction (each then carries on without the state, as after the first).
+BUSY_SHORT = 0.05
+BUSY_SPELL = 5.0
 
 
 class LocalStateError(Exception):
@@ -97,6 +103,7 @@ class StateDB:
         self.path = path
         self._lock = threading.RLock()
         self._warned = False
+        self._busy_until = 0.0  # monotonic: until then, waits are BUSY_SHORT
         check(path)
         try:
             self._connection = self._open()
@@ -119,9 +126,23 @@ class StateDB:
             raise
         return connection
 
+    def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    @property
+    def busy_timeout(self) -> float:
+        """The wait for another process's lock now, in seconds (for tests and status)."""
+        with self._lock:
+            (value,) = self._connection.execute("PRAGMA busy_timeout").fetchone()
+        return float(value) / 1000
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
+            if self._busy_until and time.monotonic() >= self._busy_until:
+                self._busy_until = 0.0
+                self._wait(BUSY_TIMEOUT)
             try:
                 cursor = self._connection.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
@@ -148,7 +169,12 @@ class StateDB:
                 self._connection = self._open()
             except (OSError, sqlite3.Error):
                 logger.warning("quotaflow: could not rebuild %s", self.path, exc_info=True)
-        elif not self._warned:
+        else:
+            if "locked" in str(exc) or "busy" in str(exc):
+                self._busy_until = time.monotonic() + BUSY_SPELL
+                self._wait(BUSY_SHORT)
+            if self._warned:
+                return LocalStateError(str(exc))
             self._warned = True
             logger.warning(
                 "quotaflow: state file %s unusable (%s); carrying on without it", self.path, exc

@@ -19,6 +19,7 @@ import respx
 
 import quotaflow
 from quotaflow import _state
+from quotaflow._plan import _PARTS
 
 from ..conftest import BASE, api_profile, info
 
@@ -138,11 +139,17 @@ def test_state_locked_past_the_busy_timeout(tmp_path, router, clock, caplog, mon
             assert holder.stdout.readline().strip() == "locked"
             with caplog.at_level(logging.WARNING):
                 responses = [client.get(f"{BASE}/{n}") for n in range(3)]
+            # One full wait, then short ones while the file stays held (issue 13 item 12).
+            db = _PARTS[client].backend.db
+            assert db.busy_timeout == _state.BUSY_SHORT
         finally:
             holder.communicate("go\n", timeout=10)
+        db._busy_until = 1e-9  # the spell is over: the next transaction waits in full again
+        client.get(f"{BASE}/later")
+        assert db.busy_timeout == _state.BUSY_TIMEOUT
 
     assert [r.status_code for r in responses] == [200, 200, 200]
-    assert route.call_count == 4
+    assert route.call_count == 5
     assert len(warnings_about(caplog, "state.db")) == 1
     assert aside(state, "state.db") == []  # busy is not corrupt: nothing moved
 
