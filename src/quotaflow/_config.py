@@ -14,6 +14,8 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     quota = { limit = 20000, period = "month", reset_day = 15 }
     reserves = { low = 0.6 }
     max_wait = { normal = 2 }
+    pace = "even"           # NORMAL and LOW held to an even plan to the reset
+    alerts = [0.1, 50]      # warn at 10 % and at 50 units left
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
     live = 30
@@ -53,6 +55,8 @@ _PROFILE_FIELDS = (
     "breaker_threshold",
     "breaker_cooldown",
     "freshness",
+    "pace",
+    "alerts",
 )
 
 

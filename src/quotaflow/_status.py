@@ -4,7 +4,6 @@ state goes by: the API's 429 pause and the circuit breaker. Strictly private."""
 
 from __future__ import annotations
 
-import calendar
 import math
 import sqlite3
 from datetime import UTC, datetime
@@ -115,14 +114,7 @@ def pause_text(status: ProfileStatus) -> str:
 
 def _next_reset(profile: ApiProfile, now: float) -> float | None:
     quota = profile.quota
-    if quota is None:
-        return None
-    start = datetime.fromtimestamp(_policy.period_start(quota, now), UTC)
-    if quota.period == "day":
-        return start.timestamp() + 86400
-    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
-    day = min(quota.reset_day, calendar.monthrange(year, month)[1])
-    return datetime(year, month, day, tzinfo=UTC).timestamp()
+    return None if quota is None else _policy.period_end(quota, now)
 
 
 def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
