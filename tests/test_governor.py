@@ -3,6 +3,8 @@ that say what happened, the forecast and low-quota alerts."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import textwrap
 from datetime import UTC, datetime
@@ -17,9 +19,11 @@ from quotaflow import (
     Quota,
     QuotaExhausted,
     QuotaReading,
+    _cli_status,
     _config,
     _policy,
 )
+from quotaflow._cli import main
 from quotaflow._ledger import forecast
 from quotaflow._state import SqliteLedger, StateDB
 
@@ -269,3 +273,37 @@ def test_quota_low_alerts_once_per_crossing(stack, router, caplog) -> None:
     warnings = [r.getMessage() for r in caplog.records if "alert at" in r.getMessage()]
     assert len(warnings) == 2
     assert warnings[0].startswith("profile api: 10 of 100 quota units left (alert at 10)")
+
+
+def test_status_and_plan_show_the_forecast(stack, router, traveller, tmp_path, capsys) -> None:
+    """At 40 spent 4 days into a 30-day month, the rate runs out before the reset:
+    ``status`` (plain, table and --json) and ``plan`` say so."""
+    router.get(url__startswith=BASE).respond(200, json={}, headers={"x-remaining": "60"})
+    profile = api_profile(quota=Quota(100))
+    client = stack(profiles=[profile])
+    traveller.move_to(datetime(2026, 11, 5, tzinfo=UTC))
+    client.get(URL)
+    urls = [f"{BASE}/new"]
+    if client.mode == "sync":
+        plan = quotaflow.plan(client.client, urls, priority="critical")
+    else:
+        plan = client._portal.call(
+            lambda: quotaflow.aplan(client.client, urls, priority="critical")
+        )
+    client.close()
+
+    (found,) = [
+        s
+        for s in _cli_status.collect(tmp_path / "state", None, "quotaflow", profiles=[profile])
+        if s.profile == "api"
+    ]
+    assert found.forecast_at_reset == -200  # 40 in 4 days: 300 by the reset
+    assert found.runs_out_at == "2026-11-11T00:00:00Z"
+    assert plan.forecast_at_reset == {"api": -200}
+    assert main(["status", "--state-dir", str(tmp_path / "state"), "--json"]) == 0
+    (printed,) = [s for s in json.loads(capsys.readouterr().out) if s["profile"] == "api"]
+    # Not installed where the CLI runs, the profile's period is unknown: no forecast.
+    assert (printed["forecast_at_reset"], printed["runs_out_at"]) == (None, None)
+    plain = io.StringIO()
+    _cli_status._plain([found], plain)
+    assert "forecast   runs out 2026-11-11 00:00 at this rate" in plain.getvalue()
