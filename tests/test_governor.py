@@ -59,20 +59,21 @@ def test_period_end_is_the_next_reset(quota: Quota, now: float, end: float) -> N
 
 
 def test_even_pace_spreads_the_quota_less_the_reserve() -> None:
-    """The plan's budget grows with the elapsed share of the period, less the reserve; a
-    request goes while it keeps spending within the budget plus 1 % (at least its cost)."""
+    """The plan's budget is the elapsed share of the quota, less the priority's reserve
+    (what more urgent requests may spend ahead of it), plus 1 %; the first request of a
+    period goes at reserve 0, whatever it costs."""
     start, end = ts(2026, 11, 1), ts(2026, 12, 1)
     half = start + (end - start) / 2
     kwargs = {"start": start, "end": end, "total": 500}
 
-    assert _policy.pace_budget(now=half, reserve=0.2, **kwargs) == pytest.approx(200)
-    assert _policy.pace_budget(now=end + 5, reserve=0.0, **kwargs) == 500  # capped at 1
-    # The first request of a period goes, whatever it costs; the second waits.
-    assert _policy.paced(now=start, spent=0, cost=6, reserve=0.5, **kwargs)
-    assert not _policy.paced(now=start, spent=6, cost=1, reserve=0.5, **kwargs)
-    # Mid-month at 20 % reserve: 200 by plan, 5 allowance.
-    assert _policy.paced(now=half, spent=204, cost=1, reserve=0.2, **kwargs)
-    assert not _policy.paced(now=half, spent=205, cost=1, reserve=0.2, **kwargs)
+    assert _policy.pace_budget(now=half, reserve=0.2, **kwargs) == pytest.approx(155)
+    assert _policy.pace_budget(now=end + 5, reserve=0.0, **kwargs) == pytest.approx(505)
+    assert _policy.pace_budget(now=start, reserve=0.04, **kwargs) == pytest.approx(-15)
+    assert _policy.paced(now=start, spent=0, cost=6, reserve=0.0, **kwargs)
+    assert not _policy.paced(now=start, spent=6, cost=1, reserve=0.0, **kwargs)
+    assert not _policy.paced(now=start, spent=0, cost=1, reserve=0.04, **kwargs)
+    assert _policy.paced(now=half, spent=154, cost=1, reserve=0.2, **kwargs)
+    assert not _policy.paced(now=half, spent=155, cost=1, reserve=0.2, **kwargs)
     assert _policy.paced(now=half, spent=499, cost=0, reserve=0.2, **kwargs)  # free
 
 
@@ -176,19 +177,20 @@ def test_pace_and_max_stale_from_quotaflow_toml(tmp_path) -> None:
 
 def test_ledger_holds_normal_and_low_to_the_pace(tmp_path) -> None:
     """Paced: NORMAL and LOW wait for the plan, HIGH and CRITICAL spend ahead of it."""
-    profile = api_profile(quota=Quota(100, reset_day=29), pace="even", reserves={"low": 0.5})
+    reserves = {"normal": 0.0, "low": 0.05}
+    profile = api_profile(quota=Quota(100, reset_day=29), pace="even", reserves=reserves)
     ledger = SqliteLedger(StateDB(tmp_path / "state.db"))
-    ledger.reserve(profile, Priority.LOW, 1, NOW)  # the first request of the period goes
-
+    # Half a day of 30: NORMAL's budget is 100 x (1/60 + 1 %) = 2.7; LOW's 5 less.
     with pytest.raises(QuotaExhausted) as held:
         ledger.reserve(profile, Priority.LOW, 1, NOW)
-    assert "held to the pace: 1 of 0 spent by now (resets 2026-12-29T00:00:00Z)" in str(held.value)
+    assert "held to the pace: 0 of 0 spent by now (resets 2026-12-29T00:00:00Z)" in str(held.value)
+    ledger.reserve(profile, Priority.NORMAL, 1, NOW)
+    ledger.reserve(profile, Priority.NORMAL, 1, NOW)
+    with pytest.raises(QuotaExhausted, match="held to the pace: 2 of 2 spent by now"):
+        ledger.reserve(profile, Priority.NORMAL, 1, NOW)
     for level in (Priority.HIGH, Priority.CRITICAL):
         assert ledger.reserve(profile, level, 5, NOW) is not None
-    # NORMAL keeps 20 %: 100 x 0.8 x 1/60 of the period is 1.3, plus an allowance of 1.
-    with pytest.raises(QuotaExhausted, match="held to the pace: 11 of 1 spent"):
-        ledger.reserve(profile, Priority.NORMAL, 1, NOW)
-    # A week on, the plan allows 0.5 x 100 x 7.5 / 30 = 12.5 for LOW.
+    # A week on, LOW may have spent 100 x (7.5 / 30 - 5 % + 1 %) = 21.
     assert ledger.reserve(profile, Priority.LOW, 1, NOW + 7 * 86400) is not None
     # Unpaced, the reserves alone decide.
     assert ledger.reserve(api_profile(quota=QUOTA), Priority.LOW, 1, NOW) is not None
@@ -215,12 +217,13 @@ def test_paced_low_is_answered_stale_then_refused_with_the_reason(stack, router,
     """A held LOW request gets the stored answer within max_stale (reason "quota"), else
     QuotaExhausted saying it is held to the pace; CRITICAL goes upstream."""
     route = router.get(url__startswith=BASE).respond(200, json={"v": 1})
-    client = stack(profiles=[api_profile(quota=QUOTA, pace="even")])
+    profile = api_profile(quota=QUOTA, pace="even", reserves={"low": 0}, cost=lambda r: 2)
+    client = stack(profiles=[profile])
     with quotaflow.priority("low"):
         client.get(URL)  # the period's first request goes
         traveller.shift(61)
         stale = client.get(URL)
-        with pytest.raises(QuotaExhausted, match="held to the pace: 1 of 0 spent by now"):
+        with pytest.raises(QuotaExhausted, match="held to the pace: 2 of 2 spent by now"):
             client.get(f"{BASE}/other")
     critical = client.get(f"{BASE}/other", extensions={"priority": "critical"})
 

@@ -188,7 +188,7 @@ def _refusal(
                 now=now, start=start, end=end, total=row.total, reserve=reserve
             )
             return (
-                f"held to the pace: {spent} of {math.floor(budget)} spent by now "
+                f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
                 f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
             )
     return None

@@ -55,21 +55,25 @@ PACE_ALLOWANCE = 0.01
 
 
 def pace_budget(*, now: float, start: float, end: float, total: int, reserve: float) -> float:
-    """What an even plan lets a priority have spent by ``now``: the quota less the
-    priority's reserve, spread evenly over the period from ``start`` to ``end``."""
-    return (1.0 - reserve) * total * elapsed_share(now=now, start=start, end=end)
+    """What an even plan lets a priority have spent by ``now``, the allowance included:
+    the quota spread evenly over the period from ``start`` to ``end``, less the
+    priority's reserve (what more urgent requests may always spend ahead of the plan),
+    plus :data:`PACE_ALLOWANCE` of the total. May be negative early in the period."""
+    share = elapsed_share(now=now, start=start, end=end)
+    return total * (share - reserve + PACE_ALLOWANCE)
 
 
 def paced(
     *, now: float, start: float, end: float, total: int, spent: int, cost: int, reserve: float
 ) -> bool:
-    """Whether spending ``cost`` more keeps ``spent`` on an even plan to the reset (see
-    :func:`pace_budget`), give or take :data:`PACE_ALLOWANCE` of the total (at least
-    ``cost``, so that the first request of a period goes). Free requests always go."""
+    """Whether spending ``cost`` more keeps ``spent`` within the plan's budget so far
+    (see :func:`pace_budget`); a request no dearer than the allowance itself always fits
+    an untouched budget, so the first request of a period (reserve 0) goes. Free
+    requests always go."""
     if cost <= 0:
         return True
     budget = pace_budget(now=now, start=start, end=end, total=total, reserve=reserve)
-    return spent + cost <= budget + max(float(cost), PACE_ALLOWANCE * total)
+    return spent + cost <= max(budget, budget - PACE_ALLOWANCE * total + cost)
 
 
 # Too early in a period, a burn rate says little: no forecast before this share of it.

@@ -482,10 +482,13 @@ class ApiProfile:
             run. False (the default): they see the headers only (the body is not yet
             read) and every answer streams to the caller as it arrives.
         pace: ``"even"``: NORMAL and LOW requests are held to an even spend plan to the
-            quota's reset (the quota less their reserve, spread over the period, plus
-            an allowance of 1 %); HIGH and CRITICAL may spend ahead of it. A held
-            request is refused with :class:`QuotaExhausted` (or answered stale within
-            ``max_stale``). None (the default): no plan, the reserves alone.
+            quota's reset: by now, the elapsed share of the quota, less the priority's
+            reserve (what more urgent requests may always spend ahead of the plan),
+            plus 1 % (so that the first request of a period goes). HIGH and CRITICAL
+            spend ahead of it, within their reserves. A held request is refused with
+            :class:`QuotaExhausted` (or answered stale within ``max_stale``). Keep the
+            reserves small with a pace (a few percent): a priority waits until the plan
+            has passed its reserve. None (the default): no plan, the reserves alone.
         alerts: low-quota thresholds: a float is a share of the quota left (``0.10``),
             an int a number of units left. Each time the quota falls to or below one,
             a :class:`quotaflow.events.QuotaLow` event is emitted and a WARNING logged.
