@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import pickle
 import textwrap
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ import pytest
 
 import quotaflow
 from quotaflow import (
+    ApiProfile,
     ConfigError,
     Priority,
     Quota,
@@ -164,9 +166,13 @@ def test_pace_and_max_stale_from_quotaflow_toml(tmp_path) -> None:
     (profile,) = _config.apply(_config.load(path), [api_profile()])
 
     assert profile.pace == "even"
-    assert profile.stale_limit(Priority.CRITICAL) == 900
-    assert profile.stale_limit(Priority.LOW) == 86400
+    # The priorities the file names change; the others keep the profile's 3600.
+    assert [profile.stale_limit(p) for p in Priority] == [900, 3600, 3600, 86400]
     assert profile.alerts == (0.1, 20)
+    # A mapping in the file changes the priorities it names; the others keep theirs.
+    path.write_text("[profiles.api]\nmax_stale = { critical = 60 }\n")
+    (changed,) = _config.apply(_config.load(path), [profile])
+    assert [changed.stale_limit(p) for p in Priority] == [60, 3600, 3600, 86400]
     path.write_text('[profiles.api]\npace = "fast"\n')
     with pytest.raises(ConfigError, match="pace"):
         _config.apply(_config.load(path), [api_profile()])
@@ -194,6 +200,23 @@ def test_ledger_holds_normal_and_low_to_the_pace(tmp_path) -> None:
     assert ledger.reserve(profile, Priority.LOW, 1, NOW + 7 * 86400) is not None
     # Unpaced, the reserves alone decide.
     assert ledger.reserve(api_profile(quota=QUOTA), Priority.LOW, 1, NOW) is not None
+
+
+def test_an_alert_is_told_once_across_processes(tmp_path) -> None:
+    """Two ledgers on one state: only the answer that crossed a level reports it, and
+    profiles pickle with their per-priority max_stale (for worker processes)."""
+    profile = api_profile(quota=Quota(100), alerts=(0.10,))
+    first = SqliteLedger(StateDB(tmp_path / "state.db"))
+    second = SqliteLedger(StateDB(tmp_path / "state.db"))
+
+    crossed = [
+        ledger.record(profile, None, 0, QuotaReading(remaining=left), NOW).crossed
+        for ledger, left in ((first, 11), (second, 10), (first, 9), (second, 12), (first, 3))
+    ]
+
+    assert crossed == [(), (10,), (), (), (10,)]
+    plain = ApiProfile(name="api", hosts=("api.test",), max_stale={"critical": 60, "low": 600})
+    assert pickle.loads(pickle.dumps(plain)) == plain
 
 
 def test_refusals_say_what_happened(tmp_path) -> None:

@@ -8,7 +8,7 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     fallback = true
 
     [profiles.theoddsapi]   # change an installed profile, by name
-    max_stale = 3600
+    max_stale = 3600        # or per priority, the others keeping theirs: { critical = 900 }
     retries = 1
     rates = [{ limit = 30, per = 1.0, burst = 30 }]
     quota = { limit = 20000, period = "month", reset_day = 15 }
@@ -37,6 +37,7 @@ from typing import Any, cast
 
 import attrs
 
+from ._priority import Priority
 from ._profiles import ApiProfile, Quota, Rate
 from .exceptions import ConfigError
 
@@ -180,6 +181,9 @@ def _convert(field: str, value: Any, profile: ApiProfile) -> Any:
         return tuple(Rate(**item) if isinstance(item, dict) else item for item in items)
     if field == "quota":
         return Quota(**value) if isinstance(value, dict) else value
+    if field == "max_stale" and isinstance(value, dict):
+        # Per priority: the ones named change, the others keep the profile's limit.
+        return {**{p: profile.stale_limit(p) for p in Priority}, **value}
     if field == "freshness":
         rule = profile.freshness
         if not isinstance(value, dict) or rule is None or not attrs.has(type(rule)):

@@ -123,6 +123,10 @@ class StaleLimits(float):
             return all(limit == other for limit in self.by_priority.values())
         return NotImplemented
 
+    def __reduce__(self) -> tuple[type[StaleLimits], tuple[dict[Priority, float]]]:
+        # Pickled (and copied) by its limits: __new__ takes them, not a number.
+        return (StaleLimits, (dict(self.by_priority),))
+
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
