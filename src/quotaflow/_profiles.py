@@ -622,7 +622,8 @@ class ApiProfile:
     def alert_levels(self, total: int) -> tuple[int, ...]:
         """The ``alerts`` as units left of a quota of ``total``, highest first."""
         levels = {
-            int(item) if isinstance(item, int) else math.floor(item * total) for item in self.alerts
+            int(item) if isinstance(item, int) else math.floor(item * total + 1e-9)
+            for item in self.alerts
         }
         return tuple(sorted(levels, reverse=True))
 
