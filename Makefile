@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/concurrency.py
 	$(BIN)/python benchmarks/quota_day.py
+	$(BIN)/python benchmarks/month.py
 	$(BIN)/python benchmarks/limiter_accuracy.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/streaming.py

@@ -243,3 +243,18 @@ def test_streaming_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     out_text = capsys.readouterr().out
     assert "quotaflow over max_body" in out_text
     assert "httpx itself" in out_text
+
+
+def test_month_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """month.py (two days of it): every row and target printed, critical asks answered
+    fresh and the ledger equal to the emulated API's count."""
+    out = tmp_path / "latest.json"
+    assert run_benchmark(monkeypatch, "month.py", "--days", "2", "--json", str(out)) == 0
+    printed = capsys.readouterr().out
+    for row in ("plain httpx", "hishel alone (RFC)", "quotaflow (pace=even)"):
+        assert row in printed
+    assert "target: every critical ask answered fresh" in printed
+    found = json.loads(out.read_text())["month"]
+    ours = found["rows"]["quotaflow (pace=even)"]
+    assert ours["ledger_exact"] is True
+    assert set(ours["answers"]["critical"]) == {"fresh"}

@@ -51,6 +51,25 @@ def _quota(status: ProfileStatus) -> str:
     return f"{status.used}/{status.total} used, {status.remaining} left"
 
 
+def forecast_text(status: ProfileStatus) -> str:
+    """At this rate, N left at the reset / runs out on D; "-" when too early to say."""
+    if status.forecast_at_reset is None:
+        return "-"
+    if status.runs_out_at is not None:
+        return f"runs out {status.runs_out_at[:16].replace('T', ' ')} at this rate"
+    return f"{status.forecast_at_reset} left at the reset at this rate"
+
+
+def _cell_left(status: ProfileStatus) -> str:
+    if status.remaining is None:
+        return "-"
+    if status.forecast_at_reset is None:
+        return str(status.remaining)
+    if status.runs_out_at is not None:
+        return f"{status.remaining} (out {status.runs_out_at[5:10]})"
+    return f"{status.remaining} (reset {status.forecast_at_reset})"
+
+
 def _plain(statuses: list[ProfileStatus], out: TextIO) -> None:
     if not statuses:
         print("No profiles with a quota, a rate or traffic yet.", file=out)
@@ -58,6 +77,7 @@ def _plain(statuses: list[ProfileStatus], out: TextIO) -> None:
         today = ", ".join(f"{k} {s.today[k]}" for k in COLUMNS if k not in ("saved", "spent"))
         print(f"{s.profile}", file=out)
         print(f"  quota      {_quota(s)}; resets {s.resets_at or '-'}", file=out)
+        print(f"  forecast   {forecast_text(s)}", file=out)
         print(
             f"  rate       {s.rate or '-'}; tokens now {'-' if s.tokens is None else s.tokens}",
             file=out,
@@ -95,7 +115,7 @@ _Cell = Callable[[ProfileStatus], str]
 _COLUMNS: tuple[tuple[str, Literal["left", "right"], _Cell], ...] = (
     ("profile", "left", lambda s: s.profile),
     ("used", "right", lambda s: "-" if s.total is None else f"{s.used}/{s.total}"),
-    ("left", "right", lambda s: "-" if s.remaining is None else str(s.remaining)),
+    ("left", "right", _cell_left),
     (
         "today",
         "right",

@@ -8,13 +8,15 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     fallback = true
 
     [profiles.theoddsapi]   # change an installed profile, by name
-    max_stale = 3600
+    max_stale = 3600        # or per priority, the others keeping theirs: { critical = 900 }
     retries = 1
     rates = [{ limit = 30, per = 1.0, burst = 30 }]
     quota = { limit = 20000, period = "month", reset_day = 15 }
     reserves = { low = 0.6 }
     max_wait = { normal = 2 }
     hosts = ["127.0.0.1:18777"]   # also path_prefix, secret_params, secret_headers, limited_methods
+    pace = "even"           # NORMAL and LOW held to an even plan to the reset
+    alerts = [0.1, 50]      # warn at 10 % and at 50 units left
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
     live = "30s"                      # durations: seconds, or "30s", "5m", "1h", "1d"
@@ -44,6 +46,7 @@ from typing import Any, cast
 
 import attrs
 
+from ._priority import Priority
 from ._profiles import ApiProfile, Quota, QuotaHeaders, Rate, parse_duration
 from ._rules import cache_rules
 from .exceptions import ConfigError
@@ -68,6 +71,8 @@ _PROFILE_FIELDS = (
     "secret_params",
     "secret_headers",
     "limited_methods",
+    "pace",
+    "alerts",
 )
 
 
@@ -256,6 +261,10 @@ def _convert(field: str, value: Any, profile: ApiProfile | None) -> Any:
         return tuple(Rate(**item) if isinstance(item, dict) else item for item in items)
     if field == "quota":
         return Quota(**value) if isinstance(value, dict) else value
+    if field == "max_stale" and isinstance(value, dict) and profile is not None:
+        # Per priority: the ones named change, the others keep the profile's limit
+        # (an [apis.NAME] table has no profile before it: the mapping is all there is).
+        return {**{p: profile.stale_limit(p) for p in Priority}, **value}
     if field == "freshness":
         rule = profile.freshness if profile is not None else None
         if not isinstance(value, dict) or rule is None or not attrs.has(type(rule)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -152,6 +153,69 @@ def _read(row: Row, reading: QuotaReading, spent: int) -> Row:
     return attrs.evolve(row, remaining=row.remaining - spent, used=used)
 
 
+# Priorities an even pace holds to the plan; the others may spend ahead of it.
+PACED = frozenset({Priority.NORMAL, Priority.LOW})
+
+
+def _refusal(
+    profile: ApiProfile, priority: Priority, row: Row, available: int, cost: int, now: float
+) -> str | None:
+    """Why a request costing ``cost`` may not go now, or None if it may."""
+    assert profile.quota is not None
+    if cost <= 0:
+        return None
+    reset = _policy.iso_utc(_policy.period_end(profile.quota, now))
+    if row.remaining <= 0:
+        return f"quota used up until {reset}"
+    if available < cost:
+        return (
+            f"a request costing {cost} needs more than the {max(available, 0)} of "
+            f"{row.total} units left until {reset}"
+        )
+    reserve = profile.reserves[priority]
+    if not _policy.admits(available=available, total=row.total, cost=cost, reserve=reserve):
+        return (
+            f"a request costing {cost} would leave {available - cost} of {row.total} units, "
+            f"inside the {reserve:.0%} reserve of priority {priority}"
+        )
+    if profile.pace == "even" and priority in PACED:
+        start, end = row.period, _policy.period_end(profile.quota, now)
+        spent = row.total - available
+        if not _policy.paced(
+            now=now, start=start, end=end, total=row.total, spent=spent, cost=cost, reserve=reserve
+        ):
+            budget = _policy.pace_budget(
+                now=now, start=start, end=end, total=row.total, reserve=reserve
+            )
+            return (
+                f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
+                f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
+            )
+    return None
+
+
+@attrs.frozen
+class Settled:
+    """What recording an answer left: the remaining quota, and the alert levels
+    (units left, see ``ApiProfile.alerts``) it fell to or below this time."""
+
+    remaining: int | None
+    total: int | None = None
+    crossed: tuple[int, ...] = ()
+
+
+def forecast(profile: ApiProfile, row: Row | None, now: float) -> float | None:
+    """Units left at the reset if the row's period goes on spending as it has so far."""
+    if profile.quota is None or row is None:
+        return None
+    start = _policy.period_start(profile.quota, now)
+    if row.period != start:
+        return None
+    end = _policy.period_end(profile.quota, now)
+    spent = row.total - row.remaining
+    return _policy.forecast(now=now, start=start, end=end, total=row.total, spent=spent)
+
+
 def account_name(profile: ApiProfile, account: str | None) -> str:
     """The ledger's row for ``profile`` and a credential's short fingerprint: every
     credential (API key) is its own quota; a request without one uses the profile's."""
@@ -227,11 +291,10 @@ class Ledger(abc.ABC):
         def change(books: Books) -> Ticket:
             row = _current(books, profile, now)
             available = row.remaining - sum(cost for cost, _ in books.inflight.values())
-            reserve = profile.reserves[priority]
-            if not _policy.admits(available=available, total=row.total, cost=cost, reserve=reserve):
+            refusal = _refusal(profile, priority, row, available, cost, now)
+            if refusal is not None:
                 raise QuotaExhausted(
-                    f"{profile.name}: a request costing {cost} would leave {available - cost} of "
-                    f"{row.total} units, inside the {reserve:.0%} reserve of priority {priority}",
+                    f"{profile.name}: {refusal}",
                     profile=profile.name,
                     remaining=row.remaining,
                     cost=cost,
@@ -259,14 +322,32 @@ class Ledger(abc.ABC):
         account: str | None = None,
     ) -> int | None:
         """Record what a request cost and what the API said; return the remaining quota."""
+        return self.record(
+            profile, ticket, spent, reading, now, exhausted=exhausted, account=account
+        ).remaining
+
+    def record(
+        self,
+        profile: ApiProfile,
+        ticket: Ticket | None,
+        spent: int,
+        reading: QuotaReading,
+        now: float,
+        *,
+        exhausted: bool = False,
+        account: str | None = None,
+    ) -> Settled:
+        """:meth:`settle`, also telling which alert levels the quota fell to (each is
+        told once, to the one process whose answer crossed it), and logging them."""
         if profile.quota is None:
-            return reading.remaining
+            return Settled(reading.remaining)
         name = ticket.profile if ticket is not None else account_name(profile, account)
 
-        def change(books: Books) -> int:
+        def change(books: Books) -> Settled:
             if ticket is not None:
                 books.inflight.pop(ticket.id, None)
             row = _current(books, profile, now)
+            before = row.remaining
             estimate = ticket.cost if ticket is not None else 0
             believed, cost = _believed(profile, row, reading, spent, estimate, self._warned)
             row = _read(row, believed, cost)
@@ -274,6 +355,19 @@ class Ledger(abc.ABC):
                 row = attrs.evolve(row, remaining=min(row.remaining, 0))
             books.row = row
             self._remember(name, books)
-            return row.remaining
+            levels = profile.alert_levels(row.total)
+            crossed = tuple(level for level in levels if row.remaining <= level < before)
+            return Settled(row.remaining, row.total, crossed)
 
-        return self._update(name, change)
+        settled = self._update(name, change)
+        if settled.crossed:
+            reset = _policy.iso_utc(_policy.period_end(profile.quota, now))
+            logger.warning(
+                "profile %s: %d of %d quota units left (alert at %s), resets %s",
+                name,
+                settled.remaining,
+                settled.total,
+                " and ".join(str(level) for level in settled.crossed),
+                reset,
+            )
+        return settled

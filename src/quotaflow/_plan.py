@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,7 @@ import hishel
 import httpx
 
 from . import _policy
-from ._ledger import account_name
+from ._ledger import PACED, account_name, forecast
 from ._priority import Priority, current_priority
 from ._profiles import DEFAULT_PROFILE
 
@@ -49,6 +50,11 @@ class Plan:
         remaining: per quota account, the quota remaining as last known: keyed by the
             profile's name, followed by ``#`` and the short fingerprint of the
             credential when the requests carry one (each API key is its own quota).
+        forecast_at_reset: per quota account, the units left at the reset if spending
+            goes on at the rate of the period so far (None: no quota, or too early).
+
+    With ``pace="even"``, ``fits`` also asks whether a NORMAL or LOW batch keeps to the
+    plan.
 
     .. versionadded:: 0.1
     """
@@ -59,6 +65,7 @@ class Plan:
     cost: int
     fits: bool
     remaining: dict[str, int | None]
+    forecast_at_reset: dict[str, int | None] = attrs.field(factory=dict)
 
 
 def _requests(
@@ -102,21 +109,37 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         by_name[name] = (call.profile, call.account)
     fits = True
     remaining: dict[str, int | None] = {}
+    forecasts: dict[str, int | None] = {}
     ledger = parts.limiter.ledger
+    now = parts.clock.time()
     for name, cost in spend.items():
         profile, account = by_name[name]
         remaining[name] = ledger.known_remaining(profile, account)
-        if profile.quota is None or cost == 0:
+        if profile.quota is None:
             continue
         row = ledger.peek(profile, account)
-        now = parts.clock.time()
-        if row is None or row.period != _policy.period_start(profile.quota, now):
+        found = forecast(profile, row, now)
+        forecasts[name] = math.floor(found) if found is not None else None
+        if cost == 0:
+            continue
+        start = _policy.period_start(profile.quota, now)
+        if row is None or row.period != start:
             total = available = row.total if row else profile.quota.limit
         else:
             total, available = row.total, row.remaining
-        fits = fits and _policy.admits(
-            available=available, total=total, cost=cost, reserve=profile.reserves[priority]
-        )
+        reserve = profile.reserves[priority]
+        fits = fits and _policy.admits(available=available, total=total, cost=cost, reserve=reserve)
+        if profile.pace == "even" and priority in PACED:
+            end = _policy.period_end(profile.quota, now)
+            fits = fits and _policy.paced(
+                now=now,
+                start=start,
+                end=end,
+                total=total,
+                spent=total - available,
+                cost=cost,
+                reserve=reserve,
+            )
     return Plan(
         requests=tuple(rows),
         priority=priority,
@@ -124,6 +147,7 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         cost=sum(row.cost for row in rows),
         fits=fits,
         remaining=remaining,
+        forecast_at_reset=forecasts,
     )
 
 

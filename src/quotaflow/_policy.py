@@ -31,6 +31,73 @@ def period_start(quota: Quota, now: float) -> float:
     return start.timestamp()
 
 
+def period_end(quota: Quota, now: float) -> float:
+    """End (epoch seconds, UTC) of the quota period that contains ``now``: the next reset."""
+    start = datetime.fromtimestamp(period_start(quota, now), UTC)
+    if quota.period == "day":
+        return start.timestamp() + 86400
+    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
+    day = min(quota.reset_day, calendar.monthrange(year, month)[1])
+    return datetime(year, month, day, tzinfo=UTC).timestamp()
+
+
+def elapsed_share(*, now: float, start: float, end: float) -> float:
+    """How much of the period ``start``-``end`` has passed at ``now``, in [0, 1]."""
+    if end <= start:
+        return 1.0
+    return min(max((now - start) / (end - start), 0.0), 1.0)
+
+
+# Pacing lets a request go a little over the plan's line: without it the first request
+# of a period (the line starts at 0) would be refused. A share of the total, and never
+# less than the request's own cost.
+PACE_ALLOWANCE = 0.01
+
+
+def pace_budget(*, now: float, start: float, end: float, total: int, reserve: float) -> float:
+    """What an even plan lets a priority have spent by ``now``, the allowance included:
+    the quota spread evenly over the period from ``start`` to ``end``, less the
+    priority's reserve (what more urgent requests may always spend ahead of the plan),
+    plus :data:`PACE_ALLOWANCE` of the total. May be negative early in the period."""
+    share = elapsed_share(now=now, start=start, end=end)
+    return total * (share - reserve + PACE_ALLOWANCE)
+
+
+def paced(
+    *, now: float, start: float, end: float, total: int, spent: int, cost: int, reserve: float
+) -> bool:
+    """Whether spending ``cost`` more keeps ``spent`` within the plan's budget so far
+    (see :func:`pace_budget`); a request no dearer than the allowance itself always fits
+    an untouched budget, so the first request of a period (reserve 0) goes. Free
+    requests always go."""
+    if cost <= 0:
+        return True
+    budget = pace_budget(now=now, start=start, end=end, total=total, reserve=reserve)
+    return spent + cost <= max(budget, budget - PACE_ALLOWANCE * total + cost)
+
+
+# Too early in a period, a burn rate says little: no forecast before this share of it.
+FORECAST_AFTER = 0.01
+
+
+def forecast(*, now: float, start: float, end: float, total: int, spent: int) -> float | None:
+    """Units left at the reset if spending goes on at the rate of the period so far
+    (negative: the quota runs out before); None if too little of the period has passed."""
+    share = elapsed_share(now=now, start=start, end=end)
+    if share < FORECAST_AFTER:
+        return None
+    return total - spent / share
+
+
+def runs_out(*, now: float, start: float, end: float, total: int, spent: int) -> float | None:
+    """When the quota runs out at the rate of the period so far, if before ``end``."""
+    share = elapsed_share(now=now, start=start, end=end)
+    if share < FORECAST_AFTER or spent <= 0:
+        return None
+    moment = start + (now - start) * total / spent
+    return moment if moment < end else None
+
+
 def admits(*, available: int, total: int, cost: int, reserve: float) -> bool:
     """Whether spending ``cost`` leaves at least ``reserve`` of ``total`` untouched.
 
@@ -169,6 +236,11 @@ def retention(
     conditional request (``revalidation_window``). Past that it is dead weight."""
     keep = max(max_stale, revalidation_window if validated else 0.0)
     return (freshness or 0.0) + keep
+
+
+def iso_utc(moment: float) -> str:
+    """``2026-12-01T00:00:00Z``: a moment as messages and ``status`` show it."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def http_date(now: float) -> str:

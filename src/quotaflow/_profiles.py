@@ -48,6 +48,8 @@ DEFAULT_MAX_WAIT: Mapping[Priority, float] = {
     Priority.NORMAL: 5.0,
     Priority.LOW: 0.0,
 }
+# Low-quota alerts: a share of the quota left (float) or units left (int).
+DEFAULT_ALERTS: tuple[float, ...] = (0.10,)
 # Credentials that never reach a cache key, the disk or a log, whatever the profile
 # (requests-cache ignores the same ones by default).
 DEFAULT_SECRET_PARAMS = ("api_key", "apiKey", "apikey", "access_token")
@@ -167,6 +169,85 @@ def _reserves(value: Any) -> dict[Priority, float]:
 
 def _max_wait(value: Any) -> dict[Priority, float]:
     return _priority_map(value, DEFAULT_MAX_WAIT, "max_wait", durations=True)
+
+
+class StaleLimits(float):
+    """``ApiProfile.max_stale`` given per priority. As a number it is the longest limit
+    (how long stored answers are kept); :meth:`ApiProfile.stale_limit` gives each
+    priority's own. Strictly private: build it by passing a mapping to ``max_stale``."""
+
+    by_priority: Mapping[Priority, float]
+
+    def __new__(cls, limits: Mapping[Priority, float]) -> StaleLimits:
+        self = super().__new__(cls, max(limits.values()))
+        self.by_priority = dict(limits)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StaleLimits):
+            return self.by_priority == other.by_priority
+        if isinstance(other, int | float):  # a plain number: the same limit for all
+            return all(limit == other for limit in self.by_priority.values())
+        return NotImplemented
+
+    def __reduce__(self) -> tuple[type[StaleLimits], tuple[dict[Priority, float]]]:
+        # Pickled (and copied) by its limits: __new__ takes them, not a number.
+        return (StaleLimits, (dict(self.by_priority),))
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        limits = tuple(self.by_priority[p] for p in Priority)
+        # Equal to a plain number when every limit is that number: hashed alike then.
+        return hash(limits[0]) if len(set(limits)) == 1 else hash(limits)
+
+    def __repr__(self) -> str:
+        limits = ", ".join(f"{p.value!r}: {v!r}" for p, v in self.by_priority.items())
+        return f"{{{limits}}}"
+
+
+def _max_stale(value: Any) -> Any:
+    """A number, as given; a mapping of priority to number: a :class:`StaleLimits`.
+
+    A priority the mapping leaves out takes the limit of the nearest more urgent one
+    named (the stricter side); those above every named one take the first named.
+    """
+    if not isinstance(value, Mapping):
+        return duration(value)
+    given: dict[Priority, Any] = {}
+    for key, number in value.items():
+        level = Priority.parse(key, field="ApiProfile.max_stale")
+        try:
+            given[level] = parse_duration(number)
+        except ValueError as exc:
+            raise ConfigError(f"ApiProfile.max_stale: {level}: {exc.args[0]}") from None
+    if not given:
+        raise ConfigError("ApiProfile.max_stale: a mapping must name at least one priority")
+    order = list(Priority)  # most urgent first
+    first = next(given[p] for p in order if p in given)
+    limits: dict[Priority, float] = {}
+    current = first
+    for level in order:
+        current = given.get(level, current)
+        limits[level] = float(current)
+    return StaleLimits(limits)
+
+
+def _alerts(value: Any) -> tuple[float, ...]:
+    items = _tuple([value] if isinstance(value, int | float) else value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ConfigError(f"ApiProfile.alerts: {item!r} is not a number")
+        if isinstance(item, float) and not 0.0 <= item <= 1.0:
+            raise ConfigError(
+                f"ApiProfile.alerts: {item!r}: a share of the quota is between 0.0 and 1.0"
+                " (a whole number of units is an int)"
+            )
+        if isinstance(item, int) and item < 0:
+            raise ConfigError(f"ApiProfile.alerts: {item!r}: units left must be >= 0")
+    return items
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -483,7 +564,10 @@ class ApiProfile:
             freshness rule gives none (or fails on); None: the client's
             ``default_ttl``, else such answers are not stored.
         max_stale: seconds past its freshness a stored answer may still be served
-            when upstream fails or the quota refuses.
+            when upstream fails or the quota refuses; or a mapping of priority to
+            seconds, e.g. ``{"critical": 900, "normal": 86400}`` (a priority left out
+            takes the limit of the nearest more urgent one named). Stored answers are
+            kept for the longest.
         revalidation_window: seconds past its freshness a stored answer that carries
             a validator (``ETag`` or ``Last-Modified``) is kept, so that a conditional
             request can renew it instead of fetching it whole. A stored answer is kept
@@ -510,6 +594,17 @@ class ApiProfile:
             body, so quotaflow reads it (up to the client's ``max_body``) before they
             run. False (the default): they see the headers only (the body is not yet
             read) and every answer streams to the caller as it arrives.
+        pace: ``"even"``: NORMAL and LOW requests are held to an even spend plan to the
+            quota's reset: by now, the elapsed share of the quota, less the priority's
+            reserve (what more urgent requests may always spend ahead of the plan),
+            plus 1 % (so that the first request of a period goes). HIGH and CRITICAL
+            spend ahead of it, within their reserves. A held request is refused with
+            :class:`QuotaExhausted` (or answered stale within ``max_stale``). Keep the
+            reserves small with a pace (a few percent): a priority waits until the plan
+            has passed its reserve. None (the default): no plan, the reserves alone.
+        alerts: low-quota thresholds: a float is a share of the quota left (``0.10``),
+            an int a number of units left. Each time the quota falls to or below one,
+            a :class:`quotaflow.events.QuotaLow` event is emitted and a WARNING logged.
 
     Raises:
         ConfigError: a field is invalid; the message names it.
@@ -562,7 +657,7 @@ class ApiProfile:
     default_ttl: float | None = attrs.field(
         default=None, converter=optional_duration, validator=_checked()
     )
-    max_stale: float = attrs.field(default=0.0, converter=duration, validator=_checked())
+    max_stale: float = attrs.field(default=0.0, converter=_max_stale, validator=_checked())
     revalidation_window: float = attrs.field(
         default=REVALIDATION_WINDOW, converter=duration, validator=_checked()
     )
@@ -607,6 +702,24 @@ class ApiProfile:
     reads_body: bool = attrs.field(
         default=False, validator=_checked(attrs.validators.instance_of(bool))
     )
+    pace: Literal["even"] | None = attrs.field(
+        default=None, validator=_checked(attrs.validators.in_((None, "even")))
+    )
+    alerts: tuple[float, ...] = attrs.field(default=DEFAULT_ALERTS, converter=_alerts)
+
+    def stale_limit(self, priority: Priority) -> float:
+        """Seconds past its freshness a stored answer may stand in for a request of
+        ``priority`` (``max_stale``, or its entry for the priority)."""
+        limits = getattr(self.max_stale, "by_priority", None)
+        return float(self.max_stale) if limits is None else float(limits[priority])
+
+    def alert_levels(self, total: int) -> tuple[int, ...]:
+        """The ``alerts`` as units left of a quota of ``total``, highest first."""
+        levels = {
+            int(item) if isinstance(item, int) else math.floor(item * total + 1e-9)
+            for item in self.alerts
+        }
+        return tuple(sorted(levels, reverse=True))
 
     def matches(self, url: httpx.URL) -> bool:
         """Whether this profile describes ``url``: its host (and port, for a pattern

@@ -4,7 +4,6 @@ state goes by: the API's 429 pause and the circuit breaker. Strictly private."""
 
 from __future__ import annotations
 
-import calendar
 import math
 import sqlite3
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ import attrs
 from . import _policy
 from ._backend import STATE_FILE, Backend
 from ._counters import COLUMNS, day_of
+from ._ledger import forecast
 from ._profiles import ApiProfile, Registry
 from ._state import ShortWindow
 from ._window import NO_GATE, Gate
@@ -43,6 +43,10 @@ class ProfileStatus:
     paused_until: str | None
     pause_seconds_left: float | None
     days: list[dict[str, Any]]
+    # At the rate of the period so far: units left at the reset (negative: short by that
+    # many), and when the quota runs out if before it. None: no quota, or too early.
+    forecast_at_reset: int | None = None
+    runs_out_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -115,14 +119,7 @@ def pause_text(status: ProfileStatus) -> str:
 
 def _next_reset(profile: ApiProfile, now: float) -> float | None:
     quota = profile.quota
-    if quota is None:
-        return None
-    start = datetime.fromtimestamp(_policy.period_start(quota, now), UTC)
-    if quota.period == "day":
-        return start.timestamp() + 86400
-    year, month = (start.year, start.month + 1) if start.month < 12 else (start.year + 1, 1)
-    day = min(quota.reset_day, calendar.monthrange(year, month)[1])
-    return datetime(year, month, day, tzinfo=UTC).timestamp()
+    return None if quota is None else _policy.period_end(quota, now)
 
 
 def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -196,12 +193,24 @@ def read_status(
         ):
             continue
         total = remaining = None
+        projected: int | None = None
+        runs_out: float | None = None
         if profile.quota is not None:
             row = backend.ledger.peek(profile)
             if row is not None and row.period != _policy.period_start(profile.quota, now):
                 row = None  # last period's numbers: the quota is whole again
             total = row.total if row else profile.quota.limit
             remaining = row.remaining if row else total
+            found = forecast(profile, row, now)
+            projected = math.floor(found) if found is not None else None
+            if row is not None:
+                runs_out = _policy.runs_out(
+                    now=now,
+                    start=row.period,
+                    end=_policy.period_end(profile.quota, now),
+                    total=row.total,
+                    spent=row.total - row.remaining,
+                )
         elif profile.name in ledger_rows:
             _, total, remaining = ledger_rows[profile.name]
         tokens = rate = None
@@ -232,6 +241,8 @@ def read_status(
                 last_error_at=_iso(note[1]),
                 **gate_fields(gate, now),
                 days=history,
+                forecast_at_reset=projected,
+                runs_out_at=_iso(runs_out),
             )
         )
     return result

@@ -26,6 +26,7 @@ __all__ = [
     "Fetched",
     "Hit",
     "QuotaChanged",
+    "QuotaLow",
     "Refused",
     "Revalidated",
     "Served",
@@ -103,6 +104,22 @@ class QuotaChanged(Event):
     """The quota as last known, after an answer or a refusal by the API."""
 
     remaining: int | None
+
+
+@attrs.frozen
+class QuotaLow(Event):
+    """The quota fell to or below one of the profile's ``alerts``: ``remaining`` of
+    ``total`` units left, ``threshold`` the alert level in units. Emitted once each time
+    a level is crossed downward (by the one answer that crossed it), not on every
+    request; ``account`` is the credential's short fingerprint, if any.
+
+    .. versionadded:: 0.2
+    """
+
+    remaining: int
+    threshold: int
+    total: int
+    account: str | None = None
 
 
 @attrs.frozen

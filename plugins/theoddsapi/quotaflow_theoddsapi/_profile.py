@@ -206,7 +206,10 @@ PROFILE = ApiProfile(
     read_quota=read_quota,
     freshness=OddsApiFreshness(),
     default_ttl=60,
-    max_stale=24 * 3600,
+    # A stored answer stands in for a failed or refused call for a day, but a CRITICAL
+    # request (odds just before kick-off) for 15 minutes only, HIGH for an hour: past
+    # that they get the error, never day-old odds as if they were today's.
+    max_stale={"critical": 15 * 60, "high": 3600, "normal": 24 * 3600},
     # The documentation says apiKey; the official samples send api_key.
     secret_params=("apiKey", "api_key"),
     classify=classify,

@@ -18,7 +18,7 @@ from .._clock import Clock
 from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
 from .._info import CacheStatus, Call, ResponseInfo, storage_key
-from .._ledger import Ticket
+from .._ledger import Settled, Ticket
 from .._priority import Priority, current_priority
 from .._profiles import (
     DEFAULT_PROFILE,
@@ -452,7 +452,7 @@ class Limiter:
         elif ticket is not None:
             call.upstream = True
             call.cost += ticket.cost
-            call.remaining = self.ledger.settle(
+            settled = self.ledger.record(
                 call.profile,
                 ticket,
                 ticket.cost,
@@ -460,6 +460,8 @@ class Limiter:
                 self.clock.time(),
                 account=call.account,
             )
+            call.remaining = settled.remaining
+            self._alert(call, settled)
 
     def settle(self, call: Call, ticket: Ticket | None, response: httpx.Response) -> None:
         """Record the answer (a 429 with Retry-After, or a short window the API says is
@@ -478,7 +480,7 @@ class Limiter:
         call.cost += spent
         exhausted = call.verdict == "quota_exhausted"
         try:
-            call.remaining = self.ledger.settle(
+            settled = self.ledger.record(
                 profile,
                 ticket,
                 spent,
@@ -487,6 +489,8 @@ class Limiter:
                 exhausted=exhausted,
                 account=call.account,
             )
+            call.remaining = settled.remaining
+            self._alert(call, settled)
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
             # ledger and is charged when it times out (an over-count, never an under-count).
@@ -495,11 +499,33 @@ class Limiter:
             self.emit(events.QuotaChanged(profile.name, self.clock.time(), call.remaining))
         if exhausted:
             response.close()
+            reset = ""
+            if profile.quota is not None:
+                end = _policy.period_end(profile.quota, self.clock.time())
+                reset = f" until {_policy.iso_utc(end)}"
             raise QuotaExhausted(
-                f"{profile.name}: the API says the quota is used up (HTTP {response.status_code})",
+                f"{profile.name}: the API says the quota is used up{reset}"
+                f" (HTTP {response.status_code})",
                 profile=profile.name,
                 remaining=call.remaining,
                 cost=call.cost,
+            )
+
+    def _alert(self, call: Call, settled: Settled) -> None:
+        """The quota fell to an alert level (the ledger has logged it): tell subscribers."""
+        if not settled.crossed or not self.emit.active:
+            return
+        now = self.clock.time()
+        for level in settled.crossed:
+            self.emit(
+                events.QuotaLow(
+                    call.profile.name,
+                    now,
+                    settled.remaining if settled.remaining is not None else 0,
+                    level,
+                    settled.total if settled.total is not None else 0,
+                    call.account,
+                )
             )
 
     def _hold(self, call: Call, response: httpx.Response) -> None:
@@ -759,7 +785,9 @@ class StaleChoice:
 def choose_stale(
     call: Call, request: httpx.Request, entries: Iterable[Entry], now: float
 ) -> StaleChoice | None:
-    """The newest stored answer still within the profile's max_stale, if any."""
+    """The newest stored answer still within the profile's max_stale for the request's
+    priority, if any."""
+    limit = call.profile.stale_limit(call.priority)
     best: StaleChoice | None = None
     best_at = float("-inf")
     for entry in entries:
@@ -770,13 +798,13 @@ def choose_stale(
             continue
         ttl = _policy.max_age(httpx.Headers(_pairs(entry)))
         age = max(0.0, now - received)
-        if _policy.staleness_allows(age=age, ttl=ttl, max_stale=call.profile.max_stale):
+        if _policy.staleness_allows(age=age, ttl=ttl, max_stale=limit):
             best, best_at = StaleChoice(entry, age, ttl), received
     return best
 
 
 def stale_eligible(call: Call, request: httpx.Request) -> bool:
-    return request.method in SAFE_METHODS and call.profile.max_stale > 0
+    return request.method in SAFE_METHODS and call.profile.stale_limit(call.priority) > 0
 
 
 def _pairs(entry: Entry) -> list[tuple[str, str]]:
