@@ -34,6 +34,8 @@ SUBSTITUTIONS = [
     ("AsyncCachingTransport", "CachingTransport"),
     ("_AsyncPolicyTransport", "_PolicyTransport"),
     ("AsyncTee", "Tee"),
+    ("AsyncLayer", "Layer"),
+    ("_aclose_own", "_close_own"),
     ("aiter_raw", "iter_raw"),
     ("aread_body", "read_body"),
     ("offload_async", "offload"),

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
@@ -39,6 +37,7 @@ from ._cache import (
     worth_keeping,
 )
 from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
+from ._layer import AsyncLayer
 
 
 class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
@@ -97,7 +96,7 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         await self.next_transport.aclose()
 
 
-class AsyncCachingTransport(httpx.AsyncBaseTransport):
+class AsyncCachingTransport(AsyncLayer):
     """hot tier, then hishel's RFC 9111 cache plus the profile's rules. Strictly private.
 
     ``reader``: a blocking storage over the same entries; given, a fresh answer is read
@@ -243,30 +242,9 @@ class AsyncCachingTransport(httpx.AsyncBaseTransport):
             return await offload_async(read_fresh, self._reader, call, now, limit)
         return await read_fresh_async(self._storage, call, now, limit)
 
-    async def __aenter__(self) -> AsyncCachingTransport:
-        await self.next_transport.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        try:
-            await self._close_storage()
-        finally:
-            await self.next_transport.__aexit__(exc_type, exc_value, traceback)
-
-    async def _close_storage(self) -> None:
+    async def _aclose_own(self) -> None:
         try:
             await self._storage.close()
         finally:
             if self._reader is not None:
                 self._reader.close()
-
-    async def aclose(self) -> None:
-        try:
-            await self._close_storage()
-        finally:
-            await self.next_transport.aclose()

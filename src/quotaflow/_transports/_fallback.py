@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Iterable
-from types import TracebackType
 
 import anyio.to_thread
 import hishel
@@ -23,11 +22,12 @@ from ._core import (
     stale_reason,
     stale_response,
 )
+from ._layer import AsyncLayer, Layer
 
 logger = logging.getLogger("quotaflow")
 
 
-class FallbackTransport(httpx.BaseTransport):
+class FallbackTransport(Layer):
     """Outermost layer: a stored answer, marked stale, when upstream fails. Strictly private."""
 
     def __init__(
@@ -96,23 +96,8 @@ class FallbackTransport(httpx.BaseTransport):
         assert isinstance(stream, Iterable)
         return stale_response(call, request, choice, Chunks(stream), reason)
 
-    def __enter__(self) -> FallbackTransport:
-        self.next_transport.__enter__()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        self.next_transport.__exit__(exc_type, exc_value, traceback)
-
-    def close(self) -> None:
-        self.next_transport.close()
-
-
-class AsyncFallbackTransport(httpx.AsyncBaseTransport):
+class AsyncFallbackTransport(AsyncLayer):
     """Async twin of :class:`FallbackTransport`."""
 
     def __init__(
@@ -188,18 +173,3 @@ class AsyncFallbackTransport(httpx.AsyncBaseTransport):
         if ledger.needs_peek(profile, account):
             return await anyio.to_thread.run_sync(ledger.known_remaining, profile, account)
         return ledger.known_remaining(profile, account)
-
-    async def __aenter__(self) -> AsyncFallbackTransport:
-        await self.next_transport.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.next_transport.__aexit__(exc_type, exc_value, traceback)
-
-    async def aclose(self) -> None:
-        await self.next_transport.aclose()

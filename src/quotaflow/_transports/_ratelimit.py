@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from types import TracebackType
-
 import anyio.to_thread
 import httpx
 
@@ -11,9 +9,10 @@ from .._waitroom import AsyncWaitRoom, WaitRoom
 from ..exceptions import QuotaflowError
 from ._body import aread_body, read_body
 from ._core import Limiter, call_of, upstream_request
+from ._layer import AsyncLayer, Layer
 
 
-class RateLimitTransport(httpx.BaseTransport):
+class RateLimitTransport(Layer):
     """Innermost layer: only real upstream calls spend rate and quota; retries and the
     circuit breaker live here, so every attempt is limited and counted. Strictly private."""
 
@@ -79,29 +78,11 @@ class RateLimitTransport(httpx.BaseTransport):
         limiter.answered(call, ticket, response, probe)
         return response
 
-    def __enter__(self) -> RateLimitTransport:
-        self.next_transport.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        try:
-            self._limiter.close()
-        finally:
-            self.next_transport.__exit__(exc_type, exc_value, traceback)
-
-    def close(self) -> None:
-        try:
-            self.next_transport.close()
-        finally:
-            self._limiter.close()
+    def _close_own(self) -> None:
+        self._limiter.close()
 
 
-class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
+class AsyncRateLimitTransport(AsyncLayer):
     """Async twin of :class:`RateLimitTransport`; state I/O runs off the event loop."""
 
     def __init__(
@@ -179,23 +160,5 @@ class AsyncRateLimitTransport(httpx.AsyncBaseTransport):
         await run(limiter.answered, call, ticket, response, probe)
         return response
 
-    async def __aenter__(self) -> AsyncRateLimitTransport:
-        await self.next_transport.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        try:
-            await anyio.to_thread.run_sync(self._limiter.close)
-        finally:
-            await self.next_transport.__aexit__(exc_type, exc_value, traceback)
-
-    async def aclose(self) -> None:
-        try:
-            await self.next_transport.aclose()
-        finally:
-            await anyio.to_thread.run_sync(self._limiter.close)
+    async def _aclose_own(self) -> None:
+        await anyio.to_thread.run_sync(self._limiter.close)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import hishel
 import httpx
 from hishel.httpx import CacheTransport
@@ -38,6 +36,7 @@ from ._cache import (
     worth_keeping,
 )
 from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
+from ._layer import Layer
 
 
 class _PolicyTransport(httpx.BaseTransport):
@@ -96,7 +95,7 @@ class _PolicyTransport(httpx.BaseTransport):
         self.next_transport.close()
 
 
-class CachingTransport(httpx.BaseTransport):
+class CachingTransport(Layer):
     """hot tier, then hishel's RFC 9111 cache plus the profile's rules. Strictly private.
 
     ``reader``: a blocking storage over the same entries; given, a fresh answer is read
@@ -242,30 +241,9 @@ class CachingTransport(httpx.BaseTransport):
             return offload(read_fresh, self._reader, call, now, limit)
         return read_fresh(self._storage, call, now, limit)
 
-    def __enter__(self) -> CachingTransport:
-        self.next_transport.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        try:
-            self._close_storage()
-        finally:
-            self.next_transport.__exit__(exc_type, exc_value, traceback)
-
-    def _close_storage(self) -> None:
+    def _close_own(self) -> None:
         try:
             self._storage.close()
         finally:
             if self._reader is not None:
                 self._reader.close()
-
-    def close(self) -> None:
-        try:
-            self._close_storage()
-        finally:
-            self.next_transport.close()
