@@ -164,3 +164,42 @@ def test_bad_api_tables_name_file_line_and_field(
             state_dir=here / "state",
             transport=httpx.MockTransport(router.handler),
         )
+
+
+def test_costs_per_path_and_the_apisports_convention(here: Path, stack, router) -> None:
+    """[apis.NAME] cost (a number, or path globs to units) and headers = "apisports"
+    (daily quota headers, errors in 200 bodies never stored)."""
+    write(
+        here,
+        """
+        [apis.football]
+        hosts = ["football.example"]
+        headers = "apisports"
+        quota = { limit = 100, period = "day" }
+        cost = { "/v3/bulk/*" = 5, "*" = 1 }
+        ttl = "1m"
+        """,
+    )
+    router.get("https://football.example/v3/bulk/all").respond(
+        200,
+        json={"errors": [], "response": [1]},
+        headers={"x-ratelimit-requests-limit": "100", "x-ratelimit-requests-remaining": "95"},
+    )
+    failing = router.get("https://football.example/v3/fixtures").respond(
+        200, json={"errors": {"token": "bad key"}, "response": []}
+    )
+    client = stack(config=here / "quotaflow.toml", profiles=[])
+
+    bulk = client.get("https://football.example/v3/bulk/all")
+    errors = [client.get("https://football.example/v3/fixtures") for _ in range(2)]
+
+    assert (info(bulk).profile, info(bulk).cost, info(bulk).remaining) == ("football", 5, 95)
+    assert failing.call_count == 2  # an error in a 200 body is never stored
+    assert all(r.json()["errors"] for r in errors)
+
+
+def test_a_bad_cost_names_its_line(here: Path, stack) -> None:
+    write(here, '[apis.x]\nhosts = ["x.example"]\ncost = { "/a" = -1 }\n')
+
+    with pytest.raises(ConfigError, match=r"line 3: apis\.x\.cost"):
+        stack(config=here / "quotaflow.toml", profiles=[])

@@ -23,7 +23,9 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
 
     [apis.github]           # a new API, defined here alone
     hosts = ["api.github.com"]
-    headers = "ratelimit"   # "none" (default), "x-requests", or a quotaflow.headers entry point
+    headers = "ratelimit"   # "none" (default), "x-requests", or a quotaflow.headers entry
+                            # point: "ratelimit", "apisports"
+    cost = { "/v1/bulk/*" = 5, "*" = 1 }   # or a number: units per request
     quota = { limit = 5000, period = "day" }
     ttl = "30s"
 
@@ -36,6 +38,7 @@ as TOML values, so ``600``, ``0.5``, ``false`` and ``"text"`` all work).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tomllib
@@ -80,6 +83,7 @@ _PROFILE_FIELDS = (
 _API_FIELDS = (
     *(field for field in _PROFILE_FIELDS if field != "freshness"),
     "ttl",
+    "cost",
     "headers",
     "windowless",
 )
@@ -111,6 +115,31 @@ class FixedTtl:
 
     def __call__(self, request: Any, response: Any, now: float) -> float | None:
         return self.ttl
+
+
+@attrs.frozen
+class PathCosts:
+    """The cost rule of an ``[apis.NAME]`` table's ``cost``: a number of units per
+    request, or a table of path globs to units, the first match winning (a path no
+    glob matches costs 1). Strictly private."""
+
+    costs: tuple[tuple[str, int], ...]
+
+    def __call__(self, request: Any) -> int:
+        path = request.url.path
+        return next((cost for glob, cost in self.costs if fnmatch.fnmatchcase(path, glob)), 1)
+
+
+def _costs(value: Any) -> PathCosts:
+    pairs = value.items() if isinstance(value, dict) else [("*", value)]
+    costs = []
+    for glob, cost in pairs:
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise ValueError(f"expected a whole number of units >= 0, not {cost!r}")
+        if not isinstance(glob, str) or not glob.startswith(("/", "*")):
+            raise ValueError(f"{glob!r} is not a path glob such as '/v1/odds/*'")
+        costs.append((glob, cost))
+    return PathCosts(tuple(costs))
 
 
 def _find(explicit: str | os.PathLike[str] | None, cwd: Path) -> tuple[Path, str | None] | None:
@@ -345,6 +374,8 @@ def _api(name: str, table_data: dict[str, Any], source: str, text: str) -> ApiPr
         try:
             if field == "ttl":
                 arguments["freshness"] = FixedTtl(parse_duration(value))
+            elif field == "cost":
+                arguments["cost"] = _costs(value)
             elif field == "windowless":
                 options[field] = value
             elif field != "headers":

@@ -8,6 +8,7 @@ from ._profile import (
     make_profile,
     read_quota,
     read_window,
+    readers,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "make_profile",
     "read_quota",
     "read_window",
+    "readers",
 ]

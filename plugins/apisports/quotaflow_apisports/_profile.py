@@ -56,6 +56,7 @@ __all__ = [
     "make_profile",
     "read_quota",
     "read_window",
+    "readers",
 ]
 
 HOST = "v3.football.api-sports.io"
@@ -291,3 +292,25 @@ PROFILE = make_profile()
 
 .. versionadded:: 0.1
 """
+
+
+def readers(period: str = "day") -> dict[str, object]:
+    """The ``apisports`` convention of ``quotaflow.toml``'s ``[apis.NAME]`` tables
+    (``headers = "apisports"``), published under the ``quotaflow.headers`` entry-point
+    group, for any API speaking API-Sports' dialect: the daily quota in
+    ``x-ratelimit-requests-*``, the minute window in ``X-RateLimit-*``, and errors as 200s
+    with a non-empty ``errors`` object (so the body is read).
+
+    Raises:
+        ValueError: ``period`` is not ``"day"``: API-Sports' quota is daily.
+
+    .. versionadded:: 0.2
+    """
+    if period != "day":
+        raise ValueError(f"API-Sports quotas are daily, not per {period}")
+    return {
+        "read_quota": read_quota,
+        "read_window": read_window,
+        "classify": classify,
+        "reads_body": True,
+    }
