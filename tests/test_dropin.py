@@ -56,6 +56,9 @@ def _stream_first(client: Any, url: str, server: StreamServer, **kwargs: Any) ->
         ("cookie", "session=alice", "session=bob"),
         ("x-api-key", "alice", "bob"),
         ("proxy-authorization", "Basic YWxpY2U=", "Basic Ym9i"),
+        ("x-rapidapi-key", "alice", "bob"),
+        ("ocp-apim-subscription-key", "alice", "bob"),
+        ("apikey", "alice", "bob"),
     ],
 )
 def test_different_credentials_never_share_an_answer(stack, router, name, first, second) -> None:
@@ -580,3 +583,51 @@ def test_a_decompression_bomb_is_never_inflated_for_the_rules(stack, router, cap
     assert len(bomb) < 100_000
     assert seen == [False]  # the rules were not given 4 MB of zeros
     assert len(answer.content) == 4_000_000
+
+
+def test_a_clients_own_secret_names_partition_and_are_never_stored(stack, router, tmp_path) -> None:
+    """make_client(secret_headers=..., secret_params=...) for credentials no list knows."""
+    router.get(url__startswith="https://own.example/").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={
+                "who": {"house-AAA": "alice", "house-BBB": "bob"}.get(
+                    request.headers.get("x-house-key", ""), "nobody"
+                ),
+                "q": request.url.params.get("sesame") == "open-CCC",
+            },
+            headers={"cache-control": "max-age=60"},
+        )
+    )
+    client = stack(secret_headers=["X-House-Key"], secret_params=["sesame"])
+
+    a = client.get("https://own.example/me", headers={"x-house-key": "house-AAA"})
+    b = client.get("https://own.example/me", headers={"x-house-key": "house-BBB"})
+    c = client.get("https://own.example/q", params={"sesame": "open-CCC"})
+    client.close()
+
+    assert (a.json()["who"], b.json()["who"]) == ("alice", "bob")
+    assert c.json()["q"] is True
+    for path, content in files_under(tmp_path / "state").items():
+        for secret in (b"house-AAA", b"house-BBB", b"open-CCC"):
+            assert secret not in content, path
+
+
+def test_a_session_cookie_is_no_quota_account(stack, router) -> None:
+    """Cookies partition the cache but not the quota: a load balancer's cookie changing
+    on every answer never lets a client past its quota."""
+    counter = iter(range(100))
+    router.get(url__startswith=f"{BASE}/").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json={}, headers={"set-cookie": f"lb=node{next(counter)}; Path=/"}
+        )
+    )
+    profile = api_profile(
+        quota=Quota(3, period="day"), freshness=lambda *a: 0, max_stale=0, reserves={"normal": 0}
+    )
+    client = stack(profiles=[profile])
+
+    for n in range(3):
+        client.get(f"{BASE}/{n}")
+    with pytest.raises(quotaflow.QuotaExhausted):
+        client.get(f"{BASE}/more")

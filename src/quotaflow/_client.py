@@ -122,6 +122,7 @@ def configured(
     plugins: bool,
     config: str | os.PathLike[str] | bool | None,
     directory: Path | None = None,
+    secrets: tuple[Iterable[str], Iterable[str]] = ((), ()),
 ) -> tuple[Registry, list[Subscriber], _config.Settings]:
     """The profiles as every entry point sees them (make_client, plan, status, the
     dashboard): the plugins', then ``profiles``, then the configuration file's changes
@@ -129,7 +130,18 @@ def configured(
     settings read."""
     registry, found = resolve_plugins(profiles, plugins, directory)
     settings = _config.load(config)
-    return Registry(_config.apply(settings, registry.profiles)), found, settings
+    params, headers = (_names(name, value) for name, value in zip(_SECRETS, secrets, strict=True))
+    applied = _config.apply(settings, registry.profiles)
+    return Registry(applied, params, headers), found, settings
+
+
+_SECRETS = ("secret_params", "secret_headers")
+
+
+def _names(field: str, value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(name, str) and name for name in value):
+        raise ConfigError(f"{field}: expected a list of names, not {value!r}")
+    return tuple(value)
 
 
 def _backend(
@@ -177,6 +189,8 @@ class _Parts:
         max_body: int = MAX_BODY,
         default_ttl: float | str | None = None,
         url_rules: Mapping[str, float | str] | None = None,
+        secret_params: Iterable[str] = (),
+        secret_headers: Iterable[str] = (),
     ) -> None:
         for name, value in (
             ("hot_entries", hot_entries),
@@ -194,7 +208,9 @@ class _Parts:
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
         self.directory = _state_dir(state_dir)
-        self.registry, found, settings = configured(profiles, plugins, config, self.directory)
+        self.registry, found, settings = configured(
+            profiles, plugins, config, self.directory, (secret_params, secret_headers)
+        )
         chosen = {"cache": cache, "rate_limit": rate_limit, "fallback": fallback}
         self.flags: dict[str, bool] = {}
         for flag, choice in chosen.items():
@@ -307,6 +323,8 @@ def make_client(
     max_body: int = MAX_BODY,
     default_ttl: float | str | None = None,
     url_rules: Mapping[str, float | str] | None = None,
+    secret_params: Iterable[str] = (),
+    secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
@@ -349,6 +367,11 @@ def make_client(
         url_rules: ``{"api.example.com/static/*": "1h", "api.example.com/live/*":
             "no-store"}``: a glob on ``host[:port]/path`` to a lifetime that overrides
             what the origin says, or ``"no-store"``; the first match wins.
+        secret_params: more query parameters that carry credentials, on every host
+            (beside ``apiKey``, ``key``, ``token``, ``access_token``... and each profile's):
+            never stored or logged, and each value is its own cache partition.
+        secret_headers: more request headers that carry credentials, likewise (beside
+            ``Authorization``, ``Cookie``, ``X-API-Key``, ``X-RapidAPI-Key``...).
         clock: time and sleep, for tests and simulations.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
@@ -380,6 +403,8 @@ def make_async_client(
     max_body: int = MAX_BODY,
     default_ttl: float | str | None = None,
     url_rules: Mapping[str, float | str] | None = None,
+    secret_params: Iterable[str] = (),
+    secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:

@@ -52,8 +52,44 @@ DEFAULT_MAX_WAIT: Mapping[Priority, float] = {
 DEFAULT_ALERTS: tuple[float, ...] = (0.10,)
 # Credentials that never reach a cache key, the disk or a log, whatever the profile
 # (requests-cache ignores the same ones by default).
-DEFAULT_SECRET_PARAMS = ("api_key", "apiKey", "apikey", "access_token")
-DEFAULT_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "cookie")
+# Names are matched in any casing. Each one a request carries also partitions the cache
+# (see _credentials): a name that is no secret costs nothing but its redaction.
+DEFAULT_SECRET_PARAMS = (
+    "api_key",
+    "apiKey",
+    "apikey",
+    "api-key",
+    "access_token",
+    "auth_token",
+    "token",
+    "key",
+    "client_secret",
+    "password",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+)
+DEFAULT_SECRET_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-apikey",
+    "x-api-token",
+    "x-auth-token",
+    "x-access-token",
+    "private-token",
+    "x-goog-api-key",
+    "x-rapidapi-key",
+    "ocp-apim-subscription-key",
+    "x-amz-security-token",
+)
+# Credentials that name the caller's session rather than its API key: they partition
+# the cache, but are no quota account of their own.
+SESSION_HEADERS = frozenset({"cookie", "proxy-authorization"})
 # How long a stale answer with a validator is kept for a conditional request (seconds).
 REVALIDATION_WINDOW = 86400.0
 
@@ -747,8 +783,16 @@ DEFAULT_PROFILE = ApiProfile(
 class Registry:
     """Finds the profile for a URL. Strictly private."""
 
-    def __init__(self, profiles: Iterable[ApiProfile]) -> None:
+    def __init__(
+        self,
+        profiles: Iterable[ApiProfile],
+        secret_params: Iterable[str] = (),
+        secret_headers: Iterable[str] = (),
+    ) -> None:
         self.profiles: tuple[ApiProfile, ...] = tuple(profiles)
+        # The client's own secret names (make_client), for every profile and host.
+        self.extra_params = tuple(secret_params)
+        self.extra_headers = tuple(name.lower() for name in secret_headers)
         # Exact host names resolve with one dict lookup on the hot path; a profile
         # naming the port comes before one naming the host alone.
         self._by_host: dict[str, list[tuple[int | None, ApiProfile]]] = {}
@@ -763,7 +807,9 @@ class Registry:
         for entries in self._by_host.values():
             entries.sort(key=lambda entry: entry[0] is None)  # stable: order kept otherwise
         self.secret_params = frozenset(
-            DEFAULT_SECRET_PARAMS + tuple(p for prof in self.profiles for p in prof.secret_params)
+            DEFAULT_SECRET_PARAMS
+            + self.extra_params
+            + tuple(p for prof in self.profiles for p in prof.secret_params)
         )
 
     def match(self, url: httpx.URL) -> ApiProfile:

@@ -24,6 +24,7 @@ from .._profiles import (
     DEFAULT_PROFILE,
     DEFAULT_SECRET_HEADERS,
     DEFAULT_SECRET_PARAMS,
+    SESSION_HEADERS,
     ApiProfile,
     QuotaReading,
     Registry,
@@ -110,9 +111,14 @@ class Router:
         found = self._secrets.get(profile.name)
         if found is None:
             found = self._secrets[profile.name] = _Secrets(
-                params=frozenset(DEFAULT_SECRET_PARAMS + profile.secret_params),
+                params=frozenset(
+                    DEFAULT_SECRET_PARAMS + self.registry.extra_params + profile.secret_params
+                ),
                 headers=frozenset(
-                    name.encode() for name in DEFAULT_SECRET_HEADERS + profile.secret_headers
+                    name.encode()
+                    for name in DEFAULT_SECRET_HEADERS
+                    + self.registry.extra_headers
+                    + profile.secret_headers
                 ),
             )
         return found
@@ -181,6 +187,10 @@ class Router:
             fingerprint = self.fingerprints.of(route.credentials + hidden)
             if not profile.shared_answers:
                 key = self._key(route, fingerprint)
+            # The quota account is the API key's: a session cookie is not one.
+            keys = tuple(pair for pair in hidden if pair[0].lower() not in SESSION_HEADERS)
+            if len(keys) != len(hidden):
+                fingerprint = self.fingerprints.of(route.credentials + keys)
         call = Call(
             profile=profile,
             priority=priority,
