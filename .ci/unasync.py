@@ -39,6 +39,7 @@ SUBSTITUTIONS = [
     ("aiter_raw", "iter_raw"),
     ("aread_body", "read_body"),
     ("offload_async", "offload"),
+    ("shielded_async", "shielded"),
     ("wait_flight_async", "wait_flight"),
     ("read_fresh_async", "read_fresh"),
     ("__aenter__", "__enter__"),

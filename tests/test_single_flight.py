@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import anyio
@@ -181,9 +182,16 @@ def test_waiters_fall_back_to_stale_on_error(tmp_path, router, clock, traveller,
 
 
 def test_a_waiter_keeps_its_own_timeout(tmp_path, router, clock, joined) -> None:
-    """A follower whose (pool) timeout runs out stops waiting with a PoolTimeout, as a
-    request waiting for a connection another request holds would."""
-    route, gate = held_upstream(router, lambda: httpx.Response(200, json={}))
+    """A follower whose (pool) timeout runs out stops waiting and fetches for itself, as
+    it would without quotaflow: two upstream calls, two answers, no error."""
+    gate, upstream = threading.Event(), threading.Semaphore(0)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        upstream.release()
+        assert gate.wait(10), "the test never opened the gate"
+        return httpx.Response(200, json={})
+
+    route = router.get(url__startswith=URL).mock(side_effect=handler)
     with (
         quotaflow.make_client(**settings(tmp_path, router, clock)) as client,
         ThreadPoolExecutor(2) as pool,
@@ -192,9 +200,83 @@ def test_a_waiter_keeps_its_own_timeout(tmp_path, router, clock, joined) -> None
         wait_for(joined, 1)
         follower = pool.submit(client.get, URL, timeout=0.05)
         wait_for(joined, 1)
-        error = follower.exception(timeout=10)
+        wait_for(upstream, 2)  # the follower went upstream while the leader still waits
         gate.set()
-        leader.result(timeout=10)
+        answers = [leader.result(timeout=10), follower.result(timeout=10)]
 
-    assert isinstance(error, httpx.PoolTimeout)
-    assert route.call_count == 1
+    assert [a.status_code for a in answers] == [200, 200]
+    assert route.call_count == 2
+
+
+PLAIN = "https://plain.example/feed"  # a host no profile reads bodies of
+
+
+def open_stream(client, url: str) -> httpx.Response:
+    """A streamed GET, sent and left unread (sync or async client)."""
+    request = client.client.build_request("GET", url)
+    if client.mode == "sync":
+        return client.client.send(request, stream=True)
+    return client._portal.call(partial(client.client.send, request, stream=True))
+
+
+def close_stream(client, response: httpx.Response) -> None:
+    if client.mode == "sync":
+        response.close()
+    else:
+        client._portal.call(response.aclose)
+
+
+def test_a_leader_that_never_reads_its_stream_holds_nobody_up(stack, router) -> None:
+    """A streamed GET left open (never read) must not block identical GETs: they fetch
+    for themselves once the leader's answer has been streaming a while."""
+    route = router.get(PLAIN).respond(200, json={"v": 1}, headers={"cache-control": "max-age=60"})
+    client = stack()
+    left_open = open_stream(client, PLAIN)
+
+    second = client.get(PLAIN)
+
+    assert second.json() == {"v": 1}
+    assert route.call_count == 2
+    close_stream(client, left_open)
+
+
+def test_event_streams_never_make_followers_wait(stack, router) -> None:
+    """Nothing will be stored: the leader lets its followers go at once."""
+    route = router.get(PLAIN).respond(
+        200, text="data: x\n\n", headers={"content-type": "text/event-stream"}
+    )
+    client = stack()
+    feed = open_stream(client, PLAIN)
+
+    second = client.get(PLAIN)
+
+    assert second.text == "data: x\n\n"
+    assert route.call_count == 2
+    close_stream(client, feed)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_leader_still_lets_its_followers_go(tmp_path) -> None:
+    """A streamed GET cancelled mid-body (anyio.move_on_after) lands its flight: the
+    single-flight gate is left empty, and the next GET is answered."""
+    import anyio
+
+    from quotaflow._plan import _PARTS
+
+    class Slow(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield b"first"
+            await anyio.sleep_forever()
+            yield b"never"
+
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, stream=Slow(), headers={"cache-control": "max-age=60"})
+    )
+    async with quotaflow.make_async_client(
+        plugins=False, config=False, state_dir=tmp_path, transport=transport
+    ) as client:
+        with anyio.move_on_after(0.2):
+            async with client.stream("GET", "https://slow.example/x") as response:
+                async for _ in response.aiter_raw():
+                    pass
+        assert _PARTS[client].gate._flights == {}

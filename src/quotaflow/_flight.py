@@ -9,7 +9,9 @@ Strictly private.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +30,15 @@ T = TypeVar("T")
 LEASE_TTL = 30.0
 # How often a process waiting for another process's lease looks again.
 LEASE_POLL = 0.05
+# How long a follower waits for a leader whose answer is streaming to its caller: a
+# leader that reads slowly, never reads, or streams a feed must not hold the others up
+# (they then fetch for themselves, as they would without quotaflow).
+FOLLOW_BODY = 1.0
+# How often a waiting follower looks whether that time has come.
+_FOLLOW_POLL = 0.05
+# Keys whose last answer was not stored, remembered per client (at most this many):
+# identical requests for them go upstream side by side instead of one after another.
+_UNSTORED = 4096
 
 
 class FromCache(Exception):
@@ -41,6 +52,9 @@ class Flight:
     error: BaseException | None = None
     done: threading.Event = attrs.field(factory=threading.Event)
     adone: anyio.Event | None = None
+    # When the leader's answer began to stream to its caller (monotonic seconds): from
+    # then on, followers wait at most FOLLOW_BODY for its body to be stored.
+    streaming: float | None = None
 
 
 def wait_limit(request: httpx.Request) -> float | None:
@@ -87,6 +101,26 @@ class Gate:
         self._clock = clock
         self._lock = threading.Lock()
         self._flights: dict[str, Flight] = {}
+        self._unstored: set[str] = set()
+
+    def unstored(self, key: str) -> bool:
+        """Whether the last answer for ``key`` was not stored: no flight is worth it."""
+        return key in self._unstored
+
+    def stored(self, key: str, stored: bool) -> None:
+        """Remember whether the answer for ``key`` was stored (see :meth:`unstored`)."""
+        if stored:
+            self._unstored.discard(key)
+        else:
+            if len(self._unstored) >= _UNSTORED:
+                self._unstored.clear()
+            self._unstored.add(key)
+
+    @staticmethod
+    def streaming(call: Call) -> None:
+        """The leader's answer streams to its caller from now on."""
+        if isinstance(call.flight, Flight):
+            call.flight.streaming = time.monotonic()
 
     def join(self, call: Call, *, asynchronous: bool = False) -> Flight | None:
         """Lead (return None, ``call.flight`` set) or follow (return the leader's flight)."""
@@ -138,13 +172,41 @@ async def offload_async(function: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(function, *args)
 
 
+def _given_up(flight: Flight, deadline: float | None) -> bool:
+    now = time.monotonic()
+    if deadline is not None and now >= deadline:
+        return True
+    return flight.streaming is not None and now - flight.streaming >= FOLLOW_BODY
+
+
 def wait_flight(flight: Flight, timeout: float | None) -> bool:
-    """Wait for the leader to land; False if ``timeout`` passed first."""
-    return flight.done.wait(timeout)
+    """Wait for the leader to land; False if ``timeout`` passed first, or the leader's
+    answer has been streaming to its caller for FOLLOW_BODY without landing."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not flight.done.wait(_FOLLOW_POLL):
+        if _given_up(flight, deadline):
+            return False
+    return True
 
 
 async def wait_flight_async(flight: Flight, timeout: float | None) -> bool:
+    """Async twin of :func:`wait_flight`."""
     assert flight.adone is not None
-    with anyio.move_on_after(timeout) as scope:
-        await flight.adone.wait()
-    return not scope.cancelled_caught
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with anyio.move_on_after(_FOLLOW_POLL):
+            await flight.adone.wait()
+            return True
+        if _given_up(flight, deadline):
+            return False
+
+
+def shielded() -> contextlib.AbstractContextManager[Any]:
+    """Nothing to shield from in the sync stack (the async twin's is real)."""
+    return contextlib.nullcontext()
+
+
+def shielded_async() -> anyio.CancelScope:
+    """A scope the caller's cancellation does not reach: the leader's landing (followers
+    released, the lease given back) must happen even when its request is cancelled."""
+    return anyio.CancelScope(shield=True)

@@ -15,6 +15,7 @@ from .._flight import (
     Gate,
     follower_error,
     offload_async,
+    shielded_async,
     wait_flight_async,
     wait_limit,
 )
@@ -33,7 +34,6 @@ from ._cache import (
     not_modified,
     read_fresh,
     read_fresh_async,
-    waited_too_long,
     worth_keeping,
 )
 from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
@@ -70,12 +70,15 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _board(self, call: Call, request: httpx.Request) -> None:
-        """Raise FromCache: to look again as the leader, or after waiting for another."""
+        """Raise FromCache: to look again as the leader, or after waiting for another.
+        Return: fetch for ourselves (an answer nobody stores, or a leader too slow)."""
         gate = self._gate
+        if gate.unstored(call.key):
+            return  # the last answer was not stored: nothing to wait for
         flight = gate.join(call, asynchronous=True)
         if flight is not None:
             if not await wait_flight_async(flight, wait_limit(request)):
-                raise waited_too_long(request)
+                return  # as without quotaflow: this request fetches its own answer
             raise follower_error(flight, request) if flight.error else FromCache()
         assert call.flight is not None
         if await offload_async(gate.lease, call.flight):
@@ -87,7 +90,7 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         waited = 0.0
         while await offload_async(gate.leased_elsewhere, call.key):
             if waited >= limit:
-                raise waited_too_long(request)
+                return  # the other process is slow: fetch for ourselves, holding our lease
             await clock.asleep(LEASE_POLL)
             waited += LEASE_POLL
         raise FromCache()
@@ -173,11 +176,17 @@ class AsyncCachingTransport(AsyncLayer):
         except BaseException as exc:
             await self._land(call, exc)
             raise
+        self._gate.stored(call.key, call.stored)
         if call.buffered:
             return await self._buffered(call, response, hot)
         keep = worth_keeping(response, self._hot) if hot else 0
+        if not call.stored:
+            # Nothing will be stored to wait for (an event stream, no-store, no
+            # freshness...): the followers go upstream now, side by side.
+            await self._land(call, None)
         if call.flight is None and not keep:
             return response
+        self._gate.streaming(call)
 
         async def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
@@ -230,11 +239,13 @@ class AsyncCachingTransport(AsyncLayer):
         return await self.next_transport.handle_async_request(request)
 
     async def _land(self, call: Call, error: BaseException | None) -> None:
-        """The leader is done: release its followers (and a shared lease)."""
-        if call.flight is not None and call.flight.token is not None:
-            await offload_async(self._gate.land, call, error)
-        else:
-            self._gate.land(call, error)
+        """The leader is done: release its followers (and a shared lease), even when
+        its own request was cancelled."""
+        with shielded_async():
+            if call.flight is not None and call.flight.token is not None:
+                await offload_async(self._gate.land, call, error)
+            else:
+                self._gate.land(call, error)
 
     async def _warm(self, call: Call, now: float) -> HotEntry | None:
         limit = self._hot.max_entry

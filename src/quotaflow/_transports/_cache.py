@@ -14,6 +14,7 @@ from collections.abc import (
     Sequence,
 )
 
+import anyio
 import attrs
 import hishel
 import httpx
@@ -177,7 +178,8 @@ class AsyncTee(httpx.AsyncByteStream):
             done, self._done = self._done, None
             if done is not None:
                 chunks, self._chunks = self._chunks, None
-                await done(b"".join(chunks) if self._complete and chunks is not None else None)
+                with anyio.CancelScope(shield=True):  # a cancelled reader still lands
+                    await done(b"".join(chunks) if self._complete and chunks is not None else None)
 
 
 class Chunks(httpx.SyncByteStream):

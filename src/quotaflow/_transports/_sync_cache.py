@@ -15,6 +15,7 @@ from .._flight import (
     Gate,
     follower_error,
     offload,
+    shielded,
     wait_flight,
     wait_limit,
 )
@@ -32,7 +33,6 @@ from ._cache import (
     conditional,
     not_modified,
     read_fresh,
-    waited_too_long,
     worth_keeping,
 )
 from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
@@ -69,12 +69,15 @@ class _PolicyTransport(httpx.BaseTransport):
         return response
 
     def _board(self, call: Call, request: httpx.Request) -> None:
-        """Raise FromCache: to look again as the leader, or after waiting for another."""
+        """Raise FromCache: to look again as the leader, or after waiting for another.
+        Return: fetch for ourselves (an answer nobody stores, or a leader too slow)."""
         gate = self._gate
+        if gate.unstored(call.key):
+            return  # the last answer was not stored: nothing to wait for
         flight = gate.join(call, asynchronous=False)
         if flight is not None:
             if not wait_flight(flight, wait_limit(request)):
-                raise waited_too_long(request)
+                return  # as without quotaflow: this request fetches its own answer
             raise follower_error(flight, request) if flight.error else FromCache()
         assert call.flight is not None
         if offload(gate.lease, call.flight):
@@ -86,7 +89,7 @@ class _PolicyTransport(httpx.BaseTransport):
         waited = 0.0
         while offload(gate.leased_elsewhere, call.key):
             if waited >= limit:
-                raise waited_too_long(request)
+                return  # the other process is slow: fetch for ourselves, holding our lease
             clock.sleep(LEASE_POLL)
             waited += LEASE_POLL
         raise FromCache()
@@ -172,11 +175,17 @@ class CachingTransport(Layer):
         except BaseException as exc:
             self._land(call, exc)
             raise
+        self._gate.stored(call.key, call.stored)
         if call.buffered:
             return self._buffered(call, response, hot)
         keep = worth_keeping(response, self._hot) if hot else 0
+        if not call.stored:
+            # Nothing will be stored to wait for (an event stream, no-store, no
+            # freshness...): the followers go upstream now, side by side.
+            self._land(call, None)
         if call.flight is None and not keep:
             return response
+        self._gate.streaming(call)
 
         def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
@@ -229,11 +238,13 @@ class CachingTransport(Layer):
         return self.next_transport.handle_request(request)
 
     def _land(self, call: Call, error: BaseException | None) -> None:
-        """The leader is done: release its followers (and a shared lease)."""
-        if call.flight is not None and call.flight.token is not None:
-            offload(self._gate.land, call, error)
-        else:
-            self._gate.land(call, error)
+        """The leader is done: release its followers (and a shared lease), even when
+        its own request was cancelled."""
+        with shielded():
+            if call.flight is not None and call.flight.token is not None:
+                offload(self._gate.land, call, error)
+            else:
+                self._gate.land(call, error)
 
     def _warm(self, call: Call, now: float) -> HotEntry | None:
         limit = self._hot.max_entry
