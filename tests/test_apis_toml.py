@@ -132,7 +132,8 @@ def test_apis_from_the_environment(
         ),
         (
             '[apis.x]\nhosts = ["x.test"]\nheaders = "github"\n',
-            r"line 3: apis\.x\.headers: expected one of 'none', 'x-requests', 'apisports', 'ratelimit'",
+            r"line 3: apis\.x\.headers: expected one of 'none', 'x-requests', "
+            r"'apisports', 'ratelimit'",
         ),
         (
             '[apis.x]\nhosts = ["x.test"]\nwindowless = "quota"\n',

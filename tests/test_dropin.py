@@ -631,3 +631,25 @@ def test_a_session_cookie_is_no_quota_account(stack, router) -> None:
         client.get(f"{BASE}/{n}")
     with pytest.raises(quotaflow.QuotaExhausted):
         client.get(f"{BASE}/more")
+
+
+def test_a_redirect_that_sets_a_cookie_is_never_replayed_without_it(stack, router) -> None:
+    """A login step (302 + Set-Cookie) is never stored: the target always sees the cookie."""
+    router.get("https://login.example/start").respond(
+        302,
+        headers={
+            "location": "https://login.example/home",
+            "set-cookie": "session=s1; Path=/",
+            "cache-control": "max-age=600",
+        },
+    )
+    home = router.get("https://login.example/home").mock(
+        side_effect=lambda request: httpx.Response(
+            200 if "session=s1" in request.headers.get("cookie", "") else 403
+        )
+    )
+    for _ in range(2):
+        client = stack()  # a new client: an empty cookie jar, the same state
+        answer = client.get("https://login.example/start", follow_redirects=True)
+        assert answer.status_code == 200
+    assert home.call_count == 2

@@ -84,3 +84,44 @@ def test_one_debug_line_per_request_without_secrets(stack, router, caplog) -> No
         f"quotaflow: GET {BASE}/odds -> hit from memory, cost 0 (api): fresh in memory",
     ]
     assert "SEKRIT" not in caplog.text
+
+
+def test_a_forced_refresh_is_what_later_requests_get(stack, router) -> None:
+    """Request Cache-Control: no-cache fetches a new answer; later plain GETs get it, from
+    memory and from storage, not the older one."""
+    answers = iter([{"v": 1}, {"v": 2}, {"v": 3}])
+    router.get(URL).mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=next(answers), headers={"cache-control": "max-age=600"}
+        )
+    )
+    client = stack()
+    warm = stack(hot_entries=0)
+
+    client.get(URL)
+    refreshed = client.get(URL, headers={"cache-control": "no-cache"})
+    later = client.get(URL)
+    from_storage = warm.get(URL)
+
+    assert refreshed.json() == later.json() == from_storage.json() == {"v": 2}
+
+
+def test_reasons_of_answers_that_say_something_else(stack, router) -> None:
+    router.get("https://plain.example/nc").respond(
+        200, json={}, headers={"cache-control": "no-cache"}
+    )
+    router.get("https://plain.example/s").respond(
+        200, json={}, headers={"cache-control": "s-maxage=60"}
+    )
+    router.get("https://plain.example/v").respond(
+        200, json={}, headers={"cache-control": "max-age=60", "vary": "*"}
+    )
+    client = stack()
+
+    reasons = [info(client.get(f"https://plain.example/{p}")).reason for p in ("nc", "s", "v")]
+
+    assert reasons == [
+        "no-cache in the answer's Cache-Control: stored, revalidated before every use",
+        "only s-maxage in the answer's Cache-Control: for shared caches, not this one",
+        "Vary: * in the answer: never reused",
+    ]

@@ -210,6 +210,8 @@ class HotTier:
                 self._drop(next(iter(self._entries)))
 
     def discard(self, key: str) -> None:
+        if not self._entries:
+            return
         with self._lock:
             self._drop(key)
 

@@ -622,7 +622,8 @@ class ApiProfile:
         breaker_cooldown: seconds the circuit stays open before one probe is let through.
         shared_answers: the API answers every credential alike (The Odds API's odds are
             the same for every key), so requests with different credentials may share
-            stored answers. False (the default): the credentials a request carries
+            stored answers; or ``(url) -> bool``, saying so per URL (an account's own
+            endpoint must not be shared). False (the default): the credentials a request carries
             (secret parameters and headers, URL userinfo) partition the cache, and
             each is only ever answered with what was fetched with it. The quota ledger
             keeps one account per credential either way.
@@ -732,8 +733,11 @@ class ApiProfile:
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
-    shared_answers: bool = attrs.field(
-        default=False, validator=_checked(attrs.validators.instance_of(bool))
+    shared_answers: bool | Callable[[httpx.URL], bool] = attrs.field(
+        default=False,
+        validator=_checked(
+            attrs.validators.or_(attrs.validators.instance_of(bool), attrs.validators.is_callable())
+        ),
     )
     reads_body: bool = attrs.field(
         default=False, validator=_checked(attrs.validators.instance_of(bool))

@@ -52,12 +52,17 @@ def entry_ttl(
 
 def never_stored(response: hishel.Response, stored: hishel.Response) -> bool:
     """Answers that pass through unstored whatever their headers say: event streams,
-    and redirects whose target carries a secret (stored redacted, a hit would send the
-    client to a URL with the secret blanked out; ``stored`` is the redacted copy)."""
+    redirects that set a cookie, and redirects whose target carries a secret (stored
+    redacted, a hit would send the client to a URL with the secret blanked out;
+    ``stored`` is the redacted copy)."""
     if is_event_stream(response.headers.get("content-type")):
         return True
     if not 300 <= response.status_code < 400:
         return False
+    # A redirect that sets a cookie is a step of a login or session flow: replayed
+    # without its Set-Cookie (never stored), the target would refuse the client.
+    if response.headers.get_list("set-cookie"):
+        return True
     return response.headers.get_list("location") != stored.headers.get_list("location")
 
 

@@ -177,3 +177,23 @@ def test_live_fixtures_last_15_seconds(
         traveller.shift(2)
         assert _info(client.get(BASE + FIXTURES, params={"live": "all"})).cache == "miss"
     assert route.call_count == 2
+
+
+def test_the_account_status_is_never_shared_between_keys(
+    tmp_path: Path, router: respx.Router, traveller: time_machine.Traveller
+) -> None:
+    """/status is the key's own account: each key gets its own answer."""
+    route = router.get(host=HOST, path="/status").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={"errors": [], "response": {"account": request.headers["x-apisports-key"][-1]}},
+        )
+    )
+    with _client(tmp_path, router, traveller) as client:
+        first = client.get(BASE + "/status", headers={"x-apisports-key": "key-a"})
+        second = client.get(BASE + "/status", headers={"x-apisports-key": "key-b"})
+    assert (first.json()["response"], second.json()["response"]) == (
+        {"account": "a"},
+        {"account": "b"},
+    )
+    assert route.call_count == 2

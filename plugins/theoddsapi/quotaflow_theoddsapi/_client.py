@@ -26,6 +26,8 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 import attrs
 import httpx
 
+from quotaflow import ResponseInfo
+
 __all__ = [
     "AsyncOddsApi",
     "Bookmaker",
@@ -76,8 +78,9 @@ class OddsApiError(Exception):
 class Usage:
     """The quota as the last answer's ``x-requests-*`` headers told it; None when unknown.
 
-    An answer served from a cache repeats the headers it was stored with;
-    ``response.extensions["quotaflow"]`` tells what a call really spent.
+    An answer quotaflow served from its cache cost nothing (``last`` 0), and
+    ``remaining`` is then what quotaflow's ledger knows of this key (the stored headers
+    may be another key's: odds are shared by every key).
 
     Attributes:
         remaining: credits left this period (may be negative).
@@ -355,6 +358,11 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
 
 
 def _usage(response: httpx.Response) -> Usage:
+    info = response.extensions.get("quotaflow")
+    if isinstance(info, ResponseInfo) and info.cache in ("hit", "stale"):
+        # From the cache: its headers are the fetch's, perhaps with another key (odds are
+        # shared by every key). The ledger's word for this key is what holds now.
+        return Usage(remaining=info.remaining, used=None, last=0)
     headers = response.headers
     return Usage(
         remaining=_int_header(headers, "x-requests-remaining"),

@@ -86,8 +86,22 @@ class _Route:
     # other credential: hashed once.
     fingerprint: str
     key: str
+    # Whether the profile shares this URL's answers across credentials.
+    shared: bool
     # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
     hit_infos: dict[HitKey, ResponseInfo] = attrs.field(factory=dict, eq=False)
+
+
+def _shared(profile: ApiProfile, url: httpx.URL) -> bool:
+    """Whether ``profile`` shares the answers of ``url`` across credentials."""
+    rule = profile.shared_answers
+    if isinstance(rule, bool):
+        return rule
+    try:
+        return bool(rule(url))
+    except Exception:
+        logger.warning("profile %s: shared_answers failed; not sharing", profile.name)
+        return False
 
 
 def _partition(resource: str, fingerprint: str) -> str:
@@ -139,7 +153,7 @@ class Router:
             credentials = url_credentials(url, names)
             fingerprint = self.fingerprints.of(credentials)
             resource = str(inner)
-            shared = profile.shared_answers
+            shared = _shared(profile, inner)
             found = self._routes[key] = _Route(
                 profile,
                 inner,
@@ -147,6 +161,7 @@ class Router:
                 credentials,
                 fingerprint,
                 storage_key(_partition(resource, "" if shared else fingerprint)),
+                shared,
             )
         return found
 
@@ -185,7 +200,7 @@ class Router:
                 if k.lower() in secret_names
             )
             fingerprint = self.fingerprints.of(route.credentials + hidden)
-            if not profile.shared_answers:
+            if not route.shared:
                 key = self._key(route, fingerprint)
             # The quota account is the API key's: a session cookie is not one.
             keys = tuple(pair for pair in hidden if pair[0].lower() not in SESSION_HEADERS)
@@ -661,7 +676,9 @@ class Policy:
         if ttl is None:
             call.ttl = _policy.max_age(response.headers)
             call.reason = _header_reason(response)
-            return False
+            # A new answer replaces the old ones (a forced refresh included), unless the
+            # answers vary by request header and live side by side under one key.
+            return 200 <= response.status_code < 300 and "vary" not in response.headers
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
         if date is not None and date < now - CLOCK_SKEW:
@@ -671,7 +688,7 @@ class Policy:
         call.ttl = float(int(ttl))
         call.reason = why
         # Answers that vary by request header live side by side under one key.
-        return profile is not DEFAULT_PROFILE and "vary" not in response.headers
+        return "vary" not in response.headers
 
     def _lifetime(
         self, profile: ApiProfile, request: httpx.Request, response: httpx.Response
@@ -717,9 +734,15 @@ def _header_reason(response: httpx.Response) -> str:
     directives = headers.get("cache-control", "").lower()
     if "no-store" in directives:
         return "no-store in the answer's Cache-Control"
+    if headers.get("vary", "").strip() == "*":
+        return "Vary: * in the answer: never reused"
+    if "no-cache" in directives:
+        return "no-cache in the answer's Cache-Control: stored, revalidated before every use"
     lifetime = _policy.max_age(headers)
     if lifetime is not None:
         return f"fresh {lifetime} s by the answer's Cache-Control"
+    if "s-maxage" in directives:
+        return "only s-maxage in the answer's Cache-Control: for shared caches, not this one"
     if "expires" in headers:
         return "freshness from the answer's Expires"
     if "last-modified" in headers:

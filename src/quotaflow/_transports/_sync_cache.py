@@ -176,6 +176,8 @@ class CachingTransport(Layer):
             self._land(call, exc)
             raise
         self._gate.stored(call.key, call.stored)
+        if call.cache is CacheStatus.MISS:
+            self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
         if call.buffered:
             return self._buffered(call, response, hot)
         keep = worth_keeping(response, self._hot) if hot else 0
