@@ -10,6 +10,7 @@ import httpx
 from hishel.httpx import CacheTransport
 
 from .._clock import Clock
+from .._cold import COLD, ColdStore, cold_keep, cold_lookup
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
@@ -27,6 +28,7 @@ from ._cache import (
     ERROR_BODY,
     FRESH_IN_MEMORY,
     FRESH_IN_STORAGE,
+    KEPT_COLD,
     MEMORY,
     OPTIONS,
     STORAGE,
@@ -67,6 +69,8 @@ class _PolicyTransport(httpx.BaseTransport):
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
             for entry in self._storage.get_entries(call.key):
                 self._storage.remove_entry(entry.id)
+        if call is not None and call.profile.immutable is not None:
+            call.keep_for = self._policy.immutable(call, request, response)
         return response
 
     def _board(self, call: Call, request: httpx.Request) -> None:
@@ -101,6 +105,9 @@ class CachingTransport(httpx.BaseTransport):
 
     ``reader``: a blocking storage over the same entries; given, a fresh answer is read
     with it in one worker-thread hop (hishel's async SQLite storage hops per statement).
+    ``cold``: the cold store (``_cold.py``) of answers the profile says never change:
+    read after the hot tier misses, before the warm tier; written when a fresh answer
+    is judged immutable.
     """
 
     def __init__(
@@ -112,10 +119,12 @@ class CachingTransport(httpx.BaseTransport):
         gate: Gate,
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
+        cold: ColdStore | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._reader = reader
+        self._cold = cold
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -143,6 +152,15 @@ class CachingTransport(httpx.BaseTransport):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
+        if hot and self._cold is not None and call.profile.immutable is not None:
+            kept = offload(cold_lookup, self._cold, call, redacted(call, request), now)
+            if kept is not None:
+                response = kept.response(now)
+                if (entry := entry_for(response, kept.body, now)) is not None:
+                    self._hot.put(call.key, entry)
+                call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
+                call.stored, call.reason = True, KEPT_COLD
+                return response
         if hot and (entry := self._warm(call, now)) is not None:
             self._hot.put(call.key, entry)
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
@@ -173,26 +191,58 @@ class CachingTransport(httpx.BaseTransport):
         except BaseException as exc:
             self._land(call, exc)
             raise
+        cold = self._cold if call.keep_for is not None else None
         if call.buffered:
-            return self._buffered(call, response, hot)
+            return self._buffered(call, request, response, hot, cold)
         keep = worth_keeping(response, self._hot) if hot else 0
-        if call.flight is None and not keep:
+        if call.flight is None and not keep and cold is None:
             return response
 
         def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
             # keep it in memory if it fits, and let the followers look again.
-            if body is not None and keep:
+            if body is not None and keep and len(body) <= keep:
                 entry = entry_for(response, body, self._clock.time())
                 if entry is not None:
                     self._hot.put(call.key, entry)
+            if body is not None and cold is not None:
+                self._keep_cold(cold, call, request, response, body)
             self._land(call, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
-        response.stream = Tee(response.stream, keep, done)  # type: ignore[arg-type]
+        tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
+        response.stream = Tee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
 
-    def _buffered(self, call: Call, response: httpx.Response, hot: bool) -> httpx.Response:
+    def _keep_cold(
+        self,
+        cold: ColdStore,
+        call: Call,
+        request: httpx.Request,
+        response: httpx.Response,
+        raw: bytes,
+    ) -> None:
+        """Keep an answer the profile judged immutable in the cold store, with the
+        snapshot window it covers (the rule reads it decoded, as the caller would)."""
+        assert call.keep_for is not None
+        read = httpx.Response(
+            response.status_code, headers=response.headers, stream=httpx.ByteStream(raw)
+        )
+        try:
+            read.read()
+        except httpx.DecodingError:
+            return  # a body that does not decode is not worth keeping for good
+        now = self._clock.time()
+        offload(cold_keep, cold, call, request, read, raw, call.keep_for, now)
+
+    def _buffered(
+        self,
+        call: Call,
+        request: httpx.Request,
+        response: httpx.Response,
+        hot: bool,
+        cold: ColdStore | None,
+    ) -> httpx.Response:
         """The profile's rules read the body (``reads_body``): it is in memory already.
         Read it here too, so that events carry it; the fallback hands it on unread."""
         chunks = []
@@ -214,6 +264,8 @@ class CachingTransport(httpx.BaseTransport):
             entry = entry_for(read, raw, self._clock.time())
             if entry is not None:
                 self._hot.put(call.key, entry)
+        if cold is not None:
+            self._keep_cold(cold, call, request, read, raw)
         self._land(call, None)
         return read
 
@@ -269,6 +321,8 @@ class CachingTransport(httpx.BaseTransport):
         finally:
             if self._reader is not None:
                 self._reader.close()
+            if self._cold is not None:
+                self._cold.close()
 
     def close(self) -> None:
         try:

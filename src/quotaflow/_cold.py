@@ -1,0 +1,359 @@
+"""The cold tier: answers that never change (or not for a long, stated time), kept
+until they are the least recently used past a size bound. Strictly private.
+
+A profile marks such answers (``ApiProfile.immutable``); the caching layer keeps them
+here as well as in hishel's storage, and answers from here after the hot tier misses
+and before the warm tier is read. Nothing here expires with freshness, ``max_stale``
+or the warm tier's retention: an entry leaves when its own stated time is up, or
+when the store is over ``cold_bytes`` and it is the least recently used.
+
+One SQLite file, ``cold.db`` in the state directory, shared by every process using
+that directory (also under a Redis backend: the cold store is per machine). Tables::
+
+    entries (key PRIMARY KEY, status, headers JSON, body, size, cost, stored, expires,
+             used)          used: a sequence number, the LRU order (clock-independent)
+    windows (series, start, end, key)   what ``ApiProfile.snapshot`` says an entry
+                                        covers: a request for a moment inside it is
+                                        answered by that entry
+    meta (name PRIMARY KEY, value)      hits, saved (quota units the hits did not spend)
+
+The store never fails a request: an error reading it is a miss, an error writing it
+leaves the answer unkept (logged once at WARNING, then at DEBUG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import attrs
+import hishel
+import httpx
+
+from ._info import Call
+from ._recovery import check, is_corruption, set_aside
+from ._retention import stored_headers
+from ._snapshots import Snapshot
+
+logger = logging.getLogger("quotaflow")
+
+COLD_FILE = "cold.db"
+# The default bound of the cold store (``make_client(cold_bytes=...)``).
+COLD_BYTES = 256 * 2**20
+BUSY_TIMEOUT = 2.0
+# ResponseInfo.tier of its hits.
+COLD = "cold"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, status INTEGER NOT NULL, headers TEXT NOT NULL,
+    body BLOB NOT NULL, size INTEGER NOT NULL, cost INTEGER NOT NULL,
+    stored REAL NOT NULL, expires REAL, used INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
+CREATE TABLE IF NOT EXISTS windows (
+    series TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (series, start));
+CREATE INDEX IF NOT EXISTS windows_key ON windows (key);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+# Restated on every hit (as the hot tier does), or never replayed from a store.
+_DROPPED = frozenset({"age", "content-length", "transfer-encoding", "set-cookie", "set-cookie2"})
+
+
+@attrs.frozen
+class ColdEntry:
+    """One kept answer: the body as it came (in its Content-Encoding)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    stored: float
+    expires: float | None  # None: for good
+
+    def response(self, now: float) -> httpx.Response:
+        """An unread response over the body, as the hot tier builds its hits."""
+        age = max(0, int(now - self.stored))
+        headers = [*self.headers, ("content-length", str(len(self.body))), ("age", str(age))]
+        return httpx.Response(self.status, headers=headers, stream=httpx.ByteStream(self.body))
+
+    def ttl(self, now: float) -> float | None:
+        """Seconds it is kept for yet (None: for good)."""
+        return None if self.expires is None else max(0.0, self.expires - now)
+
+
+@attrs.frozen
+class ColdStats:
+    """What ``quotaflow status`` shows of the cold store."""
+
+    entries: int
+    size: int
+    hits: int
+    saved: int
+
+
+def kept_headers(headers: httpx.Headers, secrets: Collection[str]) -> tuple[tuple[str, str], ...]:
+    """The headers as kept: redacted as the warm tier stores them (``_retention``),
+    without those a hit restates."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers.multi_items():
+        grouped.setdefault(name.lower(), []).append(value)
+    redacted = stored_headers(hishel.Headers(grouped), secrets)
+    return tuple(
+        (name, value)
+        for name in redacted
+        if name not in _DROPPED
+        for value in redacted.get_list(name) or ()
+    )
+
+
+class ColdStore:
+    """The cold store in ``cold.db``: one connection shared by a process's threads."""
+
+    def __init__(self, path: Path, max_bytes: int, secrets: Collection[str] = ()) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._secrets = secrets
+        self._lock = threading.RLock()
+        self._warned = False
+        self._connection: sqlite3.Connection | None = None
+        check(path)
+        try:
+            self._connection = self._open()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """Log, and rebuild a corrupt file; the operation carries on without the store."""
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        logger.log(level, "quotaflow: the cold store %s failed: %s", self.path, exc)
+        if not is_corruption(exc):
+            return
+        with contextlib.suppress(sqlite3.Error):
+            if self._connection is not None:
+                self._connection.close()
+        self._connection = None
+        try:
+            set_aside(self.path, exc)
+            self._connection = self._open()
+        except (OSError, sqlite3.Error):
+            logger.warning("quotaflow: cannot rebuild the cold store %s", self.path)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        connection = self._connection
+        if connection is None:
+            raise sqlite3.OperationalError("the cold store is not open")
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cursor.execute("ROLLBACK")
+            raise
+
+    def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
+        """The entry kept under ``key``, or None; a hit becomes the most recently used
+        and counts the quota units it saved (unless ``touch`` is False: a plan)."""
+        try:
+            with self._lock, self._transaction() as cur:
+                return self._get(cur, key, now, touch)
+        except sqlite3.Error as exc:
+            with self._lock:
+                self._failed(exc)
+            return None
+
+    def _get(self, cur: sqlite3.Cursor, key: str, now: float, touch: bool) -> ColdEntry | None:
+        row = cur.execute(
+            "SELECT status, headers, body, cost, stored, expires FROM entries WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        status, headers, body, cost, stored, expires = row
+        if expires is not None and expires <= now:
+            self._remove(cur, key)
+            return None
+        if touch:
+            cur.execute(
+                "UPDATE entries SET used = (SELECT COALESCE(MAX(used), 0) + 1 FROM entries)"
+                " WHERE key = ?",
+                (key,),
+            )
+            for name, value in (("hits", 1), ("saved", cost)):
+                cur.execute(
+                    "INSERT INTO meta (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (name, value),
+                )
+        pairs = tuple((str(name), str(value)) for name, value in json.loads(headers))
+        return ColdEntry(status, pairs, bytes(body), stored, expires)
+
+    def find(self, series: str, at: float, now: float, *, touch: bool = True) -> ColdEntry | None:
+        """The entry whose window in ``series`` covers the moment ``at``, or None."""
+        try:
+            with self._lock, self._transaction() as cur:
+                row = cur.execute(
+                    "SELECT key FROM windows WHERE series = ? AND start <= ? AND end > ?"
+                    " ORDER BY start DESC LIMIT 1",
+                    (series, at, at),
+                ).fetchone()
+                return None if row is None else self._get(cur, row[0], now, touch)
+        except sqlite3.Error as exc:
+            with self._lock:
+                self._failed(exc)
+            return None
+
+    def put(
+        self,
+        key: str,
+        response: httpx.Response,
+        body: bytes,
+        *,
+        now: float,
+        keep_for: float,
+        cost: int = 0,
+        window: tuple[str, float, float] | None = None,
+    ) -> bool:
+        """Keep ``response`` (``body`` as it came) for ``keep_for`` seconds (``math.inf``:
+        for good), evicting the least recently used entries past the bound. Returns
+        whether it is kept (not if it alone is over the bound)."""
+        size = len(body)
+        if size > self.max_bytes or keep_for <= 0:
+            return False
+        headers = json.dumps(kept_headers(response.headers, self._secrets))
+        expires = None if math.isinf(keep_for) else now + keep_for
+        try:
+            with self._lock, self._transaction() as cur:
+                self._remove(cur, key)
+                cur.execute(
+                    "INSERT INTO entries (key, status, headers, body, size, cost, stored,"
+                    " expires, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                    " (SELECT COALESCE(MAX(used), 0) + 1 FROM entries))",
+                    (key, response.status_code, headers, body, size, cost, now, expires),
+                )
+                if window is not None:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO windows (series, start, end, key)"
+                        " VALUES (?, ?, ?, ?)",
+                        (*window, key),
+                    )
+                self._evict(cur)
+        except sqlite3.Error as exc:
+            with self._lock:
+                self._failed(exc)
+            return False
+        return True
+
+    def _evict(self, cur: sqlite3.Cursor) -> None:
+        (total,) = cur.execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()
+        while total > self.max_bytes:
+            rows = cur.execute("SELECT key, size FROM entries ORDER BY used LIMIT 64").fetchall()
+            if not rows:
+                return
+            for key, size in rows:
+                self._remove(cur, key)
+                total -= size
+                if total <= self.max_bytes:
+                    return
+
+    def _remove(self, cur: sqlite3.Cursor, key: str) -> None:
+        cur.execute("DELETE FROM entries WHERE key = ?", (key,))
+        cur.execute("DELETE FROM windows WHERE key = ?", (key,))
+
+    def stats(self) -> ColdStats:
+        try:
+            with self._lock, self._transaction() as cur:
+                entries, size = cur.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries"
+                ).fetchone()
+                meta = dict(cur.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            with self._lock:
+                self._failed(exc)
+            return ColdStats(0, 0, 0, 0)
+        return ColdStats(entries, size, meta.get("hits", 0), meta.get("saved", 0))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
+def series_of(call: Call, snapshot: Snapshot) -> str:
+    """A snapshot's series, partitioned by credential as the storage key is (unless
+    the profile's answers are the same for every credential)."""
+    if call.profile.shared_answers or call.account is None:
+        return snapshot.series
+    return f"{snapshot.series}\ncredential={call.account}"
+
+
+def _guarded_snapshot(
+    call: Call, request: httpx.Request, response: httpx.Response | None
+) -> Snapshot | None:
+    rule = call.profile.snapshot
+    if rule is None:
+        return None
+    try:
+        found = rule(request, response)
+    except Exception:
+        logger.warning(
+            "profile %s: snapshot() failed, ignoring it", call.profile.name, exc_info=True
+        )
+        return None
+    return found if isinstance(found, Snapshot) else None
+
+
+def cold_lookup(
+    cold: ColdStore, call: Call, request: httpx.Request, now: float, *, touch: bool = True
+) -> ColdEntry | None:
+    """The cold store's answer to ``request`` (the redacted one): kept under its key,
+    else the entry whose snapshot window covers the moment it asks for."""
+    entry = cold.get(call.key, now, touch=touch)
+    if entry is not None or call.profile.snapshot is None:
+        return entry
+    asked = _guarded_snapshot(call, request, None)
+    if asked is None:
+        return None
+    return cold.find(series_of(call, asked), asked.start, now, touch=touch)
+
+
+def cold_keep(
+    cold: ColdStore,
+    call: Call,
+    request: httpx.Request,
+    response: httpx.Response,
+    body: bytes,
+    keep_for: float,
+    now: float,
+) -> bool:
+    """Keep an answer the profile judged immutable, with the window it covers."""
+    window = None
+    covered = _guarded_snapshot(call, request, response)
+    if covered is not None and covered.end > covered.start:
+        window = (series_of(call, covered), covered.start, covered.end)
+    return cold.put(
+        call.key, response, body, now=now, keep_for=keep_for, cost=call.cost, window=window
+    )
