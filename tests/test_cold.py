@@ -3,6 +3,7 @@ freshness, bounded by size (least recently used first), and answered from there.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import respx
 import time_machine
 
 import quotaflow
-from quotaflow import Snapshot
+from quotaflow import Snapshot, _cli_status
 from quotaflow._cold import ColdStore
 
 from .conftest import BASE, api_profile, info
@@ -276,3 +277,68 @@ def test_store_directly(tmp_path: Path) -> None:
     stats = store.stats()
     assert (stats.entries, stats.size, stats.hits, stats.saved) == (1, 40, 1, 7)
     store.close()
+
+
+def test_plan_prices_cold_hits_at_zero(
+    router: respx.Router,
+    routes: dict[str, respx.Route],
+    traveller: time_machine.Traveller,
+    clock: quotaflow.Clock,
+    tmp_path: Path,
+) -> None:
+    """plan() says an answer kept cold (by key or by snapshot window) is free, and
+    looking does not count as a hit."""
+    router.get(f"{BASE}/archive/tape").mock(side_effect=_frame)
+    with quotaflow.make_client(
+        profiles=[cold_profile(normalize=_normalize, snapshot=_snapshot)],
+        plugins=False,
+        state_dir=tmp_path,
+        transport=httpx.MockTransport(router.handler),
+        clock=clock,
+    ) as client:
+        client.get(f"{BASE}/archive/1")
+        client.get(f"{BASE}/archive/tape?t=40")
+        traveller.shift(10 * DAY)
+        planned = quotaflow.plan(
+            client,
+            [f"{BASE}/archive/1", f"{BASE}/live", f"{BASE}/archive/tape?t=55"],
+        )
+    assert [(row.fresh, row.cost) for row in planned.requests] == [
+        (True, 0),
+        (False, 1),
+        (True, 0),
+    ]
+    assert planned.cost == 1
+    store = ColdStore(tmp_path / "cold.db", 2**20)
+    assert store.stats().hits == 0
+    store.close()
+
+
+def test_status_shows_the_cold_store(
+    stack: Any,
+    routes: dict[str, respx.Route],
+    traveller: time_machine.Traveller,
+    tmp_path: Path,
+) -> None:
+    """Per profile: answers kept, their bytes, the hits and the units they saved (what
+    each answer cost when fetched: x-cost 3)."""
+    client = stack(profiles=[cold_profile()], hot_entries=0)
+    client.get(f"{BASE}/archive/1")
+    client.get(f"{BASE}/archive/2")
+    traveller.shift(10 * DAY)
+    for _ in range(2):
+        client.get(f"{BASE}/archive/1")
+    client.close()
+
+    statuses = _cli_status.collect(tmp_path / "state", None, "quotaflow", [cold_profile()])
+    (found,) = [s for s in statuses if s.profile == "api"]
+    size = len(b'{"v":"archive/1"}')
+    assert (found.cold_entries, found.cold_bytes, found.cold_hits, found.cold_saved) == (
+        2,
+        2 * size,
+        2,
+        6,
+    )
+    out = io.StringIO()
+    _cli_status._plain(statuses, out)
+    assert f"cold       2 answers kept ({2 * size} bytes); 2 hits saved 6 units" in out.getvalue()

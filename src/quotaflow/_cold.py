@@ -10,12 +10,14 @@ when the store is over ``cold_bytes`` and it is the least recently used.
 One SQLite file, ``cold.db`` in the state directory, shared by every process using
 that directory (also under a Redis backend: the cold store is per machine). Tables::
 
-    entries (key PRIMARY KEY, status, headers JSON, body, size, cost, stored, expires,
-             used)          used: a sequence number, the LRU order (clock-independent)
+    entries (key PRIMARY KEY, profile, status, headers JSON, body, size, cost, stored,
+             expires, used) used: a sequence number, the LRU order (clock-independent);
+                            cost: the quota units the answer cost when fetched
     windows (series, start, end, key)   what ``ApiProfile.snapshot`` says an entry
                                         covers: a request for a moment inside it is
                                         answered by that entry
-    meta (name PRIMARY KEY, value)      hits, saved (quota units the hits did not spend)
+    savings (profile PRIMARY KEY, hits, saved)   per profile: hits, and the quota units
+                                                 they did not spend (``status``)
 
 The store never fails a request: an error reading it is a miss, an error writing it
 leaves the answer unkept (logged once at WARNING, then at DEBUG).
@@ -29,8 +31,9 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import hishel
@@ -52,7 +55,7 @@ COLD = "cold"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY, status INTEGER NOT NULL, headers TEXT NOT NULL,
+    key TEXT PRIMARY KEY, profile TEXT NOT NULL, status INTEGER NOT NULL, headers TEXT NOT NULL,
     body BLOB NOT NULL, size INTEGER NOT NULL, cost INTEGER NOT NULL,
     stored REAL NOT NULL, expires REAL, used INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
@@ -60,7 +63,8 @@ CREATE TABLE IF NOT EXISTS windows (
     series TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, key TEXT NOT NULL,
     PRIMARY KEY (series, start));
 CREATE INDEX IF NOT EXISTS windows_key ON windows (key);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS savings (
+    profile TEXT PRIMARY KEY, hits INTEGER NOT NULL, saved INTEGER NOT NULL);
 """
 # Restated on every hit (as the hot tier does), or never replayed from a store.
 _DROPPED = frozenset({"age", "content-length", "transfer-encoding", "set-cookie", "set-cookie2"})
@@ -89,12 +93,28 @@ class ColdEntry:
 
 @attrs.frozen
 class ColdStats:
-    """What ``quotaflow status`` shows of the cold store."""
+    """What ``quotaflow status`` shows of the cold store (of one profile's entries)."""
 
     entries: int
     size: int
     hits: int
     saved: int
+
+
+STATS_SQL = (
+    "SELECT profile, SUM(entries), SUM(size), SUM(hits), SUM(saved) FROM ("
+    " SELECT profile, COUNT(*) AS entries, SUM(size) AS size, 0 AS hits, 0 AS saved"
+    " FROM entries GROUP BY profile"
+    " UNION ALL SELECT profile, 0, 0, hits, saved FROM savings) GROUP BY profile"
+)
+
+
+def read_stats(rows: Iterable[tuple[Any, ...]]) -> dict[str, ColdStats]:
+    """:data:`STATS_SQL`'s rows, per profile."""
+    return {
+        str(profile): ColdStats(int(count or 0), int(size or 0), int(hits or 0), int(saved or 0))
+        for profile, count, size, hits, saved in rows
+    }
 
 
 def kept_headers(headers: httpx.Headers, secrets: Collection[str]) -> tuple[tuple[str, str], ...]:
@@ -186,12 +206,13 @@ class ColdStore:
 
     def _get(self, cur: sqlite3.Cursor, key: str, now: float, touch: bool) -> ColdEntry | None:
         row = cur.execute(
-            "SELECT status, headers, body, cost, stored, expires FROM entries WHERE key = ?",
+            "SELECT profile, status, headers, body, cost, stored, expires FROM entries"
+            " WHERE key = ?",
             (key,),
         ).fetchone()
         if row is None:
             return None
-        status, headers, body, cost, stored, expires = row
+        profile, status, headers, body, cost, stored, expires = row
         if expires is not None and expires <= now:
             self._remove(cur, key)
             return None
@@ -201,12 +222,12 @@ class ColdStore:
                 " WHERE key = ?",
                 (key,),
             )
-            for name, value in (("hits", 1), ("saved", cost)):
-                cur.execute(
-                    "INSERT INTO meta (name, value) VALUES (?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    (name, value),
-                )
+            cur.execute(
+                "INSERT INTO savings (profile, hits, saved) VALUES (?, 1, ?)"
+                " ON CONFLICT (profile) DO UPDATE"
+                " SET hits = hits + 1, saved = saved + excluded.saved",
+                (profile, cost),
+            )
         pairs = tuple((str(name), str(value)) for name, value in json.loads(headers))
         return ColdEntry(status, pairs, bytes(body), stored, expires)
 
@@ -234,6 +255,7 @@ class ColdStore:
         now: float,
         keep_for: float,
         cost: int = 0,
+        profile: str = "",
         window: tuple[str, float, float] | None = None,
     ) -> bool:
         """Keep ``response`` (``body`` as it came) for ``keep_for`` seconds (``math.inf``:
@@ -248,10 +270,10 @@ class ColdStore:
             with self._lock, self._transaction() as cur:
                 self._remove(cur, key)
                 cur.execute(
-                    "INSERT INTO entries (key, status, headers, body, size, cost, stored,"
-                    " expires, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                    "INSERT INTO entries (key, profile, status, headers, body, size, cost,"
+                    " stored, expires, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
                     " (SELECT COALESCE(MAX(used), 0) + 1 FROM entries))",
-                    (key, response.status_code, headers, body, size, cost, now, expires),
+                    (key, profile, response.status_code, headers, body, size, cost, now, expires),
                 )
                 if window is not None:
                     cur.execute(
@@ -283,17 +305,21 @@ class ColdStore:
         cur.execute("DELETE FROM windows WHERE key = ?", (key,))
 
     def stats(self) -> ColdStats:
+        """Every profile's entries together."""
         try:
             with self._lock, self._transaction() as cur:
-                entries, size = cur.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries"
-                ).fetchone()
-                meta = dict(cur.execute("SELECT name, value FROM meta").fetchall())
+                rows = cur.execute(STATS_SQL).fetchall()
         except sqlite3.Error as exc:
             with self._lock:
                 self._failed(exc)
-            return ColdStats(0, 0, 0, 0)
-        return ColdStats(entries, size, meta.get("hits", 0), meta.get("saved", 0))
+            rows = []
+        found = list(read_stats(rows).values())
+        return ColdStats(
+            sum(stats.entries for stats in found),
+            sum(stats.size for stats in found),
+            sum(stats.hits for stats in found),
+            sum(stats.saved for stats in found),
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -355,5 +381,12 @@ def cold_keep(
     if covered is not None and covered.end > covered.start:
         window = (series_of(call, covered), covered.start, covered.end)
     return cold.put(
-        call.key, response, body, now=now, keep_for=keep_for, cost=call.cost, window=window
+        call.key,
+        response,
+        body,
+        now=now,
+        keep_for=keep_for,
+        cost=call.cost,
+        profile=call.profile.name,
+        window=window,
     )

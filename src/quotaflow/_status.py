@@ -15,6 +15,7 @@ import attrs
 
 from . import _policy
 from ._backend import STATE_FILE, Backend
+from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
 from ._counters import COLUMNS, day_of
 from ._profiles import ApiProfile, Registry
 from ._state import ShortWindow
@@ -43,6 +44,12 @@ class ProfileStatus:
     paused_until: str | None
     pause_seconds_left: float | None
     days: list[dict[str, Any]]
+    # The cold store (``cold.db``): the profile's answers kept there, their bytes, the
+    # hits on them and the quota units those hits did not spend.
+    cold_entries: int = 0
+    cold_bytes: int = 0
+    cold_hits: int = 0
+    cold_saved: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -140,6 +147,7 @@ def read_status(
 ) -> list[ProfileStatus]:
     """The status of every profile with a quota, a rate, or traffic in the counters."""
     db = directory / STATE_FILE
+    cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
     today = day_of(now)
     since = day_of(now - (days - 1) * 86400)
     counted = _rows(
@@ -211,6 +219,7 @@ def read_status(
             per = first.interval / 1000
             rate = f"{first.limit}/{per:g}s (burst {first.burst})"
         note = notes.get(profile.name, (None, None))
+        kept = cold.get(profile.name, ColdStats(0, 0, 0, 0))
         result.append(
             ProfileStatus(
                 profile=profile.name,
@@ -232,6 +241,10 @@ def read_status(
                 last_error_at=_iso(note[1]),
                 **gate_fields(gate, now),
                 days=history,
+                cold_entries=kept.entries,
+                cold_bytes=kept.size,
+                cold_hits=kept.hits,
+                cold_saved=kept.saved,
             )
         )
     return result
