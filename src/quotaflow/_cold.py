@@ -50,6 +50,7 @@ COLD_FILE = "cold.db"
 # The default bound of the cold store (``make_client(cold_bytes=...)``).
 COLD_BYTES = 256 * 2**20
 BUSY_TIMEOUT = 2.0
+WAL_LIMIT = 2**20
 # ResponseInfo.tier of its hits.
 COLD = "cold"
 
@@ -155,6 +156,10 @@ class ColdStore:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Once checkpointed, the log goes back to this size: the file stays near the
+            # bound (freed pages are reused) instead of keeping its largest log.
+            connection.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+            connection.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT // 4096}")
             connection.executescript(_SCHEMA)
         except BaseException:
             connection.close()
