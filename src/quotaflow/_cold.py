@@ -200,56 +200,71 @@ class ColdStore:
 
     def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
         """The entry kept under ``key``, or None; a hit becomes the most recently used
-        and counts the quota units it saved (unless ``touch`` is False: a plan)."""
+        and counts the quota units it saved (unless ``touch`` is False: a plan).
+
+        The read takes no lock (a miss, the common case, writes nothing); only a hit
+        or an expired entry opens a write transaction."""
         try:
-            with self._lock, self._transaction() as cur:
-                return self._get(cur, key, now, touch)
+            with self._lock:
+                row = self._read(
+                    "SELECT profile, status, headers, body, cost, stored, expires FROM entries"
+                    " WHERE key = ?",
+                    (key,),
+                )
+                if row is None:
+                    return None
+                profile, status, headers, body, cost, stored, expires = row
+                if expires is not None and expires <= now:
+                    with self._transaction() as cur:
+                        self._remove(cur, key)
+                    return None
+                if touch:
+                    with self._transaction() as cur:
+                        self._touch(cur, key, profile, cost)
         except sqlite3.Error as exc:
             with self._lock:
                 self._failed(exc)
             return None
-
-    def _get(self, cur: sqlite3.Cursor, key: str, now: float, touch: bool) -> ColdEntry | None:
-        row = cur.execute(
-            "SELECT profile, status, headers, body, cost, stored, expires FROM entries"
-            " WHERE key = ?",
-            (key,),
-        ).fetchone()
-        if row is None:
-            return None
-        profile, status, headers, body, cost, stored, expires = row
-        if expires is not None and expires <= now:
-            self._remove(cur, key)
-            return None
-        if touch:
-            cur.execute(
-                "UPDATE entries SET used = (SELECT COALESCE(MAX(used), 0) + 1 FROM entries)"
-                " WHERE key = ?",
-                (key,),
-            )
-            cur.execute(
-                "INSERT INTO savings (profile, hits, saved) VALUES (?, 1, ?)"
-                " ON CONFLICT (profile) DO UPDATE"
-                " SET hits = hits + 1, saved = saved + excluded.saved",
-                (profile, cost),
-            )
         pairs = tuple((str(name), str(value)) for name, value in json.loads(headers))
         return ColdEntry(status, pairs, bytes(body), stored, expires)
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        connection = self._connection
+        if connection is None:
+            raise sqlite3.OperationalError("the cold store is not open")
+        row: tuple[Any, ...] | None = connection.execute(sql, args).fetchone()
+        return row
+
+    def _touch(self, cur: sqlite3.Cursor, key: str, profile: str, cost: int) -> None:
+        cur.execute(
+            "UPDATE entries SET used = (SELECT COALESCE(MAX(used), 0) + 1 FROM entries)"
+            " WHERE key = ?",
+            (key,),
+        )
+        cur.execute(
+            "INSERT INTO savings (profile, hits, saved) VALUES (?, 1, ?)"
+            " ON CONFLICT (profile) DO UPDATE SET hits = hits + 1, saved = saved + excluded.saved",
+            (profile, cost),
+        )
 
     def find(self, series: str, at: float, now: float, *, touch: bool = True) -> ColdEntry | None:
         """The entry whose window in ``series`` covers the moment ``at``, or None."""
         try:
-            with self._lock, self._transaction() as cur:
-                row = cur.execute(
-                    "SELECT key FROM windows WHERE series = ? AND start <= ? AND end > ?"
+            with self._lock:
+                # The window starting last at or before ``at`` (windows of one series
+                # do not overlap): one index probe, however many the series has.
+                row = self._read(
+                    "SELECT key, end FROM windows WHERE series = ? AND start <= ?"
                     " ORDER BY start DESC LIMIT 1",
-                    (series, at, at),
-                ).fetchone()
-                return None if row is None else self._get(cur, row[0], now, touch)
+                    (series, at),
+                )
         except sqlite3.Error as exc:
             with self._lock:
                 self._failed(exc)
             return None
+        if row is None or row[1] <= at:
+            return None
+        return self.get(row[0], now, touch=touch)
 
     def put(
         self,
