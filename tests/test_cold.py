@@ -15,9 +15,10 @@ import time_machine
 
 import quotaflow
 from quotaflow import Snapshot, _cli_status
-from quotaflow._cold import ColdStore
+from quotaflow._cold import SqliteColdStore
 
 from .conftest import BASE, api_profile, info
+from .stub_server import REDIS_URL
 
 DAY = 86400.0
 
@@ -268,7 +269,7 @@ def test_normalize_never_changes_origin(stack: Any, router: respx.Router) -> Non
 
 def test_store_directly(tmp_path: Path) -> None:
     """The store on its own: stats count entries, bytes, hits and units saved."""
-    store = ColdStore(tmp_path / "cold.db", 100)
+    store = SqliteColdStore(tmp_path / "cold.db", 100)
     response = httpx.Response(200, headers={"a": "1"})
     assert store.put("k", response, b"x" * 40, now=0.0, keep_for=math.inf, cost=7)
     assert not store.put("big", response, b"x" * 101, now=0.0, keep_for=math.inf)
@@ -309,7 +310,7 @@ def test_plan_prices_cold_hits_at_zero(
         (True, 0),
     ]
     assert planned.cost == 1
-    store = ColdStore(tmp_path / "cold.db", 2**20)
+    store = SqliteColdStore(tmp_path / "cold.db", 2**20)
     assert store.stats().hits == 0
     store.close()
 
@@ -342,3 +343,63 @@ def test_status_shows_the_cold_store(
     out = io.StringIO()
     _cli_status._plain(statuses, out)
     assert f"cold       2 answers kept ({2 * size} bytes); 2 hits saved 6 units" in out.getvalue()
+
+
+# Redis: the cold store in keys without TTL under {prefix}:cold:, shared by machines.
+
+
+def test_redis_cold_store(
+    stack: Any,
+    routes: dict[str, respx.Route],
+    traveller: time_machine.Traveller,
+    tmp_path: Path,
+    prefix: str,
+    raw: Any,
+) -> None:
+    """Kept in Redis without a TTL (no cold.db); another machine (its own state
+    directory) is answered from it; LRU within cold_bytes; status reads it."""
+    size = len(b'{"v":"archive/1"}')
+    settings = {
+        "profiles": [cold_profile()],
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        "cold_bytes": 2 * size,
+        "hot_entries": 0,
+    }
+    client = stack(**settings, state_dir=tmp_path / "one")
+    client.get(f"{BASE}/archive/1")
+    client.get(f"{BASE}/archive/2")
+    traveller.shift(40 * DAY)
+    other = stack(**settings, state_dir=tmp_path / "two")
+    assert info(other.get(f"{BASE}/archive/1")).tier == "cold"
+    other.get(f"{BASE}/archive/3")  # 2 is now the least recently used: it leaves
+
+    assert info(client.get(f"{BASE}/archive/3")).tier == "cold"
+    assert info(client.get(f"{BASE}/archive/2")).cache == "miss"
+    assert routes["archive/1"].call_count == 1
+    assert routes["archive/2"].call_count == 2
+    cold = sorted(raw.scan_iter(match=f"{prefix}:cold:*"))
+    assert cold
+    assert all(raw.ttl(key) == -1 for key in cold)
+    assert not (tmp_path / "one" / "cold.db").exists()
+    assert int(raw.get(f"{prefix}:cold:size")) <= 2 * size
+
+    statuses = _cli_status.collect(tmp_path / "one", REDIS_URL, prefix, [cold_profile()])
+    (found,) = [s for s in statuses if s.profile == "api"]
+    assert (found.cold_entries, found.cold_bytes, found.cold_hits) == (2, 2 * size, 2)
+    assert found.cold_saved == 6
+
+
+def test_redis_cold_windows(stack: Any, router: respx.Router, tmp_path: Path, prefix: str) -> None:
+    """Snapshot windows in Redis: one call per frame, none from another machine."""
+    route = router.get(f"{BASE}/tape").mock(side_effect=_frame)
+    settings = {"profiles": [tape_profile()], "redis_url": REDIS_URL, "redis_prefix": prefix}
+    client = stack(**settings, hot_entries=0, state_dir=tmp_path / "one")
+    for t in range(120):
+        client.get(f"{BASE}/tape?t={t}&key=k")
+    assert route.call_count == 9
+    other = stack(**settings, state_dir=tmp_path / "two")
+    for t in range(120):
+        answer = other.get(f"{BASE}/tape?t={t}&key=k")
+        assert answer.json()["start"] <= t < answer.json()["end"]
+    assert route.call_count == 9

@@ -17,7 +17,7 @@ from . import _config, events
 from ._backend import STATE_FILE, Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
-from ._cold import COLD_BYTES, COLD_FILE, ColdStore
+from ._cold import COLD_BYTES, COLD_FILE, ColdStore, SqliteColdStore
 from ._counters import Counters
 from ._credentials import Fingerprints
 from ._flight import Gate
@@ -258,8 +258,9 @@ class _Parts:
         # Answers that never change: only for profiles that mark some (a file of its own).
         self.cold: ColdStore | None = None
         if any(profile.immutable is not None for profile in self.registry.profiles):
-            self.cold = ColdStore(
-                self.directory / COLD_FILE, cold_bytes, self.registry.secret_params
+            secrets = self.registry.secret_params
+            self.cold = self.backend.cold_store(cold_bytes, secrets) or SqliteColdStore(
+                self.directory / COLD_FILE, cold_bytes, secrets
             )
         self.storage: Any = None  # the hishel storage of the stack built on these parts
         redact_logs(self.registry.secret_params)

@@ -7,8 +7,9 @@ and before the warm tier is read. Nothing here expires with freshness, ``max_sta
 or the warm tier's retention: an entry leaves when its own stated time is up, or
 when the store is over ``cold_bytes`` and it is the least recently used.
 
-One SQLite file, ``cold.db`` in the state directory, shared by every process using
-that directory (also under a Redis backend: the cold store is per machine). Tables::
+Under a Redis backend the store is in Redis (``_redis.RedisColdStore``, keys without
+TTL under ``{prefix}:cold:``). Otherwise it is one SQLite file, ``cold.db`` in the
+state directory, shared by every process using that directory. Tables::
 
     entries (key PRIMARY KEY, profile, status, headers JSON, body, size, cost, stored,
              expires, used) used: a sequence number, the LRU order (clock-independent);
@@ -25,6 +26,7 @@ leaves the answer unkept (logged once at WARNING, then at DEBUG).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import logging
@@ -133,7 +135,58 @@ def kept_headers(headers: httpx.Headers, secrets: Collection[str]) -> tuple[tupl
     )
 
 
-class ColdStore:
+class ColdStore(abc.ABC):
+    """Where answers that never change are kept: SQLite (:class:`SqliteColdStore`) or
+    Redis (``_redis.RedisColdStore``). No method raises: a failure is a miss, or an
+    answer left unkept."""
+
+    max_bytes: int
+
+    @abc.abstractmethod
+    def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
+        """The entry kept under ``key``, or None; a hit becomes the most recently used
+        and counts the quota units it saved (unless ``touch`` is False: a plan)."""
+
+    @abc.abstractmethod
+    def find(self, series: str, at: float, now: float, *, touch: bool = True) -> ColdEntry | None:
+        """The entry whose window in ``series`` covers the moment ``at``, or None."""
+
+    @abc.abstractmethod
+    def put(
+        self,
+        key: str,
+        response: httpx.Response,
+        body: bytes,
+        *,
+        now: float,
+        keep_for: float,
+        cost: int = 0,
+        profile: str = "",
+        window: tuple[str, float, float] | None = None,
+    ) -> bool:
+        """Keep ``response`` (``body`` as it came) for ``keep_for`` seconds (``math.inf``:
+        for good), evicting the least recently used entries past the bound. Returns
+        whether it is kept (not if it alone is over the bound)."""
+
+    @abc.abstractmethod
+    def profile_stats(self) -> dict[str, ColdStats]:
+        """Per profile: entries, bytes, hits and the units they saved."""
+
+    def stats(self) -> ColdStats:
+        """Every profile's entries together."""
+        found = list(self.profile_stats().values())
+        return ColdStats(
+            sum(stats.entries for stats in found),
+            sum(stats.size for stats in found),
+            sum(stats.hits for stats in found),
+            sum(stats.saved for stats in found),
+        )
+
+    def close(self) -> None:  # noqa: B027 - stores with resources override it
+        pass
+
+
+class SqliteColdStore(ColdStore):
     """The cold store in ``cold.db``: one connection shared by a process's threads."""
 
     def __init__(self, path: Path, max_bytes: int, secrets: Collection[str] = ()) -> None:
@@ -199,11 +252,8 @@ class ColdStore:
             raise
 
     def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
-        """The entry kept under ``key``, or None; a hit becomes the most recently used
-        and counts the quota units it saved (unless ``touch`` is False: a plan).
-
-        The read takes no lock (a miss, the common case, writes nothing); only a hit
-        or an expired entry opens a write transaction."""
+        """See :meth:`ColdStore.get`. The read takes no lock (a miss, the common case,
+        writes nothing); only a hit or an expired entry opens a write transaction."""
         try:
             with self._lock:
                 row = self._read(
@@ -248,7 +298,6 @@ class ColdStore:
         )
 
     def find(self, series: str, at: float, now: float, *, touch: bool = True) -> ColdEntry | None:
-        """The entry whose window in ``series`` covers the moment ``at``, or None."""
         try:
             with self._lock:
                 # The window starting last at or before ``at`` (windows of one series
@@ -278,9 +327,6 @@ class ColdStore:
         profile: str = "",
         window: tuple[str, float, float] | None = None,
     ) -> bool:
-        """Keep ``response`` (``body`` as it came) for ``keep_for`` seconds (``math.inf``:
-        for good), evicting the least recently used entries past the bound. Returns
-        whether it is kept (not if it alone is over the bound)."""
         size = len(body)
         if size > self.max_bytes or keep_for <= 0:
             return False
@@ -324,8 +370,7 @@ class ColdStore:
         cur.execute("DELETE FROM entries WHERE key = ?", (key,))
         cur.execute("DELETE FROM windows WHERE key = ?", (key,))
 
-    def stats(self) -> ColdStats:
-        """Every profile's entries together."""
+    def profile_stats(self) -> dict[str, ColdStats]:
         try:
             with self._lock, self._transaction() as cur:
                 rows = cur.execute(STATS_SQL).fetchall()
@@ -333,13 +378,7 @@ class ColdStore:
             with self._lock:
                 self._failed(exc)
             rows = []
-        found = list(read_stats(rows).values())
-        return ColdStats(
-            sum(stats.entries for stats in found),
-            sum(stats.size for stats in found),
-            sum(stats.hits for stats in found),
-            sum(stats.saved for stats in found),
-        )
+        return read_stats(rows)
 
     def close(self) -> None:
         with self._lock:

@@ -147,7 +147,9 @@ def read_status(
 ) -> list[ProfileStatus]:
     """The status of every profile with a quota, a rate, or traffic in the counters."""
     db = directory / STATE_FILE
-    cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
+    cold = backend.cold_stats()
+    if cold is None:
+        cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
     today = day_of(now)
     since = day_of(now - (days - 1) * 86400)
     counted = _rows(
