@@ -215,13 +215,15 @@ class EspnImmutable:
         parts = request.url.path.rstrip("/").split("/")
         if parts[1:3] != ["apis", "site"] or len(parts) != 8:
             return None
+        if parts[7] not in ("scoreboard", "summary"):
+            return None
+        if parts[7] == "scoreboard" and _date_range(request.url.params.get("dates")) is None:
+            return None  # parsed only when it can be final
         try:
             body = json.loads(response.content)
         except ValueError:
             return None
         if parts[7] == "scoreboard":
-            if _date_range(request.url.params.get("dates")) is None:
-                return None
             try:
                 states = [_state(event) for event in _scoreboard_events(body)]
             except ValueError:
