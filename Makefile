@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/limiter_accuracy.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/cold.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache

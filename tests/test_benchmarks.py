@@ -258,3 +258,17 @@ def test_month_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     ours = found["rows"]["quotaflow (pace=even)"]
     assert ours["ledger_exact"] is True
     assert set(ours["answers"]["critical"]) == {"fresh"}
+
+
+def test_cold_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
+    """cold.py: the bodies kept never pass cold_bytes while answers keep coming, and
+    every snapshot asked for is paid once (no timing checked)."""
+    out = tmp_path / "latest.json"
+    args = ("--days", "0.1", "--cold-bytes", "100000", "--every", "20", "--json", str(out))
+    assert run_benchmark(monkeypatch, "cold.py", *args) == 0
+    found = json.loads(out.read_text())["cold"]
+    assert found["within_bound"]
+    assert 0 < found["peak_kept_bytes"] <= 100_000
+    assert found["evicted"] > 0
+    assert found["upstream_calls"] == found["distinct_snapshots"]
+    assert "within bound: ok" in capsys.readouterr().out

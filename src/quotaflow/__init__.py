@@ -21,6 +21,7 @@ from ._profiles import (
     WindowReading,
     parse_duration,
 )
+from ._snapshots import Snapshot
 from .exceptions import (
     CircuitOpen,
     ConfigError,
@@ -48,6 +49,7 @@ __all__ = [
     "Rate",
     "RateLimited",
     "ResponseInfo",
+    "Snapshot",
     "StateUnavailable",
     "Verdict",
     "WindowHeaders",

@@ -10,7 +10,9 @@ import logging
 import os
 import sqlite3
 import uuid
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hishel
 from pyrate_limiter import StateStore
@@ -19,6 +21,9 @@ from ._credentials import load_key
 from ._ledger import Ledger
 from ._recovery import check
 from ._state import LocalStateError, SqliteLedger, SqliteStateStore, StateDB
+
+if TYPE_CHECKING:
+    from ._cold import ColdStats, ColdStore
 
 CACHE_FILE = "cache.db"
 STATE_FILE = "state.db"
@@ -103,6 +108,16 @@ class Backend(abc.ABC):
     def fingerprint_key(self) -> bytes:
         """The key credential fingerprints are made with (``_credentials``): the same
         for every process sharing this state, so they share cache partitions."""
+
+    def cold_store(self, max_bytes: int, secrets: Collection[str]) -> ColdStore | None:
+        """The cold store kept with this state (``_cold``); None: the state
+        directory's ``cold.db``."""
+        return None
+
+    def cold_stats(self) -> dict[str, ColdStats] | None:
+        """Per profile, what the cold store kept with this state holds; None: read
+        the state directory's ``cold.db``."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - backends with resources override it
         pass

@@ -87,6 +87,12 @@ def _plain(statuses: list[ProfileStatus], out: TextIO) -> None:
             f"  saved      {s.today['saved']} units by the cache (spent {s.today['spent']})",
             file=out,
         )
+        if s.cold_entries or s.cold_hits:
+            print(
+                f"  cold       {s.cold_entries} answers kept ({s.cold_bytes} bytes);"
+                f" {s.cold_hits} hits saved {s.cold_saved} units",
+                file=out,
+            )
         error = f"{s.last_error} at {s.last_error_at}" if s.last_error else "none"
         print(f"  last error {error}", file=out)
         print(f"  circuit    {circuit_text(s)}; paused {pause_text(s)}", file=out)

@@ -17,6 +17,7 @@ from . import _config, events
 from ._backend import STATE_FILE, Backend, SqliteBackend
 from ._breaker import Breaker
 from ._clock import Clock
+from ._cold import COLD_BYTES, COLD_FILE, ColdStore, SqliteColdStore
 from ._counters import Counters
 from ._credentials import Fingerprints
 from ._flight import Gate
@@ -191,11 +192,13 @@ class _Parts:
         url_rules: Mapping[str, float | str] | None = None,
         secret_params: Iterable[str] = (),
         secret_headers: Iterable[str] = (),
+        cold_bytes: int = COLD_BYTES,
     ) -> None:
         for name, value in (
             ("hot_entries", hot_entries),
             ("hot_bytes", hot_bytes),
             ("max_body", max_body),
+            ("cold_bytes", cold_bytes),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
@@ -268,6 +271,13 @@ class _Parts:
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(hot_entries, hot_bytes, max_body)
         self.gate = Gate(self.backend.leases, self.clock)
+        # Answers that never change: only for profiles that mark some (a file of its own).
+        self.cold: ColdStore | None = None
+        if any(profile.immutable is not None for profile in self.registry.profiles):
+            secrets = self.registry.secret_params
+            self.cold = self.backend.cold_store(cold_bytes, secrets) or SqliteColdStore(
+                self.directory / COLD_FILE, cold_bytes, secrets
+            )
         self.storage: Any = None  # the hishel storage of the stack built on these parts
         redact_logs(self.registry.secret_params)
 
@@ -326,6 +336,7 @@ def make_client(
     secret_params: Iterable[str] = (),
     secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
+    cold_bytes: int = COLD_BYTES,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
     """Build an :class:`httpx.Client` whose requests go through quotaflow's stack.
@@ -373,6 +384,10 @@ def make_client(
         secret_headers: more request headers that carry credentials, likewise (beside
             ``Authorization``, ``Cookie``, ``X-API-Key``, ``X-RapidAPI-Key``...).
         clock: time and sleep, for tests and simulations.
+        cold_bytes: the cold store's bound (``cold.db`` in the state directory): answers
+            a profile marks immutable are kept there past any freshness, the least
+            recently used leaving once the bodies kept pass this many bytes (default
+            256 MiB). Made only when a profile marks answers immutable.
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
     Raises:
@@ -406,6 +421,7 @@ def make_async_client(
     secret_params: Iterable[str] = (),
     secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
+    cold_bytes: int = COLD_BYTES,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
     """Build an :class:`httpx.AsyncClient` whose requests go through quotaflow's stack.
@@ -498,6 +514,7 @@ def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **se
             parts.hot,
             parts.gate,
             flags["cache"],
+            cold=parts.cold,
             **reader,
         ),
         parts.router,

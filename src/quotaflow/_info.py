@@ -43,13 +43,15 @@ class ResponseInfo:
         stored: whether the answer is in the cache: stored now (a miss the cache
             keeps), or served from it.
         tier: for answers from the cache, where from: ``"memory"`` (this process's
-            hot tier) or ``"storage"`` (SQLite or Redis); else None.
+            hot tier), ``"storage"`` (SQLite or Redis) or ``"cold"`` (the cold store of
+            answers the profile says never change, ``cold.db``); else None.
         reason: why, in a short sentence: which rule gave which freshness, or why the
             answer was not stored (``no-store``, an error body, over ``max_body``, no
             freshness and no ``default_ttl``...). Logged at DEBUG for every request.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 ``stored``, ``tier`` and ``reason``.
+    .. versionchanged:: 0.3 ``tier`` may be ``"cold"``.
     """
 
     profile: str
@@ -109,6 +111,9 @@ class Call:
     stored: bool = False
     tier: str | None = None
     reason: str = ""
+    # Seconds the profile says the fresh answer stays as it is (``immutable``; inf: for
+    # good), so the caching layer keeps it in the cold store; None: an ordinary answer.
+    keep_for: float | None = None
 
     def info(self, **changes: Any) -> ResponseInfo:
         if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:

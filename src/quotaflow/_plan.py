@@ -10,6 +10,7 @@ import hishel
 import httpx
 
 from . import _policy
+from ._cold import cold_lookup
 from ._ledger import PACED, account_name, forecast
 from ._priority import Priority, current_priority
 from ._profiles import DEFAULT_PROFILE
@@ -81,6 +82,11 @@ def _entry(call: Any, request: httpx.Request, parts: Any, entries: list[hishel.E
     if request.method not in ("GET", "HEAD"):
         return False
     if call.hot and parts.hot.get(call.key, parts.clock.time()) is not None:
+        return True
+    # Kept in the cold store (under its key, or a snapshot window covering it): free.
+    # Looked at without making it the most recently used.
+    cold = parts.cold if call.hot and call.profile.immutable is not None else None
+    if cold is not None and cold_lookup(cold, call, request, parts.clock.time(), touch=False):
         return True
     internal = hishel.Request(
         method=request.method,

@@ -12,6 +12,7 @@ import attrs
 import httpx
 
 from ._priority import Priority
+from ._snapshots import Snapshot
 from .exceptions import ConfigError
 
 __all__ = [
@@ -642,6 +643,20 @@ class ApiProfile:
         alerts: low-quota thresholds: a float is a share of the quota left (``0.10``),
             an int a number of units left. Each time the quota falls to or below one,
             a :class:`quotaflow.events.QuotaLow` event is emitted and a WARNING logged.
+        immutable: ``(request, response) -> seconds | None``: the answer never
+            changes (``math.inf``) or stays as it is for that long, so it goes to the
+            cold store (``cold.db``), kept for that long whatever its freshness, bounded
+            by the client's ``cold_bytes`` only (least recently used first). None: an
+            ordinary answer. It reads the body only on a ``reads_body`` profile;
+            elsewhere it must judge by the request alone.
+        normalize: ``request -> URL | None``: the URL the API answers exactly as it
+            answers the request (The Odds API: a historical ``date`` rounded down to
+            the snapshot grid), used as the request's URL before anything else sees
+            it, so that equivalent requests share one stored answer. None: unchanged.
+        snapshot: ``(request, response | None) -> Snapshot | None``: for an archive
+            keyed by a moment, the window of time an immutable answer covers (with
+            the response), or the moment a request asks for (response None); the cold
+            store then answers any request inside a window it holds.
 
     Raises:
         ConfigError: a field is invalid; the message names it.
@@ -654,6 +669,8 @@ class ApiProfile:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        Durations with units; hosts with ports.
+    .. versionchanged:: 0.3
+       ``immutable``, ``normalize`` and ``snapshot`` (the cold tier).
     """
 
     name: str = attrs.field(
@@ -760,6 +777,20 @@ class ApiProfile:
             for item in self.alerts
         }
         return tuple(sorted(levels, reverse=True))
+
+    # Added with the cold tier (``_cold.py``), last for the same reason.
+    immutable: Callable[[httpx.Request, httpx.Response], float | None] | None = attrs.field(
+        default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
+    )
+    normalize: Callable[[httpx.Request], httpx.URL | None] | None = attrs.field(
+        default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
+    )
+    snapshot: Callable[[httpx.Request, httpx.Response | None], Snapshot | None] | None = (
+        attrs.field(
+            default=None,
+            validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
+        )
+    )
 
     def matches(self, url: httpx.URL) -> bool:
         """Whether this profile describes ``url``: its host (and port, for a pattern

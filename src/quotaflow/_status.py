@@ -14,6 +14,7 @@ import attrs
 
 from . import _policy
 from ._backend import STATE_FILE, Backend
+from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
 from ._counters import COLUMNS, day_of
 from ._ledger import forecast
 from ._profiles import ApiProfile, Registry
@@ -47,6 +48,12 @@ class ProfileStatus:
     # many), and when the quota runs out if before it. None: no quota, or too early.
     forecast_at_reset: int | None = None
     runs_out_at: str | None = None
+    # The cold store (``cold.db``): the profile's answers kept there, their bytes, the
+    # hits on them and the quota units those hits did not spend.
+    cold_entries: int = 0
+    cold_bytes: int = 0
+    cold_hits: int = 0
+    cold_saved: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -137,6 +144,9 @@ def read_status(
 ) -> list[ProfileStatus]:
     """The status of every profile with a quota, a rate, or traffic in the counters."""
     db = directory / STATE_FILE
+    cold = backend.cold_stats()
+    if cold is None:
+        cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
     today = day_of(now)
     since = day_of(now - (days - 1) * 86400)
     counted = _rows(
@@ -220,6 +230,7 @@ def read_status(
             per = first.interval / 1000
             rate = f"{first.limit}/{per:g}s (burst {first.burst})"
         note = notes.get(profile.name, (None, None))
+        kept = cold.get(profile.name, ColdStats(0, 0, 0, 0))
         result.append(
             ProfileStatus(
                 profile=profile.name,
@@ -243,6 +254,10 @@ def read_status(
                 days=history,
                 forecast_at_reset=projected,
                 runs_out_at=_iso(runs_out),
+                cold_entries=kept.entries,
+                cold_bytes=kept.size,
+                cold_hits=kept.hits,
+                cold_saved=kept.saved,
             )
         )
     return result

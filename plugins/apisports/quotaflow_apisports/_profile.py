@@ -52,6 +52,7 @@ __all__ = [
     "HOST",
     "PROFILE",
     "ApiSportsFreshness",
+    "ApiSportsImmutable",
     "classify",
     "make_profile",
     "read_quota",
@@ -67,6 +68,9 @@ DAY = 86400.0
 # Fixture status codes, from API-Football's documentation of fixture.status.short.
 IN_PLAY = frozenset({"1H", "HT", "2H", "ET", "BT", "P", "SUSP", "INT", "LIVE"})
 SETTLED = frozenset({"FT", "AET", "PEN", "PST", "CANC", "ABD", "AWD", "WO"})
+# Settled for good: played to the end, or awarded. (Postponed, cancelled and abandoned
+# fixtures may yet be played.)
+FINAL = frozenset({"FT", "AET", "PEN", "AWD", "WO"})
 
 # A fixture still "not started" this long after its kick-off is taken as not coming.
 _LATE_START = 6 * HOUR
@@ -249,6 +253,37 @@ def _not_the_account(url: httpx.URL) -> bool:
     return url.path.rstrip("/") != "/status"
 
 
+@attrs.frozen
+class ApiSportsImmutable:
+    """Which answers of API-Football v3 stay as they are: kept in quotaflow's cold store
+    for ``final`` seconds (``ApiProfile.immutable``; 30 days).
+
+    ``/fixtures`` asked for by ``id=`` (or ``ids=``) whose every fixture asked for came
+    back with a final status (``FT``, ``AET``, ``PEN``, ``AWD``, ``WO``). A list by
+    date, league or team is not: fixtures are added, moved and rescheduled.
+
+    .. versionadded:: 0.3
+    """
+
+    final: float = 30 * DAY
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> float | None:
+        if (request.url.path.rstrip("/") or "/") != "/fixtures":
+            return None
+        params = request.url.params
+        asked = {part.strip() for part in (params.get("ids") or params.get("id") or "").split("-")}
+        asked.discard("")
+        if not asked or set(params) - {"id", "ids", "timezone"}:
+            return None
+        try:
+            fixtures = _fixtures(json.loads(response.content))
+        except ValueError:
+            return None
+        if len(fixtures) != len(asked) or not all(short in FINAL for short, _ in fixtures):
+            return None
+        return self.final
+
+
 def make_profile(
     host: str = HOST,
     *,
@@ -257,6 +292,7 @@ def make_profile(
     per_minute: int = 10,
     freshness: ApiSportsFreshness | None = None,
     max_stale: float = DAY,
+    immutable: ApiSportsImmutable | None = None,
 ) -> ApiProfile:
     """A profile for one API-Sports API: each API (football, basketball...) has its own quota.
 
@@ -267,6 +303,7 @@ def make_profile(
         per_minute: requests a minute (free plan: 10).
         freshness: the freshness rule (football's by default).
         max_stale: seconds past freshness a stored answer may stand in for a failed call.
+        immutable: which answers go to the cold store (finished fixtures by id, by default).
 
     Raises:
         quotaflow.ConfigError: a value is invalid; the message names it.
@@ -290,6 +327,7 @@ def make_profile(
         # Fixtures are the same for every key (each key is still its own daily quota);
         # /status is the account's own.
         shared_answers=_not_the_account,
+        immutable=immutable if immutable is not None else ApiSportsImmutable(),
     )
 
 

@@ -31,7 +31,7 @@ import httpx
 
 from quotaflow import ApiProfile, Rate, Verdict
 
-__all__ = ["PROFILE", "EspnFreshness"]
+__all__ = ["PROFILE", "EspnFreshness", "EspnImmutable"]
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -183,6 +183,57 @@ class EspnFreshness:
         return self.today
 
 
+def _summary_final(body: Any) -> bool:
+    """Whether every competition in a summary's header says "post" (finished)."""
+    header = body.get("header") if isinstance(body, dict) else None
+    competitions = header.get("competitions") if isinstance(header, dict) else None
+    if not isinstance(competitions, list) or not competitions:
+        return False
+    try:
+        return all(_state(competition) == "post" for competition in competitions)
+    except ValueError:
+        return False
+
+
+@attrs.frozen
+class EspnImmutable:
+    """Which answers of ESPN's site API stay as they are: kept in quotaflow's cold store
+    for ``final`` seconds (``ApiProfile.immutable``; 30 days: stat corrections are rare
+    and come early).
+
+    - ``/scoreboard`` asked for by ``dates`` whose every event is finished (state
+      ``post``): that day's games are over. A scoreboard without ``dates`` is
+      ESPN's current day, which moves on: never.
+    - ``/summary`` of a game whose header says it is finished.
+
+    .. versionadded:: 0.3
+    """
+
+    final: float = 30 * DAY
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> float | None:
+        parts = request.url.path.rstrip("/").split("/")
+        if parts[1:3] != ["apis", "site"] or len(parts) != 8:
+            return None
+        if parts[7] not in ("scoreboard", "summary"):
+            return None
+        if parts[7] == "scoreboard" and _date_range(request.url.params.get("dates")) is None:
+            return None  # parsed only when it can be final
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return None
+        if parts[7] == "scoreboard":
+            try:
+                states = [_state(event) for event in _scoreboard_events(body)]
+            except ValueError:
+                return None
+            return self.final if states and all(state == "post" for state in states) else None
+        if parts[7] == "summary":
+            return self.final if _summary_final(body) else None
+        return None
+
+
 # How much of a 200 body is looked at for an error's shape: error bodies are small,
 # scoreboards are hundreds of kilobytes.
 _ERROR_PREFIX = 4096
@@ -234,6 +285,8 @@ PROFILE = ApiProfile(
     # The freshness rule and classify read the scoreboard; the API takes no credential.
     reads_body=True,
     shared_answers=True,
+    # Finished days and games go to the cold store for 30 days.
+    immutable=EspnImmutable(),
 )
 """The ``espn`` plugin's profile.
 

@@ -30,7 +30,16 @@ from ._history import (
     movement,
     start,
 )
-from ._profile import PROFILE, OddsApiFreshness, classify, cost, read_quota
+from ._profile import (
+    PROFILE,
+    OddsApiFreshness,
+    OddsApiImmutable,
+    classify,
+    cost,
+    normalize,
+    read_quota,
+    snapshot,
+)
 
 #: What the ``quotaflow.plugins`` entry point names: the profile, and per client an
 #: :class:`OddsHistory` in its state directory (``$QUOTAFLOW_ODDS_HISTORY_DAYS`` days,
@@ -50,6 +59,7 @@ __all__ = [
     "OddsApi",
     "OddsApiError",
     "OddsApiFreshness",
+    "OddsApiImmutable",
     "OddsHistory",
     "Outcome",
     "Score",
@@ -61,5 +71,7 @@ __all__ = [
     "cost",
     "history",
     "movement",
+    "normalize",
     "read_quota",
+    "snapshot",
 ]

@@ -7,13 +7,13 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Verdict
+from quotaflow import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Snapshot, Verdict
 
 _SPORT = r"/v4/sports/[^/]+"
 _HISTORICAL = r"/v4/historical/sports/[^/]+"
@@ -195,6 +195,124 @@ class OddsApiFreshness:
         return self.scores_pending
 
 
+_HISTORICAL_PATH = re.compile(_HISTORICAL + r"(?:/odds|/events|" + _EVENT + r"/odds)/?$")
+
+# Historical snapshots are taken on 5-minute marks (10-minute ones before September
+# 2022); the API answers a ``date`` with the nearest snapshot at or before it.
+SNAPSHOT_GRID = 300
+
+
+def _historical(request: httpx.Request) -> bool:
+    return _HISTORICAL_PATH.search(request.url.path) is not None
+
+
+def _date(request: httpx.Request) -> datetime | None:
+    value = request.url.params.get("date")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def normalize(request: httpx.Request) -> httpx.URL | None:
+    """A historical request's ``date`` rounded down to the 5-minute snapshot grid: the
+    API answers both with the same snapshot, the nearest at or before ``date``.
+
+    Rounded to 5 minutes even before September 2022, when snapshots were 10 minutes
+    apart: a 5-minute mark is never past the snapshot the API would pick, whereas a
+    10-minute grid may not be the one the snapshots sat on (the provider's own example
+    has them at :45, :55, :05). Requests between two snapshots of that era share the
+    earlier one's answer through its window instead (:func:`snapshot`).
+    """
+    if not _historical(request):
+        return None
+    moment = _date(request)
+    if moment is None:
+        return None
+    seconds = int(moment.timestamp())
+    rounded = seconds - seconds % SNAPSHOT_GRID
+    text = datetime.fromtimestamp(rounded, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if text == request.url.params.get("date"):
+        return None
+    return request.url.copy_set_param("date", text)
+
+
+def _wrapper(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "data" in body and "timestamp" in body else None
+
+
+def _moment(value: Any) -> float | None:
+    try:
+        return _parse_time(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def snapshot(request: httpx.Request, response: httpx.Response | None) -> Snapshot | None:
+    """For a historical request, the moment it asks for (its ``date``); for a
+    historical answer, the window it covers: from its ``timestamp`` up to its
+    ``next_timestamp`` the API gives that same snapshot. The series is the request
+    without ``date`` (the stack hands it over without the key)."""
+    if not _historical(request):
+        return None
+    series = str(request.url.copy_remove_param("date"))
+    if response is None:
+        moment = _date(request)
+        return None if moment is None else Snapshot(series, moment.timestamp(), moment.timestamp())
+    body = _wrapper(response)
+    if body is None:
+        return None
+    start, end = _moment(body.get("timestamp")), _moment(body.get("next_timestamp"))
+    if start is None or end is None or end <= start:
+        return None
+    return Snapshot(series, start, end)
+
+
+@attrs.frozen
+class OddsApiImmutable:
+    """Which answers of The Odds API never change (or not for a long time): kept in
+    quotaflow's cold store for that long (``ApiProfile.immutable``).
+
+    - Historical snapshots (``/v4/historical/...``) that have a ``next_timestamp``:
+      a snapshot never changes, and a later one exists, so the answer to that
+      ``date`` is final. (The latest snapshot, ``next_timestamp`` null, is not: a
+      newer one may yet be taken at or before ``date``.)
+    - ``/scores`` asked for by ``eventIds`` whose every event came back completed:
+      ``completed_scores`` seconds (30 days; scores are corrected rarely). A
+      ``/scores`` list without ``eventIds`` is not: games enter and leave it.
+    """
+
+    completed_scores: float = 30 * 86400
+
+    def __call__(self, request: httpx.Request, response: httpx.Response) -> float | None:
+        if _historical(request):
+            body = _wrapper(response)
+            if body is None or _moment(body.get("next_timestamp")) is None:
+                return None
+            return math.inf
+        if request.url.path.rstrip("/").endswith("/scores"):
+            return self._scores(request, response)
+        return None
+
+    def _scores(self, request: httpx.Request, response: httpx.Response) -> float | None:
+        asked = {part.strip() for part in request.url.params.get("eventIds", "").split(",")}
+        asked.discard("")
+        if not asked:
+            return None
+        events = _events(json.loads(response.content))
+        got = {event.get("id") for event in events}
+        if got != asked or not all(event.get("completed") is True for event in events):
+            return None
+        return self.completed_scores
+
+
 PROFILE = ApiProfile(
     name="theoddsapi",
     hosts=("api.the-odds-api.com", "ipv6-api.the-odds-api.com"),
@@ -218,4 +336,10 @@ PROFILE = ApiProfile(
     # Odds are the same for every key: keys share stored answers (each key is still
     # its own quota in the ledger).
     shared_answers=True,
+    # Historical snapshots and completed scores go to the cold store; a historical
+    # date is rounded onto the snapshot grid, and a stored snapshot answers every
+    # date in its window.
+    immutable=OddsApiImmutable(),
+    normalize=normalize,
+    snapshot=snapshot,
 )

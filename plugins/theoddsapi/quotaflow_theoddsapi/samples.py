@@ -19,6 +19,7 @@ __all__ = [
     "error",
     "event",
     "events",
+    "historical",
     "iso",
     "odds",
     "quota_headers",
@@ -126,6 +127,21 @@ def event(
 def odds(events: Sequence[dict[str, Any]]) -> bytes:
     """The body of ``/v4/sports/{sport}/odds``."""
     return json.dumps(list(events)).encode()
+
+
+def historical(
+    data: Any, timestamp: float, previous: float | None, following: float | None
+) -> bytes:
+    """A historical answer: ``data`` (an endpoint's usual shape) in the wrapper
+    ``{"timestamp", "previous_timestamp", "next_timestamp", "data"}``."""
+    return json.dumps(
+        {
+            "timestamp": iso(timestamp),
+            "previous_timestamp": iso(previous) if previous is not None else None,
+            "next_timestamp": iso(following) if following is not None else None,
+            "data": data,
+        }
+    ).encode()
 
 
 def events(items: Sequence[dict[str, Any]]) -> bytes:

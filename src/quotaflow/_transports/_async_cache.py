@@ -8,6 +8,7 @@ import httpx
 from hishel.httpx import AsyncCacheTransport
 
 from .._clock import Clock
+from .._cold import COLD, ColdStore, cold_keep, cold_lookup
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
@@ -26,6 +27,7 @@ from ._cache import (
     ERROR_BODY,
     FRESH_IN_MEMORY,
     FRESH_IN_STORAGE,
+    KEPT_COLD,
     MEMORY,
     OPTIONS,
     STORAGE,
@@ -67,6 +69,8 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
             for entry in await self._storage.get_entries(call.key):
                 await self._storage.remove_entry(entry.id)
+        if call is not None and call.profile.immutable is not None:
+            call.keep_for = self._policy.immutable(call, request, response)
         return response
 
     async def _board(self, call: Call, request: httpx.Request) -> None:
@@ -104,6 +108,9 @@ class AsyncCachingTransport(AsyncLayer):
 
     ``reader``: a blocking storage over the same entries; given, a fresh answer is read
     with it in one worker-thread hop (hishel's async SQLite storage hops per statement).
+    ``cold``: the cold store (``_cold.py``) of answers the profile says never change:
+    read after the hot tier misses, before the warm tier; written when a fresh answer
+    is judged immutable.
     """
 
     def __init__(
@@ -115,10 +122,12 @@ class AsyncCachingTransport(AsyncLayer):
         gate: Gate,
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
+        cold: ColdStore | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._reader = reader
+        self._cold = cold
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -146,6 +155,15 @@ class AsyncCachingTransport(AsyncLayer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
+        if hot and self._cold is not None and call.profile.immutable is not None:
+            kept = await offload_async(cold_lookup, self._cold, call, redacted(call, request), now)
+            if kept is not None:
+                response = kept.response(now)
+                if (entry := entry_for(response, kept.body, now)) is not None:
+                    self._hot.put(call.key, entry)
+                call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
+                call.stored, call.reason = True, KEPT_COLD
+                return response
         if hot and (entry := await self._warm(call, now)) is not None:
             self._hot.put(call.key, entry)
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
@@ -179,31 +197,62 @@ class AsyncCachingTransport(AsyncLayer):
         self._gate.stored(call.key, call.stored)
         if call.cache is CacheStatus.MISS:
             self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
+        cold = self._cold if call.keep_for is not None else None
         if call.buffered:
-            return await self._buffered(call, response, hot)
+            return await self._buffered(call, request, response, hot, cold)
         keep = worth_keeping(response, self._hot) if hot else 0
         if not call.stored:
             # Nothing will be stored to wait for (an event stream, no-store, no
             # freshness...): the followers go upstream now, side by side.
             await self._land(call, None)
-        if call.flight is None and not keep:
+        if call.flight is None and not keep and cold is None:
             return response
         self._gate.streaming(call)
 
         async def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
             # keep it in memory if it fits, and let the followers look again.
-            if body is not None and keep:
+            if body is not None and keep and len(body) <= keep:
                 entry = entry_for(response, body, self._clock.time())
                 if entry is not None:
                     self._hot.put(call.key, entry)
+            if body is not None and cold is not None:
+                await self._keep_cold(cold, call, request, response, body)
             await self._land(call, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
-        response.stream = AsyncTee(response.stream, keep, done)  # type: ignore[arg-type]
+        tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
+        response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
 
-    async def _buffered(self, call: Call, response: httpx.Response, hot: bool) -> httpx.Response:
+    async def _keep_cold(
+        self,
+        cold: ColdStore,
+        call: Call,
+        request: httpx.Request,
+        response: httpx.Response,
+        raw: bytes,
+    ) -> None:
+        """Keep an answer the profile judged immutable in the cold store, with the
+        snapshot window it covers (the rule reads it decoded, as the caller would)."""
+        assert call.keep_for is not None
+        try:
+            read = decoded(response, raw, self._max_body)
+        except httpx.DecodingError:
+            return  # a body that does not decode is not worth keeping for good
+        if not read.is_stream_consumed:
+            return  # it inflates past max_body: not kept
+        now = self._clock.time()
+        await offload_async(cold_keep, cold, call, request, read, raw, call.keep_for, now)
+
+    async def _buffered(
+        self,
+        call: Call,
+        request: httpx.Request,
+        response: httpx.Response,
+        hot: bool,
+        cold: ColdStore | None,
+    ) -> httpx.Response:
         """The profile's rules read the body (``reads_body``): it is in memory already.
         Read it here too, so that events carry it; the fallback hands it on unread."""
         chunks = []
@@ -219,6 +268,8 @@ class AsyncCachingTransport(AsyncLayer):
             entry = entry_for(read, raw, self._clock.time())
             if entry is not None:
                 self._hot.put(call.key, entry)
+        if cold is not None:
+            await self._keep_cold(cold, call, request, read, raw)
         await self._land(call, None)
         return read
 
@@ -261,3 +312,5 @@ class AsyncCachingTransport(AsyncLayer):
         finally:
             if self._reader is not None:
                 self._reader.close()
+            if self._cold is not None:
+                self._cold.close()

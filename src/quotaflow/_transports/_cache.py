@@ -29,6 +29,7 @@ logger = logging.getLogger("quotaflow")
 # ResponseInfo.tier, and the reasons of hits (static: hits build nothing per request).
 MEMORY, STORAGE = "memory", "storage"
 FRESH_IN_MEMORY, FRESH_IN_STORAGE = "fresh in memory", "fresh in storage"
+KEPT_COLD = "kept in the cold store: the profile says this answer does not change"
 
 # An error body the stack keeps a copy of is read up to this many bytes.
 ERROR_BODY = 64 * 2**10

@@ -179,6 +179,15 @@ class Router:
         caller made it: a hit from the hot tier never needs the redacted copy."""
         route = self._route(request.url)
         profile = route.profile
+        if profile.normalize is not None:
+            # Onto the URL the API answers alike (``ApiProfile.normalize``): the request
+            # itself changes, so that the key, the cache, the cost and upstream all
+            # see the same URL.
+            url = _normalized(profile, request)
+            if url is not None and url != request.url:
+                request.url = url
+                route = self._route(url)
+                profile = route.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
         secret_names = self.secrets(profile).headers
@@ -224,6 +233,22 @@ class Router:
     def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
         call = self.start(request)
         return call, redacted(call, request)
+
+
+def _normalized(profile: ApiProfile, request: httpx.Request) -> httpx.URL | None:
+    assert profile.normalize is not None
+    try:
+        url = profile.normalize(request)
+    except Exception:
+        logger.warning("profile %s: normalize() failed, ignoring it", profile.name, exc_info=True)
+        return None
+    if not isinstance(url, httpx.URL) or (url.scheme, url.host, url.port) != (
+        request.url.scheme,
+        request.url.host,
+        request.url.port,
+    ):
+        return None  # never to another origin: the credentials go along
+    return url
 
 
 def redacted(call: Call, request: httpx.Request) -> httpx.Request:
@@ -726,6 +751,36 @@ class Policy:
         if default is None or status not in HEURISTIC_STATUSES:
             return None, ""
         return default, f"fresh {int(default)} s by default_ttl: the answer says nothing"
+
+    def immutable(
+        self, call: Call | None, request: httpx.Request, response: httpx.Response
+    ) -> float | None:
+        """Seconds the profile says a fresh 200 stays as it is (``ApiProfile.immutable``;
+        ``math.inf``: for good), so that it goes to the cold store; None: it does not.
+        Judged on the body only for ``reads_body`` profiles; a rule that reads an
+        unread body (or fails) says None."""
+        rule = call.profile.immutable if call is not None else None
+        if call is None or rule is None or response.status_code != 200:
+            return None
+        profile = call.profile
+        try:
+            keep_for = rule(request, response)
+        except httpx.ResponseNotRead:
+            _unread(profile, "immutable")
+            return None
+        except Exception:
+            logger.warning(
+                "profile %s: immutable() failed on %s, not kept cold",
+                profile.name,
+                request.url.path,
+                exc_info=True,
+            )
+            return None
+        if isinstance(keep_for, bool) or not isinstance(keep_for, int | float):
+            return None
+        if math.isnan(keep_for) or keep_for <= 0:
+            return None
+        return float(keep_for)
 
 
 def _header_reason(response: httpx.Response) -> str:
