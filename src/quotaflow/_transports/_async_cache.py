@@ -8,7 +8,7 @@ import httpx
 from hishel.httpx import AsyncCacheTransport
 
 from .._clock import Clock
-from .._cold import COLD, ColdStore, cold_keep, cold_lookup
+from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
@@ -29,12 +29,13 @@ from ._cache import (
     FRESH_IN_STORAGE,
     KEPT_COLD,
     MEMORY,
+    NOT_COLD_FOR,
     OPTIONS,
     STORAGE,
     AsyncTee,
     conditional,
+    look_up,
     not_modified,
-    read_fresh,
     read_fresh_async,
     worth_keeping,
 )
@@ -128,6 +129,9 @@ class AsyncCachingTransport(AsyncLayer):
         self._storage = storage
         self._reader = reader
         self._cold = cold
+        # Keys just looked for in the cold store and not there (until when): a profile
+        # keeping a few answers cold costs its other hits no cold lookup each.
+        self._not_cold: dict[str, float] = {}
         self._hot = hot
         self._gate = gate
         self._clock = policy.clock
@@ -155,16 +159,15 @@ class AsyncCachingTransport(AsyncLayer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
-        if hot and self._cold is not None and call.profile.immutable is not None:
-            kept = await offload_async(cold_lookup, self._cold, call, redacted(call, request), now)
-            if kept is not None:
-                response = kept.response(now)
-                if (entry := entry_for(response, kept.body, now)) is not None:
-                    self._hot.put(call.key, entry)
-                call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
-                call.stored, call.reason = True, KEPT_COLD
-                return response
-        if hot and (entry := await self._warm(call, now)) is not None:
+        kept, entry = await self._stored(call, request, now) if hot else (None, None)
+        if kept is not None:
+            response = kept.response(now)
+            if (found := entry_for(response, kept.body, now)) is not None:
+                self._hot.put(call.key, found)
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
+            call.stored, call.reason = True, KEPT_COLD
+            return response
+        if entry is not None:
             self._hot.put(call.key, entry)
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
             call.stored, call.reason = True, FRESH_IN_STORAGE
@@ -244,6 +247,7 @@ class AsyncCachingTransport(AsyncLayer):
             return  # it inflates past max_body: not kept
         now = self._clock.time()
         await offload_async(cold_keep, cold, call, request, read, raw, call.keep_for, now)
+        self._not_cold.pop(call.key, None)
 
     async def _buffered(
         self,
@@ -300,11 +304,27 @@ class AsyncCachingTransport(AsyncLayer):
             else:
                 self._gate.land(call, error)
 
-    async def _warm(self, call: Call, now: float) -> HotEntry | None:
+    async def _stored(
+        self, call: Call, request: httpx.Request, now: float
+    ) -> tuple[ColdEntry | None, HotEntry | None]:
+        """On a miss in memory: the cold store's answer (for a profile that keeps
+        immutable ones), else a plain fresh stored one; in one worker-thread hop when
+        the backend has a blocking reader."""
         limit = self._hot.max_entry
+        cold = self._cold if call.profile.immutable is not None else None
+        if cold is not None and self._not_cold.get(call.key, 0.0) > now:
+            cold = None  # looked for a moment ago: not there
+        inner = redacted(call, request) if cold is not None else request
         if self._reader is not None:
-            return await offload_async(read_fresh, self._reader, call, now, limit)
-        return await read_fresh_async(self._storage, call, now, limit)
+            kept, entry = await offload_async(look_up, cold, self._reader, call, inner, now, limit)
+        else:
+            kept = await offload_async(cold_lookup, cold, call, inner, now) if cold else None
+            entry = None if kept else await read_fresh_async(self._storage, call, now, limit)
+        if cold is not None and kept is None:
+            if len(self._not_cold) >= 4096:
+                self._not_cold.clear()
+            self._not_cold[call.key] = now + NOT_COLD_FOR
+        return kept, entry
 
     async def _aclose_own(self) -> None:
         try:

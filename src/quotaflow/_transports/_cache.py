@@ -20,6 +20,7 @@ import hishel
 import httpx
 
 from .. import _policy
+from .._cold import ColdEntry, ColdStore, cold_lookup
 from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Call
 from .._retention import is_event_stream
@@ -30,6 +31,11 @@ logger = logging.getLogger("quotaflow")
 MEMORY, STORAGE = "memory", "storage"
 FRESH_IN_MEMORY, FRESH_IN_STORAGE = "fresh in memory", "fresh in storage"
 KEPT_COLD = "kept in the cold store: the profile says this answer does not change"
+
+# How long a key found missing from the cold store is not looked for there again, in
+# this process (seconds). Another process keeping it meanwhile loses nothing: the warm
+# tier holds the same answer.
+NOT_COLD_FOR = 30.0
 
 # An error body the stack keeps a copy of is read up to this many bytes.
 ERROR_BODY = 64 * 2**10
@@ -269,3 +275,20 @@ def not_modified(
         kept.append(("age", str(int(max(0.0, now - received)))))
         return NotModified(httpx.Response(304, headers=kept), ttl)
     return None
+
+
+def look_up(
+    cold: ColdStore | None,
+    reader: hishel.BaseStorage,
+    call: Call,
+    request: httpx.Request,
+    now: float,
+    limit: int,
+) -> tuple[ColdEntry | None, HotEntry | None]:
+    """The cold store's answer (``cold`` given), else a plain fresh stored one
+    (:func:`read_fresh`): both blocking reads, for one worker-thread hop."""
+    if cold is not None:
+        kept = cold_lookup(cold, call, request, now)
+        if kept is not None:
+            return kept, None
+    return None, read_fresh(reader, call, now, limit)
