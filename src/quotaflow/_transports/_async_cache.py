@@ -39,8 +39,9 @@ from ._cache import (
     read_fresh_async,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
+from ._core import SAFE_METHODS, Policy, outcome
 from ._layer import AsyncLayer
+from ._route import call_of, redacted
 
 
 class _AsyncPolicyTransport(httpx.AsyncBaseTransport):

@@ -13,7 +13,6 @@ from ._body import unread
 from ._cache import AsyncChunks, Chunks
 from ._core import (
     Limiter,
-    Router,
     UpstreamFailed,
     choose_stale,
     log_answer,
@@ -23,6 +22,7 @@ from ._core import (
     stale_response,
 )
 from ._layer import AsyncLayer, Layer
+from ._route import Router
 
 logger = logging.getLogger("quotaflow")
 

@@ -39,8 +39,9 @@ from ._cache import (
     read_fresh,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, Policy, call_of, outcome, redacted
+from ._core import SAFE_METHODS, Policy, outcome
 from ._layer import Layer
+from ._route import call_of, redacted
 
 
 class _PolicyTransport(httpx.BaseTransport):
