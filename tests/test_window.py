@@ -348,7 +348,9 @@ def test_redis_runs_the_same_algorithm(
             )
         assert remote.read(algorithm, rates) == local.read(algorithm, rates)
         ttl = client.pttl(remote.key)
-        assert ttl == -2 or 0 < ttl <= ttl_ms(rates)  # -2: nothing was ever admitted
+        # -2: gone (nothing admitted, or its few milliseconds already ran out on a busy
+        # machine: Redis expires in real time); 0: expiring this very millisecond.
+        assert ttl == -2 or 0 <= ttl <= ttl_ms(rates)
     finally:
         remote.reset()
         client.close()
