@@ -1,7 +1,8 @@
 """What each layer costs per request, as ratios to bare httpx measured in the same run.
 
-Every row answers from the same respx router over recorded Odds API answers
-(benchmarks/fixtures), innermost as ``httpx.MockTransport(router.handler)``, so the
+Every row answers from the same recorded Odds API answers (benchmarks/fixtures) through
+a plain handler (a dict lookup, no respx route matching), innermost as
+``httpx.MockTransport(handler)``, so the
 network never counts. Two bodies: one game's moneyline (2 KB) and the NFL Sunday slate
 (16 games x 8 books x h2h/spreads/totals). Within a round every variant of every group
 runs once, so drift hits them all alike; a ratio is taken per round against that
@@ -11,7 +12,8 @@ Run::
     make bench            # or: python benchmarks/overhead.py --requests 500 --rounds 15
 
 Rows (each in sync and async, 2 KB and slate):
-    httpx (floor)          httpx.Client on MockTransport(router.handler)
+    httpx (floor)          httpx.Client on MockTransport(handler)
+    httpx (A/A)            the same again: the spread of a ratio that should be 1.00
     quotaflow hit (hot)    the whole stack answering from its in-memory hot tier
     quotaflow hit (warm)   the whole stack answering from SQLite (make_client(hot_entries=0))
     quotaflow miss         the whole stack going upstream, a new URL each time:
@@ -53,7 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import attrs
 import hishel
 import httpx
-import respx
 from common import RESULTS, json_arg, ratios, spread, verdict, write_results
 from hishel.httpx import AsyncCacheTransport, CacheTransport
 from pyrate_limiter import Duration, Limiter, StateBucket, TokenBucket
@@ -62,7 +63,7 @@ from pyrate_limiter.extras.httpx_limiter import (
     AsyncRateLimiterTransport,
     RateLimiterTransport,
 )
-from replay import API_KEY, Fixture, RouterPool, http_date, load, router
+from replay import API_KEY, Fixture, PlainRoutes, RouterPool, http_date, load
 
 import quotaflow
 from quotaflow_theoddsapi import PROFILE, OddsApiFreshness
@@ -82,6 +83,7 @@ BENCH_PROFILE = attrs.evolve(
 BLOCK = 20  # requests per block: rows and the floor alternate at this grain
 ROWS = (
     "httpx (floor)",
+    "httpx (A/A)",
     "quotaflow hit (hot)",
     "quotaflow hit (warm)",
     "quotaflow miss",
@@ -155,7 +157,7 @@ def _async_loop(
 
 
 def sync_variants(
-    group: str, url: httpx.URL, routes: respx.Router, directory: Path, stack: contextlib.ExitStack
+    group: str, url: httpx.URL, routes: PlainRoutes, directory: Path, stack: contextlib.ExitStack
 ) -> list[Variant]:
     mock = httpx.MockTransport(routes.handler)
 
@@ -174,6 +176,7 @@ def sync_variants(
     limited._pool = RouterPool(routes.handler)  # type: ignore[assignment]
     clients = {
         "httpx (floor)": client(mock),
+        "httpx (A/A)": client(mock),
         "quotaflow hit (hot)": ours("hot"),
         "quotaflow hit (warm)": ours("warm", hot_entries=0),
         "quotaflow miss": ours("miss"),
@@ -197,7 +200,7 @@ def sync_variants(
 async def async_variants(
     group: str,
     url: httpx.URL,
-    routes: respx.Router,
+    routes: PlainRoutes,
     directory: Path,
     stack: contextlib.AsyncExitStack,
 ) -> list[Variant]:
@@ -219,6 +222,7 @@ async def async_variants(
     cached = AsyncCacheTransport(mock, storage=storage, rfc=hishel.CacheOptions(shared=False))
     clients = {
         "httpx (floor)": await client(mock),
+        "httpx (A/A)": await client(mock),
         "quotaflow hit (hot)": await ours("hot"),
         "quotaflow hit (warm)": await ours("warm", hot_entries=0),
         "quotaflow miss": await ours("miss"),
@@ -240,7 +244,7 @@ async def async_variants(
 
 
 async def measure(
-    directory: Path, requests: int, rounds: int, routes: respx.Router
+    directory: Path, requests: int, rounds: int, routes: PlainRoutes
 ) -> list[Variant]:
     """Per round, for each row: blocks of BLOCK requests of the floor and of the row,
     alternating; the row's sample is divided by the floor blocks it alternated with.
@@ -303,7 +307,7 @@ async def measure(
     return variants
 
 
-def memory(directory: Path, entries: int, routes: respx.Router) -> dict[str, dict[str, float]]:
+def memory(directory: Path, entries: int, routes: PlainRoutes) -> dict[str, dict[str, float]]:
     """Python heap (tracemalloc) and disk per cached entry, with and without the hot tier."""
     found: dict[str, dict[str, float]] = {}
     for size, fixture in SIZES.items():
@@ -460,11 +464,11 @@ def main(argv: list[str] | None = None) -> int:
         help="merge the results into this file ('-': none; default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    routes = router([f.name for f in SIZES.values()], headers=REPLAY_HEADERS)
+    routes = PlainRoutes([f.name for f in SIZES.values()], headers=REPLAY_HEADERS)
 
     with tempfile.TemporaryDirectory() as tmp:
         variants = asyncio.run(measure(Path(tmp), args.requests, args.rounds, routes))
-        copying = router([f.name for f in SIZES.values()], headers=REPLAY_HEADERS, copy=True)
+        copying = PlainRoutes([f.name for f in SIZES.values()], headers=REPLAY_HEADERS, copy=True)
         found_memory = memory(Path(tmp), args.memory_entries, copying)
     rows = report(variants, args.rounds, args.requests)
     verdicts = targets(variants, rows)
