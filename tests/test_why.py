@@ -6,6 +6,8 @@ import logging
 
 import httpx
 
+import quotaflow
+
 from .conftest import BASE, info
 
 URL = "https://plain.example/doc"
@@ -125,3 +127,24 @@ def test_reasons_of_answers_that_say_something_else(stack, router) -> None:
         "only s-maxage in the answer's Cache-Control: for shared caches, not this one",
         "Vary: * in the answer: never reused",
     ]
+
+
+def test_explain_sees_the_credentials_httpx_derives_from_userinfo(tmp_path, router) -> None:
+    """httpx sends URL userinfo as Basic credentials: explain looks the same way."""
+    from quotaflow._explain import explain
+
+    router.get("https://plain.example/private").respond(
+        200, json={}, headers={"cache-control": "max-age=60"}
+    )
+    with quotaflow.make_client(
+        plugins=False,
+        config=False,
+        state_dir=tmp_path,
+        transport=httpx.MockTransport(router.handler),
+    ) as client:
+        client.get("https://user:pw@plain.example/private")
+
+        found = explain(client, "https://user:pw@plain.example/private")
+
+    assert found.would == "be answered from the cache, fresh: nothing sent, cost 0"
+    assert "pw" not in repr(found)

@@ -57,6 +57,10 @@ def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> E
     if parts is None:
         raise TypeError("explain() needs a client built by quotaflow.make_client()")
     request = client.build_request("GET", url)
+    if request.url.username or request.url.password:
+        # As httpx does when it sends: URL userinfo becomes Basic credentials.
+        auth = httpx.BasicAuth(request.url.username, request.url.password)
+        request = next(auth.sync_auth_flow(request))
     call = parts.router.start(request)
     profile = call.profile
     result = plan(client, [request], priority=priority)
