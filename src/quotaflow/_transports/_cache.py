@@ -104,26 +104,14 @@ async def read_fresh_async(
         return None
 
 
-class Tee(httpx.SyncByteStream):
-    """A response body passed on to the caller as it arrives, while keeping a copy of
-    at most ``keep`` bytes; ``done(body)`` runs once, when the stream is closed: with
-    the whole body if it was read to the end and fit, else None. Strictly private."""
+class _Copy:
+    """What both tees keep: a copy of at most ``keep`` bytes, given up past that."""
 
-    def __init__(
-        self, stream: httpx.SyncByteStream, keep: int, done: Callable[[bytes | None], None]
-    ) -> None:
-        self._stream = stream
+    def __init__(self, keep: int) -> None:
         self._keep = keep
-        self._done: Callable[[bytes | None], None] | None = done
         self._chunks: list[bytes] | None = []
         self._size = 0
         self._complete = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._stream:
-            self._take(chunk)
-            yield chunk
-        self._complete = True
 
     def _take(self, chunk: bytes) -> None:
         chunks = self._chunks
@@ -135,23 +123,40 @@ class Tee(httpx.SyncByteStream):
                 chunks.append(chunk)
 
     def _body(self) -> bytes | None:
-        done, self._done = self._done, None
-        if done is None:
-            return None
-        body = b"".join(self._chunks) if self._complete and self._chunks is not None else None
-        self._chunks = None
-        done(body)
-        return body
+        """The whole body if it was read to the end and fit, else None (once)."""
+        chunks, self._chunks = self._chunks, None
+        return b"".join(chunks) if self._complete and chunks is not None else None
+
+
+class Tee(_Copy, httpx.SyncByteStream):
+    """A response body passed on to the caller as it arrives, while keeping a copy of
+    at most ``keep`` bytes; ``done(body)`` runs once, when the stream is closed: with
+    the whole body if it was read to the end and fit, else None. Strictly private."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream, keep: int, done: Callable[[bytes | None], None]
+    ) -> None:
+        super().__init__(keep)
+        self._stream = stream
+        self._done: Callable[[bytes | None], None] | None = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            self._take(chunk)
+            yield chunk
+        self._complete = True
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            self._body()
+            done, self._done = self._done, None
+            if done is not None:
+                done(self._body())
 
 
-class AsyncTee(httpx.AsyncByteStream):
-    """Async twin of :class:`Tee`; ``done`` is awaited."""
+class AsyncTee(_Copy, httpx.AsyncByteStream):
+    """Async twin of :class:`Tee`; ``done`` is awaited, even by a cancelled reader."""
 
     def __init__(
         self,
@@ -159,22 +164,13 @@ class AsyncTee(httpx.AsyncByteStream):
         keep: int,
         done: Callable[[bytes | None], Awaitable[None]],
     ) -> None:
+        super().__init__(keep)
         self._stream = stream
-        self._keep = keep
         self._done: Callable[[bytes | None], Awaitable[None]] | None = done
-        self._chunks: list[bytes] | None = []
-        self._size = 0
-        self._complete = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
-            chunks = self._chunks
-            if chunks is not None:
-                self._size += len(chunk)
-                if self._size > self._keep:
-                    self._chunks = None
-                else:
-                    chunks.append(chunk)
+            self._take(chunk)
             yield chunk
         self._complete = True
 
@@ -184,9 +180,8 @@ class AsyncTee(httpx.AsyncByteStream):
         finally:
             done, self._done = self._done, None
             if done is not None:
-                chunks, self._chunks = self._chunks, None
                 with anyio.CancelScope(shield=True):  # a cancelled reader still lands
-                    await done(b"".join(chunks) if self._complete and chunks is not None else None)
+                    await done(self._body())
 
 
 class Chunks(httpx.SyncByteStream):
