@@ -143,3 +143,22 @@ def test_bad_subscribers_are_refused(tmp_path) -> None:
     """subscribers must be callables."""
     with pytest.raises(quotaflow.ConfigError, match="subscribers"):
         quotaflow.make_client(plugins=False, state_dir=tmp_path, subscribers=["not callable"])
+
+
+def test_plugins_are_discovered_once_per_process(tmp_path, monkeypatch) -> None:
+    """Building a client does not rescan every installed distribution each time."""
+    from quotaflow import _profiles
+
+    scans: list[str] = []
+    original = _profiles.entry_points
+
+    def counting(**kwargs: str):  # type: ignore[no-untyped-def]
+        scans.append(kwargs["group"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(_profiles, "entry_points", counting)
+    monkeypatch.setattr(_profiles, "_SCANNED", {})
+    for n in range(3):
+        quotaflow.make_client(state_dir=tmp_path / f"s{n}", config=False).close()
+
+    assert scans == ["quotaflow.plugins"]

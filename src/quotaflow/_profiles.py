@@ -3,8 +3,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias, cast
 
@@ -912,10 +913,26 @@ def _as_plugin(obj: Any, origin: str) -> Plugin:
     )
 
 
+# The group's entry points, scanned once per process and import path: reading every
+# installed distribution's metadata was most of what building a client cost.
+_SCANNED: dict[tuple[str, ...], tuple[EntryPoint, ...]] = {}
+
+
+def _entry_points() -> tuple[EntryPoint, ...]:
+    key = tuple(sys.path)
+    found = _SCANNED.get(key)
+    if found is None:
+        if len(_SCANNED) >= 16:
+            _SCANNED.clear()
+        found = _SCANNED[key] = tuple(entry_points(group=ENTRY_POINT_GROUP))
+    return found
+
+
 def discover_plugins() -> list[Plugin]:
-    """Plugins published under the ``quotaflow.plugins`` entry-point group."""
+    """Plugins published under the ``quotaflow.plugins`` entry-point group (found once
+    per process and ``sys.path``; the plugins themselves are asked each time)."""
     found: list[Plugin] = []
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in _entry_points():
         origin = f"plugin {entry_point.name!r} ({entry_point.value})"
         try:
             obj = entry_point.load()
