@@ -107,6 +107,8 @@ class Call:
     account: str | None = None
     # The profile's rules read the body (``reads_body``), so the body is in memory.
     buffered: bool = False
+    # The caller's URL needs no redacted copy (nothing secret, query already sorted).
+    plain_url: bool = False
     # What ResponseInfo says of the cache: in it, which tier, and why.
     stored: bool = False
     tier: str | None = None

@@ -51,6 +51,8 @@ class _Route:
     key: str
     # Whether the profile shares this URL's answers across credentials.
     shared: bool
+    # Whether the URL is already as the cache sees it (no secret, query sorted).
+    plain: bool
     # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
     hit_infos: dict[HitKey, ResponseInfo] = attrs.field(factory=dict, eq=False)
 
@@ -125,6 +127,7 @@ class Router:
                 fingerprint,
                 storage_key(_partition(resource, "" if shared else fingerprint)),
                 shared,
+                inner is url,
             )
         return found
 
@@ -189,6 +192,7 @@ class Router:
             secret_headers=hidden,
             hot=hot,
             account=short(fingerprint) if fingerprint else None,
+            plain_url=route.plain,
         )
         request.extensions = {**request.extensions, CALL: call}
         return call
@@ -217,7 +221,7 @@ def _normalized(profile: ApiProfile, request: httpx.Request) -> httpx.URL | None
 def redacted(call: Call, request: httpx.Request) -> httpx.Request:
     """The request as everything below the hot tier sees it, hishel and its storage
     included: no secret parameters or headers, query sorted."""
-    if call.inner_url is call.url and not call.secret_headers:
+    if call.plain_url and not call.secret_headers:
         return request  # nothing to hide
     return httpx.Request(
         request.method,
@@ -242,7 +246,7 @@ def call_of(request: httpx.Request) -> Call | None:
 
 def upstream_request(request: httpx.Request, call: Call | None) -> httpx.Request:
     """The request to send: the redacted one with its credentials put back."""
-    if call is None or (call.inner_url is call.url and not call.secret_headers):
+    if call is None or (call.plain_url and not call.secret_headers):
         return request  # nothing was hidden
     headers = _without_secrets(request.headers, call)  # never twice, whatever came down
     return httpx.Request(
