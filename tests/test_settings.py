@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import quotaflow
-from quotaflow import ConfigError
+from quotaflow import ConfigError, _config
 from quotaflow_ratelimit_headers import FixedTtl
 
 from .conftest import BASE, Harness, api_profile, info
@@ -97,26 +97,9 @@ def test_a_bad_flag_names_the_variable(
 
 # -- random TOML values for every profile field --
 
-FIELDS = (
-    "rates",
-    "quota",
-    "reserves",
-    "max_wait",
-    "max_stale",
-    "revalidation_window",
-    "default_ttl",
-    "retries",
-    "backoff",
-    "backoff_max",
-    "breaker_threshold",
-    "breaker_cooldown",
-    "freshness",
-    "hosts",
-    "path_prefix",
-    "secret_params",
-    "secret_headers",
-    "limited_methods",
-)
+# Every field the file takes, as the configuration itself lists them: a field added
+# there is fed random values here too.
+FIELDS = _config._PROFILE_FIELDS
 KEYS = st.sampled_from(
     ["limit", "per", "burst", "period", "reset_day", "low", "normal", "critical", "ttl", "x"]
 )
@@ -198,12 +181,7 @@ def test_random_toml_values_give_a_client_or_a_config_error_naming_the_field(
                     assert info(response).profile == "api"
 
 
-API_FIELDS = (
-    *(field for field in FIELDS if field != "freshness"),
-    "ttl",
-    "headers",
-    "windowless",
-)
+API_FIELDS = _config._API_FIELDS
 
 
 @settings(derandomize=True, database=None, max_examples=200, deadline=None)

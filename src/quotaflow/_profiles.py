@@ -275,6 +275,8 @@ def _max_stale(value: Any) -> Any:
 
 def _alerts(value: Any) -> tuple[float, ...]:
     items = _tuple([value] if isinstance(value, int | float) else value)
+    if isinstance(items, _Malformed):  # not a list: the validator names the field
+        return items
     for item in items:
         if isinstance(item, bool) or not isinstance(item, int | float):
             raise ConfigError(f"ApiProfile.alerts: {item!r} is not a number")
@@ -763,7 +765,9 @@ class ApiProfile:
     pace: Literal["even"] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.in_((None, "even")))
     )
-    alerts: tuple[float, ...] = attrs.field(default=DEFAULT_ALERTS, converter=_alerts)
+    alerts: tuple[float, ...] = attrs.field(
+        default=DEFAULT_ALERTS, converter=_alerts, validator=_checked()
+    )
 
     def stale_limit(self, priority: Priority) -> float:
         """Seconds past its freshness a stored answer may stand in for a request of
