@@ -30,8 +30,9 @@ from ._rules import cache_rules
 from ._secrets import redact_logs
 from ._state import ShortWindow, StateDB
 from ._transports._async_cache import AsyncCachingTransport
-from ._transports._core import MAX_BODY, Limiter, Policy
+from ._transports._core import MAX_BODY, Policy
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
+from ._transports._limiter import Limiter
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._transports._route import Router
 from ._transports._sync_cache import CachingTransport

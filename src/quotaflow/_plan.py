@@ -98,7 +98,7 @@ def _entry(call: Any, request: httpx.Request, parts: Any, entries: list[hishel.E
 
 
 def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority: Priority) -> Plan:
-    from ._transports._core import _guarded_cost
+    from ._transports._guarded import guarded_cost
 
     rows = []
     spend: dict[str, int] = {}
@@ -107,7 +107,7 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         limited = (
             call.profile is not DEFAULT_PROFILE and request.method in call.profile.limited_methods
         )
-        cost = 0 if fresh or not limited else _guarded_cost(call.profile, request)
+        cost = 0 if fresh or not limited else guarded_cost(call.profile, request)
         rows.append(PlannedRequest(call.resource, call.profile.name, fresh, cost))
         # One quota per profile and credential (see _credentials).
         name = account_name(call.profile, call.account)

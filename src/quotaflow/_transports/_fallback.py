@@ -12,7 +12,6 @@ from ..exceptions import ConfigError
 from ._body import unread
 from ._cache import AsyncChunks, Chunks
 from ._core import (
-    Limiter,
     UpstreamFailed,
     choose_stale,
     log_answer,
@@ -22,6 +21,7 @@ from ._core import (
     stale_response,
 )
 from ._layer import AsyncLayer, Layer
+from ._limiter import Limiter
 from ._route import Router
 
 logger = logging.getLogger("quotaflow")

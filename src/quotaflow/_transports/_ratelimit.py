@@ -8,8 +8,8 @@ from .._ledger import Ticket
 from .._waitroom import AsyncWaitRoom, WaitRoom
 from ..exceptions import QuotaflowError
 from ._body import aread_body, read_body
-from ._core import Limiter
 from ._layer import AsyncLayer, Layer
+from ._limiter import Limiter
 from ._route import call_of, upstream_request
 
 
