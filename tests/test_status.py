@@ -17,9 +17,9 @@ from rich.console import Console
 import quotaflow
 from quotaflow import ApiProfile, Quota, Rate, _cli_status, _dashboard
 from quotaflow._cli import main
-from quotaflow._counters import COLUMNS
+from quotaflow._state._counters import COLUMNS
+from quotaflow._state._gate import GATE_MARK, NO_GATE, GateState, gate_of
 from quotaflow._status import ProfileStatus, gate_fields
-from quotaflow._window import GATE_MARK, NO_GATE, Gate, gate_of
 
 from .conftest import BASE, START, api_profile
 from .stub_server import REDIS_URL
@@ -264,16 +264,16 @@ def test_gate_of_reads_what_the_limiter_stored() -> None:
     books = (5_000, 0, 1, 4_000, 1)
     assert gate_of(books, 5_000) == NO_GATE
     assert gate_of((), 5_000) == NO_GATE
-    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 5_000) == Gate(9_000, 2, 0, 0)
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 5_000) == GateState(9_000, 2, 0, 0)
     # A pause is over for whoever checks at or after it, as for the limiter.
-    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 9_000) == Gate(0, 2, 0, 0)
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 9_000) == GateState(0, 2, 0, 0)
 
 
 def test_the_views_show_the_gate() -> None:
     """The table, the plain text and the dashboard say paused until when, and the
     circuit with its failures in a row."""
     now = START.timestamp()
-    gate = Gate(pause=int(now * 1000) + 30_000, failures=5, opened=int(now * 1000) + 12_000)
+    gate = GateState(pause=int(now * 1000) + 30_000, failures=5, opened=int(now * 1000) + 12_000)
     status = ProfileStatus(
         profile="api",
         total=None,

@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ._counters import day_of
 from ._profiles import ApiProfile
+from ._state._counters import day_of
 from ._status import ProfileStatus, circuit_text, pause_text
 
 __all__ = ["render_page", "serve"]

@@ -13,13 +13,12 @@ from typing import Any
 import attrs
 
 from . import _policy
-from ._backend import STATE_FILE, Backend
 from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
-from ._counters import COLUMNS, day_of
-from ._ledger import forecast
 from ._profiles import ApiProfile, Registry
-from ._state import ShortWindow
-from ._window import NO_GATE, Gate
+from ._state._backend import STATE_FILE, Backend
+from ._state._counters import COLUMNS, day_of
+from ._state._gate import NO_GATE, GateState
+from ._state._short import ShortWindow
 
 
 @attrs.frozen
@@ -70,7 +69,7 @@ def _until(ms: int) -> str | None:
     return _iso(math.ceil(ms / 1000))
 
 
-def gate_fields(gate: Gate, now: float) -> dict[str, Any]:
+def gate_fields(gate: GateState, now: float) -> dict[str, Any]:
     """The status fields for a gate (``_window.gate_of``'s, at ``now``, in seconds).
 
     ``circuit`` is "closed", "open" (until ``open_until``: nothing is sent) or
@@ -206,21 +205,12 @@ def read_status(
         projected: int | None = None
         runs_out: float | None = None
         if profile.quota is not None:
-            row = backend.ledger.peek(profile)
-            if row is not None and row.period != _policy.period_start(profile.quota, now):
-                row = None  # last period's numbers: the quota is whole again
-            total = row.total if row else profile.quota.limit
-            remaining = row.remaining if row else total
-            found = forecast(profile, row, now)
+            quota = backend.ledger.snapshot(profile, now=now)
+            assert quota is not None
+            total, remaining = quota.total, quota.remaining
+            found = quota.forecast(now)
             projected = math.floor(found) if found is not None else None
-            if row is not None:
-                runs_out = _policy.runs_out(
-                    now=now,
-                    start=row.period,
-                    end=_policy.period_end(profile.quota, now),
-                    total=row.total,
-                    spent=row.total - row.remaining,
-                )
+            runs_out = quota.runs_out(now)
         elif profile.name in ledger_rows:
             _, total, remaining = ledger_rows[profile.name]
         tokens = rate = None

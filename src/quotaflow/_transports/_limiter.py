@@ -10,13 +10,13 @@ from collections.abc import Callable
 import httpx
 
 from .. import _policy, events
-from .._backend import Backend
-from .._breaker import Breaker
 from .._clock import Clock
 from .._info import Call
-from .._ledger import Settled, Ticket
 from .._profiles import DEFAULT_PROFILE, ApiProfile, QuotaReading, WindowReading
-from .._state import ShortWindow
+from .._state._backend import Backend
+from .._state._books import Settled, Ticket, snapshot
+from .._state._breaker import Breaker
+from .._state._short import ShortWindow
 from ..events import Emitter
 from ..exceptions import QuotaExhausted, QuotaflowError, StateUnavailable
 from ._core import MAX_BODY
@@ -218,8 +218,7 @@ class Limiter:
             response.close()
             reset = ""
             if profile.quota is not None:
-                end = _policy.period_end(profile.quota, self.clock.time())
-                reset = f" until {_policy.iso_utc(end)}"
+                reset = f" until {snapshot(profile, None, self.clock.time()).reset}"
             raise QuotaExhausted(
                 f"{profile.name}: the API says the quota is used up{reset}"
                 f" (HTTP {response.status_code})",

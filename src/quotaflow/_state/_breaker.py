@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
-
-from ._state import ShortWindow
-from ._window import OPENED, Gate, SlidingCap
-from .exceptions import CircuitOpen
+from ..exceptions import CircuitOpen
+from ._gate import OPENED, GateOp, GateState
+from ._pyrate import InMemoryStateStore
+from ._short import ShortWindow
 
 # Seconds a probe may take before another process may probe instead: longer than any
 # probe takes (the longest default max wait, 30 s, plus the request itself). A probe
@@ -73,14 +72,14 @@ class Breaker:
             return 0
         if now * 1000 < gate.opened:
             raise self._refusal(gate, now)
-        verdict = self.window.apply(SlidingCap.probe(math.ceil(PROBE_LEASE * 1000)), now)
+        verdict = self.window.apply(GateOp.take_probe(math.ceil(PROBE_LEASE * 1000)), now)
         if verdict.granted:
             return verdict.granted
         if not verdict.gate.opened:
             return 0  # closed meanwhile: someone's probe succeeded
         raise self._refusal(verdict.gate, now)
 
-    def _refusal(self, gate: Gate, now: float) -> CircuitOpen:
+    def _refusal(self, gate: GateState, now: float) -> CircuitOpen:
         wait = max(gate.opened / 1000 - now, 0.0)
         return CircuitOpen(
             f"{self.profile}: circuit open after {gate.failures} failures in a row; "
@@ -101,10 +100,10 @@ class Breaker:
             gate = self.window.gate
             if not (probe or gate.failures or gate.opened):
                 return  # nothing to reset, as far as the last check knew
-            operation = SlidingCap.succeed()
+            operation = GateOp.succeed()
         else:
             cooldown = math.ceil(self.cooldown * 1000)
-            operation = SlidingCap.fail(self.threshold, cooldown, probe)
+            operation = GateOp.fail(self.threshold, cooldown, probe)
         changed = self.window.apply(operation, now).changed
         if changed and self._on_change is not None:
             self._on_change("open" if changed == OPENED else "closed")
@@ -116,4 +115,4 @@ class Breaker:
             StateUnavailable: the shared store is unreachable and fails closed.
         """
         if probe:
-            self.window.apply(SlidingCap.forget(probe), now)
+            self.window.apply(GateOp.forget(probe), now)

@@ -18,11 +18,11 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._clock import Clock
-from ._info import Call
-from ._priority import Priority
-from ._state import ShortWindow
-from .exceptions import RateLimited
+from .._clock import Clock
+from .._info import Call
+from .._priority import Priority
+from ..exceptions import RateLimited
+from ._short import ShortWindow
 
 AGING = 5.0
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}

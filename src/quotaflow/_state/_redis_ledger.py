@@ -1,0 +1,117 @@
+"""The ledger in Redis: two hashes per account, changed in WATCH/MULTI/EXEC
+transactions (the rules are ``_books``'s). Strictly private."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import attrs
+import redis
+from redis.typing import EncodableT
+
+from ..exceptions import StateUnavailable
+from ._books import Books, Row
+from ._ledger import Ledger
+from ._redis_guard import Guard
+
+T = TypeVar("T")
+MAX_TRIES = 50  # optimistic transaction attempts before giving up
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(row: Row | None) -> dict[str, str]:
+    # repr: a float survives the round trip exactly. An unknown ``used`` is no field.
+    fields = attrs.asdict(row) if row is not None else {}
+    return {name: repr(value) for name, value in fields.items() if value is not None}
+
+
+def _decode(raw: Mapping[str, str]) -> Row | None:
+    try:
+        used = None if raw.get("used") is None else int(raw["used"])
+        return Row(float(raw["period"]), int(raw["total"]), int(raw["remaining"]), used)
+    except (KeyError, ValueError):  # missing, or not ours: start over
+        return None
+
+
+def _changes(new: dict[str, str], old: Mapping[str, str]) -> dict[EncodableT, EncodableT]:
+    return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
+    found: dict[str, tuple[int, float]] = {}
+    for key, value in raw.items():
+        cost, _, started = value.partition(":")
+        with contextlib.suppress(ValueError):  # unreadable: dropped at the next write
+            found[key] = (int(cost), float(started))
+    return found
+
+
+class RedisLedger(Ledger):
+    """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
+
+    def __init__(self, client: redis.Redis, prefix: str, guard: Guard) -> None:
+        super().__init__()
+        self._client, self._prefix, self._guard = client, prefix, guard
+
+    def _keys(self, name: str) -> tuple[str, str]:
+        return f"{self._prefix}:quota:{name}", f"{self._prefix}:inflight:{name}"
+
+    def _hash(self, client: redis.Redis, key: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+
+    def _peek(self, name: str) -> Row | None:
+        return self._guard.run(
+            lambda: _decode(self._hash(self._client, self._keys(name)[0])),
+            lambda local: local.ledger._peek(name),
+        )
+
+    def accounts(self) -> list[str]:
+        start = f"{self._prefix}:quota:"
+        return self._guard.run(
+            lambda: sorted(
+                _text(key)[len(start) :] for key in self._client.scan_iter(match=f"{start}*")
+            ),
+            lambda local: local.ledger.accounts(),
+        )
+
+    def _update(self, name: str, change: Callable[[Books], T]) -> T:
+        return self._guard.run(
+            lambda: self._transact(name, change),
+            lambda local: local.ledger._update(name, change),
+        )
+
+    def _transact(self, name: str, change: Callable[[Books], T]) -> T:
+        quota, inflight = self._keys(name)
+        with self._client.pipeline() as pipe:
+            for attempt in range(MAX_TRIES):
+                try:
+                    pipe.watch(quota, inflight)  # type: ignore[no-untyped-call]
+                    old_row = _encode(_decode(self._hash(pipe, quota)))
+                    old_inflight = self._hash(pipe, inflight)
+                    books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
+                    result = change(books)
+                    row = _encode(books.row)
+                    tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
+                    pipe.multi()
+                    # Only what changed; an empty EXEC still proves the reads were current.
+                    if changed := _changes(row, old_row):
+                        pipe.hset(quota, mapping=changed)
+                    if dropped := old_row.keys() - row.keys():
+                        pipe.hdel(quota, *dropped)
+                    if added := _changes(tickets, old_inflight):
+                        pipe.hset(inflight, mapping=added)
+                    if gone := old_inflight.keys() - tickets.keys():
+                        pipe.hdel(inflight, *gone)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    # Another writer won: back off a little (jittered) and read again.
+                    time.sleep(random.random() * min(0.001 * (attempt + 1), 0.02))
+        raise StateUnavailable(f"redis_url {self._guard.url}: {quota} changed {MAX_TRIES} times")

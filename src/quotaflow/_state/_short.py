@@ -1,0 +1,113 @@
+"""A profile's short window and gate over a store, as the request path uses them.
+Strictly private."""
+
+from __future__ import annotations
+
+import math
+
+from .._profiles import ApiProfile
+from ._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision, gate_of
+from ._pyrate import Decision, StateStore, WindowRate, check
+from ._window import SlidingCap
+
+# Added to a wait, in seconds: float rounding of `now + wait` must not fall short of the
+# millisecond that admits (~0.25 us is the float resolution of today's epoch seconds).
+_MARGIN = 1e-6
+
+
+class ShortWindow:
+    """A profile's short-window rates over a store, and the profile's *gate*: a pause
+    the API itself may ask for (429 with Retry-After) and its circuit breaker's state,
+    shared by every process on the store (see ``_window``).
+
+    Each ``Rate(limit, per, burst)``: never more than ``limit`` requests in any ``per``
+    seconds, at most ``burst`` at once (see ``_window.SlidingCap``). ``profile`` None:
+    no rates, only the gate.
+    """
+
+    def __init__(self, profile: ApiProfile | None, store: StateStore) -> None:
+        check()  # pyrate-limiter's internals are still the ones this was written for
+        self.rates = sorted(
+            (
+                WindowRate(r.limit, max(1, round(r.per * 1000)), r.burst)
+                for r in (profile.rates if profile is not None else ())
+            ),
+            key=lambda rate: rate.interval,
+        )
+        self.algorithm = SlidingCap()
+        self.store = store
+        # The gate as the last check or operation of this process found it, and the
+        # latest pause known here (seconds): until then no check needs the store.
+        self.gate: GateState = NO_GATE
+        self.paused_until = 0.0
+
+    def _learn(self, decision: Decision) -> Decision:
+        if isinstance(decision, WindowDecision):  # every store running SlidingCap answers one
+            self.gate = decision.gate
+            if decision.gate.pause:
+                self.paused_until = max(self.paused_until, decision.gate.pause / 1000)
+        return decision
+
+    def apply(self, operation: GateOp, now: float) -> WindowDecision:
+        """Apply one of the gate's operations (``GateOp.hold(...)``...) atomically.
+
+        Raises:
+            StateUnavailable: the shared store is unreachable and fails closed.
+        """
+        decision = self.store.check(SlidingCap(operation), self.rates, math.floor(now * 1000), 1)
+        assert isinstance(decision, Decision)  # sync stores only
+        self._learn(decision)
+        return decision if isinstance(decision, WindowDecision) else WindowDecision(gate=self.gate)
+
+    def pause(self, until: float, now: float) -> None:
+        """Nobody sends before ``until``: this process at once, the others on this store
+        from their next check. A pause only ever moves later.
+
+        Raises:
+            StateUnavailable: the shared store is unreachable and fails closed (the
+                pause still holds in this process).
+        """
+        self.paused_until = max(self.paused_until, until)
+        # Rounded up: never a millisecond short of what the API asked.
+        self.apply(GateOp.hold(math.ceil(until * 1000)), now)
+
+    def try_acquire(self, now: float) -> float:
+        """Take a place; return 0 if admitted, else seconds to wait (-1: never fits).
+
+        A caller that comes back after the wait is admitted, unless someone else took
+        the place meanwhile (or asked everyone to hold off).
+        """
+        if now < self.paused_until:
+            return self.paused_until - now
+        # Milliseconds, truncated: the algorithm counts a stamp inclusively for that.
+        now_ms = math.floor(now * 1000)
+        # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
+        decision = self.store.check(self.algorithm, self.rates, now_ms, 1)
+        assert isinstance(decision, Decision)
+        self._learn(decision)
+        if decision.allowed:
+            return 0.0
+        if decision.failing_rate is PAUSED and now < self.paused_until:
+            return self.paused_until - now  # as if this process had paused itself
+        if decision.retry_after_ms is None:
+            return -1.0
+        # The wait to the first millisecond that admits, measured from the real `now`
+        # (not its truncation), plus a microsecond so that float rounding never lands a
+        # waiter just short of it.
+        due = (now_ms + max(decision.retry_after_ms, 1)) / 1000
+        return max(due - now, 0.0) + _MARGIN
+
+    def available(self, now: float) -> int | None:
+        """How many requests would be admitted now (None: no rates). For reporting."""
+        if not self.rates:
+            return None
+        state = self.store.read(self.algorithm, self.rates)
+        assert isinstance(state, tuple)
+        return self.algorithm.available(self.rates, state, math.floor(now * 1000))
+
+    def stored_gate(self, now: float) -> GateState:
+        """The gate as the store holds it at ``now``, read without a check (reporting:
+        what every process on the store goes by, not what this one last learnt)."""
+        state = self.store.read(self.algorithm, self.rates)
+        assert isinstance(state, tuple)
+        return gate_of(state, math.floor(now * 1000))
