@@ -29,7 +29,7 @@ import quotaflow
 from quotaflow import Rate
 from quotaflow._state._breaker import PROBE_LEASE, Breaker
 from quotaflow._state._db import LocalStateError, StateDB
-from quotaflow._state._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision
+from quotaflow._state._gate import JUMP_MS, NO_GATE, PAUSED, GateOp, GateState, WindowDecision
 from quotaflow._state._short import ShortWindow
 from quotaflow._state._sqlite import SqliteWindowStore
 from quotaflow._state._window import CAP, SlidingCap, grid, ttl_ms
@@ -316,7 +316,8 @@ def checks(draw: st.DrawFn) -> tuple[list[PyrateRate], list[tuple[int, int]]]:
         st.integers(0, 3 * CAP) | st.just(0),
     )
     rates = draw(st.lists(rate, min_size=1, max_size=3))
-    edges = {0, 1, 7, -5}
+    # -3,600,000: the clock stepped back an hour; -JUMP_MS - 1: just far enough to count.
+    edges = {0, 1, 7, -5, -3_600_000, -JUMP_MS - 1, -JUMP_MS}
     for each in rates:
         edges |= {each.interval - 1, each.interval, each.interval + 1, grid(each)}
         edges |= {each.interval // max(each.limit, 1), -grid(each), -each.interval // 2}
@@ -424,7 +425,9 @@ def test_an_old_state_loads_and_the_gate_survives_other_rates() -> None:
     assert algorithm.step(one, state, 7, 1)[1].retry_after_ms == 1000 + 5 - 7 + 1
 
     held, _ = SlidingCap(GateOp.hold(9000)).step(one, old, 6, 1)
-    assert held == (*old, 9000, 0, 0, 0, -1)
+    # The books as they were, stamped with the operation's time (steps back are told
+    # by it, see test_a_clock_stepped_back_*).
+    assert held == (6, *old[1:], 9000, 0, 0, 0, -1)
     for rates in (one, two, []):
         refused = algorithm.step(rates, held, 7, 1)[1]
         assert isinstance(refused, WindowDecision)
@@ -579,7 +582,8 @@ def operations(draw: st.DrawFn) -> tuple[list[PyrateRate], list[tuple[int, int, 
     rates = draw(
         st.lists(st.builds(PyrateRate, st.integers(1, 4), st.integers(1, 400)), max_size=2)
     )
-    step = st.sampled_from([0, 1, 5, 100, 399, 400, 401, 1000]) | st.integers(0, 3000)
+    step = st.sampled_from([0, 1, 5, 100, 399, 400, 401, 1000, -3_600_000, -JUMP_MS - 1])
+    step |= st.integers(0, 3000)
     check = st.tuples(step, st.just(0), st.sampled_from([1, 1, 2]), st.just(0), st.just(0))
     hold = st.tuples(step, st.just(1), st.integers(-500, 3000), st.just(0), st.just(0))
     probe = st.tuples(step, st.just(2), st.sampled_from([1, 500, 2000]), st.just(0), st.just(0))

@@ -96,9 +96,12 @@ def snapshot(profile: ApiProfile, row: Row | None, now: float) -> QuotaSnapshot:
     """The quota of ``profile`` at ``now``, from its stored ``row`` (None: none)."""
     assert profile.quota is not None
     start = _policy.period_start(profile.quota, now)
-    if row is not None and row.period == start:
-        end = _policy.period_end(profile.quota, start)
-        return QuotaSnapshot(start, end, row.total, row.remaining, row.used, known=True)
+    # Periods are keyed on the quota's own period, and only ever move on: a row of a
+    # later period than ``now``'s is a clock that stepped back (say a minute, across
+    # midnight), and it stays the current one: a step back never wipes a count.
+    if row is not None and row.period >= start:
+        end = _policy.period_end(profile.quota, row.period)
+        return QuotaSnapshot(row.period, end, row.total, row.remaining, row.used, known=True)
     # A new period: the whole quota again (the size learned from headers is kept).
     total = row.total if row is not None else profile.quota.limit
     end = _policy.period_end(profile.quota, start)

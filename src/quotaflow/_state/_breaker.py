@@ -58,7 +58,7 @@ class Breaker:
     def needs_store(self, now: float) -> bool:
         """Whether :meth:`allow` would ask the store: the circuit may be half-open."""
         opened = self.window.gate.opened
-        return self.threshold > 0 and opened > 0 and now * 1000 >= opened
+        return self.threshold > 0 and opened > 0 and self.window.open_for(now) <= 0
 
     def allow(self, now: float) -> int:
         """Let a request through: the probe's token if it is the probe, else 0.
@@ -70,7 +70,7 @@ class Breaker:
         gate = self.window.gate
         if self.threshold <= 0 or not gate.opened:
             return 0
-        if now * 1000 < gate.opened:
+        if self.window.open_for(now) > 0:
             raise self._refusal(gate, now)
         verdict = self.window.apply(GateOp.take_probe(math.ceil(PROBE_LEASE * 1000)), now)
         if verdict.granted:
@@ -80,7 +80,7 @@ class Breaker:
         raise self._refusal(verdict.gate, now)
 
     def _refusal(self, gate: GateState, now: float) -> CircuitOpen:
-        wait = max(gate.opened / 1000 - now, 0.0)
+        wait = self.window.open_for(now)  # the gate is the one the window last learnt
         return CircuitOpen(
             f"{self.profile}: circuit open after {gate.failures} failures in a row; "
             f"next probe in {wait:.1f}s",

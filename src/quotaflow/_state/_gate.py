@@ -40,6 +40,10 @@ KEEP_MS = 3_600_000
 # what FAIL and SUCCEED changed.
 CHECK, HOLD, PROBE, FAIL, SUCCEED, FORGET = range(6)
 OPENED, CLOSED = 1, 2
+# A check whose clock is more than this behind the state's latest time (ms) finds the
+# clock stepped back (an NTP step, a restored VM): longer than any wait for the state's
+# lock (SQLite's busy timeout, 2 s) and any skew between machines kept in time.
+JUMP_MS = 5_000
 
 
 class GateState(NamedTuple):
@@ -49,6 +53,14 @@ class GateState(NamedTuple):
     failures: int = 0  # upstream failures in a row, every process together
     opened: int = 0  # the circuit is open until this, then half-open (0: closed)
     probe: int = 0  # the probe's lease runs until this; also its token (0: none)
+
+    def shifted(self, by: int) -> GateState:
+        """Every moment in it moved by ``by`` ms (a clock that stepped, see ``_window``)."""
+
+        def move(value: int) -> int:
+            return max(value + by, 1) if value > 0 else 0
+
+        return GateState(move(self.pause), self.failures, move(self.opened), move(self.probe))
 
 
 NO_GATE = GateState()
@@ -173,4 +185,7 @@ def gate_of(state: State, now: int) -> GateState:
     decodes it, a pause that has passed dropped; ``NO_GATE`` for a state without one (an
     older layout, a quiet profile). Reads only; the state may be any rates'."""
     values, gate = split(list(map(int, state)))
-    return settled(gate, max(now, values[0] if values else 0))
+    last = values[0] if values else 0
+    if now < last - JUMP_MS:  # the clock stepped back: the state moves with it
+        gate, last = gate.shifted(now - last), now
+    return settled(gate, max(now, last))

@@ -4,7 +4,7 @@ to the Python (``tests/test_window.py``'s parity cases). Strictly private."""
 
 from __future__ import annotations
 
-from ._gate import KEEP_MS
+from ._gate import JUMP_MS, KEEP_MS
 
 # step() in Lua, for pyrate-limiter's RedisStateStore: ARGV is now, weight, ttl_ms, n,
 # then (limit, interval, burst, grid, emission_us) per rate, then for an operation on
@@ -25,6 +25,8 @@ local t = 5 + 5 * n
 -- A check passes no operation (fewer arguments to send).
 local op, a, b, c = tonumber(ARGV[t]) or 0, tonumber(ARGV[t + 1]) or 0,
     tonumber(ARGV[t + 2]) or 0, tonumber(ARGV[t + 3]) or 0
+-- The caller's clock stepped back this much lately (ms; _window.rebased), if it says.
+local step = tonumber(ARGV[t + 4]) or 0
 
 local function numbers(raw)
     local ok, values = pcall(cmsgpack.unpack, raw)
@@ -78,6 +80,22 @@ if books == nil then
     for i = 1, n do books[i] = {tat = 0, log = {}} end
 end
 
+-- A clock more than JUMP ms behind the state's latest time stepped back: every time in
+-- the state moves back with it (_window.rebased).
+local rebased = false
+if books.last - now > JUMP then
+    local by = now - books.last
+    if step > 0 and books.last - step <= now then by = -step end
+    for i = 1, n do
+        if books[i].tat ~= 0 then books[i].tat = math.max(books[i].tat + by * 1000, 0) end
+        for _, pair in ipairs(books[i].log) do pair[1] = pair[1] + by end
+    end
+    for _, i in ipairs({1, 3, 4}) do
+        if gate[i] > 0 then gate[i] = math.max(gate[i] + by, 1) end
+    end
+    books.last, rebased = books.last + by, true
+end
+
 -- Time never goes back for the state; the wait is still the caller's.
 local caller = now
 if books.last > now then now = books.last end
@@ -125,6 +143,9 @@ local function same()
     return true
 end
 
+-- Moved back with the clock: kept at once, so even if refused (see _window.step).
+if rebased then store(books.last) end
+
 if op ~= 0 then
     local granted, changed = 0, 0
     if op == 1 then
@@ -147,13 +168,14 @@ if op ~= 0 then
     elseif op == 5 then
         if a ~= 0 and gate[4] == a then gate[4] = 0 end
     end
-    if not same() then store(books.last) end
+    -- Stamped with the time (a step back is told by it), unless nothing is left.
+    if rebased or not same() or books.last ~= now then store(now) end
     return reply(-1, 0, granted, changed)
 end
 
 if gate[1] > 0 then return reply(-2, gate[1] - caller, 0, 0) end
 if n == 0 then
-    if not same() then store(books.last) end
+    if rebased or not same() then store(books.last) end
     return reply(-1, 0, 0, 0)
 end
 
@@ -212,7 +234,7 @@ for i = 1, n do
 end
 store(now)
 return reply(-1, 0, 0, 0)
-""".replace("KEEP", str(KEEP_MS))
+""".replace("KEEP", str(KEEP_MS)).replace("JUMP", str(JUMP_MS))
 
 # The state as an array of integers (empty: none, or not ours), for reporting.
 READ_LUA = """

@@ -8,6 +8,7 @@ import math
 from .._profiles import ApiProfile
 from ._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision, gate_of
 from ._pyrate import Decision, StateStore, WindowRate, check
+from ._steady import Steady
 from ._window import SlidingCap
 
 # Added to a wait, in seconds: float rounding of `now + wait` must not fall short of the
@@ -39,14 +40,36 @@ class ShortWindow:
         # The gate as the last check or operation of this process found it, and the
         # latest pause known here (seconds): until then no check needs the store.
         self.gate: GateState = NO_GATE
-        self.paused_until = 0.0
+        # Within the process, deadlines are judged on steady time (``_steady``): the
+        # pause's end, and the gate's times as steady minus wall when it was learnt.
+        # The limiter hands its clock's (``Limiter``); until then, the system's.
+        self.steady = Steady()
+        self._pause_end = 0.0
+        self._gate_shift = 0.0
 
-    def _learn(self, decision: Decision) -> Decision:
+    def _learn(self, decision: Decision, now: float) -> Decision:
         if isinstance(decision, WindowDecision):  # every store running SlidingCap answers one
             self.gate = decision.gate
+            self._gate_shift = self.steady.at(now) - now
             if decision.gate.pause:
-                self.paused_until = max(self.paused_until, decision.gate.pause / 1000)
+                end = decision.gate.pause / 1000 + self._gate_shift
+                self._pause_end = max(self._pause_end, end)
         return decision
+
+    def open_for(self, now: float) -> float:
+        """Seconds the circuit stays open as this process last learnt it (0: closed, or
+        half-open), judged on steady time: a clock stepped back never lengthens it."""
+        if not self.gate.opened:
+            return 0.0
+        return max(self.gate.opened / 1000 + self._gate_shift - self.steady.at(now), 0.0)
+
+    def _step(self) -> int:
+        """The latest step back of this process's clock (ms), for the store to move its
+        times back by exactly that (``_window.rebased``)."""
+        return math.ceil(self.steady.step * 1000)
+
+    def _paused_for(self, now: float) -> float:
+        return self._pause_end - self.steady.at(now) if self._pause_end else 0.0
 
     def apply(self, operation: GateOp, now: float) -> WindowDecision:
         """Apply one of the gate's operations (``GateOp.hold(...)``...) atomically.
@@ -54,9 +77,10 @@ class ShortWindow:
         Raises:
             StateUnavailable: the shared store is unreachable and fails closed.
         """
-        decision = self.store.check(SlidingCap(operation), self.rates, math.floor(now * 1000), 1)
+        algorithm = SlidingCap(operation, stepped=self._step())
+        decision = self.store.check(algorithm, self.rates, math.floor(now * 1000), 1)
         assert isinstance(decision, Decision)  # sync stores only
-        self._learn(decision)
+        self._learn(decision, now)
         return decision if isinstance(decision, WindowDecision) else WindowDecision(gate=self.gate)
 
     def pause(self, until: float, now: float) -> None:
@@ -67,7 +91,7 @@ class ShortWindow:
             StateUnavailable: the shared store is unreachable and fails closed (the
                 pause still holds in this process).
         """
-        self.paused_until = max(self.paused_until, until)
+        self._pause_end = max(self._pause_end, self.steady.at(now) + until - now)
         # Rounded up: never a millisecond short of what the API asked.
         self.apply(GateOp.hold(math.ceil(until * 1000)), now)
 
@@ -77,18 +101,20 @@ class ShortWindow:
         A caller that comes back after the wait is admitted, unless someone else took
         the place meanwhile (or asked everyone to hold off).
         """
-        if now < self.paused_until:
-            return self.paused_until - now
+        if (paused := self._paused_for(now)) > 0:
+            return paused
         # Milliseconds, truncated: the algorithm counts a stamp inclusively for that.
         now_ms = math.floor(now * 1000)
         # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
-        decision = self.store.check(self.algorithm, self.rates, now_ms, 1)
+        step = self._step()
+        algorithm = SlidingCap(stepped=step) if step else self.algorithm
+        decision = self.store.check(algorithm, self.rates, now_ms, 1)
         assert isinstance(decision, Decision)
-        self._learn(decision)
+        self._learn(decision, now)
         if decision.allowed:
             return 0.0
-        if decision.failing_rate is PAUSED and now < self.paused_until:
-            return self.paused_until - now  # as if this process had paused itself
+        if decision.failing_rate is PAUSED and (paused := self._paused_for(now)) > 0:
+            return paused  # as if this process had paused itself
         if decision.retry_after_ms is None:
             return -1.0
         # The wait to the first millisecond that admits, measured from the real `now`

@@ -128,8 +128,9 @@ class SqliteWindowStore(StateStore):
         with self._db.transaction() as cur:
             state = self._read(cur, algorithm, rates)
             new_state, decision = algorithm.step(rates, state, now, weight)
-            # A refusal leaves the state as it was; so may a check without rates.
-            if decision.allowed and new_state != state:
+            # A refusal leaves the state as it was (unless the clock stepped back and
+            # moved it, see _window.rebased); so may a check without rates.
+            if new_state != state:
                 cur.execute(
                     "INSERT OR REPLACE INTO limiter (key, state) VALUES (?, ?)",
                     (self._key, ",".join(map(str, map(int, new_state)))),
@@ -149,6 +150,17 @@ class SqliteWindowStore(StateStore):
         self._local.reset()
         with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
             cur.execute("DELETE FROM limiter WHERE key = ?", (self._key,))
+
+
+# No lease is taken for longer (seconds): single flight's last 30 s.
+LONGEST_LEASE = 300.0
+
+
+def _holds(expires: float, now: float, ttl: float) -> bool:
+    """Whether a lease expiring at ``expires`` still runs at ``now``: one that runs
+    longer than it could have been taken for was taken before the clock stepped back,
+    and has run its course (a step back never lengthens a lease)."""
+    return now < expires <= now + ttl
 
 
 def _alive(token: str) -> bool:
@@ -185,7 +197,7 @@ class SqliteLeases(Leases):
         with self._db.transaction() as cur:
             cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
             row = cur.fetchone()
-            if row is not None and row[0] > now and _alive(row[1]):
+            if row is not None and _holds(row[0], now, ttl) and _alive(row[1]):
                 return None
             cur.execute(
                 "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
@@ -204,7 +216,7 @@ class SqliteLeases(Leases):
                 row = cur.fetchone()
         except LocalStateError:
             return False
-        return row is not None and row[0] > now and _alive(row[1])
+        return row is not None and _holds(row[0], now, LONGEST_LEASE) and _alive(row[1])
 
 
 class SqliteBackend(Backend):

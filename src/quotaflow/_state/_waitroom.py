@@ -88,6 +88,7 @@ class WaitRoom:
             RateLimited: the request would wait longer than its max wait.
         """
         clock, budget = self._clock, call.profile.max_wait[call.priority]
+        steady = self._window.steady
         with self._cond:
             if not self.queue:
                 wait = self._window.try_acquire(clock.time())
@@ -97,12 +98,15 @@ class WaitRoom:
                     raise _refuse(call, wait)
             elif budget <= 0:
                 raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, clock.time())
+            me = self.queue.enter(call.priority, steady.at(clock.time()))
             try:
                 while True:
+                    # Waited and queued on steady time: a clock stepped back never
+                    # lengthens a wait past the priority's max wait.
                     now = clock.time()
-                    call.waited = now - me.since
-                    if self.queue.head(now) is me:
+                    moment = steady.at(now)
+                    call.waited = moment - me.since
+                    if self.queue.head(moment) is me:
                         wait = self._window.try_acquire(now)
                         if wait == 0:
                             return
@@ -138,6 +142,7 @@ class AsyncWaitRoom:
 
     async def admit(self, call: Call) -> None:
         clock, budget = self._clock, call.profile.max_wait[call.priority]
+        steady = self._window.steady
         async with self._cond:
             if not self.queue:
                 wait = await self._try(clock.time())
@@ -147,12 +152,13 @@ class AsyncWaitRoom:
                     raise _refuse(call, wait)
             elif budget <= 0:
                 raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, clock.time())
+            me = self.queue.enter(call.priority, steady.at(clock.time()))
             try:
                 while True:
                     now = clock.time()
-                    call.waited = now - me.since
-                    if self.queue.head(now) is me:
+                    moment = steady.at(now)
+                    call.waited = moment - me.since
+                    if self.queue.head(moment) is me:
                         wait = await self._try(now)
                         if wait == 0:
                             return

@@ -58,6 +58,7 @@ from math import ceil
 from ._gate import (
     CHECK,
     GATE_MARK,
+    JUMP_MS,
     NO_GATE,
     PAUSED,
     GateOp,
@@ -132,6 +133,8 @@ def _unpack(rates: Sequence[WindowRate], state: State) -> tuple[int, list[_Book]
 
 
 def _pack(last: int, books: Sequence[_Book], gate: GateState) -> State:
+    if not books and gate == NO_GATE:
+        return (0,)  # nothing that matters (Redis deletes it)
     out = [last]
     for tat, log in books:
         out += [tat, len(log)]
@@ -140,6 +143,28 @@ def _pack(last: int, books: Sequence[_Book], gate: GateState) -> State:
     if gate != NO_GATE:
         out += [*gate, GATE_MARK]
     return tuple(out)
+
+
+def rebased(
+    last: int, books: list[_Book], gate: GateState, now: int, step: int = 0
+) -> tuple[int, list[_Book], GateState]:
+    """The state moved back with a clock that stepped back, else as it is.
+
+    Every time in it (stamps, tats, the pause, the cool-down, the probe's lease) moves
+    back, so what was left of each window and wait is left of it still: a step back
+    never lengthens a wait past its stated length. By ``step`` (ms) when the caller
+    saw its clock step back by that much (``_steady``), and that explains the gap;
+    else by the whole gap, as if the step came right after the latest check (a new
+    process cannot know when it came: the time between is counted again).
+    """
+    if now >= last - JUMP_MS:
+        return last, books, gate
+    by = -step if step > 0 and last - step <= now else now - last
+    moved = [
+        (max(tat + by * 1000, 0) if tat else 0, [[stamp + by, units] for stamp, units in log])
+        for tat, log in books
+    ]
+    return last + by, moved, gate.shifted(by)
 
 
 def _live(rate: WindowRate, log: list[list[int]], now: int) -> list[list[int]]:
@@ -158,8 +183,10 @@ class SlidingCap(StateAlgorithm):
     Strictly private.
     """
 
-    def __init__(self, op: GateOp | None = None) -> None:
+    def __init__(self, op: GateOp | None = None, *, stepped: int = 0) -> None:
         self.op = op
+        # The caller's clock stepped back this much lately (ms; see ``rebased``).
+        self.stepped = stepped
 
     def initial(self, rates: list[WindowRate]) -> State:
         return (0,) + (0, 0) * len(rates)
@@ -173,12 +200,18 @@ class SlidingCap(StateAlgorithm):
     def step(
         self, rates: list[WindowRate], state: State, now: int, weight: int
     ) -> tuple[State, Decision]:
-        last, books, gate = _unpack(rates, state)
+        unpacked = _unpack(rates, state)
+        last, books, gate = rebased(*unpacked, now, self.stepped)
         at = max(now, last)
         gate = _settled(gate, at)
+        if last != unpacked[0]:
+            # Moved back with the clock: kept so even if refused (the next check must
+            # not move it again from the old times, which would pause for ever).
+            state = _pack(last, books, gate)
         if self.op is not None and self.op.code != CHECK:
             decision = operate(gate, at, self.op)
-            return _pack(last, books, decision.gate), decision
+            # Stamped: a step back of the clock is told by the state's latest time.
+            return _pack(at, books, decision.gate), decision
         if gate.pause:
             return state, WindowDecision(
                 failing_rate=PAUSED, retry_after_ms=gate.pause - now, gate=gate
@@ -189,7 +222,7 @@ class SlidingCap(StateAlgorithm):
 
     def available(self, rates: list[WindowRate], state: State, now: int) -> int:
         """How many requests would be admitted at ``now``, one after another (reporting)."""
-        last, books, gate = _unpack(rates, state)
+        last, books, gate = rebased(*_unpack(rates, state), now, self.stepped)
         at = max(now, last)
         if _settled(gate, at).pause:
             return 0
@@ -214,6 +247,9 @@ class SlidingCap(StateAlgorithm):
             for value in (rate.limit, rate.interval, burst(rate), grid(rate), emission_us(rate))
         ]
         # A check sends no operation: four arguments fewer on every request.
+        if self.stepped:
+            op = self.op.args() if self.op is not None else (CHECK, 0, 0, 0)
+            return [*args, *op, self.stepped]
         return args if self.op is None or self.op.code == CHECK else args + list(self.op.args())
 
 

@@ -17,6 +17,7 @@ from .._state._backend import Backend
 from .._state._books import Settled, Ticket, snapshot
 from .._state._breaker import Breaker
 from .._state._short import ShortWindow
+from .._state._steady import Steady
 from ..events import Emitter
 from ..exceptions import QuotaExhausted, QuotaflowError, StateUnavailable
 from ._core import MAX_BODY
@@ -81,6 +82,10 @@ class Limiter:
         self.windows = windows
         self.breakers = breakers
         self.emit = emit
+        # Waits within the process are judged on the clock's steady time (``_steady``).
+        steady = Steady(clock.monotonic)
+        for short in windows.values():
+            short.steady = steady
         # A breaker keeps its state with the profile's window: shared like it.
         for name, breaker in breakers.items():
             if (window := windows.get(name)) is not None:
