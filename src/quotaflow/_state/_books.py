@@ -38,6 +38,8 @@ class Books:
     row: Row | None
     # ticket id -> (cost, when reserved)
     inflight: dict[str, tuple[int, float]] = attrs.field(factory=dict)
+    # For a change that replays a journal entry: whether one of its id was stored before.
+    replayed: bool = False
 
 
 @attrs.frozen
@@ -250,6 +252,33 @@ class Settled:
     remaining: int | None
     total: int | None = None
     crossed: tuple[int, ...] = ()
+
+
+def settle_books(
+    books: Books,
+    profile: ApiProfile,
+    ticket: str,
+    spent: int,
+    reading: QuotaReading,
+    now: float,
+    *,
+    estimate: int,
+    exhausted: bool,
+    warned: set[str],
+) -> Settled:
+    """Record on ``books`` what a request cost and what the API said (the reservation
+    ``ticket`` settled): the remaining quota and the alert levels it fell to."""
+    books.inflight.pop(ticket, None)
+    row = current(books, profile, now).row()
+    before = row.remaining
+    taken, cost = believed(profile, row, reading, spent, estimate, warned)
+    row = read(row, taken, cost)
+    if exhausted:
+        row = attrs.evolve(row, remaining=min(row.remaining, 0))
+    books.row = row
+    levels = profile.alert_levels(row.total)
+    crossed = tuple(level for level in levels if row.remaining <= level < before)
+    return Settled(row.remaining, row.total, crossed)
 
 
 def forecast(profile: ApiProfile, row: Row | None, now: float) -> float | None:

@@ -5,6 +5,7 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row)
     {prefix}:inflight:{profile}  hash: ticket id -> "cost:started" (reservations)
     {prefix}:lease:{key}         the holder's token, expiring on its own (SET NX PX)
+    {prefix}:replayed:{id}       a journal entry recorded (kept 40 days: each counts once)
     {prefix}:rate:{profile}      the short window's state and the gate: the 429 pause and
                                  the circuit breaker (MessagePack; Lua, see _window)
     {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
@@ -23,9 +24,11 @@ Failure policy (``redis_fail``):
   ``"closed"`` raises StateUnavailable (a QuotaflowError, so the fallback layer may
   still serve a stale answer); ``"open"`` runs that operation on a local SQLite
   backend, created on first need with one warning. Either way Redis is left alone for
-  RETRY_AFTER seconds, so an outage costs one timeout, not one per operation. Local
-  writes are not merged back: a reservation stranded in Redis is charged after
-  INFLIGHT_TIMEOUT (an over-count, never an under-count).
+  RETRY_AFTER seconds, so an outage costs one timeout, not one per operation. The
+  cost of every call made meanwhile goes to the state directory's journal
+  (``_journal``) and is recorded in Redis, once, when it answers again (settling the
+  call's reservation if it was made there); a Redis restarted without persistence is
+  re-seeded with the row each process last stored, so the period's count survives.
 - hishel's storages turn Redis errors into cache misses themselves.
 - Clients connect within CONNECT_TIMEOUT and wait SOCKET_TIMEOUT for each answer (a
   frozen server, one that accepts connections but never answers, would otherwise block
@@ -63,7 +66,9 @@ from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
 
 __all__ = ["RedisBackend", "redact", "redis_backend"]
+from ._journal import Journal
 from ._redis_ledger import RedisLedger
+from ._schema import JOURNAL_FILE
 from ._sqlite import SqliteBackend
 from ._window import ttl_ms
 
@@ -177,7 +182,8 @@ class RedisBackend(Backend):
     ) -> None:
         self.client, self._url, self._prefix, self._guard = client, url, prefix, guard
         self._retention, self._cache = retention, f"{prefix}:cache"
-        self.ledger = RedisLedger(client, prefix, guard)
+        journal = Journal(guard.directory / JOURNAL_FILE)
+        self.ledger = RedisLedger(client, prefix, guard, journal)
         self.leases = RedisLeases(client, prefix, guard)
 
     def window_store(self, key: str) -> StateStore:

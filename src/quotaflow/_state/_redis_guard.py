@@ -72,5 +72,5 @@ class Guard:
         with self._lock:
             if self.local is None:
                 logger.warning("redis_url %s: %s; using local state", self.url, self._error)
-                self.local = SqliteBackend(self.directory)
+                self.local = SqliteBackend(self.directory, journal=False)
         return local(self.local)

@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import attrs
 import redis
@@ -15,11 +15,18 @@ from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
 from ._books import Books, Row
-from ._ledger import Ledger
+from ._journal import Journal
+from ._ledger import Ledger, Unreachable
 from ._redis_guard import Guard
 
 T = TypeVar("T")
 MAX_TRIES = 50  # optimistic transaction attempts before giving up
+# A replayed journal entry's id is kept this long (seconds): longer than any quota period.
+REPLAYED_KEEP = 40 * 86400
+
+
+def _unreachable(local: object) -> NoReturn:
+    raise Unreachable("redis unreachable")
 
 
 def _text(value: bytes | str) -> str:
@@ -56,8 +63,10 @@ def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
 class RedisLedger(Ledger):
     """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
 
-    def __init__(self, client: redis.Redis, prefix: str, guard: Guard) -> None:
-        super().__init__()
+    def __init__(
+        self, client: redis.Redis, prefix: str, guard: Guard, journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
         self._client, self._prefix, self._guard = client, prefix, guard
 
     def _keys(self, name: str) -> tuple[str, str]:
@@ -81,21 +90,26 @@ class RedisLedger(Ledger):
             lambda local: local.ledger.accounts(),
         )
 
-    def _update(self, name: str, change: Callable[[Books], T]) -> T:
-        return self._guard.run(
-            lambda: self._transact(name, change),
-            lambda local: local.ledger._update(name, change),
-        )
+    def _store(self, name: str, change: Callable[[Books], T], once: str = "") -> T:
+        return self._guard.run(lambda: self._transact(name, change, once), _unreachable)
 
-    def _transact(self, name: str, change: Callable[[Books], T]) -> T:
+    def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
+        # Redis is down and fails open: the local state decides (the journal keeps the
+        # cost for Redis), or fresh books if there is none.
+        local = self._guard.local
+        return change(Books(row=None)) if local is None else local.ledger._update(name, change)[0]
+
+    def _transact(self, name: str, change: Callable[[Books], T], once: str) -> T:
         quota, inflight = self._keys(name)
+        done = f"{self._prefix}:replayed:{once}"
         with self._client.pipeline() as pipe:
             for attempt in range(MAX_TRIES):
                 try:
-                    pipe.watch(quota, inflight)  # type: ignore[no-untyped-call]
+                    pipe.watch(quota, inflight, *([done] if once else []))  # type: ignore[no-untyped-call]
                     old_row = _encode(_decode(self._hash(pipe, quota)))
                     old_inflight = self._hash(pipe, inflight)
                     books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
+                    books.replayed = bool(once) and bool(pipe.exists(done))
                     result = change(books)
                     row = _encode(books.row)
                     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
@@ -109,6 +123,8 @@ class RedisLedger(Ledger):
                         pipe.hset(inflight, mapping=added)
                     if gone := old_inflight.keys() - tickets.keys():
                         pipe.hdel(inflight, *gone)
+                    if once and not books.replayed:
+                        pipe.set(done, 1, ex=REPLAYED_KEEP)
                     pipe.execute()
                     return result
                 except redis.WatchError:

@@ -5,10 +5,14 @@ cold store's)::
 
     quota           the ledger: one row per profile (or profile#credential) and period
     inflight        reservations of requests in flight (charged in full if abandoned)
+    replayed        the ids of journal entries recorded (each is counted once)
     leases          single-flight leases, each naming the process holding it
     limiter         the short windows' and gates' states (see ``_window``, ``_gate``)
     counters        per day and profile: how requests were answered (``_counters``)
     profile_status  per profile: the last error and circuit change seen here
+
+The journal (``journal``, see ``_journal``) is a file of its own, 0600: it is written
+when the state file (or Redis) cannot be.
 
 Redis (``_redis``): the same under a prefix; see that module's docstring for the keys.
 """
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 CACHE_FILE = "cache.db"
 STATE_FILE = "state.db"
+# Upstream calls the ledger could not record yet (``_journal``), next to the state file.
+JOURNAL_FILE = "journal"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (
@@ -33,6 +39,9 @@ CREATE TABLE IF NOT EXISTS inflight (
     started REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inflight_profile ON inflight (profile);
+CREATE TABLE IF NOT EXISTS replayed (
+    id TEXT PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,
     token TEXT NOT NULL,

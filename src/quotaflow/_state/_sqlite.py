@@ -17,9 +17,11 @@ from .._credentials import load_key
 from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases, index_cache
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
-from ._ledger import Ledger
+from ._journal import Journal
+from ._ledger import Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
+from ._schema import JOURNAL_FILE
 
 T = TypeVar("T")
 
@@ -27,8 +29,8 @@ T = TypeVar("T")
 class SqliteLedger(Ledger):
     """The ledger in the state file: one ``BEGIN IMMEDIATE`` transaction per change."""
 
-    def __init__(self, db: StateDB) -> None:
-        super().__init__()
+    def __init__(self, db: StateDB, journal: Journal | None = None) -> None:
+        super().__init__(journal)
         self._db = db
 
     def _load(self, cur: sqlite3.Cursor, name: str) -> Row | None:
@@ -51,18 +53,21 @@ class SqliteLedger(Ledger):
         except LocalStateError:
             return []
 
-    def _update(self, name: str, change: Callable[[Books], T]) -> T:
+    def _store(self, name: str, change: Callable[[Books], T], once: str = "") -> T:
         try:
-            return self._stored_update(name, change)
-        except LocalStateError:
-            # Fail open: decide on fresh books, store nothing.
-            return change(Books(row=None))
+            return self._stored_update(name, change, once)
+        except LocalStateError as exc:
+            raise Unreachable(str(exc)) from exc
 
-    def _stored_update(self, name: str, change: Callable[[Books], T]) -> T:
+    def _stored_update(self, name: str, change: Callable[[Books], T], once: str) -> T:
         with self._db.transaction() as cur:
+            replayed = False
+            if once:
+                cur.execute("INSERT OR IGNORE INTO replayed (id) VALUES (?)", (once,))
+                replayed = cur.rowcount == 0
             cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
-            books = Books(row=self._load(cur, name), inflight=dict(inflight))
+            books = Books(row=self._load(cur, name), inflight=dict(inflight), replayed=replayed)
             result = change(books)
             if books.row is not None:
                 row = books.row
@@ -222,14 +227,17 @@ class SqliteLeases(Leases):
 class SqliteBackend(Backend):
     """The embedded default: two SQLite files in the state directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, journal: bool = True) -> None:
+        """``journal``: calls the state file could not record go to the journal and are
+        replayed into it (False: Redis's fallback, whose journal replays into Redis)."""
         self.directory = directory
         # hishel opens the cache lazily and turns its errors into misses, so a corrupt
         # cache file is caught here, before either storage touches it.
         check(directory / CACHE_FILE)
         index_cache(directory / CACHE_FILE)
         self.db = StateDB(directory / STATE_FILE)
-        self.ledger = SqliteLedger(self.db)
+        kept = Journal(directory / JOURNAL_FILE) if journal else None
+        self.ledger = SqliteLedger(self.db, kept)
         self.leases = SqliteLeases(self.db)
 
     def window_store(self, key: str) -> StateStore:
