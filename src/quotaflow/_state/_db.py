@@ -28,6 +28,8 @@ BUSY_TIMEOUT = 2.0
 # one per transaction (each then carries on without the state, as after the first).
 BUSY_SHORT = 0.05
 BUSY_SPELL = 5.0
+# Busy waits a new process spends at most setting up the file (see StateDB._open).
+OPEN_TRIES = 3
 
 
 class LocalStateError(Exception):
@@ -60,9 +62,17 @@ class StateDB:
             str(self.path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(SCHEMA)
+            for attempt in range(OPEN_TRIES):
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=NORMAL")
+                    connection.executescript(SCHEMA)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Processes making a new file at once queue for it (switching to
+                    # WAL, creating tables): a busy machine may take them past one wait.
+                    if "locked" not in str(exc) or attempt == OPEN_TRIES - 1:
+                        raise
         except BaseException:
             connection.close()
             raise
