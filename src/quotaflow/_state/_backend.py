@@ -114,5 +114,10 @@ class Backend(abc.ABC):
         the state directory's ``cold.db``."""
         return None
 
+    def round_trips(self) -> int:
+        """State round trips made so far (SQLite transactions, Redis commands and
+        scripts, as counted by the backend): for benchmarks, per miss."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - backends with resources override it
         pass

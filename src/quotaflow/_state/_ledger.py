@@ -12,7 +12,7 @@ import abc
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -32,9 +32,15 @@ from ._books import (
     snapshot,
 )
 from ._journal import Entry, Journal
+from ._pyrate import StateStore
 
 T = TypeVar("T")
 logger = logging.getLogger("quotaflow")
+
+
+# Run in the same transaction as a ledger change, on the backend's own handle (a SQLite
+# cursor): the short window's check joined to a reservation (``Limiter.reserve``).
+Also = Callable[[Any], None]
 
 
 class Unreachable(Exception):
@@ -58,26 +64,35 @@ class Ledger(abc.ABC):
         self.journal = journal
 
     @abc.abstractmethod
-    def _store(self, name: str, change: Callable[[Books], T], once: str = "") -> T:
+    def _store(
+        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+    ) -> T:
         """Run ``change`` on the books of row ``name`` and store them, atomically.
 
         ``change`` may run more than once (optimistic backends retry it); if it
         raises, nothing is stored. ``once``: the id of the journal entry the change
         applies; the books tell whether one of that id was stored before
-        (``Books.replayed``), and the id is stored with the change.
+        (``Books.replayed``), and the id is stored with the change. ``also``: run in
+        the same transaction, if the backend can (see :meth:`joint`).
 
         Raises:
             Unreachable: the store cannot keep it now.
         """
 
+    def joint(self, store: StateStore) -> bool:
+        """Whether a check on ``store`` can join this ledger's transactions (``also``)."""
+        return False
+
     def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
         """Decide without the store: on fresh books, nothing kept."""
         return change(Books(row=None))
 
-    def _update(self, name: str, change: Callable[[Books], T]) -> tuple[T, bool]:
+    def _update(
+        self, name: str, change: Callable[[Books], T], also: Also | None = None
+    ) -> tuple[T, bool]:
         """``change`` stored (True), or decided without the store (False)."""
         try:
-            return self._store(name, change), True
+            return self._store(name, change, also=also), True
         except Unreachable:
             return self._fallback(name, change), False
 
@@ -143,8 +158,25 @@ class Ledger(abc.ABC):
         Raises:
             QuotaExhausted: the units would come out of ``priority``'s reserve.
         """
+        return self.reserve_with(profile, priority, cost, now, account)[0]
+
+    def reserve_with(
+        self,
+        profile: ApiProfile,
+        priority: Priority,
+        cost: int,
+        now: float,
+        account: str | None = None,
+        also: Also | None = None,
+    ) -> tuple[Ticket | None, bool]:
+        """:meth:`reserve`, with ``also`` run in the same transaction if the backend can
+        (:meth:`joint`); also whether the reservation (and ``also``) was stored.
+
+        Raises:
+            QuotaExhausted: the units would come out of ``priority``'s reserve.
+        """
         if profile.quota is None:
-            return None
+            return None, False
         name = account_name(profile, account)
         ticket = Ticket(id=uuid.uuid4().hex, profile=name, cost=cost)
         self._profiles[profile.name] = profile
@@ -168,10 +200,10 @@ class Ledger(abc.ABC):
             self._remember(name, books)
             return ticket
 
-        found, stored = self._update(name, change)
+        found, stored = self._update(name, change, also)
         if stored:
             self._stored(name, seen, now)
-        return found
+        return found, stored
 
     def release(self, profile: ApiProfile, ticket: Ticket | None) -> None:
         """The request was never sent: give its units back."""

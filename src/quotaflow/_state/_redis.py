@@ -217,6 +217,10 @@ class RedisBackend(Backend):
     def cold_stats(self) -> dict[str, ColdStats] | None:
         return RedisColdStore(self.client, self._prefix, 0, ()).profile_stats()
 
+    def round_trips(self) -> int:
+        local = self._guard.local
+        return self._guard.trips + (local.round_trips() if local is not None else 0)
+
     def close(self) -> None:
         self.client.close()
         if self._guard.local is not None:

@@ -58,10 +58,12 @@ class Guard:
         self._retry_at = 0.0
         self._error: Exception = redis.ConnectionError("unreachable")
         self._lock = threading.Lock()
+        self.trips = 0  # round trips to Redis (RedisBackend.round_trips)
 
     def run(self, remote: Callable[[], T], local: Callable[[SqliteBackend], T]) -> T:
         if time.monotonic() >= self._retry_at:
             try:
+                self.trips += 1  # one command or script (a transaction counts its own)
                 return remote()
             except UNREACHABLE as exc:
                 self._error, self._retry_at = exc, time.monotonic() + RETRY_AFTER

@@ -16,7 +16,7 @@ from redis.typing import EncodableT
 from ..exceptions import StateUnavailable
 from ._books import Books, Row
 from ._journal import Journal
-from ._ledger import Ledger, Unreachable
+from ._ledger import Also, Ledger, Unreachable
 from ._redis_guard import Guard
 
 T = TypeVar("T")
@@ -90,7 +90,9 @@ class RedisLedger(Ledger):
             lambda local: local.ledger.accounts(),
         )
 
-    def _store(self, name: str, change: Callable[[Books], T], once: str = "") -> T:
+    def _store(
+        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+    ) -> T:
         return self._guard.run(lambda: self._transact(name, change, once), _unreachable)
 
     def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
@@ -105,6 +107,8 @@ class RedisLedger(Ledger):
         with self._client.pipeline() as pipe:
             for attempt in range(MAX_TRIES):
                 try:
+                    # WATCH, two HGETALL, EXISTS for a replay, EXEC: one counted by run().
+                    self._guard.trips += (3 if attempt == 0 else 4) + (1 if once else 0)
                     pipe.watch(quota, inflight, *([done] if once else []))  # type: ignore[no-untyped-call]
                     old_row = _encode(_decode(self._hash(pipe, quota)))
                     old_inflight = self._hash(pipe, inflight)

@@ -4,12 +4,17 @@ Strictly private."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from .._profiles import ApiProfile
 from ._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision, gate_of
 from ._pyrate import Decision, StateStore, WindowRate, check
+from ._sqlite import SqliteWindowStore
 from ._steady import Steady
 from ._window import SlidingCap
+
+if TYPE_CHECKING:
+    from ._ledger import Ledger
 
 # Added to a wait, in seconds: float rounding of `now + wait` must not fall short of the
 # millisecond that admits (~0.25 us is the float resolution of today's epoch seconds).
@@ -46,6 +51,11 @@ class ShortWindow:
         self.steady = Steady()
         self._pause_end = 0.0
         self._gate_shift = 0.0
+        # Calls a check joined to their reservation admitted (``Limiter.reserve``): the
+        # wait room lets them through without asking the store again. By id (a call is
+        # not hashable), holding the call so the id cannot be reused meanwhile.
+        self._credits: dict[int, object] = {}
+        self.waiters = 0  # in this process's wait room: a joined check would jump them
 
     def _learn(self, decision: Decision, now: float) -> Decision:
         if isinstance(decision, WindowDecision):  # every store running SlidingCap answers one
@@ -95,6 +105,31 @@ class ShortWindow:
         # Rounded up: never a millisecond short of what the API asked.
         self.apply(GateOp.hold(math.ceil(until * 1000)), now)
 
+    def _algorithm(self) -> SlidingCap:
+        step = self._step()
+        return SlidingCap(stepped=step) if step else self.algorithm
+
+    def joinable(self, ledger: Ledger, now: float) -> bool:
+        """Whether a check can be joined to a reservation in ``ledger``'s transaction
+        (one round trip for both): nobody waits here, no pause, the same state file."""
+        return self.waiters == 0 and self._paused_for(now) <= 0 and ledger.joint(self.store)
+
+    def check_in(self, cur: Any, now: float) -> Decision:
+        """A check in the ledger's transaction ``cur`` (see :meth:`joinable`)."""
+        store = self.store
+        assert isinstance(store, SqliteWindowStore)
+        return store.check_in(cur, self._algorithm(), self.rates, math.floor(now * 1000), 1)
+
+    def joined(self, call: object, decision: Decision, now: float) -> None:
+        """The joined check was stored: learn from it; an admitted call has its place."""
+        self._learn(decision, now)
+        if decision.allowed:
+            self._credits[id(call)] = call
+
+    def take_credit(self, call: object) -> bool:
+        """Whether ``call`` was admitted by a joined check (then it has its place)."""
+        return self._credits.pop(id(call), None) is not None
+
     def try_acquire(self, now: float) -> float:
         """Take a place; return 0 if admitted, else seconds to wait (-1: never fits).
 
@@ -106,9 +141,7 @@ class ShortWindow:
         # Milliseconds, truncated: the algorithm counts a stamp inclusively for that.
         now_ms = math.floor(now * 1000)
         # Sync stores only (pyrate-limiter types check() as maybe-awaitable).
-        step = self._step()
-        algorithm = SlidingCap(stepped=step) if step else self.algorithm
-        decision = self.store.check(algorithm, self.rates, now_ms, 1)
+        decision = self.store.check(self._algorithm(), self.rates, now_ms, 1)
         assert isinstance(decision, Decision)
         self._learn(decision, now)
         if decision.allowed:

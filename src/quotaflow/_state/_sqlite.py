@@ -18,7 +18,7 @@ from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases, index_cache
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
 from ._journal import Journal
-from ._ledger import Ledger, Unreachable
+from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
 from ._schema import JOURNAL_FILE
@@ -53,13 +53,21 @@ class SqliteLedger(Ledger):
         except LocalStateError:
             return []
 
-    def _store(self, name: str, change: Callable[[Books], T], once: str = "") -> T:
+    def _store(
+        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+    ) -> T:
         try:
-            return self._stored_update(name, change, once)
+            return self._stored_update(name, change, once, also)
         except LocalStateError as exc:
             raise Unreachable(str(exc)) from exc
 
-    def _stored_update(self, name: str, change: Callable[[Books], T], once: str) -> T:
+    def joint(self, store: StateStore) -> bool:
+        """Whether ``store``'s checks can run in this ledger's transactions."""
+        return isinstance(store, SqliteWindowStore) and store.joins(self._db)
+
+    def _stored_update(
+        self, name: str, change: Callable[[Books], T], once: str, also: Also | None
+    ) -> T:
         with self._db.transaction() as cur:
             replayed = False
             if once:
@@ -86,6 +94,8 @@ class SqliteLedger(Ledger):
                     if key not in inflight
                 ],
             )
+            if also is not None:
+                also(cur)
             return result
 
 
@@ -131,16 +141,32 @@ class SqliteWindowStore(StateStore):
         self, algorithm: StateAlgorithm, rates: list[WindowRate], now: int, weight: int
     ) -> Decision:
         with self._db.transaction() as cur:
-            state = self._read(cur, algorithm, rates)
-            new_state, decision = algorithm.step(rates, state, now, weight)
-            # A refusal leaves the state as it was (unless the clock stepped back and
-            # moved it, see _window.rebased); so may a check without rates.
-            if new_state != state:
-                cur.execute(
-                    "INSERT OR REPLACE INTO limiter (key, state) VALUES (?, ?)",
-                    (self._key, ",".join(map(str, map(int, new_state)))),
-                )
-            return decision
+            return self.check_in(cur, algorithm, rates, now, weight)
+
+    def check_in(
+        self,
+        cur: sqlite3.Cursor,
+        algorithm: StateAlgorithm,
+        rates: list[WindowRate],
+        now: int,
+        weight: int,
+    ) -> Decision:
+        """:meth:`check` inside a transaction of the caller's (the ledger's: one round
+        trip for both, see ``Limiter.reserve``)."""
+        state = self._read(cur, algorithm, rates)
+        new_state, decision = algorithm.step(rates, state, now, weight)
+        # A refusal leaves the state as it was (unless the clock stepped back and
+        # moved it, see _window.rebased); so may a check without rates.
+        if new_state != state:
+            cur.execute(
+                "INSERT OR REPLACE INTO limiter (key, state) VALUES (?, ?)",
+                (self._key, ",".join(map(str, map(int, new_state)))),
+            )
+        return decision
+
+    def joins(self, db: StateDB) -> bool:
+        """Whether a check can run in a transaction of ``db``'s."""
+        return db is self._db
 
     def read(self, algorithm: StateAlgorithm, rates: list[WindowRate]) -> State:
         try:
@@ -255,6 +281,9 @@ class SqliteBackend(Backend):
 
     def fingerprint_key(self) -> bytes:
         return load_key(self.directory)
+
+    def round_trips(self) -> int:
+        return self.db.round_trips
 
     def close(self) -> None:
         self.db.close()

@@ -89,6 +89,8 @@ class WaitRoom:
         """
         clock, budget = self._clock, call.profile.max_wait[call.priority]
         steady = self._window.steady
+        if self._window.take_credit(call):
+            return  # its place was taken with its reservation (Limiter.reserve)
         with self._cond:
             if not self.queue:
                 wait = self._window.try_acquire(clock.time())
@@ -99,6 +101,7 @@ class WaitRoom:
             elif budget <= 0:
                 raise _refuse(call, 0.0)
             me = self.queue.enter(call.priority, steady.at(clock.time()))
+            self._window.waiters += 1
             try:
                 while True:
                     # Waited and queued on steady time: a clock stepped back never
@@ -124,6 +127,7 @@ class WaitRoom:
                     else:
                         self._cond.wait(min(budget - call.waited, _RECHECK))
             finally:
+                self._window.waiters -= 1
                 self.queue.leave(me)
                 self._cond.notify_all()
 
@@ -143,6 +147,8 @@ class AsyncWaitRoom:
     async def admit(self, call: Call) -> None:
         clock, budget = self._clock, call.profile.max_wait[call.priority]
         steady = self._window.steady
+        if self._window.take_credit(call):
+            return  # its place was taken with its reservation (Limiter.reserve)
         async with self._cond:
             if not self.queue:
                 wait = await self._try(clock.time())
@@ -153,6 +159,7 @@ class AsyncWaitRoom:
             elif budget <= 0:
                 raise _refuse(call, 0.0)
             me = self.queue.enter(call.priority, steady.at(clock.time()))
+            self._window.waiters += 1
             try:
                 while True:
                     now = clock.time()
@@ -176,5 +183,6 @@ class AsyncWaitRoom:
                         with anyio.move_on_after(min(budget - call.waited, _RECHECK)):
                             await self._cond.wait()
             finally:
+                self._window.waiters -= 1
                 self.queue.leave(me)
                 self._cond.notify_all()

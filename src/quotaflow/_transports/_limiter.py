@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -16,6 +17,7 @@ from .._profiles import DEFAULT_PROFILE, ApiProfile, QuotaReading, WindowReading
 from .._state._backend import Backend
 from .._state._books import Settled, Ticket, snapshot
 from .._state._breaker import Breaker
+from .._state._pyrate import Decision
 from .._state._short import ShortWindow
 from .._state._steady import Steady
 from ..events import Emitter
@@ -71,6 +73,9 @@ class Limiter:
         max_body: int = MAX_BODY,
     ) -> None:
         self.enabled = enabled
+        # Join the window's check to the reservation where the backend can (False: two
+        # round trips, as before; benchmarks compare).
+        self.joint = True
         # The client's retries (None: each profile's own) and body cap (``make_client``).
         self.retries = retries
         self.max_body = max_body
@@ -158,10 +163,25 @@ class Limiter:
         self.abandon(call, ticket, exc)
 
     def reserve(self, call: Call, request: httpx.Request) -> Ticket | None:
-        cost = guarded_cost(call.profile, request)
-        return self.ledger.reserve(
-            call.profile, call.priority, cost, self.clock.time(), account=call.account
+        """Set the request's cost aside; where the ledger and the short window share a
+        state file, the window's check (and the pause and the circuit with it) runs in
+        the same transaction: one round trip, and the wait room, unless it must wait,
+        asks nothing more (``ShortWindow.joined``)."""
+        cost, now = guarded_cost(call.profile, request), self.clock.time()
+        window = self.windows.get(call.profile.name) if self.joint else None
+        found: list[Decision] = []
+        also = None
+        if window is not None and window.joinable(self.ledger, now):
+
+            def also(cur: Any) -> None:
+                found.append(window.check_in(cur, now))
+
+        ticket, stored = self.ledger.reserve_with(
+            call.profile, call.priority, cost, now, call.account, also
         )
+        if window is not None and stored and found:
+            window.joined(call, found[-1], now)
+        return ticket
 
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
