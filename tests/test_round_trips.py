@@ -95,3 +95,23 @@ def test_redis_counts_its_round_trips(
     client = stack(redis_url=REDIS_URL, redis_prefix=prefix)
     client.get(f"{BASE}/m-warm")
     assert 5 * 11 <= misses(client, 5) <= 5 * 11 + 2
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_not_charged(
+    stack: Callable[..., Harness], router: respx.Router, status: int
+) -> None:
+    """A 401 or 403 for a bad key, saying nothing of the quota, costs nothing (issue 14);
+    an answer the API says was free (``last`` 0) neither."""
+    router.get(f"{BASE}/bad").respond(status, json={"message": "invalid key"})
+    router.get(f"{BASE}/free").respond(200, json={}, headers={"x-cost": "0"})
+    router.get(f"{BASE}/paid").respond(200, json={})
+    client = stack()
+
+    refused = client.get(f"{BASE}/bad")
+    free = client.get(f"{BASE}/free")
+    paid = client.get(f"{BASE}/paid")
+
+    assert (refused.status_code, info(refused).cost, info(refused).remaining) == (status, 0, 100)
+    assert (info(free).cost, info(free).remaining) == (0, 100)
+    assert (info(paid).cost, info(paid).remaining) == (1, 99)

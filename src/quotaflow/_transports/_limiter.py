@@ -53,6 +53,22 @@ def window_hold(profile: ApiProfile, reading: WindowReading, now: float) -> floa
     return min(max(delay, 0.0), _policy.MAX_RETRY_AFTER)
 
 
+# A call the API refused for its credential (a bad, revoked or unauthorised key).
+UNAUTHORISED = frozenset({401, 403})
+
+
+def charged(status: int, reading: QuotaReading, estimate: int, *, exhausted: bool) -> int:
+    """What an answer cost: what the API says this call cost (``last``: 0 for a free
+    one), else nothing for a 401 or 403 that is not the quota running out (an API
+    charges no credit for a key it refuses: The Odds API, API-Sports), else the
+    estimate the reservation was made with (issue 14: an exact ledger)."""
+    if reading.last is not None and reading.last >= 0:
+        return reading.last
+    if status in UNAUTHORISED and not exhausted:
+        return 0
+    return estimate
+
+
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -217,10 +233,10 @@ class Limiter:
             self._hold_window(call, response)
         reading = guarded_reading(profile, response)
         call.verdict = guarded_verdict(profile, response)
-        estimate = ticket.cost if ticket is not None else 0
-        spent = reading.last if reading.last is not None and reading.last >= 0 else estimate
-        call.cost += spent
         exhausted = call.verdict == "quota_exhausted"
+        estimate = ticket.cost if ticket is not None else 0
+        spent = charged(response.status_code, reading, estimate, exhausted=exhausted)
+        call.cost += spent
         try:
             settled = self.ledger.record(
                 profile,
