@@ -87,14 +87,14 @@ def test_redis_counts_its_round_trips(
     stack: Callable[..., Harness], router: respx.Router, prefix: str
 ) -> None:
     """On Redis the backend counts commands and scripts: a miss makes the window's
-    script, two ledger transactions (WATCH, two HGETALL, EXEC each) and the lease's two
-    commands: 11 (a first look at an account's quota may add one)."""
+    script, two ledger transactions (WATCH, one script reading the books, EXEC each) and
+    the lease's two commands: 9 (a first look at an account's quota may add one)."""
     from .stub_server import REDIS_URL
 
     router.get(url__startswith=f"{BASE}/m").respond(200, json={})
     client = stack(redis_url=REDIS_URL, redis_prefix=prefix)
     client.get(f"{BASE}/m-warm")
-    assert 5 * 11 <= misses(client, 5) <= 5 * 11 + 2
+    assert 5 * 9 <= misses(client, 5) <= 5 * 9 + 2
 
 
 @pytest.mark.parametrize("status", [401, 403])

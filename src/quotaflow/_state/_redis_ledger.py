@@ -25,6 +25,27 @@ MAX_TRIES = 50  # optimistic transaction attempts before giving up
 REPLAYED_KEEP = 40 * 86400
 
 
+# The books in one round trip: the row's hash, the reservations' hash, and whether a
+# journal entry was recorded (a third key, for a replay).
+_READ = """
+local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), 0}
+if KEYS[3] then out[3] = redis.call('EXISTS', KEYS[3]) end
+return out
+"""
+
+
+def _pairs(flat: list[bytes | str]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def _read(
+    pipe: redis.client.Pipeline, keys: list[str]
+) -> tuple[dict[str, str], dict[str, str], bool]:
+    """The row, the reservations and whether the entry was replayed, as WATCHed."""
+    row, inflight, replayed = pipe.eval(_READ, len(keys), *keys)
+    return _pairs(row), _pairs(inflight), bool(replayed)
+
+
 def _unreachable(local: object) -> NoReturn:
     raise Unreachable("redis unreachable")
 
@@ -107,13 +128,14 @@ class RedisLedger(Ledger):
         with self._client.pipeline() as pipe:
             for attempt in range(MAX_TRIES):
                 try:
-                    # WATCH, two HGETALL, EXISTS for a replay, EXEC: one counted by run().
-                    self._guard.trips += (3 if attempt == 0 else 4) + (1 if once else 0)
-                    pipe.watch(quota, inflight, *([done] if once else []))  # type: ignore[no-untyped-call]
-                    old_row = _encode(_decode(self._hash(pipe, quota)))
-                    old_inflight = self._hash(pipe, inflight)
+                    # WATCH, one script reading it all, EXEC: one is counted by run().
+                    self._guard.trips += 2 if attempt == 0 else 3
+                    keys = [quota, inflight, *([done] if once else [])]
+                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                    raw_row, old_inflight, replayed = _read(pipe, keys)
+                    old_row = _encode(_decode(raw_row))
                     books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
-                    books.replayed = bool(once) and bool(pipe.exists(done))
+                    books.replayed = replayed
                     result = change(books)
                     row = _encode(books.row)
                     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
