@@ -38,9 +38,11 @@ T = TypeVar("T")
 logger = logging.getLogger("quotaflow")
 
 
-# Run in the same transaction as a ledger change, on the backend's own handle (a SQLite
-# cursor): the short window's check joined to a reservation (``Limiter.reserve``).
-Also = Callable[[Any], None]
+# Run in the same transaction as a ledger change, on the backend's own handle: the short
+# window's check joined to a reservation (``Limiter.reserve``). With a SQLite cursor it
+# runs at once; with a Redis pipeline in MULTI it queues a command and returns what
+# reads the command's reply after EXEC.
+Also = Callable[[Any], Callable[[Any], None] | None]
 
 
 class Unreachable(Exception):

@@ -60,7 +60,7 @@ from .._credentials import new_key
 from ..exceptions import ConfigError, StateUnavailable
 from ._backend import Backend, Leases
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
-from ._lua import READ_LUA
+from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
@@ -146,6 +146,14 @@ class _RedisWindow(RedisStateStore):
         return tuple(values) if values else algorithm.initial(rates)
 
 
+def _sync(
+    store: StateStore, algorithm: StateAlgorithm, rates: list[WindowRate], now: int, weight: int
+) -> Decision:
+    decision = store.check(algorithm, rates, now, weight)
+    assert isinstance(decision, Decision)  # sync stores only
+    return decision
+
+
 class _WindowStore(StateStore):
     """The Redis window store (sync client: sync answers) behind the guard."""
 
@@ -154,6 +162,28 @@ class _WindowStore(StateStore):
     def __init__(self, client: redis.Redis, prefix: str, key: str, guard: Guard) -> None:
         self._redis = _RedisWindow(client, key=f"{prefix}:{key}")
         self._key, self._guard = key, guard
+        self._sha = client.register_script(WINDOW_LUA).sha
+        # The script is known to be loaded (a check ran it): a check may then be queued
+        # in the ledger's transaction, where a NOSCRIPT could not load it.
+        self.loaded = False
+
+    def joins(self, client: object) -> bool:
+        """Whether a check can be queued in a transaction on ``client`` (the ledger's)."""
+        return self.loaded and client is self._redis.redis
+
+    def queue(
+        self,
+        pipe: redis.client.Pipeline,
+        algorithm: StateAlgorithm,
+        rates: list[WindowRate],
+        now: int,
+        weight: int,
+    ) -> Callable[[Any], Decision]:
+        """The check queued in ``pipe``'s MULTI (the ledger's reservation: one round
+        trip for both, see ``Limiter.reserve``); how to read its reply after EXEC."""
+        args = [now, weight, ttl_ms(rates), len(rates), *algorithm.redis_args(rates)]
+        pipe.evalsha(self._sha, 1, self._redis.key, *args)
+        return lambda reply: self._redis._decision(rates, reply)
 
     def _run(self, step: Callable[[StateStore], Any]) -> Any:
         return self._guard.run(
@@ -163,9 +193,16 @@ class _WindowStore(StateStore):
     def check(
         self, algorithm: StateAlgorithm, rates: list[WindowRate], now: int, weight: int
     ) -> Decision:
-        decision = self._run(lambda store: store.check(algorithm, rates, now, weight))
-        assert isinstance(decision, Decision)  # a sync client answers synchronously
-        return decision
+        def remote() -> Decision:
+            found = self._redis.check(algorithm, rates, now, weight)  # type: ignore[no-untyped-call]
+            assert isinstance(found, Decision)  # a sync client answers synchronously
+            self.loaded = True
+            return found
+
+        return self._guard.run(
+            remote,
+            lambda local: _sync(local.window_store(self._key), algorithm, rates, now, weight),
+        )
 
     def read(self, algorithm: StateAlgorithm, rates: list[WindowRate]) -> State:
         return cast(State, self._run(lambda store: store.read(algorithm, rates)))

@@ -7,7 +7,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 import redis
@@ -17,6 +17,7 @@ from ..exceptions import StateUnavailable
 from ._books import Books, Row
 from ._journal import Journal
 from ._ledger import Also, Ledger, Unreachable
+from ._pyrate import StateStore
 from ._redis_guard import Guard
 
 T = TypeVar("T")
@@ -44,6 +45,21 @@ def _read(
     """The row, the reservations and whether the entry was replayed, as WATCHed."""
     row, inflight, replayed = pipe.eval(_READ, len(keys), *keys)
     return _pairs(row), _pairs(inflight), bool(replayed)
+
+
+def _execute(pipe: redis.client.Pipeline, then: Callable[[Any], None] | None) -> None:
+    """EXEC; with a command of another's queued last (``then`` reads its reply), an
+    error of that command (a script Redis no longer knows) leaves it unread and the
+    ledger's changes stand."""
+    if then is None:
+        pipe.execute()
+        return
+    *own, theirs = pipe.execute(raise_on_error=False)
+    for reply in own:
+        if isinstance(reply, Exception):
+            raise reply
+    if not isinstance(theirs, Exception):
+        then(theirs)
 
 
 def _unreachable(local: object) -> NoReturn:
@@ -114,7 +130,11 @@ class RedisLedger(Ledger):
     def _store(
         self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
     ) -> T:
-        return self._guard.run(lambda: self._transact(name, change, once), _unreachable)
+        return self._guard.run(lambda: self._transact(name, change, once, also), _unreachable)
+
+    def joint(self, store: StateStore) -> bool:
+        joins = getattr(store, "joins", None)
+        return joins is not None and bool(joins(self._client))
 
     def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
         # Redis is down and fails open: the local state decides (the journal keeps the
@@ -122,7 +142,9 @@ class RedisLedger(Ledger):
         local = self._guard.local
         return change(Books(row=None)) if local is None else local.ledger._update(name, change)[0]
 
-    def _transact(self, name: str, change: Callable[[Books], T], once: str) -> T:
+    def _transact(
+        self, name: str, change: Callable[[Books], T], once: str, also: Also | None = None
+    ) -> T:
         quota, inflight = self._keys(name)
         done = f"{self._prefix}:replayed:{once}"
         with self._client.pipeline() as pipe:
@@ -151,7 +173,8 @@ class RedisLedger(Ledger):
                         pipe.hdel(inflight, *gone)
                     if once and not books.replayed:
                         pipe.set(done, 1, ex=REPLAYED_KEEP)
-                    pipe.execute()
+                    then = also(pipe) if also is not None else None
+                    _execute(pipe, then)
                     return result
                 except redis.WatchError:
                     # Another writer won: back off a little (jittered) and read again.

@@ -4,6 +4,7 @@ Strictly private."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._profiles import ApiProfile
@@ -114,11 +115,18 @@ class ShortWindow:
         (one round trip for both): nobody waits here, no pause, the same state file."""
         return self.waiters == 0 and self._paused_for(now) <= 0 and ledger.joint(self.store)
 
-    def check_in(self, cur: Any, now: float) -> Decision:
-        """A check in the ledger's transaction ``cur`` (see :meth:`joinable`)."""
-        store = self.store
-        assert isinstance(store, SqliteWindowStore)
-        return store.check_in(cur, self._algorithm(), self.rates, math.floor(now * 1000), 1)
+    def check_in(
+        self, handle: Any, now: float, done: Callable[[Decision], None]
+    ) -> Callable[[Any], None] | None:
+        """A check in the ledger's transaction (see :meth:`joinable`), its decision to
+        ``done``: at once on a SQLite cursor; on a Redis pipeline in MULTI, queued, and
+        what reads its reply is returned."""
+        store, algorithm, now_ms = self.store, self._algorithm(), math.floor(now * 1000)
+        if isinstance(store, SqliteWindowStore):
+            done(store.check_in(handle, algorithm, self.rates, now_ms, 1))
+            return None
+        read = store.queue(handle, algorithm, self.rates, now_ms, 1)  # type: ignore[attr-defined]
+        return lambda reply: done(read(reply))
 
     def joined(self, call: object, decision: Decision, now: float) -> None:
         """The joined check was stored: learn from it; an admitted call has its place."""

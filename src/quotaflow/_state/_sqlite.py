@@ -62,8 +62,8 @@ class SqliteLedger(Ledger):
             raise Unreachable(str(exc)) from exc
 
     def joint(self, store: StateStore) -> bool:
-        """Whether ``store``'s checks can run in this ledger's transactions."""
-        return isinstance(store, SqliteWindowStore) and store.joins(self._db)
+        joins = getattr(store, "joins", None)
+        return joins is not None and bool(joins(self._db))
 
     def _stored_update(
         self, name: str, change: Callable[[Books], T], once: str, also: Also | None

@@ -189,8 +189,8 @@ class Limiter:
         also = None
         if window is not None and window.joinable(self.ledger, now):
 
-            def also(cur: Any) -> None:
-                found.append(window.check_in(cur, now))
+            def also(handle: Any) -> Callable[[Any], None] | None:
+                return window.check_in(handle, now, found.append)
 
         ticket, stored = self.ledger.reserve_with(
             call.profile, call.priority, cost, now, call.account, also
