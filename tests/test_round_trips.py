@@ -116,3 +116,31 @@ def test_a_refused_key_is_not_charged(
     assert (refused.status_code, info(refused).cost, info(refused).remaining) == (status, 0, 100)
     assert (info(free).cost, info(free).remaining) == (0, 100)
     assert (info(paid).cost, info(paid).remaining) == (1, 99)
+
+
+def test_a_script_redis_forgot_leaves_the_check_to_the_wait_room(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """The window's script queued in the reservation's EXEC meets NOSCRIPT (Redis
+    restarted, or its scripts flushed): the reservation stands, the wait room checks
+    as before (loading the script again), every request is answered and counted once."""
+    import redis
+
+    from .faults.test_journal import OwnRedis
+
+    own = OwnRedis()
+    own.start()
+    try:
+        route = router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+        client = stack(redis_url=own.url, redis_prefix="noscript")
+        for i in range(3):
+            client.get(f"{BASE}/m{i}")
+        raw = redis.Redis.from_url(own.url)
+        raw.script_flush()
+        raw.close()
+        for i in range(3, 6):
+            last = client.get(f"{BASE}/m{i}")
+        assert route.call_count == 6
+        assert info(last).remaining == 100 - 6
+    finally:
+        own.stop()
