@@ -29,6 +29,9 @@ from .._profiles import QuotaReading
 
 logger = logging.getLogger("quotaflow")
 
+# How long the store keeps the id of an entry it recorded (seconds): longer than any
+# quota period, past which an entry is dropped unreplayed.
+REPLAYED_KEEP = 40 * 86400
 # How often a process looks for entries other processes wrote (seconds).
 LOOK_EVERY = 5.0
 # Entries kept at most (a journal is for an outage, not a second ledger): past this, the

@@ -15,15 +15,13 @@ from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
 from ._books import Books, Row
-from ._journal import Journal
+from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import StateStore
 from ._redis_guard import Guard
 
 T = TypeVar("T")
 MAX_TRIES = 50  # optimistic transaction attempts before giving up
-# A replayed journal entry's id is kept this long (seconds): longer than any quota period.
-REPLAYED_KEEP = 40 * 86400
 
 
 # The books in one round trip: the row's hash, the reservations' hash, and whether a

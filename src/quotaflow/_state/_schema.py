@@ -5,7 +5,7 @@ cold store's)::
 
     quota           the ledger: one row per profile (or profile#credential) and period
     inflight        reservations of requests in flight (charged in full if abandoned)
-    replayed        the ids of journal entries recorded (each is counted once)
+    replayed        the ids of journal entries recorded (each is counted once), 40 days
     leases          single-flight leases, each naming the process holding it
     limiter         the short windows' and gates' states (see ``_window``, ``_gate``)
     counters        per day and profile: how requests were answered (``_counters``)
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS inflight (
 );
 CREATE INDEX IF NOT EXISTS inflight_profile ON inflight (profile);
 CREATE TABLE IF NOT EXISTS replayed (
-    id TEXT PRIMARY KEY
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,

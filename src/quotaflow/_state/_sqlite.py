@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from .._credentials import load_key
 from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases, index_cache
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
-from ._journal import Journal
+from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
@@ -71,7 +72,10 @@ class SqliteLedger(Ledger):
         with self._db.transaction() as cur:
             replayed = False
             if once:
-                cur.execute("INSERT OR IGNORE INTO replayed (id) VALUES (?)", (once,))
+                # Kept as long as Redis keeps them: an entry older is of an ended period.
+                moment = time.time()
+                cur.execute("DELETE FROM replayed WHERE at < ?", (moment - REPLAYED_KEEP,))
+                cur.execute("INSERT OR IGNORE INTO replayed (id, at) VALUES (?, ?)", (once, moment))
                 replayed = cur.rowcount == 0
             cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
