@@ -7,6 +7,7 @@ works with any ``httpx.Client``, quotaflow's or not.
 
 from quotaflow import Plugin
 
+from . import _cli
 from ._client import (
     AsyncOddsApi,
     Bookmaker,
@@ -41,10 +42,17 @@ from ._profile import (
     snapshot,
 )
 
-#: What the ``quotaflow.plugins`` entry point names: the profile, and per client an
+#: What the ``quotaflow.plugins`` entry point names: the profile, per client an
 #: :class:`OddsHistory` in its state directory (``$QUOTAFLOW_ODDS_HISTORY_DAYS`` days,
-#: default 90; 0 keeps no history).
-PLUGIN = Plugin(name="theoddsapi", profiles=[PROFILE], start=start)
+#: default 90; 0 keeps no history), the ``quotaflow history`` command and the
+#: ``quotaflow demo`` scenario.
+PLUGIN = Plugin(
+    name="theoddsapi",
+    profiles=[PROFILE],
+    start=start,
+    commands=_cli.add_commands,
+    demo=_cli.demo,
+)
 
 __all__ = [
     "PLUGIN",
