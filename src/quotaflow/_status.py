@@ -139,125 +139,151 @@ def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return []
 
 
-def read_status(
-    directory: Path, registry: Registry, backend: Backend, now: float, days: int = 30
-) -> list[ProfileStatus]:
-    """The status of every profile with a quota, a rate, or traffic in the counters."""
+@attrs.frozen
+class _Recorded:
+    """What the state file and the backend hold for the status, read once."""
+
+    today: str
+    history: dict[str, list[dict[str, Any]]]  # profile -> its days with traffic
+    notes: dict[str, tuple[Any, ...]]  # profile -> (last_error, last_error_at)
+    ledger: dict[str, tuple[float, int, int]]  # profile -> (period, total, remaining)
+    cold: dict[str, ColdStats]
+    strangers: frozenset[str] = frozenset()
+
+
+def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Recorded:
     db = directory / STATE_FILE
     cold = backend.cold_stats()
     if cold is None:
         cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
-    today = day_of(now)
     since = day_of(now - (days - 1) * 86400)
     counted = _rows(
         db,
         f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
         (since,),
     )
+    history: dict[str, list[dict[str, Any]]] = {}
+    for day, name, *values in counted:
+        history.setdefault(name, []).append({"day": day, **dict(zip(COLUMNS, values, strict=True))})
     # The circuit this table also notes is only what this machine's events saw: the
-    # shared gate, read below, is what every process goes by.
+    # shared gate, read by _status_of, is what every process goes by.
     notes = {
         row[0]: row[1:]
         for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
     }
-    by_profile: dict[str, list[dict[str, Any]]] = {}
-    for day, name, *values in counted:
-        by_profile.setdefault(name, []).append(
-            {"day": day, **dict(zip(COLUMNS, values, strict=True))}
-        )
-    # Profiles seen in this state but not installed here still show what is known.
-    known = {profile.name for profile in registry.profiles}
-    ledger_rows = {
+    ledger = {
         name: (period, total, remaining)
         for name, period, total, remaining in _rows(
             db, "SELECT profile, period, total, remaining FROM quota", ()
         )
     }
+    return _Recorded(day_of(now), history, notes, ledger, cold)
+
+
+def _profiles(
+    registry: Registry, backend: Backend, recorded: _Recorded
+) -> tuple[list[ApiProfile], _Recorded]:
+    """The registry's profiles, each followed by its credentials' accounts, then the
+    profiles seen in this state but not installed here (they still show what is known)."""
+    known = {profile.name for profile in registry.profiles}
     # Each credential is its own quota account (``profile#fingerprint``), shown after its
     # profile with the profile's quota; the short-window limits stay the profile's.
     accounts: dict[str, list[ApiProfile]] = {}
     by_name = {profile.name: profile for profile in registry.profiles}
-    for name in sorted({*backend.ledger.accounts(), *ledger_rows}):
+    for name in sorted({*backend.ledger.accounts(), *recorded.ledger}):
         parent = by_name.get(name.partition("#")[0])
         if "#" in name and parent is not None:
             accounts.setdefault(parent.name, []).append(attrs.evolve(parent, name=name, rates=()))
             known.add(name)
-    strangers = sorted((set(by_profile) | set(ledger_rows) | set(notes)) - known)
+    strangers = sorted((set(recorded.history) | set(recorded.ledger) | set(recorded.notes)) - known)
     profiles = [
         *(p for profile in registry.profiles for p in (profile, *accounts.get(profile.name, ()))),
         *(ApiProfile(name=name, hosts=("?",)) for name in strangers),
     ]
-    result = []
-    for profile in profiles:
-        history = by_profile.get(profile.name, [])
-        stranger = profile.name in strangers
-        # Every profile has a gate, kept with its rates' state (even without rates).
-        window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
-        gate = window.stored_gate(now)
-        if (
-            profile.quota is None
-            and not profile.rates
-            and not history
-            and not stranger
-            and gate == NO_GATE
-        ):
-            continue
-        total = remaining = None
-        projected: int | None = None
-        runs_out: float | None = None
-        if profile.quota is not None:
-            row = backend.ledger.peek(profile)
-            if row is not None and row.period != _policy.period_start(profile.quota, now):
-                row = None  # last period's numbers: the quota is whole again
-            total = row.total if row else profile.quota.limit
-            remaining = row.remaining if row else total
-            found = forecast(profile, row, now)
-            projected = math.floor(found) if found is not None else None
-            if row is not None:
-                runs_out = _policy.runs_out(
-                    now=now,
-                    start=row.period,
-                    end=_policy.period_end(profile.quota, now),
-                    total=row.total,
-                    spent=row.total - row.remaining,
-                )
-        elif profile.name in ledger_rows:
-            _, total, remaining = ledger_rows[profile.name]
-        tokens = rate = None
-        if profile.rates:
-            first = window.rates[0]
-            tokens = window.available(now)
-            per = first.interval / 1000
-            rate = f"{first.limit}/{per:g}s (burst {first.burst})"
-        note = notes.get(profile.name, (None, None))
-        kept = cold.get(profile.name, ColdStats(0, 0, 0, 0))
-        result.append(
-            ProfileStatus(
-                profile=profile.name,
-                total=total,
-                remaining=remaining,
-                used=(total - remaining) if total is not None and remaining is not None else None,
-                resets_at=_iso(_next_reset(profile, now)),
-                rate=rate,
-                tokens=tokens,
-                today=next(
-                    (
-                        {k: v for k, v in h.items() if k != "day"}
-                        for h in history
-                        if h["day"] == today
-                    ),
-                    dict.fromkeys(COLUMNS, 0),
-                ),
-                last_error=note[0],
-                last_error_at=_iso(note[1]),
-                **gate_fields(gate, now),
-                days=history,
-                forecast_at_reset=projected,
-                runs_out_at=_iso(runs_out),
-                cold_entries=kept.entries,
-                cold_bytes=kept.size,
-                cold_hits=kept.hits,
-                cold_saved=kept.saved,
+    return profiles, attrs.evolve(recorded, strangers=frozenset(strangers))
+
+
+def _quota_fields(
+    profile: ApiProfile, backend: Backend, recorded: _Recorded, now: float
+) -> dict[str, Any]:
+    """total, remaining, and the forecast at the period's rate so far."""
+    total = remaining = projected = runs_out = None
+    if profile.quota is not None:
+        row = backend.ledger.peek(profile)
+        if row is not None and row.period != _policy.period_start(profile.quota, now):
+            row = None  # last period's numbers: the quota is whole again
+        total = row.total if row else profile.quota.limit
+        remaining = row.remaining if row else total
+        found = forecast(profile, row, now)
+        projected = math.floor(found) if found is not None else None
+        if row is not None:
+            runs_out = _policy.runs_out(
+                now=now,
+                start=row.period,
+                end=_policy.period_end(profile.quota, now),
+                total=row.total,
+                spent=row.total - row.remaining,
             )
-        )
-    return result
+    elif profile.name in recorded.ledger:
+        _, total, remaining = recorded.ledger[profile.name]
+    return {
+        "total": total,
+        "remaining": remaining,
+        "used": (total - remaining) if total is not None and remaining is not None else None,
+        "forecast_at_reset": projected,
+        "runs_out_at": _iso(runs_out),
+    }
+
+
+def _rate_fields(profile: ApiProfile, window: ShortWindow, now: float) -> dict[str, Any]:
+    if not profile.rates:
+        return {"rate": None, "tokens": None}
+    first = window.rates[0]
+    per = first.interval / 1000
+    return {
+        "rate": f"{first.limit}/{per:g}s (burst {first.burst})",
+        "tokens": window.available(now),
+    }
+
+
+def _status_of(
+    profile: ApiProfile, backend: Backend, recorded: _Recorded, now: float
+) -> ProfileStatus | None:
+    """One profile's status; None for one with nothing to show."""
+    history = recorded.history.get(profile.name, [])
+    # Every profile has a gate, kept with its rates' state (even without rates).
+    window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
+    gate = window.stored_gate(now)
+    idle = profile.quota is None and not profile.rates and not history and gate == NO_GATE
+    if idle and profile.name not in recorded.strangers:
+        return None
+    note = recorded.notes.get(profile.name, (None, None))
+    kept = recorded.cold.get(profile.name, ColdStats(0, 0, 0, 0))
+    today = next(
+        ({k: v for k, v in h.items() if k != "day"} for h in history if h["day"] == recorded.today),
+        dict.fromkeys(COLUMNS, 0),
+    )
+    return ProfileStatus(
+        profile=profile.name,
+        **_quota_fields(profile, backend, recorded, now),
+        resets_at=_iso(_next_reset(profile, now)),
+        **_rate_fields(profile, window, now),
+        today=today,
+        last_error=note[0],
+        last_error_at=_iso(note[1]),
+        **gate_fields(gate, now),
+        days=history,
+        cold_entries=kept.entries,
+        cold_bytes=kept.size,
+        cold_hits=kept.hits,
+        cold_saved=kept.saved,
+    )
+
+
+def read_status(
+    directory: Path, registry: Registry, backend: Backend, now: float, days: int = 30
+) -> list[ProfileStatus]:
+    """The status of every profile with a quota, a rate, or traffic in the counters."""
+    profiles, recorded = _profiles(registry, backend, _recorded(directory, backend, now, days))
+    found = (_status_of(profile, backend, recorded, now) for profile in profiles)
+    return [status for status in found if status is not None]
