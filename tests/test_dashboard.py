@@ -307,3 +307,43 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
     )
     assert all(name.startswith(dashboard) for name in loaded), loaded
     assert json.loads(get(dashboard + "status.json")[1]) == [s.as_dict() for s in expected]
+
+
+def test_quota_line_and_forecast(traffic) -> None:
+    """The quota line counts back from what is left with each day's spending, starts at
+    the period's start, ends now; the page draws it with the forecast to the reset."""
+    profile, state = traffic
+    statuses = _cli_status.collect(state, None, "quotaflow", [profile])
+    (status,) = [s for s in statuses if s.profile == "api"]
+    assert status.period_start == "2026-11-01T00:00:00Z"
+    line = [(p["at"], p["remaining"]) for p in status.quota_line]
+    # 2 spent on the 26th, 4 on the 27th, 6 today: 16 -> 14 -> 10 -> 10 -> 4 (now).
+    assert line[0] == ("2026-11-01T00:00:00Z", 16)
+    assert line[-4:] == [
+        ("2026-11-27T00:00:00Z", 14),
+        ("2026-11-28T00:00:00Z", 10),
+        ("2026-11-29T00:00:00Z", 10),
+        ("2026-11-29T12:01:01Z", 4),
+    ]
+    assert [units for _, units in line[:-4]] == [16] * 26
+    page = _dashboard.render_page(statuses, START.timestamp() + 61)
+    assert '<svg data-chart="quota"' in page
+    forecast = re.search(r'class="forecast" data-at="([^"]+)" data-value="([^"]+)"', page)
+    assert forecast is not None
+    assert forecast.groups() == ("2026-12-01 00:00", str(status.forecast_at_reset))
+    refused = re.findall(r'<rect class="bar today" data-day="([^"]+)" data-value="(\d+)"', page)
+    assert ("2026-11-29", "1") in refused  # today's refusal, in the refused chart
+
+
+def test_idle_profiles_are_collapsed(traffic) -> None:
+    """Profiles without traffic, spending or anything in their gate come last, folded."""
+    profile, state = traffic
+    quiet = api_profile(name="quiet", hosts=("quiet.example",), quota=Quota(10))
+    statuses = _cli_status.collect(state, None, "quotaflow", [profile, quiet])
+    page = _dashboard.render_page(statuses, START.timestamp() + 61)
+    parser = Page()
+    parser.feed(page)
+    assert {"api", "quiet"} <= set(parser.profiles)  # the idle one is still all there
+    assert re.search(r'<details class="idle" data-idle="quiet">', page)
+    assert 'data-idle="api"' not in page
+    assert page.index('data-profile="api"') < page.index('data-idle="quiet"')

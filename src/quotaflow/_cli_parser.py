@@ -138,9 +138,10 @@ def build(plugins: Iterable[Plugin] = ()) -> argparse.ArgumentParser:
         help="serve the status view as a web page on this machine",
         description="Serve what `quotaflow status` shows as one self-contained HTML page "
         "(no external assets): per profile the quota, tokens, today's requests, units "
-        "saved, the last error and the circuit, with charts of the quota spent per day "
-        "and the hit ratio over the last 30 days. The page refreshes itself; the same "
-        "data is at /status.json. It answers only requests addressed to localhost, "
+        "saved, the last error and the circuit, a chart of the quota left this period "
+        "with the forecast to the reset, and charts of the quota spent, the hit ratio "
+        "and the refusals per day over the last 30 days; idle profiles folded. The page "
+        "refreshes itself; the same data is at /status.json. It answers only requests addressed to localhost, "
         "127.0.0.1, [::1] or the --host address (a defence against DNS rebinding). "
         "Runs until Ctrl-C.",
     )

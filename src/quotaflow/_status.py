@@ -54,9 +54,18 @@ class ProfileStatus:
     cold_bytes: int = 0
     cold_hits: int = 0
     cold_saved: int = 0
+    # The quota period so far: when it started, and the units left at its start, at the
+    # end of each day since, and now ({"at": ISO time, "remaining": units}); rebuilt from
+    # the units spent each day, counted back from what the ledger says is left now.
+    period_start: str | None = None
+    quota_line: list[dict[str, Any]] = attrs.field(factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+# Days of counters read for the quota line: a monthly period is at most 31 days long.
+LINE_DAYS = 32
 
 
 def _iso(moment: float | None) -> str | None:
@@ -144,6 +153,7 @@ class _Recorded:
     """What the state file and the backend hold for the status, read once."""
 
     today: str
+    first_day: str  # of the charts' window
     history: dict[str, list[dict[str, Any]]]  # profile -> its days with traffic
     notes: dict[str, tuple[Any, ...]]  # profile -> (last_error, last_error_at)
     ledger: dict[str, tuple[float, int, int]]  # profile -> (period, total, remaining)
@@ -156,7 +166,8 @@ def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Reco
     cold = backend.cold_stats()
     if cold is None:
         cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
-    since = day_of(now - (days - 1) * 86400)
+    # A month at least, for the quota line of a monthly period; ``days`` for the charts.
+    since = day_of(now - (max(days, LINE_DAYS) - 1) * 86400)
     counted = _rows(
         db,
         f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
@@ -177,7 +188,7 @@ def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Reco
             db, "SELECT profile, period, total, remaining FROM quota", ()
         )
     }
-    return _Recorded(day_of(now), history, notes, ledger, cold)
+    return _Recorded(day_of(now), day_of(now - (days - 1) * 86400), history, notes, ledger, cold)
 
 
 def _profiles(
@@ -203,11 +214,30 @@ def _profiles(
     return profiles, attrs.evolve(recorded, strangers=frozenset(strangers))
 
 
+def quota_line(
+    start: float, now: float, remaining: int, history: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The units left at ``start``, at the end of each day since, and at ``now``: counted
+    back from ``remaining`` (now) with the units spent each day (UTC days)."""
+    spent = {row["day"]: int(row["spent"]) for row in history}
+    points = [(now, remaining)]
+    left = remaining
+    midnight = (now // 86400) * 86400  # the start of today, the end of yesterday
+    while midnight > start:
+        left += spent.get(day_of(midnight), 0)  # what that day spent, given back
+        points.append((midnight, left))
+        midnight -= 86400
+    if points[-1][0] > start:  # the first day's spending (counters are per whole day)
+        points.append((start, left + spent.get(day_of(start), 0)))
+    return [{"at": _iso(at), "remaining": units} for at, units in reversed(points)]
+
+
 def _quota_fields(
     profile: ApiProfile, backend: Backend, recorded: _Recorded, now: float
 ) -> dict[str, Any]:
-    """total, remaining, and the forecast at the period's rate so far."""
+    """total, remaining, the forecast at the period's rate so far, and the quota line."""
     total = remaining = projected = runs_out = None
+    extra: dict[str, Any] = {}
     if profile.quota is not None:
         row = backend.ledger.peek(profile)
         if row is not None and row.period != _policy.period_start(profile.quota, now):
@@ -224,6 +254,12 @@ def _quota_fields(
                 total=row.total,
                 spent=row.total - row.remaining,
             )
+        start = _policy.period_start(profile.quota, now)
+        history = recorded.history.get(profile.name, []) if row is not None else []
+        extra = {
+            "period_start": _iso(start),
+            "quota_line": quota_line(start, now, remaining, history),
+        }
     elif profile.name in recorded.ledger:
         _, total, remaining = recorded.ledger[profile.name]
     return {
@@ -232,6 +268,7 @@ def _quota_fields(
         "used": (total - remaining) if total is not None and remaining is not None else None,
         "forecast_at_reset": projected,
         "runs_out_at": _iso(runs_out),
+        **extra,
     }
 
 
@@ -272,7 +309,7 @@ def _status_of(
         last_error=note[0],
         last_error_at=_iso(note[1]),
         **gate_fields(gate, now),
-        days=history,
+        days=[row for row in history if row["day"] >= recorded.first_day],
         cold_entries=kept.entries,
         cold_bytes=kept.size,
         cold_hits=kept.hits,
