@@ -141,7 +141,8 @@ def build(plugins: Iterable[Plugin] = ()) -> argparse.ArgumentParser:
         "saved, the last error and the circuit, a chart of the quota left this period "
         "with the forecast to the reset, and charts of the quota spent, the hit ratio "
         "and the refusals per day over the last 30 days; idle profiles folded. The page "
-        "refreshes itself; the same data is at /status.json. It answers only requests addressed to localhost, "
+        "refreshes itself; the same data is at /status.json (and /metrics, for "
+        "Prometheus, with the metrics extra). It answers only requests addressed to localhost, "
         "127.0.0.1, [::1] or the --host address (a defence against DNS rebinding). "
         "Runs until Ctrl-C.",
     )

@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?", 1)[0]
-        if path not in ("/", "/index.html", "/status.json"):
+        if path not in ("/", "/index.html", "/status.json", "/metrics"):
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n", body=body)
             return
         try:
@@ -105,16 +105,29 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"cannot read the state: {type(exc).__name__}: {exc}\n"
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", message.encode(), body=body)
             return
-        if path == "/status.json":
+        if path == "/metrics":
+            self._metrics(statuses, body=body)
+        elif path == "/status.json":
             text = json.dumps([s.as_dict() for s in statuses], indent=2)
             self._send(HTTPStatus.OK, "application/json", text.encode(), body=body)
         else:
             page = render_page(statuses, now, self.server.refresh)
             self._send(HTTPStatus.OK, "text/html", page.encode(), body=body)
 
+    def _metrics(self, statuses: list[ProfileStatus], *, body: bool) -> None:
+        """Prometheus' text format, when prometheus-client is installed."""
+        from . import _metrics
+
+        try:
+            text = _metrics.prometheus_text(statuses)
+        except ImportError as exc:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", f"{exc}\n".encode(), body=body)
+            return
+        self._send(HTTPStatus.OK, _metrics.PROMETHEUS_CONTENT_TYPE, text, body=body)
+
     def _send(self, status: HTTPStatus, kind: str, content: bytes, *, body: bool) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Type", kind if "charset" in kind else f"{kind}; charset=utf-8")
         self.send_header("Content-Length", str(len(content)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Security-Policy", CSP)
