@@ -294,6 +294,10 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
     # The refresh script fetches the page again and swaps the numbers in: a marked
     # element is replaced by a fresh one with the same numbers.
     browser.execute_script("document.getElementById('profiles').dataset.old = '1'")
+    # An idle profile the reader unfolded stays unfolded through the refresh.
+    opened = browser.execute_script(
+        "var d = document.querySelector('details[data-idle]'); d.open = true; return d.dataset.idle"
+    )
     for _ in range(50):  # up to 5 s of real time (the test's clock stands still)
         time.sleep(0.1)
         if browser.execute_script("return !document.getElementById('profiles').dataset.old"):
@@ -301,6 +305,9 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
     else:
         pytest.fail("the page did not refresh itself")
     check_page(browser.execute_script(READ_PAGE)["api"], status)
+    assert browser.execute_script(
+        f"return document.querySelector('details[data-idle=\"{opened}\"]').open"
+    )
     # The browser loaded nothing but the page and its own refreshes.
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map((e) => e.name)"
