@@ -8,19 +8,7 @@ works with any ``httpx.Client``, quotaflow's or not.
 from quotaflow import Plugin
 
 from . import _cli
-from ._client import (
-    AsyncOddsApi,
-    Bookmaker,
-    Event,
-    EventScore,
-    Market,
-    OddsApi,
-    OddsApiError,
-    Outcome,
-    Score,
-    Sport,
-    Usage,
-)
+from ._client import AsyncOddsApi, OddsApi
 from ._history import (
     ArchivedEvent,
     HistoryRow,
@@ -30,6 +18,17 @@ from ._history import (
     history,
     movement,
     start,
+)
+from ._models import (
+    Bookmaker,
+    Event,
+    EventScore,
+    Market,
+    OddsApiError,
+    Outcome,
+    Score,
+    Sport,
+    Usage,
 )
 from ._profile import (
     PROFILE,
