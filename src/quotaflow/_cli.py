@@ -221,8 +221,8 @@ def _not_installed(argv: list[str], parser: argparse.ArgumentParser) -> str | No
             return None
     distribution = FROM_PLUGINS[command]
     return (
-        f"quotaflow {command} comes with the {distribution} plugin, which is not installed: "
-        f"pip install {distribution}"
+        f"quotaflow {command} comes with the {distribution} plugin, which is not installed "
+        f"(or does not load): pip install {distribution}"
     )
 
 
