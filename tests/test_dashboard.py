@@ -354,3 +354,35 @@ def test_idle_profiles_are_collapsed(traffic) -> None:
     assert re.search(r'<details class="idle" data-idle="quiet">', page)
     assert 'data-idle="api"' not in page
     assert page.index('data-profile="api"') < page.index('data-idle="quiet"')
+
+
+def test_today_by_hour_priority_and_endpoint_where_recorded(traffic) -> None:
+    """Hours, priorities and endpoints are drawn when the status carries them (the
+    state records them), and nothing stands in for them when it does not."""
+    import attrs
+
+    profile, state = traffic
+    (status,) = [
+        s for s in _cli_status.collect(state, None, "quotaflow", [profile]) if s.profile == "api"
+    ]
+    now = START.timestamp() + 61
+    plain = _dashboard.render_page([status], now)
+    assert 'data-chart="hourly"' not in plain
+    assert "Today by priority" not in plain
+
+    recorded = attrs.evolve(
+        status,
+        hours=[{"hour": "2026-11-29T09", "spent": 2}, {"hour": "2026-11-29T12", "spent": 4}],
+        by_priority={
+            "critical": {"requests": 1, "spent": 2, "refused": 0},
+            "low": {"requests": 3, "spent": 0, "refused": 1},
+        },
+        by_endpoint={f"/v4/sports/s{n}/odds": {"requests": n, "spent": n} for n in range(10)},
+    )
+    page = _dashboard.render_page([recorded], now)
+    marks = re.findall(r'data-hour="(\d\d)" data-value="(\d+)"', page)
+    assert marks == [("09", "2"), ("12", "4")]
+    assert re.findall(r'<tr data-priority="(\w+)">', page) == ["critical", "low"]
+    endpoints = re.findall(r'<tr data-endpoint="([^"]+)">', page)
+    assert endpoints == [f"/v4/sports/s{n}/odds" for n in range(9, 1, -1)]  # most spent first
+    assert "and 2 more" in page

@@ -14,7 +14,14 @@ from typing import Any
 from ._counters import day_of
 from ._status import ProfileStatus
 
-__all__ = ["quota_chart", "ratio_chart", "refused_chart", "spent_chart", "window"]
+__all__ = [
+    "hourly_chart",
+    "quota_chart",
+    "ratio_chart",
+    "refused_chart",
+    "spent_chart",
+    "window",
+]
 
 DAYS = 30
 # Answers that came from somewhere: the hit ratio's denominator (refused ones never did).
@@ -109,6 +116,30 @@ def refused_chart(history: list[dict[str, Any]], days: list[str]) -> str:
     }
     svg = _bars("refused", "requests refused per day", refused, days, "refused")
     return svg if refused else svg.replace("no traffic yet", "nothing refused")
+
+
+def hourly_chart(hours: list[dict[str, Any]]) -> str:
+    """Today's quota units spent per UTC hour (where the state records hours)."""
+    slots = [f"{n:02d}" for n in range(24)]
+    spent = {str(row["hour"])[-2:]: int(row.get("spent", 0)) for row in hours}
+    top = _even_top(list(spent.values()))
+    parts = _grid([(_y(1), str(top)), (_y(0.5), str(top // 2)), (_y(0), "0")])
+    slot = (WIDTH - LEFT - RIGHT) / 24
+    for n in (0, 6, 12, 18, 23):
+        x = LEFT + slot * (n + 0.5)
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - 5}" text-anchor="middle">{n:02d}h</text>')
+    for n, hour in enumerate(slots):
+        if hour not in spent:
+            continue
+        y = _y(spent[hour] / top)
+        parts.append(
+            f'<rect class="bar" data-hour="{hour}" data-value="{spent[hour]}" '
+            f'x="{LEFT + slot * n + slot * 0.15:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{_y(0) - y:.1f}"><title>{hour}h: {spent[hour]} spent</title></rect>'
+        )
+    if not spent:
+        parts.append(_nothing())
+    return _svg("hourly", "quota spent per hour today", parts)
 
 
 def ratio_chart(history: list[dict[str, Any]], days: list[str]) -> str:

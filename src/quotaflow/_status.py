@@ -60,6 +60,12 @@ class ProfileStatus:
     # the units spent each day, counted back from what the ledger says is left now.
     period_start: str | None = None
     quota_line: list[dict[str, Any]] = attrs.field(factory=list)
+    # Where the state records them (empty otherwise): today's counts per UTC hour
+    # ({"hour": "2026-11-29T13", "spent": ..., "refused": ..., ...}), and today's counts
+    # by priority and by endpoint ({name: {"requests": ..., "spent": ..., "refused": ...}}).
+    hours: list[dict[str, Any]] = attrs.field(factory=list)
+    by_priority: dict[str, dict[str, int]] = attrs.field(factory=dict)
+    by_endpoint: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
