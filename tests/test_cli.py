@@ -232,3 +232,23 @@ def test_plugin_command_without_the_plugin_says_what_to_install(monkeypatch, cap
     assert "pip install quotaflow-theoddsapi" in err
     assert main(["demo"]) == 2
     assert "needs quotaflow-theoddsapi:" in capsys.readouterr().err
+
+
+def test_several_demos_are_chosen_with_plugin(tmp_path, monkeypatch, capsys) -> None:
+    """With two plugins that have a demo, ``--plugin`` picks one; without it, status 2
+    and a line naming both."""
+    from quotaflow import Plugin, _cli
+
+    ran: list[str] = []
+
+    def demo_of(name: str):  # type: ignore[no-untyped-def]
+        return lambda state_dir, out, *, temporary: ran.append(name)
+
+    plugins = [Plugin(name=name, demo=demo_of(name)) for name in ("one", "two")]
+    monkeypatch.setattr(_cli, "installed_plugins", lambda: plugins)
+    assert main(["demo"]) == 2
+    assert "several plugins have a demo (one, two): choose with --plugin" in (
+        capsys.readouterr().err
+    )
+    assert main(["demo", "--plugin", "two"]) == 0
+    assert ran == ["two"]
