@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -449,3 +450,34 @@ def test_status_reads_quotaflow_toml_like_the_client(tmp_path, capsys, monkeypat
     found = {s["profile"]: s for s in status(capsys, state)}
 
     assert found["tomlonly"]["total"] == 777
+
+
+def test_status_watch_fits_80_columns_and_stops_on_ctrl_c(monkeypatch) -> None:
+    """--watch redraws the same table in place: 80 columns when the output is not a
+    terminal, every line within them, and Ctrl-C ends it with status 0, no traceback."""
+    from types import SimpleNamespace
+
+    from quotaflow import _cli_status
+
+    statuses = [
+        long_status("theoddsapi", "OUT_OF_USAGE_CREDITS: Usage quota has been reached " * 3),
+        long_status("apisports"),
+    ]
+    monkeypatch.setattr(_cli_status, "collect", lambda *args: statuses)
+    redraws = []
+
+    def sleep(seconds: float) -> None:
+        redraws.append(seconds)
+        if len(redraws) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_status.time, "sleep", sleep)
+    args = SimpleNamespace(
+        json=False, watch=1.0, state_dir=None, redis_url=None, redis_prefix="quotaflow"
+    )
+    out = io.StringIO()
+    assert _cli_status.run(args, out) == 0
+    lines = [line for line in re.split(r"\r|\n|\x1b\[[0-9;?]*[A-Za-z]", out.getvalue()) if line]
+    assert redraws == [1.0, 1.0, 1.0]
+    assert any("theoddsapi" in line for line in lines)
+    assert max(len(line.rstrip()) for line in lines) <= 80
