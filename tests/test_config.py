@@ -56,11 +56,11 @@ def test_bad_limits_are_named(build, field: str) -> None:
         build()
 
 
-def test_config_error_is_a_value_error_and_an_httpx_error() -> None:
-    """ConfigError fits both `except ValueError` and `except httpx.HTTPError`."""
+def test_config_error_is_a_value_error_not_an_httpx_error() -> None:
+    """ConfigError fits `except ValueError`; it is no `httpx.HTTPError` (nothing was sent)."""
     with pytest.raises(ValueError, match="hosts"):
         ApiProfile(name="x", hosts=())
-    assert issubclass(ConfigError, httpx.HTTPError)
+    assert not issubclass(ConfigError, httpx.HTTPError)
 
 
 @pytest.mark.parametrize("factory", [quotaflow.make_client, quotaflow.make_async_client])

@@ -27,7 +27,12 @@ def test_version_comes_from_metadata() -> None:
 
 
 def test_exception_tree() -> None:
-    """Every error derives from QuotaflowError, itself an httpx.TransportError."""
+    """Every error derives from QuotaflowError (a plain Exception); refusals are also
+    httpx.TransportErrors, ConfigError a ValueError (tests/test_exceptions.py has the matrix).
+    """
     for name in quotaflow.exceptions.__all__:
         assert issubclass(getattr(quotaflow.exceptions, name), quotaflow.QuotaflowError)
-    assert issubclass(quotaflow.QuotaflowError, httpx.TransportError)
+        assert getattr(quotaflow, name) is getattr(quotaflow.exceptions, name)
+    assert not issubclass(quotaflow.QuotaflowError, httpx.TransportError)
+    assert issubclass(quotaflow.RequestRefused, httpx.TransportError)
+    assert issubclass(quotaflow.ConfigError, ValueError)

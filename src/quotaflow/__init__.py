@@ -28,6 +28,7 @@ from .exceptions import (
     QuotaExhausted,
     QuotaflowError,
     RateLimited,
+    RequestRefused,
     StateUnavailable,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "QuotaflowError",
     "Rate",
     "RateLimited",
+    "RequestRefused",
     "ResponseInfo",
     "Snapshot",
     "StateUnavailable",
