@@ -576,7 +576,7 @@ def _lower(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(name.lower() if isinstance(name, str) else name for name in found)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class ApiProfile:
     """Everything quotaflow knows about one API.
 
