@@ -8,10 +8,10 @@ from ._client import make_async_client, make_client
 from ._clock import Clock
 from ._info import CacheStatus, ResponseInfo
 from ._plan import Plan, PlannedRequest, aplan, plan
+from ._plugins import Plugin
 from ._priority import Priority, priority
 from ._profiles import (
     ApiProfile,
-    Plugin,
     Quota,
     QuotaHeaders,
     QuotaReading,

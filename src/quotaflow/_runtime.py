@@ -17,7 +17,7 @@ from ._cold import COLD_FILE, ColdStore, SqliteColdStore
 from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
-from ._profiles import Registry
+from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
 from ._state._backend import STATE_FILE, Backend

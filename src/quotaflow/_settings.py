@@ -24,7 +24,8 @@ import attrs
 from . import _config
 from ._clock import Clock
 from ._cold import COLD_BYTES
-from ._profiles import ApiProfile, Registry, resolve_plugins
+from ._plugins import Registry, resolve_plugins
+from ._profiles import ApiProfile
 from ._rules import CacheRules, cache_rules
 from ._transports._core import MAX_BODY
 from .events import Subscriber

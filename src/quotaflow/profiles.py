@@ -24,10 +24,10 @@ keyword arguments only. Change one with :func:`attrs.evolve`.
 
 from __future__ import annotations
 
+from ._plugins import Plugin
 from ._profiles import (
     ApiProfile,
     FreshnessRule,
-    Plugin,
     Quota,
     QuotaHeaders,
     QuotaReading,
