@@ -20,6 +20,7 @@ from ._runtime import Runtime
 from ._settings import load_settings
 from ._state._short import ShortWindow
 from ._state._waitroom import AsyncWaitRoom, WaitRoom
+from ._tls import shared_tls
 from ._transports._async_cache import AsyncCachingTransport
 from ._transports._core import MAX_BODY
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
@@ -239,6 +240,8 @@ def _build(
     # Before any state is opened: a bad proxy variable fails here, leaking nothing.
     # The transport given (or the network's), and the mounts routed over it as httpx
     # routes them: every route below the whole stack.
+    if transport is None:
+        network = shared_tls(network)
     inner = flavour.network(transport, **network)
     runtime = Runtime(load_settings(**arguments))
     stack = _stack(flavour, inner, runtime)
