@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import os
@@ -40,12 +41,22 @@ logger = logging.getLogger("quotaflow")
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env", "mounts")
 
 
+@functools.cache
+def _parameters(function: Any) -> frozenset[str]:
+    """The parameters ``function`` takes; for a class, those of the first httpx class in
+    its MRO (a subclass taking ``**kwargs``, as a test harness may install as
+    ``httpx.Client``, takes what httpx's own takes)."""
+    if isinstance(function, type):
+        function = next(c for c in function.__mro__ if c.__module__.startswith("httpx"))
+    return frozenset(inspect.signature(function).parameters)
+
+
 def _check_arguments(flavour: Any, httpx_kwargs: dict[str, Any]) -> None:
     """Name an argument neither quotaflow nor httpx takes here, not deep in httpx."""
-    known = set(inspect.signature(flavour.client).parameters) - {"self", "transport"}
-    ours = set(inspect.signature(make_client).parameters) - {"httpx_kwargs"}
+    known = _parameters(flavour.client) - {"self", "transport"}
     for name in httpx_kwargs:
         if name not in known:
+            ours = _parameters(make_client) - {"httpx_kwargs"}
             close = difflib.get_close_matches(name, sorted(known | ours), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             kind = flavour.client.__name__
