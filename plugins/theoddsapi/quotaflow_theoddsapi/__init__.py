@@ -22,10 +22,12 @@ from ._client import (
 )
 from ._history import (
     ArchivedEvent,
+    ArchiveStats,
     HistoryRow,
     OddsHistory,
     archive_path,
     archived_events,
+    dropped_bodies,
     history,
     movement,
     start,
@@ -49,6 +51,7 @@ PLUGIN = Plugin(name="theoddsapi", profiles=[PROFILE], start=start)
 __all__ = [
     "PLUGIN",
     "PROFILE",
+    "ArchiveStats",
     "ArchivedEvent",
     "AsyncOddsApi",
     "Bookmaker",
@@ -69,6 +72,7 @@ __all__ = [
     "archived_events",
     "classify",
     "cost",
+    "dropped_bodies",
     "history",
     "movement",
     "normalize",
