@@ -66,7 +66,7 @@ MAX_PENDING_BYTES = 16 * 2**20
 #: How long ``close()`` waits for the worker to write what is queued.
 CLOSE_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
-#: Events whose last prices the worker remembers (a fingerprint each, ~150 bytes).
+#: Events whose bytes the worker remembers as archived (a digest each, ~200 bytes).
 SEEN_EVENTS = 4096
 BUSY_TIMEOUT = 1.0
 _ODDS_PATH = re.compile(r"^/v4/(?:historical/)?sports/([^/]+)/(?:events/[^/]+/)?odds/?$")
@@ -100,8 +100,10 @@ Pending = tuple[str, float, str, bytes]
 _Outcome = tuple[str, str, str, float, float | None, str | None]
 # One event as parsed: (event_id, sport, commence_time, outcomes).
 _Event = tuple[str, str, str | None, list[_Outcome]]
+# One event of a body: (digest of its bytes, its bytes if left unparsed, or the event).
+_Part = tuple[bytes | None, memoryview | None, _Event | None]
 # One body ready to compare: (digest, sport, fetched_at, body if not parsed yet, events).
-_Prepared = tuple[bytes, str, float, bytes | None, list[_Event] | None]
+_Prepared = tuple[bytes, str, float, bytes | None, list[_Part] | None]
 
 
 @attrs.frozen
@@ -185,49 +187,103 @@ def _number(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-def _events(body: bytes, sport: str) -> list[_Event]:
+def _event(event: Any, sport: str) -> _Event:
+    """One event with its priced outcomes; raises ValueError (or TypeError, KeyError,
+    AttributeError) on an event of another shape."""
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise ValueError("expected events with an id")
+    key = event.get("sport_key")
+    outcomes: list[_Outcome] = []
+    append = outcomes.append
+    for bookmaker in event.get("bookmakers") or ():
+        book = str(bookmaker["key"])
+        book_updated = bookmaker.get("last_update")
+        if type(book_updated) is not str:
+            book_updated = _text(book_updated)
+        for market in bookmaker.get("markets") or ():
+            name = str(market["key"])
+            updated = market.get("last_update")
+            if type(updated) is not str:
+                updated = _text(updated) or book_updated
+            for outcome in market.get("outcomes") or ():
+                price, label = outcome.get("price"), outcome.get("name")
+                point = outcome.get("point")
+                # The common case (float prices and points) without a call per outcome.
+                if type(price) is not float or not math.isfinite(price):
+                    price = _number(price)
+                if price is None or not isinstance(label, str):
+                    continue
+                if point is not None and (type(point) is not float or not math.isfinite(point)):
+                    point = _number(point)
+                append((book, name, label, price, point, updated))
+    commence = _text(event.get("commence_time"))
+    return event["id"], key if isinstance(key, str) else sport, commence, outcomes
+
+
+def _events(body: bytes | memoryview, sport: str) -> list[_Event]:
     """The events of one odds body, each with its priced outcomes; raises ValueError (or
     TypeError, KeyError, AttributeError) on a body of another shape."""
-    data: Any = json.loads(body)
+    data: Any = json.loads(bytes(body))
     if isinstance(data, dict) and "data" in data:  # historical wrapper
         data = data["data"]
     events = [data] if isinstance(data, dict) else data
     if not isinstance(events, list):
         raise ValueError("expected a list of events")
-    found: list[_Event] = []
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            raise ValueError("expected events with an id")
-        key = event.get("sport_key")
-        outcomes: list[_Outcome] = []
-        for bookmaker in event.get("bookmakers") or ():
-            book = str(bookmaker["key"])
-            book_updated = bookmaker.get("last_update")
-            if type(book_updated) is not str:
-                book_updated = _text(book_updated)
-            for market in bookmaker.get("markets") or ():
-                name = str(market["key"])
-                updated = market.get("last_update")
-                if type(updated) is not str:
-                    updated = _text(updated) or book_updated
-                append = outcomes.append
-                for outcome in market.get("outcomes") or ():
-                    price, label, point = (
-                        outcome.get("price"),
-                        outcome.get("name"),
-                        outcome.get("point"),
-                    )
-                    # The common case (float prices and points) without a call per outcome.
-                    if type(price) is not float or not math.isfinite(price):
-                        price = _number(price)
-                    if price is None or not isinstance(label, str):
-                        continue
-                    if point is not None and (type(point) is not float or not math.isfinite(point)):
-                        point = _number(point)
-                    append((book, name, label, price, point, updated))
-        commence = _text(event.get("commence_time"))
-        found.append((event["id"], key if isinstance(key, str) else sport, commence, outcomes))
+    return [_event(event, sport) for event in events]
+
+
+_EVENT_START = re.compile(rb'\{\s*"id"\s*:')
+_BLANK = b" \t\r\n"
+
+
+def _event_starts(body: bytes, start: int, end: int) -> list[int]:
+    """Where ``{"id":`` opens an object (blanks allowed): ``bytes.find`` for ``"id"``,
+    a few dozen times a body, rather than a regular expression tried at every brace."""
+    found = []
+    at = body.find(b'"id"', start, end)
+    while at >= 0:
+        before, after = at, at + 4
+        while before > start and body[before - 1] in _BLANK:
+            before -= 1
+        while after < end and body[after] in _BLANK:
+            after += 1
+        if before > start and body[before - 1] == 0x7B and after < end and body[after] == 0x3A:
+            found.append(before - 1)
+        at = body.find(b'"id"', at + 4, end)
     return found
+
+
+def _split(body: bytes) -> list[memoryview] | None:
+    """The events of a body that is a list of events (or one event), each as its own
+    bytes, found without parsing: where an object opens with ``"id"``. None when the body
+    is not of that shape. A piece is trusted only once it parses alone as an event (and
+    then every piece before it is one too, so each cut was between two events)."""
+    start, end = 0, len(body)
+    while start < end and body[start] in _BLANK:
+        start += 1
+    while end > start and body[end - 1] in _BLANK:
+        end -= 1
+    view = memoryview(body)
+    if start < end and body[start] == ord("{"):
+        return [view[start:end]] if _EVENT_START.match(body, start) else None
+    if end - start < 2 or body[start] != ord("[") or body[end - 1] != ord("]"):
+        return None
+    starts = _event_starts(body, start, end)
+    if not starts or body[start + 1 : starts[0]].strip(_BLANK):
+        return None if body[start + 1 : end - 1].strip(_BLANK) else []
+    pieces = []
+    for index, begin in enumerate(starts):
+        stop = starts[index + 1] if index + 1 < len(starts) else end - 1
+        while stop > begin and body[stop - 1] in _BLANK:
+            stop -= 1
+        if index + 1 < len(starts):
+            if body[stop - 1] != ord(","):
+                return None
+            stop -= 1
+            while stop > begin and body[stop - 1] in _BLANK:
+                stop -= 1
+        pieces.append(view[begin:stop])
+    return pieces
 
 
 def parse(body: bytes, sport: str, fetched_at: float) -> list[HistoryRow]:
@@ -251,8 +307,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _digest(body: bytes) -> bytes:
-    return hashlib.blake2b(body, digest_size=16).digest()
+def _digest(body: bytes | memoryview) -> bytes:
+    # SHA-256: the fastest of hashlib's here (CPU instructions), and no accidental twins.
+    return hashlib.sha256(body).digest()
 
 
 class OddsHistory:
@@ -315,9 +372,10 @@ class OddsHistory:
         self._serial = 0
         self._version: int | None = None
         self._last: dict[bytes, int] = {}
-        # Per event, a fingerprint of the outcomes last compared with the archive: while
-        # no other connection writes, an event whose prices repeat it needs no lookup.
-        self._seen: dict[str, int] = {}
+        # Per event's bytes, the event and its write count then: while no other connection
+        # writes and nothing is written for that event, the same bytes change nothing.
+        self._spans: dict[bytes, tuple[str, int]] = {}
+        self._versions: dict[str, int] = {}
         self._pruned_at = -math.inf
 
     def hit(self, profile: str, at: float, saved: int) -> None:
@@ -461,9 +519,19 @@ class OddsHistory:
         busy or broken file loses the batch with one warning (and the drops are counted)."""
         now = self._now()
         cutoff = now - self.retention
-        # Bodies archived before (and still current), or earlier in this batch, may change
-        # nothing: they are parsed only if something is written before them (in _commit).
+        # Bodies (and events) archived before and still current, or met earlier in this
+        # batch, may change nothing: they are parsed only if something is written for
+        # them first (in _commit).
         repeats = {digest for digest, serial in self._last.items() if serial == self._serial}
+        spans, versions, met = self._spans, self._versions, set[bytes]()
+
+        def current(digest: bytes) -> bool:
+            if digest in met:
+                return True
+            met.add(digest)
+            memo = spans.get(digest)
+            return memo is not None and versions.get(memo[0], 0) == memo[1]
+
         prepared: list[_Prepared] = []
         for sport, fetched_at, _url, body in batch:
             if fetched_at < cutoff:
@@ -473,9 +541,9 @@ class OddsHistory:
                 prepared.append((digest, sport, fetched_at, body, None))
                 continue
             repeats.add(digest)
-            events = self._parse(body, sport)
-            if events is not None:
-                prepared.append((digest, sport, fetched_at, None, events))
+            parts = self._parts(body, sport, current)
+            if parts is not None:
+                prepared.append((digest, sport, fetched_at, None, parts))
         with self._cond:
             unrecorded = self._unrecorded
         if not prepared and not unrecorded:
@@ -488,9 +556,7 @@ class OddsHistory:
                 self._db, prepared, cutoff if prune else None, unrecorded
             )
         except sqlite3.Error as exc:
-            self._last.clear()
-            self._seen.clear()
-            self._serial += 1
+            self._forget()
             logger.warning(
                 "quotaflow: odds history lost %d bodies (%s): %s", len(batch), self.path, exc
             )
@@ -504,10 +570,32 @@ class OddsHistory:
             self._unchanged += unchanged
             self._rows += rows
 
+    def _forget(self) -> None:
+        self._last.clear()
+        self._spans.clear()
+        self._versions.clear()
+        self._serial += 1
+
     @staticmethod
-    def _parse(body: bytes, sport: str) -> list[_Event] | None:
+    def _parts(body: bytes, sport: str, current: Callable[[bytes], bool]) -> list[_Part] | None:
+        """The events of a body: each parsed, or (bytes archived before and still
+        current) left unparsed for _commit to skip; None when the body is unreadable."""
+        pieces = _split(body)
+        if pieces is not None:
+            parts: list[_Part] = []
+            for piece in pieces:
+                digest = _digest(piece)
+                if current(digest):
+                    parts.append((digest, piece, None))
+                    continue
+                try:
+                    parts.append((digest, None, _event(json.loads(bytes(piece)), sport)))
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    break  # not cut between events after all: read the body whole
+            else:
+                return parts
         try:
-            return _events(body, sport)
+            return [(None, None, event) for event in _events(body, sport)]
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             logger.debug("quotaflow: odds history skips an unreadable %s body: %s", sport, exc)
             return None
@@ -523,35 +611,43 @@ class OddsHistory:
         order), insert the changes, add the drops to the file's count. Returns the rows
         written and the bodies skipped unparsed."""
         rows: list[tuple[Any, ...]] = []
-        serial, last, seen = self._serial, dict(self._last), dict(self._seen)
+        serial, last = self._serial, dict(self._last)
+        spans, versions = dict(self._spans), dict(self._versions)
         unchanged = 0
+
+        def current(digest: bytes) -> bool:
+            memo = spans.get(digest)
+            return memo is not None and versions.get(memo[0], 0) == memo[1]
+
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version:  # another connection wrote: nothing is known
+            if cutoff is not None or version != self._version:
+                # Another connection wrote, or old rows go: nothing known holds.
+                if cutoff is not None:
+                    db.execute("DELETE FROM odds_history WHERE fetched_at < ?", (cutoff,))
                 serial += 1
-                seen.clear()
-            if cutoff is not None:
-                db.execute("DELETE FROM odds_history WHERE fetched_at < ?", (cutoff,))
-                serial += 1
-                seen.clear()
+                spans.clear()
+                versions.clear()
             latest: dict[str, dict[tuple[str, str, str], tuple[float, float | None]]] = {}
-            for digest, sport, fetched_at, body, events in prepared:
-                if events is None:
+            for digest, sport, fetched_at, body, parts in prepared:
+                if parts is None:
                     if last.get(digest) == serial:
                         unchanged += 1
                         continue
-                    events = self._parse(body or b"", sport)
-                    if events is None:
+                    parts = self._parts(body or b"", sport, current)
+                    if parts is None:
                         continue
                 before = len(rows)
-                for event_id, event_sport, commence, outcomes in events:
-                    # After this, the latest row of each of these outcomes holds its price
-                    # and point here: a later event with the same fingerprint changes none.
-                    fingerprint = hash(tuple([outcome[:5] for outcome in outcomes]))
-                    if seen.get(event_id) == fingerprint:
-                        continue
-                    seen[event_id] = fingerprint
+                for span, piece, event in parts:
+                    if event is None:
+                        if current(span or b""):
+                            continue  # these bytes were compared, nothing written since
+                        try:
+                            event = _event(json.loads(bytes(piece or b"")), sport)
+                        except (ValueError, TypeError, KeyError, AttributeError):
+                            continue  # read alone before, so never here
+                    event_id, event_sport, commence, outcomes = event
                     known = latest.get(event_id)
                     if known is None:
                         known = latest[event_id] = {
@@ -560,12 +656,18 @@ class OddsHistory:
                                 _LATEST, (event_id,)
                             )
                         }
+                    written = len(rows)
                     for book, market, name, price, point, updated in outcomes:
                         key = (book, market, name)
                         if known.get(key) != (price, point):
                             known[key] = (price, point)
                             row = (event_id, event_sport, commence, book, market, name)
                             rows.append((*row, price, point, updated, fetched_at))
+                    if len(rows) > written:
+                        versions[event_id] = versions.get(event_id, 0) + 1
+                    if span is not None:
+                        # The latest rows of these outcomes now hold these bytes' prices.
+                        spans[span] = (event_id, versions.get(event_id, 0))
                 if len(rows) > before:
                     serial += 1
                 last[digest] = serial
@@ -582,7 +684,9 @@ class OddsHistory:
         if len(last) > 4 * MAX_PENDING:  # bodies no longer current: forget them
             last = {digest: at for digest, at in last.items() if at == serial}
         self._last = last
-        self._seen = seen if len(seen) <= SEEN_EVENTS else {}
+        if len(spans) > SEEN_EVENTS:
+            spans, versions = {}, {}
+        self._spans, self._versions = spans, versions
         return len(rows), unchanged
 
 

@@ -3,6 +3,7 @@ counted), batched writes by a worker, and a ``close()`` bounded in time."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -191,3 +192,41 @@ def test_the_archive_lets_hits_be_counted_without_an_event(tmp_path: Path) -> No
     assert emitter._hit_counters is not None
     archive.close()
     assert not (tmp_path / _history.DB_NAME).exists()
+
+
+def test_only_events_that_moved_are_read_and_a_move_back_is_kept(tmp_path: Path) -> None:
+    """Three games; one moves, then another URL (compact JSON, as the API writes it)
+    moves it back, then the first answer comes again: every change is a row, in order,
+    and the games that never moved keep their first row only."""
+    games = [
+        samples.event(SPORT, f"Home {n}", f"Away {n}", START + 86400, bookmakers=2)
+        for n in range(3)
+    ]
+    first = samples.odds(games)
+    price = games[1]["bookmakers"][0]["markets"][0]["outcomes"][0]["price"]
+    games[1]["bookmakers"][0]["markets"][0]["outcomes"][0]["price"] = 4.5
+    moved = samples.odds(games)
+    games[1]["bookmakers"][0]["markets"][0]["outcomes"][0]["price"] = price
+    back = json.dumps(games, separators=(",", ":")).encode()
+    other = URL + "&markets=h2h"
+    archive = OddsHistory(tmp_path, now=lambda: START + 100)
+    answers = [(URL, first), (URL, moved), (other, back), (URL, moved), (URL, moved)]
+    for at, (url, body) in enumerate(answers, start=1):
+        archive(events.Fetched("theoddsapi", START + at, url, 200, 1, 60.0, body))
+        if at % 2:
+            assert archive.flush(timeout=LIVENESS)  # some in one batch, some across
+    archive.close()
+
+    home = ("draftkings", "h2h", "Home 1")
+    moves = _history.movement(_history.history(games[1]["id"], tmp_path))
+    assert [(at - START, value) for at, value, _ in moves[home]] == [
+        (1, price),
+        (2, 4.5),
+        (3, price),
+        (4, 4.5),
+    ]
+    assert all(len(changes) == 1 for key, changes in moves.items() if key != home)
+    for game in (games[0], games[2]):
+        rows = _history.history(game["id"], tmp_path)
+        assert {row.fetched_at for row in rows} == {START + 1}
+    assert archive.stats().rows == 3 * 2 * 2 + 3
