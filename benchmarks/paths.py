@@ -421,38 +421,74 @@ def sql_traced() -> Iterator[Counter[tuple[str, str]]]:
         sqlite3.connect = connect
 
 
-def round_trips(directory: Path, profile: Any, misses: int) -> dict[str, dict[str, float]]:
-    """SQL statements and write transactions per miss, per file, sync and async."""
+@contextlib.contextmanager
+def redis_traced() -> Iterator[Counter[tuple[str, str]]]:
+    """Every command (or pipeline) sent to Redis meanwhile counts as one round trip."""
+    counts: Counter[tuple[str, str]] = Counter()
+    from redis.asyncio.connection import AbstractConnection as AsyncConnection
+    from redis.connection import AbstractConnection
+
+    send, asend = AbstractConnection.send_packed_command, AsyncConnection.send_packed_command
+
+    def traced(self: Any, command: Any, check_health: bool = True) -> None:
+        counts[("redis", "round trips")] += 1
+        send(self, command, check_health)
+
+    async def atraced(self: Any, command: Any, check_health: bool = True) -> None:
+        counts[("redis", "round trips")] += 1
+        await asend(self, command, check_health)
+
+    AbstractConnection.send_packed_command = traced  # type: ignore[method-assign]
+    AsyncConnection.send_packed_command = atraced  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
+        AsyncConnection.send_packed_command = asend  # type: ignore[method-assign]
+
+
+def round_trips(
+    directory: Path, profile: Any, misses: int, redis_url: str | None = None
+) -> dict[str, dict[str, float]]:
+    """SQL statements and write transactions per miss, per file, sync and async; with
+    ``redis_url``, also the same misses on Redis state, counting round trips to Redis."""
     found: dict[str, dict[str, float]] = {}
+    fresh = (f"{PROFILED}?apiKey=key-not-real&commenceTimeFrom={n}" for n in range(10**9))
+    backends: dict[str, dict[str, Any]] = {"": {}}
+    with contextlib.ExitStack() as stack:
+        counts = stack.enter_context(sql_traced())
+        if redis_url is not None:
+            prefix = stack.enter_context(redis_prefix(redis_url))
+            backends["Redis "] = {"redis_url": redis_url, "redis_prefix": prefix}
+            redis_counts = stack.enter_context(redis_traced())
+        else:
+            redis_counts = Counter[tuple[str, str]]()
 
-    def urls() -> Iterator[str]:
-        n = 0
-        while True:
-            n += 1
-            yield f"{PROFILED}?apiKey=key-not-real&commenceTimeFrom={n}"
+        def per() -> dict[str, float]:
+            merged = counts + redis_counts
+            return {f"{name} {kind}": n / misses for (name, kind), n in sorted(merged.items())}
 
-    handler = cached_answer
-    with sql_traced() as counts:
-        with quotaflow.make_client(**_ours(directory / "trips-s", profile, handler)) as ours:
-            fresh = urls()
-            ours.get(next(fresh))
-            counts.clear()
-            for _ in range(misses):
+        for label, extra in backends.items():
+            kwargs = _ours(directory / f"trips{len(label)}", profile, cached_answer, **extra)
+            with quotaflow.make_client(**kwargs) as ours:
                 ours.get(next(fresh))
-            found["sync"] = {f"{f} {k}": v / misses for (f, k), v in sorted(counts.items())}
-
-        async def run_async() -> None:
-            async with quotaflow.make_async_client(
-                **_ours(directory / "trips-a", profile, handler)
-            ) as aours:
-                fresh = urls()
-                await aours.get(next(fresh))
                 counts.clear()
+                redis_counts.clear()
                 for _ in range(misses):
-                    await aours.get(next(fresh))
-                found["async"] = {f"{f} {k}": v / misses for (f, k), v in sorted(counts.items())}
+                    ours.get(next(fresh))
+                found[f"{label}sync"] = per()
 
-        asyncio.run(run_async())
+            async def run_async(kwargs: dict[str, Any] = kwargs, label: str = label) -> None:
+                kwargs = {**kwargs, "state_dir": Path(str(kwargs["state_dir"]) + "-async")}
+                async with quotaflow.make_async_client(**kwargs) as aours:
+                    await aours.get(next(fresh))
+                    counts.clear()
+                    redis_counts.clear()
+                    for _ in range(misses):
+                        await aours.get(next(fresh))
+                    found[f"{label}async"] = per()
+
+            asyncio.run(run_async())
     return found
 
 
@@ -476,7 +512,7 @@ def run(
         "build": build_rows(directory, rounds, builds),
         "import": import_rows(imports),
         "requests_cache": requests_cache_rows(directory, rounds, blocks, block),
-        "round_trips": round_trips(directory, profile, misses),
+        "round_trips": round_trips(directory, profile, misses, redis_url),
         "redis": redis_url is not None,
     }
     print(
