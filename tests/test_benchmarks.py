@@ -235,11 +235,13 @@ def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     out = tmp_path / "latest.json"
     args = ("--sizes", "20,40", "--hits", "5", "--misses", "2", "--rounds", "1")
     args += ("--threads", "1,2")
-    args += ("--thread-requests", "20", "--json", str(out))
+    args += ("--thread-requests", "20", "--rss-requests", "10", "--json", str(out))
     assert run_benchmark(monkeypatch, "scale.py", *args) == 0
     found = json.loads(out.read_text())["scale"]
     for rows in found["entries"].values():
         assert {row["hit"]["upstream"] for row in rows.values()} == {0}
+        assert {row["rss"]["upstream"] for row in rows.values()} == {0}  # a fresh process
+        assert all(row["rss"]["after_kib"] > 0 for row in rows.values())
         assert {row["hit_aged"]["upstream"] for row in rows.values()} == {0}
         assert {row["miss_aged"]["upstream"] for row in rows.values()} == {2}
     assert set(found["threads"]) == {"1", "2"}
