@@ -162,6 +162,16 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     assert "httpx-frugal" in out_text
 
 
+def test_profile_benchmark_runs(capsys, monkeypatch) -> None:
+    """profile.py prints the top functions of a hot hit, a warm hit and a miss."""
+    args = ("--requests", "5", "--misses", "3", "--top", "3")
+    assert run_benchmark(monkeypatch, "profile.py", *args) == 0
+    out = capsys.readouterr().out
+    for kind in ("hot hit", "warm hit", "miss"):
+        assert f"{kind} (sync, 2 KB)" in out
+    assert "quotaflow's own" in out
+
+
 def test_concurrency_benchmark_runs(capsys, monkeypatch) -> None:
     """concurrency.py makes one upstream call per URL under load."""
     args = ("--workers", "4", "--requests", "5", "--urls", "3", "--json", "-")
