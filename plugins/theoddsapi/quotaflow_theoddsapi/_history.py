@@ -63,6 +63,8 @@ FLUSH_BODIES = 64
 #: The queue's bounds: past either, the oldest queued bodies are dropped (and counted).
 MAX_PENDING = 256
 MAX_PENDING_BYTES = 16 * 2**20
+#: A worker idle this long ends (another starts with the next answer).
+IDLE_SECONDS = 60.0
 #: How long ``close()`` waits for the worker to write what is queued.
 CLOSE_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
@@ -419,11 +421,17 @@ class OddsHistory:
         )
 
     def _run(self) -> None:
+        db: sqlite3.Connection | None = None
         try:
             while True:
                 with self._cond:
                     while not self._queue and not self._closing and not self._flush_now:
-                        self._cond.wait()
+                        idle = not self._cond.wait(IDLE_SECONDS)
+                        if idle and not (self._queue or self._closing or self._flush_now):
+                            # Idle: end, so that a client never closed leaves no thread
+                            # behind; the next answer starts another worker.
+                            self._worker, db, self._db = None, self._db, None
+                            return
                     # Gather a batch: until one is due, or FLUSH_SECONDS have passed.
                     self._cond.wait_for(self._due, timeout=FLUSH_SECONDS)
                     if not self._queue:
@@ -448,10 +456,11 @@ class OddsHistory:
                         self._in_flight = 0
                         self._cond.notify_all()
         finally:
-            if self._db is not None:
+            if db is None:  # closing (or failing): nobody else uses the connection now
+                db, self._db = self._db, None
+            if db is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    self._db.close()
-                self._db = None
+                    db.close()
 
     def _lose(self, bodies: int) -> None:
         with self._cond:

@@ -230,3 +230,24 @@ def test_only_events_that_moved_are_read_and_a_move_back_is_kept(tmp_path: Path)
         rows = _history.history(game["id"], tmp_path)
         assert {row.fetched_at for row in rows} == {START + 1}
     assert archive.stats().rows == 3 * 2 * 2 + 3
+
+
+def test_an_idle_worker_ends_and_the_next_answer_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client never closed leaves no thread behind once idle; nothing is lost."""
+    monkeypatch.setattr(_history, "IDLE_SECONDS", 0.01)
+    archive = OddsHistory(tmp_path, now=lambda: START)
+    first, body = _body(1)
+    archive(_fetched(body))
+    worker = archive._worker
+    assert worker is not None
+    assert archive.flush(timeout=LIVENESS)
+    worker.join(LIVENESS)
+    assert not worker.is_alive()
+    assert archive._worker is None
+    second, body = _body(2)
+    archive(_fetched(body, START + 1))
+    assert archive._worker is not None
+    archive.close()
+    assert {event.event_id for event in archived_events(tmp_path)} == {first, second}
