@@ -158,7 +158,7 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     out_text = capsys.readouterr().out
     assert "warm hit <= 1.10x hishel hit" in out_text
     assert "state round trips per miss" in out_text
-    assert "archive CPU <= 0.10 of a 200 KB miss (moved)" in out_text
+    assert "archive worker CPU <= 0.10 of a 200 KB miss (moved)" in out_text
     assert "httpx-frugal" in out_text
 
 
