@@ -431,11 +431,11 @@ def redis_traced() -> Iterator[Counter[tuple[str, str]]]:
     send, asend = AbstractConnection.send_packed_command, AsyncConnection.send_packed_command
 
     def traced(self: Any, command: Any, check_health: bool = True) -> None:
-        counts[("redis", "round trips")] += 1
+        counts[("redis", "round trips (state and cache)")] += 1
         send(self, command, check_health)
 
     async def atraced(self: Any, command: Any, check_health: bool = True) -> None:
-        counts[("redis", "round trips")] += 1
+        counts[("redis", "round trips (state and cache)")] += 1
         await asend(self, command, check_health)
 
     AbstractConnection.send_packed_command = traced  # type: ignore[method-assign]
@@ -445,6 +445,17 @@ def redis_traced() -> Iterator[Counter[tuple[str, str]]]:
     finally:
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         AsyncConnection.send_packed_command = asend  # type: ignore[method-assign]
+
+
+def _backend_count(client: Any) -> int | None:
+    """The state backend's own count of its round trips (its transactions, Redis commands
+    and scripts), where this quotaflow keeps one; None where it does not."""
+    try:
+        from quotaflow._plan import _PARTS
+
+        return int(_PARTS[client].backend.round_trips())
+    except (ImportError, KeyError, AttributeError, TypeError):
+        return None
 
 
 def round_trips(
@@ -464,9 +475,13 @@ def round_trips(
         else:
             redis_counts = Counter[tuple[str, str]]()
 
-        def per() -> dict[str, float]:
+        def per(client: Any, before: int | None) -> dict[str, float]:
             merged = counts + redis_counts
-            return {f"{name} {kind}": n / misses for (name, kind), n in sorted(merged.items())}
+            found = {f"{name} {kind}": n / misses for (name, kind), n in sorted(merged.items())}
+            after = _backend_count(client)
+            if before is not None and after is not None:
+                found["state backend's own count"] = (after - before) / misses
+            return found
 
         for label, extra in backends.items():
             kwargs = _ours(directory / f"trips{len(label)}", profile, cached_answer, **extra)
@@ -474,9 +489,10 @@ def round_trips(
                 ours.get(next(fresh))
                 counts.clear()
                 redis_counts.clear()
+                before = _backend_count(ours)
                 for _ in range(misses):
                     ours.get(next(fresh))
-                found[f"{label}sync"] = per()
+                found[f"{label}sync"] = per(ours, before)
 
             async def run_async(kwargs: dict[str, Any] = kwargs, label: str = label) -> None:
                 kwargs = {**kwargs, "state_dir": Path(str(kwargs["state_dir"]) + "-async")}
@@ -484,9 +500,10 @@ def round_trips(
                     await aours.get(next(fresh))
                     counts.clear()
                     redis_counts.clear()
+                    before = _backend_count(aours)
                     for _ in range(misses):
                         await aours.get(next(fresh))
-                    found[f"{label}async"] = per()
+                    found[f"{label}async"] = per(aours, before)
 
             asyncio.run(run_async())
     return found
