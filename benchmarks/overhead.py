@@ -325,7 +325,13 @@ async def measure(
                     if keep:
                         floor.bases = list(floor.samples)
     routes.reset()
+    for variant in variants:  # its client (and what its hot tier holds) can go now
+        variant.run = _done
     return variants
+
+
+def _done(requests: int) -> None:
+    raise RuntimeError("measured already")
 
 
 def _routes(copy: bool = False) -> PlainRoutes:
@@ -536,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
         found_memory = memory(Path(tmp), args.memory_entries, _routes(copy=True))
         rows = report(variants, args.rounds, args.requests)
         print_memory(found_memory)
+        # What the rows above left behind must not slow what follows: a big heap makes
+        # every collection the rows below trigger (on any thread) costlier.
+        gc.collect()
+        gc.freeze()
         blocks = max(1, args.requests // BLOCK)
         found_paths = paths.run(
             Path(tmp),
