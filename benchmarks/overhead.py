@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         # What the rows above left behind must not slow what follows: a big heap makes
         # every collection the rows below trigger (on any thread) costlier.
         gc.collect()
-        gc.freeze()
+        gc.freeze()  # undone below, once the archive's rows are measured
         blocks = max(1, args.requests // BLOCK)
         found_paths = paths.run(
             Path(tmp),
@@ -558,9 +558,12 @@ def main(argv: list[str] | None = None) -> int:
             imports=args.imports,
             misses=args.trips,
         )
-    found_archive = archive.run(
-        args.archive_misses, max(2, args.rounds // 2), max(2, min(50, args.requests // 4))
-    )
+    try:
+        found_archive = archive.run(
+            args.archive_misses, max(2, args.rounds // 2), max(2, min(50, args.requests // 4))
+        )
+    finally:
+        gc.unfreeze()  # a process running main() (a test) goes on as before
     verdicts = targets(variants, rows, found_paths, found_archive)
     available = importlib.util.find_spec("httpx_frugal") is not None
     print(f"\n{FRUGAL}{' (It is importable here, yet still not measured.)' if available else ''}")
