@@ -5,10 +5,11 @@
 Starts a counting stub upstream (tests/stub_server.py) and ``--workers`` processes that
 make requests to it through quotaflow on one state (a state directory, or a Redis this
 script starts itself on a free port: ``redis-server --port N --save ''`` with an
-append-only file, never the shared Redis). While they work it SIGKILLs random workers
-(and starts them again), holds ``BEGIN EXCLUSIVE`` on ``state.db`` for ``--lock``
-seconds (SQLite), or freezes its Redis with SIGSTOP for ``--freeze`` seconds and then
-SIGKILLs and restarts it (Redis). At the end it writes a JSON summary:
+append-only file unless ``--no-persist``, never the shared Redis). While they work it
+SIGKILLs random workers (and starts them again), holds ``BEGIN EXCLUSIVE`` on
+``state.db`` for ``--lock`` seconds (SQLite), or freezes its Redis with SIGSTOP for
+``--freeze`` seconds and later SIGKILLs and restarts it (Redis). At the end it writes a
+JSON summary:
 
 - ``calls``: requests the stub received; ``spent``: what the ledger counts (used plus
   reserved in flight, every ``stub`` row);
@@ -111,9 +112,10 @@ def worker(args: argparse.Namespace) -> None:
 class Redis:
     """A redis-server of this run's own, on a free port, with an append-only file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, persist: bool = True) -> None:
         self.port = free_port()
         self.directory = directory
+        self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -124,7 +126,8 @@ class Redis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                *("redis-server", "--port", str(self.port), "--save", "", "--appendonly", "yes"),
+                *("redis-server", "--port", str(self.port), "--save", ""),
+                *("--appendonly", "yes" if self.persist else "no"),
                 *("--appendfsync", "always", "--dir", str(self.directory)),
                 *("--bind", "127.0.0.1"),
             ],
@@ -203,7 +206,7 @@ def chaos(args: argparse.Namespace) -> dict[str, Any]:
     stop = work / "stop"
     stop.unlink(missing_ok=True)
     events: list[str] = []
-    redis = Redis(work) if args.backend == "redis" else None
+    redis = Redis(work, not args.no_persist) if args.backend == "redis" else None
     workers: dict[int, subprocess.Popen[bytes]] = {}
 
     with StubServer() as stub:
@@ -316,6 +319,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--lock", type=float, default=0.0, help="hold state.db this long")
     parser.add_argument("--freeze", type=float, default=0.0, help="SIGSTOP Redis this long")
+    parser.add_argument(
+        "--no-persist", action="store_true", help="Redis without its append-only file"
+    )
     parser.add_argument("--timeout", type=float, default=2.0, help="each request's timeout")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--dir", help="work directory (default: a new temporary one)")
