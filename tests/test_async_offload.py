@@ -11,7 +11,7 @@ import respx
 
 import quotaflow
 from quotaflow import Rate
-from quotaflow._state import StateDB
+from quotaflow._state._db import StateDB
 
 from .conftest import BASE, api_profile
 

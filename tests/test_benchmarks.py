@@ -38,7 +38,7 @@ def test_cassettes_are_what_record_records(monkeypatch, capsys) -> None:
     cassettes = sorted((BENCHMARKS / "fixtures").glob("*.json"))
     assert [path.name for path in cassettes] == ["odds_day.json", "odds_limits.json"]
     assert sum(path.stat().st_size for path in cassettes) < 1_500_000
-    demo = BENCHMARKS.parent / "src" / "quotaflow" / "_demo_odds.json"
+    demo = BENCHMARKS.parent / "plugins/theoddsapi/quotaflow_theoddsapi/_demo_odds.json"
     for path in [*cassettes, demo]:
         assert b"key-not-real" not in path.read_bytes()
         assert b"127.0.0.1" not in path.read_bytes()

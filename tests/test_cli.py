@@ -175,3 +175,80 @@ def test_explain_on_an_unprofiled_host(tmp_path, capsys) -> None:
     assert "profile      default" in out
     assert "else not stored (no default_ttl)" in out
     assert "would        go upstream, cost 0" in out
+
+
+def test_plugin_commands_and_demo_come_through_the_hook(tmp_path, monkeypatch, capsys) -> None:
+    """A plugin adds a command (``Plugin.commands``) and provides the demo
+    (``Plugin.demo``); the core runs them without importing the plugin."""
+    from quotaflow import Plugin, _cli
+
+    ran: list[object] = []
+
+    def commands(subparsers) -> None:
+        greet = subparsers.add_parser("greet", help="say hello")
+        greet.add_argument("name")
+        greet.set_defaults(handler=lambda args: ran.append(args.name) or 7)
+
+    def demo(state_dir: Path, out, *, temporary: bool) -> None:
+        ran.append((state_dir, temporary))
+        print("demo ran", file=out)
+
+    plugin = Plugin(name="toy", commands=commands, demo=demo)
+    monkeypatch.setattr(_cli, "installed_plugins", lambda: [plugin])
+
+    assert main(["greet", "world"]) == 7
+    assert ran == ["world"]
+    assert main(["demo", "--state-dir", str(tmp_path / "new")]) == 0
+    assert ran[-1] == (tmp_path / "new", False)
+    assert "demo ran" in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    assert "greet" in capsys.readouterr().out
+    assert main(["demo", "--plugin", "other"]) == 2
+    assert "needs a plugin 'other'" in capsys.readouterr().err
+
+
+def test_a_broken_plugin_hook_leaves_the_core_commands(monkeypatch, capsys) -> None:
+    """A plugin whose ``commands`` raises is named on stderr; the rest still works."""
+    from quotaflow import Plugin, _cli
+
+    def commands(subparsers) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(
+        _cli, "installed_plugins", lambda: [Plugin(name="broken", commands=commands)]
+    )
+    assert main(["--version"]) == 0
+    assert "plugin 'broken' could not add its commands: boom" in capsys.readouterr().err
+
+
+def test_plugin_command_without_the_plugin_says_what_to_install(monkeypatch, capsys) -> None:
+    """``quotaflow history`` without quotaflow-theoddsapi: one line naming it, status 2."""
+    from quotaflow import _cli
+
+    monkeypatch.setattr(_cli, "installed_plugins", list)
+    assert main(["history", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "pip install quotaflow-theoddsapi" in err
+    assert main(["demo"]) == 2
+    assert "needs quotaflow-theoddsapi:" in capsys.readouterr().err
+
+
+def test_several_demos_are_chosen_with_plugin(tmp_path, monkeypatch, capsys) -> None:
+    """With two plugins that have a demo, ``--plugin`` picks one; without it, status 2
+    and a line naming both."""
+    from quotaflow import Plugin, _cli
+
+    ran: list[str] = []
+
+    def demo_of(name: str):  # type: ignore[no-untyped-def]
+        return lambda state_dir, out, *, temporary: ran.append(name)
+
+    plugins = [Plugin(name=name, demo=demo_of(name)) for name in ("one", "two")]
+    monkeypatch.setattr(_cli, "installed_plugins", lambda: plugins)
+    assert main(["demo"]) == 2
+    assert "several plugins have a demo (one, two): choose with --plugin" in (
+        capsys.readouterr().err
+    )
+    assert main(["demo", "--plugin", "two"]) == 0
+    assert ran == ["two"]

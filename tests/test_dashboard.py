@@ -294,6 +294,10 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
     # The refresh script fetches the page again and swaps the numbers in: a marked
     # element is replaced by a fresh one with the same numbers.
     browser.execute_script("document.getElementById('profiles').dataset.old = '1'")
+    # An idle profile the reader unfolded stays unfolded through the refresh.
+    opened = browser.execute_script(
+        "var d = document.querySelector('details[data-idle]'); d.open = true; return d.dataset.idle"
+    )
     for _ in range(50):  # up to 5 s of real time (the test's clock stands still)
         time.sleep(0.1)
         if browser.execute_script("return !document.getElementById('profiles').dataset.old"):
@@ -301,9 +305,84 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
     else:
         pytest.fail("the page did not refresh itself")
     check_page(browser.execute_script(READ_PAGE)["api"], status)
+    assert browser.execute_script(
+        f"return document.querySelector('details[data-idle=\"{opened}\"]').open"
+    )
     # The browser loaded nothing but the page and its own refreshes.
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map((e) => e.name)"
     )
     assert all(name.startswith(dashboard) for name in loaded), loaded
     assert json.loads(get(dashboard + "status.json")[1]) == [s.as_dict() for s in expected]
+
+
+def test_quota_line_and_forecast(traffic) -> None:
+    """The quota line counts back from what is left with each day's spending, starts at
+    the period's start, ends now; the page draws it with the forecast to the reset."""
+    profile, state = traffic
+    statuses = _cli_status.collect(state, None, "quotaflow", [profile])
+    (status,) = [s for s in statuses if s.profile == "api"]
+    assert status.period_start == "2026-11-01T00:00:00Z"
+    line = [(p["at"], p["remaining"]) for p in status.quota_line]
+    # 2 spent on the 26th, 4 on the 27th, 6 today: 16 -> 14 -> 10 -> 10 -> 4 (now).
+    assert line[0] == ("2026-11-01T00:00:00Z", 16)
+    assert line[-4:] == [
+        ("2026-11-27T00:00:00Z", 14),
+        ("2026-11-28T00:00:00Z", 10),
+        ("2026-11-29T00:00:00Z", 10),
+        ("2026-11-29T12:01:01Z", 4),
+    ]
+    assert [units for _, units in line[:-4]] == [16] * 26
+    page = _dashboard.render_page(statuses, START.timestamp() + 61)
+    assert '<svg data-chart="quota"' in page
+    forecast = re.search(r'class="forecast" data-at="([^"]+)" data-value="([^"]+)"', page)
+    assert forecast is not None
+    assert forecast.groups() == ("2026-12-01 00:00", str(status.forecast_at_reset))
+    refused = re.findall(r'<rect class="bar today" data-day="([^"]+)" data-value="(\d+)"', page)
+    assert ("2026-11-29", "1") in refused  # today's refusal, in the refused chart
+
+
+def test_idle_profiles_are_collapsed(traffic) -> None:
+    """Profiles without traffic, spending or anything in their gate come last, folded."""
+    profile, state = traffic
+    quiet = api_profile(name="quiet", hosts=("quiet.example",), quota=Quota(10))
+    statuses = _cli_status.collect(state, None, "quotaflow", [profile, quiet])
+    page = _dashboard.render_page(statuses, START.timestamp() + 61)
+    parser = Page()
+    parser.feed(page)
+    assert {"api", "quiet"} <= set(parser.profiles)  # the idle one is still all there
+    assert re.search(r'<details class="idle" data-idle="quiet">', page)
+    assert 'data-idle="api"' not in page
+    assert page.index('data-profile="api"') < page.index('data-idle="quiet"')
+
+
+def test_today_by_hour_priority_and_endpoint_where_recorded(traffic) -> None:
+    """Hours, priorities and endpoints are drawn when the status carries them (the
+    state records them), and nothing stands in for them when it does not."""
+    import attrs
+
+    profile, state = traffic
+    (status,) = [
+        s for s in _cli_status.collect(state, None, "quotaflow", [profile]) if s.profile == "api"
+    ]
+    now = START.timestamp() + 61
+    plain = _dashboard.render_page([status], now)
+    assert 'data-chart="hourly"' not in plain
+    assert "Today by priority" not in plain
+
+    recorded = attrs.evolve(
+        status,
+        hours=[{"hour": "2026-11-29T09", "spent": 2}, {"hour": "2026-11-29T12", "spent": 4}],
+        by_priority={
+            "critical": {"requests": 1, "spent": 2, "refused": 0},
+            "low": {"requests": 3, "spent": 0, "refused": 1},
+        },
+        by_endpoint={f"/v4/sports/s{n}/odds": {"requests": n, "spent": n} for n in range(10)},
+    )
+    page = _dashboard.render_page([recorded], now)
+    marks = re.findall(r'data-hour="(\d\d)" data-value="(\d+)"', page)
+    assert marks == [("09", "2"), ("12", "4")]
+    assert re.findall(r'<tr data-priority="(\w+)">', page) == ["critical", "low"]
+    endpoints = re.findall(r'<tr data-endpoint="([^"]+)">', page)
+    assert endpoints == [f"/v4/sports/s{n}/odds" for n in range(9, 1, -1)]  # most spent first
+    assert "and 2 more" in page

@@ -88,11 +88,13 @@ def test_loopback_names_are_answered(port: int, host: str) -> None:
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_other_names_are_refused(port: int, host: str | None, method: str) -> None:
+@pytest.mark.parametrize("path", ["/status.json", "/metrics"])
+def test_other_names_are_refused(port: int, host: str | None, method: str, path: str) -> None:
     """Any other Host (a rebinding page's own name) gets 421 and none of the state."""
-    status, _, body = request(port, method, "/status.json", host and host.format(port=port))
+    status, _, body = request(port, method, path, host and host.format(port=port))
     assert status == 421
     assert b"circuit" not in body  # none of the status
+    assert b"quotaflow_" not in body  # nor its metrics
     if method == "GET":
         assert b"answers only to localhost" in body
 

@@ -26,8 +26,9 @@ from quotaflow import (
     _policy,
 )
 from quotaflow._cli import main
-from quotaflow._ledger import forecast
-from quotaflow._state import SqliteLedger, StateDB
+from quotaflow._state._books import forecast
+from quotaflow._state._db import StateDB
+from quotaflow._state._sqlite import SqliteLedger
 
 from .conftest import BASE, START, api_profile, info
 

@@ -147,21 +147,21 @@ WINDOW_WORKER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from quotaflow import ApiProfile, Rate
-    from quotaflow._state import ShortWindow
+    from quotaflow._state._short import ShortWindow
 
     settings = json.loads(sys.argv[1])
     shared = settings["client"]
     directory = Path(shared["state_dir"])
     directory.mkdir(parents=True, exist_ok=True)
     if "redis_url" in shared:
-        from quotaflow._redis import redis_backend
+        from quotaflow._state._redis import redis_backend
 
         backend = redis_backend(
             shared["redis_url"], prefix=shared["redis_prefix"], fail="closed",
             directory=directory, retention=60.0,
         )
     else:
-        from quotaflow._backend import SqliteBackend
+        from quotaflow._state._sqlite import SqliteBackend
 
         backend = SqliteBackend(directory)
     profile = ApiProfile(name="stub", hosts=("127.0.0.1",), rates=(Rate(settings["limit"]),))

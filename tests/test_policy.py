@@ -9,9 +9,11 @@ import httpx
 import pytest
 
 from quotaflow import ApiProfile, Priority, Quota, QuotaExhausted, QuotaReading
-from quotaflow._ledger import INFLIGHT_TIMEOUT, Ledger
 from quotaflow._policy import admits, clean_ttl, max_age, period_start, staleness_allows
-from quotaflow._state import SqliteLedger, StateDB
+from quotaflow._state._books import INFLIGHT_TIMEOUT
+from quotaflow._state._db import StateDB
+from quotaflow._state._ledger import Ledger
+from quotaflow._state._sqlite import SqliteLedger
 
 
 def ts(*args: int) -> float:

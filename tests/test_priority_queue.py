@@ -13,7 +13,7 @@ import respx
 
 import quotaflow
 from quotaflow import Priority, Rate
-from quotaflow._waitroom import AGING, Queue
+from quotaflow._state._waitroom import AGING, Queue
 
 from .conftest import BASE, api_profile
 

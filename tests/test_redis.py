@@ -24,9 +24,9 @@ from pyrate_limiter import Decision
 
 import quotaflow
 from quotaflow import Priority, Quota, QuotaExhausted, QuotaReading, Rate
-from quotaflow._backend import Backend
-from quotaflow._redis import RedisBackend, redact, redis_backend
-from quotaflow._state import ShortWindow
+from quotaflow._state._backend import Backend
+from quotaflow._state._redis import RedisBackend, redact, redis_backend
+from quotaflow._state._short import ShortWindow
 from tests import test_policy
 from tests.conftest import Harness, api_profile, info
 from tests.stub_server import REDIS_URL
@@ -340,7 +340,7 @@ def broken(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
         for backend in built:
             monkeypatch.setattr(backend.client.connection_pool, "get_connection", refuse)
 
-    monkeypatch.setattr("quotaflow._redis.redis_backend", capture)
+    monkeypatch.setattr("quotaflow._state._redis.redis_backend", capture)
     return cut
 
 

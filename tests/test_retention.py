@@ -16,9 +16,9 @@ import redis
 import respx
 
 import quotaflow
-from quotaflow._backend import CACHE_FILE, EXPIRY_INDEX
 from quotaflow._plan import _PARTS
 from quotaflow._policy import freshness_lifetime, has_validator, retention
+from quotaflow._state._backend import CACHE_FILE, EXPIRY_INDEX
 
 from .conftest import BASE, START, Harness, api_profile, info
 from .stub_server import REDIS_URL

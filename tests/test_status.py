@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +18,9 @@ from rich.console import Console
 import quotaflow
 from quotaflow import ApiProfile, Quota, Rate, _cli_status, _dashboard
 from quotaflow._cli import main
-from quotaflow._counters import COLUMNS
+from quotaflow._state._counters import COLUMNS
+from quotaflow._state._gate import GATE_MARK, NO_GATE, GateState, gate_of
 from quotaflow._status import ProfileStatus, gate_fields
-from quotaflow._window import GATE_MARK, NO_GATE, Gate, gate_of
 
 from .conftest import BASE, START, api_profile
 from .stub_server import REDIS_URL
@@ -264,16 +265,16 @@ def test_gate_of_reads_what_the_limiter_stored() -> None:
     books = (5_000, 0, 1, 4_000, 1)
     assert gate_of(books, 5_000) == NO_GATE
     assert gate_of((), 5_000) == NO_GATE
-    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 5_000) == Gate(9_000, 2, 0, 0)
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 5_000) == GateState(9_000, 2, 0, 0)
     # A pause is over for whoever checks at or after it, as for the limiter.
-    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 9_000) == Gate(0, 2, 0, 0)
+    assert gate_of((*books, 9_000, 2, 0, 0, GATE_MARK), 9_000) == GateState(0, 2, 0, 0)
 
 
 def test_the_views_show_the_gate() -> None:
     """The table, the plain text and the dashboard say paused until when, and the
     circuit with its failures in a row."""
     now = START.timestamp()
-    gate = Gate(pause=int(now * 1000) + 30_000, failures=5, opened=int(now * 1000) + 12_000)
+    gate = GateState(pause=int(now * 1000) + 30_000, failures=5, opened=int(now * 1000) + 12_000)
     status = ProfileStatus(
         profile="api",
         total=None,
@@ -449,3 +450,34 @@ def test_status_reads_quotaflow_toml_like_the_client(tmp_path, capsys, monkeypat
     found = {s["profile"]: s for s in status(capsys, state)}
 
     assert found["tomlonly"]["total"] == 777
+
+
+def test_status_watch_fits_80_columns_and_stops_on_ctrl_c(monkeypatch) -> None:
+    """--watch redraws the same table in place: 80 columns when the output is not a
+    terminal, every line within them, and Ctrl-C ends it with status 0, no traceback."""
+    from types import SimpleNamespace
+
+    from quotaflow import _cli_status
+
+    statuses = [
+        long_status("theoddsapi", "OUT_OF_USAGE_CREDITS: Usage quota has been reached " * 3),
+        long_status("apisports"),
+    ]
+    monkeypatch.setattr(_cli_status, "collect", lambda *args: statuses)
+    redraws = []
+
+    def sleep(seconds: float) -> None:
+        redraws.append(seconds)
+        if len(redraws) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli_status.time, "sleep", sleep)
+    args = SimpleNamespace(
+        json=False, watch=1.0, state_dir=None, redis_url=None, redis_prefix="quotaflow"
+    )
+    out = io.StringIO()
+    assert _cli_status.run(args, out) == 0
+    lines = [line for line in re.split(r"\r|\n|\x1b\[[0-9;?]*[A-Za-z]", out.getvalue()) if line]
+    assert redraws == [1.0, 1.0, 1.0]
+    assert any("theoddsapi" in line for line in lines)
+    assert max(len(line.rstrip()) for line in lines) <= 80

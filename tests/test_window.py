@@ -27,9 +27,12 @@ from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
 
 import quotaflow
 from quotaflow import Rate
-from quotaflow._breaker import PROBE_LEASE, Breaker
-from quotaflow._state import LocalStateError, ShortWindow, SqliteStateStore, StateDB
-from quotaflow._window import CAP, NO_GATE, PAUSED, Gate, SlidingCap, Verdict, grid, ttl_ms
+from quotaflow._state._breaker import PROBE_LEASE, Breaker
+from quotaflow._state._db import LocalStateError, StateDB
+from quotaflow._state._gate import JUMP_MS, NO_GATE, PAUSED, GateOp, GateState, WindowDecision
+from quotaflow._state._short import ShortWindow
+from quotaflow._state._sqlite import SqliteWindowStore
+from quotaflow._state._window import CAP, SlidingCap, grid, ttl_ms
 from tests.conftest import START, api_profile
 from tests.stub_server import REDIS_URL, redis_prefix
 
@@ -61,11 +64,11 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     if request.param == "sqlite":
         dbs = [StateDB(tmp_path / "state.db"), StateDB(tmp_path / "state.db")]
         turns = itertools.cycle(dbs)
-        yield lambda key: SqliteStateStore(next(turns), key)
+        yield lambda key: SqliteWindowStore(next(turns), key)
         for db in dbs:
             db.close()
         return
-    from quotaflow._redis import redis_backend
+    from quotaflow._state._redis import redis_backend
 
     prefix = request.getfixturevalue("prefix")
     backends = [
@@ -313,7 +316,8 @@ def checks(draw: st.DrawFn) -> tuple[list[PyrateRate], list[tuple[int, int]]]:
         st.integers(0, 3 * CAP) | st.just(0),
     )
     rates = draw(st.lists(rate, min_size=1, max_size=3))
-    edges = {0, 1, 7, -5}
+    # -3,600,000: the clock stepped back an hour; -JUMP_MS - 1: just far enough to count.
+    edges = {0, 1, 7, -5, -3_600_000, -JUMP_MS - 1, -JUMP_MS}
     for each in rates:
         edges |= {each.interval - 1, each.interval, each.interval + 1, grid(each)}
         edges |= {each.interval // max(each.limit, 1), -grid(each), -each.interval // 2}
@@ -331,7 +335,7 @@ def test_redis_runs_the_same_algorithm(
     state they leave (the same string SQLite keeps)."""
     import redis
 
-    from quotaflow._redis import _RedisWindow
+    from quotaflow._state._redis import _RedisWindow
 
     rates, steps = case
     algorithm, local = SlidingCap(), InMemoryStateStore()
@@ -420,11 +424,13 @@ def test_an_old_state_loads_and_the_gate_survives_other_rates() -> None:
     assert state == (6, 0, 2, 5, 1, 6, 1)
     assert algorithm.step(one, state, 7, 1)[1].retry_after_ms == 1000 + 5 - 7 + 1
 
-    held, _ = SlidingCap.hold(9000).step(one, old, 6, 1)
-    assert held == (*old, 9000, 0, 0, 0, -1)
+    held, _ = SlidingCap(GateOp.hold(9000)).step(one, old, 6, 1)
+    # The books as they were, stamped with the operation's time (steps back are told
+    # by it, see test_a_clock_stepped_back_*).
+    assert held == (6, *old[1:], 9000, 0, 0, 0, -1)
     for rates in (one, two, []):
         refused = algorithm.step(rates, held, 7, 1)[1]
-        assert isinstance(refused, Verdict)
+        assert isinstance(refused, WindowDecision)
         assert (refused.failing_rate, refused.retry_after_ms) == (PAUSED, 9000 - 7)
     # Negative numbers are never a gate's, nor a book's: not ours, start over.
     assert algorithm.step(one, (*old, 9000, -4, 0, 0, -1), 7, 1)[0] == (7, 0, 1, 7, 1)
@@ -471,7 +477,7 @@ def test_a_success_resets_the_count_for_every_handle(stores: Stores) -> None:
     first.record(False, T0)
 
     assert heard == [[], []]
-    assert first.window.gate == Gate(failures=1)
+    assert first.window.gate == GateState(failures=1)
 
 
 def test_one_probe_at_a_time_across_handles(stores: Stores) -> None:
@@ -553,7 +559,7 @@ def test_an_unusable_state_file_keeps_it_all_in_memory(
     """State file busy past the timeout: the rate, the pause and the breaker hold in the
     process's memory instead of letting everything through."""
     db = StateDB(tmp_path / "state.db")
-    window = ShortWindow(api_profile(rates=(Rate(2, per=1.0),)), SqliteStateStore(db, "rate:api"))
+    window = ShortWindow(api_profile(rates=(Rate(2, per=1.0),)), SqliteWindowStore(db, "rate:api"))
     breaker = Breaker("api", 1, 10.0, window=window)
 
     def busy() -> None:
@@ -576,7 +582,8 @@ def operations(draw: st.DrawFn) -> tuple[list[PyrateRate], list[tuple[int, int, 
     rates = draw(
         st.lists(st.builds(PyrateRate, st.integers(1, 4), st.integers(1, 400)), max_size=2)
     )
-    step = st.sampled_from([0, 1, 5, 100, 399, 400, 401, 1000]) | st.integers(0, 3000)
+    step = st.sampled_from([0, 1, 5, 100, 399, 400, 401, 1000, -3_600_000, -JUMP_MS - 1])
+    step |= st.integers(0, 3000)
     check = st.tuples(step, st.just(0), st.sampled_from([1, 1, 2]), st.just(0), st.just(0))
     hold = st.tuples(step, st.just(1), st.integers(-500, 3000), st.just(0), st.just(0))
     probe = st.tuples(step, st.just(2), st.sampled_from([1, 500, 2000]), st.just(0), st.just(0))
@@ -597,7 +604,7 @@ def test_redis_runs_the_same_gate(
     and the gate's operations interleaved."""
     import redis
 
-    from quotaflow._redis import _RedisWindow
+    from quotaflow._state._redis import _RedisWindow
 
     rates, steps = case
     local = InMemoryStateStore()
@@ -610,18 +617,18 @@ def test_redis_runs_the_same_gate(
             if op == 0:
                 algorithm, weight = SlidingCap(), a
             elif op == 1:
-                algorithm, weight = SlidingCap.hold(now + a), 1
+                algorithm, weight = SlidingCap(GateOp.hold(now + a)), 1
             elif op == 2:
-                algorithm, weight = SlidingCap.probe(a), 1
+                algorithm, weight = SlidingCap(GateOp.take_probe(a)), 1
             elif op == 3:
-                algorithm, weight = SlidingCap.fail(a, b, token if c else 0), 1
+                algorithm, weight = SlidingCap(GateOp.fail(a, b, token if c else 0)), 1
             elif op == 4:
-                algorithm, weight = SlidingCap.succeed(), 1
+                algorithm, weight = SlidingCap(GateOp.succeed()), 1
             else:
-                algorithm, weight = SlidingCap.forget(token if a else token + 1), 1
+                algorithm, weight = SlidingCap(GateOp.forget(token if a else token + 1)), 1
             mine, theirs = (s.check(algorithm, rates, now, weight) for s in (local, remote))
-            assert isinstance(mine, Verdict)
-            assert isinstance(theirs, Verdict)
+            assert isinstance(mine, WindowDecision)
+            assert isinstance(theirs, WindowDecision)
             assert theirs.failing_rate is mine.failing_rate
             assert (theirs.retry_after_ms, theirs.gate) == (mine.retry_after_ms, mine.gate)
             assert (theirs.granted, theirs.changed) == (mine.granted, mine.changed)
@@ -632,3 +639,19 @@ def test_redis_runs_the_same_gate(
     finally:
         remote.reset()
         client.close()
+
+
+def test_a_pyrate_limiter_whose_internals_changed_is_refused_at_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The internals of pyrate-limiter the window relies on are checked once at import
+    (``_state._pyrate``); if one changed, building a limited client fails loudly with a
+    ConfigError naming pyrate-limiter, never a limiter that silently counts wrong."""
+    from quotaflow._state import _pyrate
+
+    assert _pyrate.PROBLEMS == []  # the installed version is one quotaflow works with
+    monkeypatch.setattr(_pyrate, "PROBLEMS", ["GCRA._emission_us is gone"])
+    with pytest.raises(quotaflow.ConfigError, match=r"pyrate-limiter .*_emission_us is gone"):
+        quotaflow.make_client(
+            profiles=[api_profile(rates=(Rate(2, per=1.0),))], plugins=False, state_dir=tmp_path
+        )

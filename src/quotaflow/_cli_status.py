@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from ._client import _backend, _state_dir, configured, default_state_dir
-from ._counters import COLUMNS
 from ._profiles import ApiProfile
+from ._state._counters import COLUMNS
 from ._status import ProfileStatus, circuit_text, pause_text, read_status
 from .exceptions import ConfigError
 

@@ -14,11 +14,8 @@ import attrs
 import httpx
 
 from . import _config, events
-from ._backend import STATE_FILE, Backend, SqliteBackend
-from ._breaker import Breaker
 from ._clock import Clock
 from ._cold import COLD_BYTES, COLD_FILE, ColdStore, SqliteColdStore
-from ._counters import Counters
 from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
@@ -28,7 +25,13 @@ from ._profiles import ApiProfile, Registry, resolve_plugins
 from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._rules import cache_rules
 from ._secrets import redact_logs
-from ._state import ShortWindow, StateDB
+from ._state._backend import STATE_FILE, Backend
+from ._state._breaker import Breaker
+from ._state._counters import Counters
+from ._state._db import StateDB
+from ._state._short import ShortWindow
+from ._state._sqlite import SqliteBackend
+from ._state._waitroom import AsyncWaitRoom, WaitRoom
 from ._transports._async_cache import AsyncCachingTransport
 from ._transports._core import MAX_BODY, Policy
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
@@ -36,7 +39,6 @@ from ._transports._limiter import Limiter
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._transports._route import Router
 from ._transports._sync_cache import CachingTransport
-from ._waitroom import AsyncWaitRoom, WaitRoom
 from .events import Emitter, Subscriber
 from .exceptions import ConfigError
 
@@ -158,7 +160,7 @@ def _backend(
     if not redis_url:
         return SqliteBackend(directory)
     try:
-        from ._redis import redis_backend
+        from ._state._redis import redis_backend
     except ImportError as exc:  # the extra is not installed
         raise ConfigError(
             f"redis_url: needs the redis extra: pip install 'quotaflow[redis]' ({exc})"

@@ -22,6 +22,9 @@ class Clock:
         sleep: blocks for that many seconds (sync clients).
         asleep: waits that many seconds (async clients).
         random: a number in [0, 1), for the jitter of retry backoffs.
+        monotonic: seconds on a clock that never steps (``time.monotonic``): waits,
+            pauses and cool-downs within a process are measured on it when ``time``
+            steps back (``_state._steady``).
 
     .. versionadded:: 0.1
     """
@@ -30,3 +33,4 @@ class Clock:
     sleep: Callable[[float], None] = attrs.field(default=lambda seconds: time.sleep(seconds))
     asleep: Callable[[float], Awaitable[None]] = attrs.field(default=anyio.sleep)
     random: Callable[[], float] = attrs.field(default=random.random)
+    monotonic: Callable[[], float] = attrs.field(default=lambda: time.monotonic())

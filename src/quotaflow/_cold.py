@@ -42,9 +42,9 @@ import hishel
 import httpx
 
 from ._info import Call
-from ._recovery import check, is_corruption, set_aside
 from ._retention import stored_headers
 from ._snapshots import Snapshot
+from ._state._recovery import check, is_corruption, set_aside
 
 logger = logging.getLogger("quotaflow")
 

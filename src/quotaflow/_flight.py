@@ -20,9 +20,9 @@ import anyio.to_thread
 import attrs
 import httpx
 
-from ._backend import Leases
 from ._clock import Clock
 from ._info import Call
+from ._state._backend import Leases
 
 T = TypeVar("T")
 

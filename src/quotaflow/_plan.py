@@ -11,9 +11,9 @@ import httpx
 
 from . import _policy
 from ._cold import cold_lookup
-from ._ledger import PACED, account_name, forecast
 from ._priority import Priority, current_priority
 from ._profiles import DEFAULT_PROFILE
+from ._state._books import PACED, account_name
 
 __all__ = ["Plan", "PlannedRequest", "aplan", "plan"]
 
@@ -123,24 +123,20 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         remaining[name] = ledger.known_remaining(profile, account)
         if profile.quota is None:
             continue
-        row = ledger.peek(profile, account)
-        found = forecast(profile, row, now)
+        quota = ledger.snapshot(profile, account, now=now)
+        assert quota is not None
+        found = quota.forecast(now)
         forecasts[name] = math.floor(found) if found is not None else None
         if cost == 0:
             continue
-        start = _policy.period_start(profile.quota, now)
-        if row is None or row.period != start:
-            total = available = row.total if row else profile.quota.limit
-        else:
-            total, available = row.total, row.remaining
+        total, available = quota.total, quota.remaining
         reserve = profile.reserves[priority]
         fits = fits and _policy.admits(available=available, total=total, cost=cost, reserve=reserve)
         if profile.pace == "even" and priority in PACED:
-            end = _policy.period_end(profile.quota, now)
             fits = fits and _policy.paced(
                 now=now,
-                start=start,
-                end=end,
+                start=quota.start,
+                end=quota.end,
                 total=total,
                 spent=total - available,
                 cost=cost,

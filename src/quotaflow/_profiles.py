@@ -878,8 +878,16 @@ class Plugin:
         subscribers: callables receiving :mod:`quotaflow.events`.
         start: called once for every client built, with the client's state directory;
             returns more subscribers (e.g. an archive kept in that directory).
+        commands: adds the plugin's sub-commands to the ``quotaflow`` command: called
+            with its ``argparse`` sub-parsers; each parser it adds names the function
+            that runs it with ``set_defaults(handler=function)`` (``function(args)``
+            returns the exit status). Only the command line calls it.
+        demo: what ``quotaflow demo`` runs, ``demo(state_dir, out, temporary=...)``:
+            an offline scenario that keeps its state in ``state_dir`` (new or empty) and
+            prints to ``out``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 ``commands`` and ``demo``.
     """
 
     name: str = attrs.field(validator=_checked(attrs.validators.instance_of(str)))
@@ -896,6 +904,14 @@ class Plugin:
         validator=_checked(attrs.validators.deep_iterable(attrs.validators.is_callable())),
     )
     start: Callable[[Path], Iterable[Callable[[Any], None]]] | None = attrs.field(
+        default=None,
+        validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
+    )
+    commands: Callable[[Any], None] | None = attrs.field(
+        default=None,
+        validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
+    )
+    demo: Callable[..., None] | None = attrs.field(
         default=None,
         validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
     )

@@ -13,13 +13,13 @@ from typing import Any
 import attrs
 
 from . import _policy
-from ._backend import STATE_FILE, Backend
 from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
-from ._counters import COLUMNS, day_of
-from ._ledger import forecast
 from ._profiles import ApiProfile, Registry
-from ._state import ShortWindow
-from ._window import NO_GATE, Gate
+from ._state._backend import STATE_FILE, Backend
+from ._state._counters import COLUMNS, day_of
+from ._state._gate import NO_GATE
+from ._state._short import ShortWindow
+from ._status_gate import circuit_text, gate_fields, pause_text
 
 
 @attrs.frozen
@@ -54,74 +54,32 @@ class ProfileStatus:
     cold_bytes: int = 0
     cold_hits: int = 0
     cold_saved: int = 0
+    # The quota period so far: when it started, and the units left at its start, at the
+    # end of each day since, and now ({"at": ISO time, "remaining": units}); rebuilt from
+    # the units spent each day, counted back from what the ledger says is left now.
+    period_start: str | None = None
+    quota_line: list[dict[str, Any]] = attrs.field(factory=list)
+    # Where the state records them (empty otherwise): today's counts per UTC hour
+    # ({"hour": "2026-11-29T13", "spent": ..., "refused": ..., ...}), and today's counts
+    # by priority and by endpoint ({name: {"requests": ..., "spent": ..., "refused": ...}}).
+    hours: list[dict[str, Any]] = attrs.field(factory=list)
+    by_priority: dict[str, dict[str, int]] = attrs.field(factory=dict)
+    by_endpoint: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+__all__ = ["ProfileStatus", "circuit_text", "gate_fields", "pause_text", "read_status"]
+
+# Days of counters read for the quota line: a monthly period is at most 31 days long.
+LINE_DAYS = 32
 
 
 def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _until(ms: int) -> str | None:
-    # Rounded up to the second: "until" never reads earlier than the store's time.
-    return _iso(math.ceil(ms / 1000))
-
-
-def gate_fields(gate: Gate, now: float) -> dict[str, Any]:
-    """The status fields for a gate (``_window.gate_of``'s, at ``now``, in seconds).
-
-    ``circuit`` is "closed", "open" (until ``open_until``: nothing is sent) or
-    "half-open" (the cool-down is over: one probe may go; ``probe_until`` is set while
-    one is out, until its lease ends). ``failures``: upstream failures in a row, every
-    process together. ``paused``: the API asked everyone to hold off (429 with
-    Retry-After) until ``paused_until``.
-    """
-    now_ms = now * 1000
-    circuit, open_until, open_left, probe_until = "closed", None, None, None
-    if gate.opened and now_ms < gate.opened:
-        circuit, open_until = "open", _until(gate.opened)
-        open_left = round(gate.opened / 1000 - now, 3)
-    elif gate.opened:
-        circuit = "half-open"
-        probe_until = _until(gate.probe) if gate.probe > now_ms else None
-    paused = gate.pause > now_ms
-    return {
-        "circuit": circuit,
-        "failures": gate.failures,
-        "open_until": open_until,
-        "open_seconds_left": open_left,
-        "probe_until": probe_until,
-        "paused": paused,
-        "paused_until": _until(gate.pause) if paused else None,
-        "pause_seconds_left": round(gate.pause / 1000 - now, 3) if paused else None,
-    }
-
-
-def _when(iso: str | None, left: float | None) -> str:
-    """An ISO time (UTC) and the seconds to it; the time of day alone within a day."""
-    if iso is None or left is None:
-        return "?"
-    return f"{iso[11:] if left < 86400 else iso} ({math.ceil(left)}s left)"
-
-
-def circuit_text(status: ProfileStatus) -> str:
-    """closed / open until T (s left) / half-open[, probe out], failures in a row if any."""
-    text = status.circuit
-    if status.circuit == "open":
-        text = f"open until {_when(status.open_until, status.open_seconds_left)}"
-    elif status.probe_until is not None:
-        text = f"half-open, probe out until {status.probe_until[11:]}"
-    return f"{text}, {status.failures} failed" if status.failures else text
-
-
-def pause_text(status: ProfileStatus) -> str:
-    """no / until T (s left)."""
-    if not status.paused:
-        return "no"
-    return f"until {_when(status.paused_until, status.pause_seconds_left)}"
 
 
 def _next_reset(profile: ApiProfile, now: float) -> float | None:
@@ -139,125 +97,170 @@ def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return []
 
 
-def read_status(
-    directory: Path, registry: Registry, backend: Backend, now: float, days: int = 30
-) -> list[ProfileStatus]:
-    """The status of every profile with a quota, a rate, or traffic in the counters."""
+@attrs.frozen
+class _Recorded:
+    """What the state file and the backend hold for the status, read once."""
+
+    today: str
+    first_day: str  # of the charts' window
+    history: dict[str, list[dict[str, Any]]]  # profile -> its days with traffic
+    notes: dict[str, tuple[Any, ...]]  # profile -> (last_error, last_error_at)
+    ledger: dict[str, tuple[float, int, int]]  # profile -> (period, total, remaining)
+    cold: dict[str, ColdStats]
+    strangers: frozenset[str] = frozenset()
+
+
+def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Recorded:
     db = directory / STATE_FILE
     cold = backend.cold_stats()
     if cold is None:
         cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
-    today = day_of(now)
-    since = day_of(now - (days - 1) * 86400)
+    # A month at least, for the quota line of a monthly period; ``days`` for the charts.
+    since = day_of(now - (max(days, LINE_DAYS) - 1) * 86400)
     counted = _rows(
         db,
         f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
         (since,),
     )
+    history: dict[str, list[dict[str, Any]]] = {}
+    for day, name, *values in counted:
+        history.setdefault(name, []).append({"day": day, **dict(zip(COLUMNS, values, strict=True))})
     # The circuit this table also notes is only what this machine's events saw: the
-    # shared gate, read below, is what every process goes by.
+    # shared gate, read by _status_of, is what every process goes by.
     notes = {
         row[0]: row[1:]
         for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
     }
-    by_profile: dict[str, list[dict[str, Any]]] = {}
-    for day, name, *values in counted:
-        by_profile.setdefault(name, []).append(
-            {"day": day, **dict(zip(COLUMNS, values, strict=True))}
-        )
-    # Profiles seen in this state but not installed here still show what is known.
-    known = {profile.name for profile in registry.profiles}
-    ledger_rows = {
+    ledger = {
         name: (period, total, remaining)
         for name, period, total, remaining in _rows(
             db, "SELECT profile, period, total, remaining FROM quota", ()
         )
     }
+    return _Recorded(day_of(now), day_of(now - (days - 1) * 86400), history, notes, ledger, cold)
+
+
+def _profiles(
+    registry: Registry, backend: Backend, recorded: _Recorded
+) -> tuple[list[ApiProfile], _Recorded]:
+    """The registry's profiles, each followed by its credentials' accounts, then the
+    profiles seen in this state but not installed here (they still show what is known)."""
+    known = {profile.name for profile in registry.profiles}
     # Each credential is its own quota account (``profile#fingerprint``), shown after its
     # profile with the profile's quota; the short-window limits stay the profile's.
     accounts: dict[str, list[ApiProfile]] = {}
     by_name = {profile.name: profile for profile in registry.profiles}
-    for name in sorted({*backend.ledger.accounts(), *ledger_rows}):
+    for name in sorted({*backend.ledger.accounts(), *recorded.ledger}):
         parent = by_name.get(name.partition("#")[0])
         if "#" in name and parent is not None:
             accounts.setdefault(parent.name, []).append(attrs.evolve(parent, name=name, rates=()))
             known.add(name)
-    strangers = sorted((set(by_profile) | set(ledger_rows) | set(notes)) - known)
+    strangers = sorted((set(recorded.history) | set(recorded.ledger) | set(recorded.notes)) - known)
     profiles = [
         *(p for profile in registry.profiles for p in (profile, *accounts.get(profile.name, ()))),
         *(ApiProfile(name=name, hosts=("?",)) for name in strangers),
     ]
-    result = []
-    for profile in profiles:
-        history = by_profile.get(profile.name, [])
-        stranger = profile.name in strangers
-        # Every profile has a gate, kept with its rates' state (even without rates).
-        window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
-        gate = window.stored_gate(now)
-        if (
-            profile.quota is None
-            and not profile.rates
-            and not history
-            and not stranger
-            and gate == NO_GATE
-        ):
-            continue
-        total = remaining = None
-        projected: int | None = None
-        runs_out: float | None = None
-        if profile.quota is not None:
-            row = backend.ledger.peek(profile)
-            if row is not None and row.period != _policy.period_start(profile.quota, now):
-                row = None  # last period's numbers: the quota is whole again
-            total = row.total if row else profile.quota.limit
-            remaining = row.remaining if row else total
-            found = forecast(profile, row, now)
-            projected = math.floor(found) if found is not None else None
-            if row is not None:
-                runs_out = _policy.runs_out(
-                    now=now,
-                    start=row.period,
-                    end=_policy.period_end(profile.quota, now),
-                    total=row.total,
-                    spent=row.total - row.remaining,
-                )
-        elif profile.name in ledger_rows:
-            _, total, remaining = ledger_rows[profile.name]
-        tokens = rate = None
-        if profile.rates:
-            first = window.rates[0]
-            tokens = window.available(now)
-            per = first.interval / 1000
-            rate = f"{first.limit}/{per:g}s (burst {first.burst})"
-        note = notes.get(profile.name, (None, None))
-        kept = cold.get(profile.name, ColdStats(0, 0, 0, 0))
-        result.append(
-            ProfileStatus(
-                profile=profile.name,
-                total=total,
-                remaining=remaining,
-                used=(total - remaining) if total is not None and remaining is not None else None,
-                resets_at=_iso(_next_reset(profile, now)),
-                rate=rate,
-                tokens=tokens,
-                today=next(
-                    (
-                        {k: v for k, v in h.items() if k != "day"}
-                        for h in history
-                        if h["day"] == today
-                    ),
-                    dict.fromkeys(COLUMNS, 0),
-                ),
-                last_error=note[0],
-                last_error_at=_iso(note[1]),
-                **gate_fields(gate, now),
-                days=history,
-                forecast_at_reset=projected,
-                runs_out_at=_iso(runs_out),
-                cold_entries=kept.entries,
-                cold_bytes=kept.size,
-                cold_hits=kept.hits,
-                cold_saved=kept.saved,
-            )
-        )
-    return result
+    return profiles, attrs.evolve(recorded, strangers=frozenset(strangers))
+
+
+def quota_line(
+    start: float, now: float, remaining: int, history: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The units left at ``start``, at the end of each day since, and at ``now``: counted
+    back from ``remaining`` (now) with the units spent each day (UTC days)."""
+    spent = {row["day"]: int(row["spent"]) for row in history}
+    points = [(now, remaining)]
+    left = remaining
+    midnight = (now // 86400) * 86400  # the start of today, the end of yesterday
+    while midnight > start:
+        left += spent.get(day_of(midnight), 0)  # what that day spent, given back
+        points.append((midnight, left))
+        midnight -= 86400
+    if points[-1][0] > start:  # the first day's spending (counters are per whole day)
+        points.append((start, left + spent.get(day_of(start), 0)))
+    return [{"at": _iso(at), "remaining": units} for at, units in reversed(points)]
+
+
+def _quota_fields(
+    profile: ApiProfile, backend: Backend, recorded: _Recorded, now: float
+) -> dict[str, Any]:
+    """total, remaining, the forecast at the period's rate so far, and the quota line."""
+    total = remaining = projected = runs_out = None
+    extra: dict[str, Any] = {}
+    if profile.quota is not None:
+        quota = backend.ledger.snapshot(profile, now=now)
+        assert quota is not None
+        total, remaining = quota.total, quota.remaining
+        found = quota.forecast(now)
+        projected = math.floor(found) if found is not None else None
+        runs_out = quota.runs_out(now)
+        start = quota.start
+        history = recorded.history.get(profile.name, []) if quota.known else []
+        extra = {
+            "period_start": _iso(start),
+            "quota_line": quota_line(start, now, remaining, history),
+        }
+    elif profile.name in recorded.ledger:
+        _, total, remaining = recorded.ledger[profile.name]
+    return {
+        "total": total,
+        "remaining": remaining,
+        "used": (total - remaining) if total is not None and remaining is not None else None,
+        "forecast_at_reset": projected,
+        "runs_out_at": _iso(runs_out),
+        **extra,
+    }
+
+
+def _rate_fields(profile: ApiProfile, window: ShortWindow, now: float) -> dict[str, Any]:
+    if not profile.rates:
+        return {"rate": None, "tokens": None}
+    first = window.rates[0]
+    per = first.interval / 1000
+    return {
+        "rate": f"{first.limit}/{per:g}s (burst {first.burst})",
+        "tokens": window.available(now),
+    }
+
+
+def _status_of(
+    profile: ApiProfile, backend: Backend, recorded: _Recorded, now: float
+) -> ProfileStatus | None:
+    """One profile's status; None for one with nothing to show."""
+    history = recorded.history.get(profile.name, [])
+    # Every profile has a gate, kept with its rates' state (even without rates).
+    window = ShortWindow(profile, backend.window_store(f"rate:{profile.name}"))
+    gate = window.stored_gate(now)
+    idle = profile.quota is None and not profile.rates and not history and gate == NO_GATE
+    if idle and profile.name not in recorded.strangers:
+        return None
+    note = recorded.notes.get(profile.name, (None, None))
+    kept = recorded.cold.get(profile.name, ColdStats(0, 0, 0, 0))
+    today = next(
+        ({k: v for k, v in h.items() if k != "day"} for h in history if h["day"] == recorded.today),
+        dict.fromkeys(COLUMNS, 0),
+    )
+    return ProfileStatus(
+        profile=profile.name,
+        **_quota_fields(profile, backend, recorded, now),
+        resets_at=_iso(_next_reset(profile, now)),
+        **_rate_fields(profile, window, now),
+        today=today,
+        last_error=note[0],
+        last_error_at=_iso(note[1]),
+        **gate_fields(gate, now),
+        days=[row for row in history if row["day"] >= recorded.first_day],
+        cold_entries=kept.entries,
+        cold_bytes=kept.size,
+        cold_hits=kept.hits,
+        cold_saved=kept.saved,
+    )
+
+
+def read_status(
+    directory: Path, registry: Registry, backend: Backend, now: float, days: int = 30
+) -> list[ProfileStatus]:
+    """The status of every profile with a quota, a rate, or traffic in the counters."""
+    profiles, recorded = _profiles(registry, backend, _recorded(directory, backend, now, days))
+    found = (_status_of(profile, backend, recorded, now) for profile in profiles)
+    return [status for status in found if status is not None]

@@ -18,8 +18,8 @@ import pytest
 import respx
 
 import quotaflow
-from quotaflow import _state
 from quotaflow._plan import _PARTS
+from quotaflow._state import _db as _state
 
 from ..conftest import BASE, api_profile, info
 

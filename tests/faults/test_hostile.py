@@ -381,7 +381,7 @@ def test_no_casing_of_a_key_name_survives_storage(name: str, header: str, userin
 def test_a_link_that_cannot_be_moved_is_refused(tmp_path, monkeypatch) -> None:
     """A state file that is a link and cannot be moved aside: a ConfigError naming it,
     never a database opened through the link."""
-    from quotaflow import _recovery
+    from quotaflow._state import _recovery
 
     (tmp_path / "elsewhere").write_bytes(b"")
     (tmp_path / "state.db").symlink_to(tmp_path / "elsewhere")

@@ -7,19 +7,8 @@ works with any ``httpx.Client``, quotaflow's or not.
 
 from quotaflow import Plugin
 
-from ._client import (
-    AsyncOddsApi,
-    Bookmaker,
-    Event,
-    EventScore,
-    Market,
-    OddsApi,
-    OddsApiError,
-    Outcome,
-    Score,
-    Sport,
-    Usage,
-)
+from . import _cli
+from ._client import AsyncOddsApi, OddsApi
 from ._history import (
     ArchivedEvent,
     HistoryRow,
@@ -29,6 +18,17 @@ from ._history import (
     history,
     movement,
     start,
+)
+from ._models import (
+    Bookmaker,
+    Event,
+    EventScore,
+    Market,
+    OddsApiError,
+    Outcome,
+    Score,
+    Sport,
+    Usage,
 )
 from ._profile import (
     PROFILE,
@@ -41,10 +41,17 @@ from ._profile import (
     snapshot,
 )
 
-#: What the ``quotaflow.plugins`` entry point names: the profile, and per client an
+#: What the ``quotaflow.plugins`` entry point names: the profile, per client an
 #: :class:`OddsHistory` in its state directory (``$QUOTAFLOW_ODDS_HISTORY_DAYS`` days,
-#: default 90; 0 keeps no history).
-PLUGIN = Plugin(name="theoddsapi", profiles=[PROFILE], start=start)
+#: default 90; 0 keeps no history), the ``quotaflow history`` command and the
+#: ``quotaflow demo`` scenario.
+PLUGIN = Plugin(
+    name="theoddsapi",
+    profiles=[PROFILE],
+    start=start,
+    commands=_cli.add_commands,
+    demo=_cli.demo,
+)
 
 __all__ = [
     "PLUGIN",

@@ -4,8 +4,8 @@ import anyio.to_thread
 import httpx
 
 from .._info import Call
-from .._ledger import Ticket
-from .._waitroom import AsyncWaitRoom, WaitRoom
+from .._state._books import Ticket
+from .._state._waitroom import AsyncWaitRoom, WaitRoom
 from ..exceptions import QuotaflowError
 from ._body import aread_body, read_body
 from ._layer import AsyncLayer, Layer

@@ -14,9 +14,9 @@ import threading
 from collections import Counter, deque
 from datetime import UTC, datetime
 
-from . import events
-from ._clock import Clock
-from ._state import LocalStateError, StateDB
+from .. import events
+from .._clock import Clock
+from ._db import LocalStateError, StateDB
 
 FLUSH_SECONDS = 5.0
 FLUSH_EVENTS = 1000

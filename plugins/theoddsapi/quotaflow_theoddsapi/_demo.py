@@ -1,5 +1,8 @@
 """``quotaflow demo``: a Sunday morning of picks generation against The Odds API, offline.
 
+The plugin's demo (``PLUGIN.demo``): the core command finds it through the plugin hook,
+and this module uses only quotaflow's public API.
+
 The API's answers come from a cassette (``_demo_odds.json``, next to this module) that
 quotaflow's recorder made against a local emulator of The Odds API
 (``benchmarks/fixtures/record.py``); :class:`quotaflow.testing.Replayer` answers from it
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +24,9 @@ from typing import TextIO
 import httpx
 import time_machine
 
-from quotaflow_theoddsapi import PROFILE
+from quotaflow import Clock, Priority, QuotaExhausted, ResponseInfo, make_client, priority
 
-from ._client import make_client
-from ._clock import Clock
-from ._info import ResponseInfo
-from ._priority import Priority, priority
-from .exceptions import QuotaExhausted
+from ._profile import PROFILE
 
 HOST = "https://api.the-odds-api.com"
 API_KEY = "demo-key-not-real"
@@ -38,6 +38,7 @@ PICKS = {"regions": "us", "markets": "h2h,spreads"}
 NAMES = {"americanfootball_nfl": "NFL", "basketball_nba": "NBA", "baseball_mlb": "MLB"}
 SPORTS = tuple(NAMES)
 CASSETTE = Path(__file__).with_name("_demo_odds.json")
+Shift = Callable[[timedelta], None]
 
 
 class Upstream(httpx.BaseTransport):
@@ -161,6 +162,61 @@ def _files(directory: Path) -> list[Path]:
     return [path for path in sorted(directory.rglob("*")) if path.is_file()]
 
 
+def _header(state_dir: Path, out: TextIO, temporary: bool) -> None:
+    print("quotaflow demo: a Sunday morning of NFL/NBA picks, replayed offline", file=out)
+    print(f"  plan   The Odds API free tier: {PLAN} credits a month, {USED_BEFORE} used", file=out)
+    print(
+        f"  state  {state_dir}{' (temporary, deleted at the end)' if temporary else ''}", file=out
+    )
+    print(f"  clock  simulated from {START:%a %Y-%m-%d %H:%M} UTC: nothing waits", file=out)
+
+
+def _morning(replay: Replay, client: Callable[[], httpx.Client], shift: Shift) -> None:
+    """The scenario: four runs of the picks generator, a second scraper, a backtest."""
+    with client() as generator:
+        replay.say("Run 1: the picks generator loads the slate (us region, h2h + spreads)")
+        replay.generator(generator)
+        shift(timedelta(minutes=1))
+        replay.say("Another scraper, its own client on the same state dir, wants the same odds")
+        with client() as scraper:
+            for sport in ("americanfootball_nfl", "basketball_nba"):
+                replay.fetch(scraper, sport, f"{NAMES[sport]} odds (scraper)")
+        shift(timedelta(minutes=9))
+        replay.say("Run 2: what expired is fetched again, each sport on its own TTL")
+        replay.generator(generator)
+        replay.say("A LOW-priority backtest wants 90 credits of last Sunday's closing lines")
+        with priority("low"):
+            replay.backtest(generator)
+        shift(timedelta(minutes=10))
+        replay.api.down = True
+        replay.say(
+            "Run 3: the API is down: requests retry with backoff, five failures in a row"
+            " open the circuit, and the rest are answered from the cache at once"
+        )
+        replay.generator(generator)
+        shift(timedelta(minutes=10))
+        replay.api.down = False
+        replay.say("Run 4: the API is back")
+        replay.generator(generator)
+
+
+def _summary(replay: Replay, state_dir: Path, out: TextIO) -> None:
+    files = _files(state_dir)
+    found = any(API_KEY.encode() in path.read_bytes() for path in files)
+    tally, api = replay.tally, replay.api
+    print(
+        "\nSummary\n"
+        f"  requests made             {tally.requests:>3}\n"
+        f"  upstream calls            {api.answered:>3}   (+{api.failed} failed in the outage)\n"
+        f"  quota units spent         {api.used - USED_BEFORE:>3}"
+        f"   (the API's counter: {USED_BEFORE} -> {api.used} of {PLAN})\n"
+        f"  units saved by the cache  {tally.saved:>3}   ({tally.hits} cache hits)\n"
+        f"  stale answers served      {tally.stale:>3}\n"
+        f"API key found in state: {'yes' if found else 'no'} ({len(files)} files scanned)",
+        file=out,
+    )
+
+
 def run(
     state_dir: Path,
     out: TextIO,
@@ -174,18 +230,12 @@ def run(
     passes a recorder over the emulator, so that the cassette holds what this morning
     asks, at the moments it asks.
     """
-    from .testing import Replayer
+    from quotaflow.testing import Replayer
 
     if upstream is None:
         upstream = Replayer(CASSETTE, profiles=[PROFILE]).transport()
-    api = Upstream(upstream)
-    replay = Replay(api, out)
-    print("quotaflow demo: a Sunday morning of NFL/NBA picks, replayed offline", file=out)
-    print(f"  plan   The Odds API free tier: {PLAN} credits a month, {USED_BEFORE} used", file=out)
-    print(
-        f"  state  {state_dir}{' (temporary, deleted at the end)' if temporary else ''}", file=out
-    )
-    print(f"  clock  simulated from {START:%a %Y-%m-%d %H:%M} UTC: nothing waits", file=out)
+    replay = Replay(Upstream(upstream), out)
+    _header(state_dir, out, temporary)
     jitter = random.Random(2026)
     with time_machine.travel(START, tick=False) as traveller:
 
@@ -194,48 +244,11 @@ def run(
                 profiles=[PROFILE],
                 plugins=False,
                 state_dir=state_dir,
-                transport=api,
+                transport=replay.api,
                 # A limiter wait or a retry backoff moves the clock; the jitter is seeded.
                 clock=Clock(sleep=traveller.shift, random=jitter.random),
             )
 
-        with client() as generator:
-            replay.say("Run 1: the picks generator loads the slate (us region, h2h + spreads)")
-            replay.generator(generator)
-            traveller.shift(timedelta(minutes=1))
-            replay.say("Another scraper, its own client on the same state dir, wants the same odds")
-            with client() as scraper:
-                for sport in ("americanfootball_nfl", "basketball_nba"):
-                    replay.fetch(scraper, sport, f"{NAMES[sport]} odds (scraper)")
-            traveller.shift(timedelta(minutes=9))
-            replay.say("Run 2: what expired is fetched again, each sport on its own TTL")
-            replay.generator(generator)
-            replay.say("A LOW-priority backtest wants 90 credits of last Sunday's closing lines")
-            with priority("low"):
-                replay.backtest(generator)
-            traveller.shift(timedelta(minutes=10))
-            api.down = True
-            replay.say(
-                "Run 3: the API is down: requests retry with backoff, five failures in a row"
-                " open the circuit, and the rest are answered from the cache at once"
-            )
-            replay.generator(generator)
-            traveller.shift(timedelta(minutes=10))
-            api.down = False
-            replay.say("Run 4: the API is back")
-            replay.generator(generator)
+        _morning(replay, client, traveller.shift)
     upstream.close()
-    files = _files(state_dir)
-    found = any(API_KEY.encode() in path.read_bytes() for path in files)
-    tally = replay.tally
-    print(
-        "\nSummary\n"
-        f"  requests made             {tally.requests:>3}\n"
-        f"  upstream calls            {api.answered:>3}   (+{api.failed} failed in the outage)\n"
-        f"  quota units spent         {api.used - USED_BEFORE:>3}"
-        f"   (the API's counter: {USED_BEFORE} -> {api.used} of {PLAN})\n"
-        f"  units saved by the cache  {tally.saved:>3}   ({tally.hits} cache hits)\n"
-        f"  stale answers served      {tally.stale:>3}\n"
-        f"API key found in state: {'yes' if found else 'no'} ({len(files)} files scanned)",
-        file=out,
-    )
+    _summary(replay, state_dir, out)

@@ -18,11 +18,11 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._clock import Clock
-from ._info import Call
-from ._priority import Priority
-from ._state import ShortWindow
-from .exceptions import RateLimited
+from .._clock import Clock
+from .._info import Call
+from .._priority import Priority
+from ..exceptions import RateLimited
+from ._short import ShortWindow
 
 AGING = 5.0
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
@@ -88,6 +88,9 @@ class WaitRoom:
             RateLimited: the request would wait longer than its max wait.
         """
         clock, budget = self._clock, call.profile.max_wait[call.priority]
+        steady = self._window.steady
+        if self._window.take_credit(call):
+            return  # its place was taken with its reservation (Limiter.reserve)
         with self._cond:
             if not self.queue:
                 wait = self._window.try_acquire(clock.time())
@@ -97,12 +100,16 @@ class WaitRoom:
                     raise _refuse(call, wait)
             elif budget <= 0:
                 raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, clock.time())
+            me = self.queue.enter(call.priority, steady.at(clock.time()))
+            self._window.waiters += 1
             try:
                 while True:
+                    # Waited and queued on steady time: a clock stepped back never
+                    # lengthens a wait past the priority's max wait.
                     now = clock.time()
-                    call.waited = now - me.since
-                    if self.queue.head(now) is me:
+                    moment = steady.at(now)
+                    call.waited = moment - me.since
+                    if self.queue.head(moment) is me:
                         wait = self._window.try_acquire(now)
                         if wait == 0:
                             return
@@ -120,6 +127,7 @@ class WaitRoom:
                     else:
                         self._cond.wait(min(budget - call.waited, _RECHECK))
             finally:
+                self._window.waiters -= 1
                 self.queue.leave(me)
                 self._cond.notify_all()
 
@@ -138,6 +146,9 @@ class AsyncWaitRoom:
 
     async def admit(self, call: Call) -> None:
         clock, budget = self._clock, call.profile.max_wait[call.priority]
+        steady = self._window.steady
+        if self._window.take_credit(call):
+            return  # its place was taken with its reservation (Limiter.reserve)
         async with self._cond:
             if not self.queue:
                 wait = await self._try(clock.time())
@@ -147,12 +158,14 @@ class AsyncWaitRoom:
                     raise _refuse(call, wait)
             elif budget <= 0:
                 raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, clock.time())
+            me = self.queue.enter(call.priority, steady.at(clock.time()))
+            self._window.waiters += 1
             try:
                 while True:
                     now = clock.time()
-                    call.waited = now - me.since
-                    if self.queue.head(now) is me:
+                    moment = steady.at(now)
+                    call.waited = moment - me.since
+                    if self.queue.head(moment) is me:
                         wait = await self._try(now)
                         if wait == 0:
                             return
@@ -170,5 +183,6 @@ class AsyncWaitRoom:
                         with anyio.move_on_after(min(budget - call.waited, _RECHECK)):
                             await self._cond.wait()
             finally:
+                self._window.waiters -= 1
                 self.queue.leave(me)
                 self._cond.notify_all()

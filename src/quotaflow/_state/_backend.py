@@ -7,26 +7,21 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-import os
 import sqlite3
-import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hishel
-from pyrate_limiter import StateStore
 
-from ._credentials import load_key
 from ._ledger import Ledger
-from ._recovery import check
-from ._state import LocalStateError, SqliteLedger, SqliteStateStore, StateDB
+from ._pyrate import StateStore
+from ._schema import CACHE_FILE, STATE_FILE
 
 if TYPE_CHECKING:
-    from ._cold import ColdStats, ColdStore
+    from .._cold import ColdStats, ColdStore
 
-CACHE_FILE = "cache.db"
-STATE_FILE = "state.db"
+__all__ = ["CACHE_FILE", "STATE_FILE", "Backend", "Leases", "index_cache"]
 
 logger = logging.getLogger("quotaflow")
 
@@ -119,94 +114,10 @@ class Backend(abc.ABC):
         the state directory's ``cold.db``."""
         return None
 
+    def round_trips(self) -> int:
+        """State round trips made so far (SQLite transactions, Redis commands and
+        scripts, as counted by the backend): for benchmarks, per miss."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - backends with resources override it
         pass
-
-
-def _alive(token: str) -> bool:
-    """Whether the process that took a lease (its pid leads the token) still runs. The
-    processes sharing a SQLite state share a machine, so a leader that died (SIGKILL)
-    is seen at once, not when its lease expires. A token of another form: alive."""
-    pid, _, _ = token.partition("-")
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: it exists
-        return True
-    return True
-
-
-class SqliteLeases(Leases):
-    """Leases in the state file, each naming the process that holds it: a holder that
-    died lets go at once."""
-
-    def __init__(self, db: StateDB) -> None:
-        self._db = db
-
-    def acquire(self, key: str, ttl: float, now: float) -> str | None:
-        token = f"{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            return self._acquire(key, token, ttl, now)
-        except LocalStateError:
-            return token  # fail open: lead without a lease
-
-    def _acquire(self, key: str, token: str, ttl: float, now: float) -> str | None:
-        with self._db.transaction() as cur:
-            cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
-            row = cur.fetchone()
-            if row is not None and row[0] > now and _alive(row[1]):
-                return None
-            cur.execute(
-                "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
-                (key, token, now + ttl),
-            )
-        return token
-
-    def release(self, key: str, token: str) -> None:
-        with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
-            cur.execute("DELETE FROM leases WHERE key = ? AND token = ?", (key, token))
-
-    def held(self, key: str, now: float) -> bool:
-        try:
-            with self._db.transaction() as cur:
-                cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
-                row = cur.fetchone()
-        except LocalStateError:
-            return False
-        return row is not None and row[0] > now and _alive(row[1])
-
-
-class SqliteBackend(Backend):
-    """The embedded default: two SQLite files in the state directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        # hishel opens the cache lazily and turns its errors into misses, so a corrupt
-        # cache file is caught here, before either storage touches it.
-        check(directory / CACHE_FILE)
-        index_cache(directory / CACHE_FILE)
-        self.db = StateDB(directory / STATE_FILE)
-        self.ledger = SqliteLedger(self.db)
-        self.leases = SqliteLeases(self.db)
-
-    def window_store(self, key: str) -> StateStore:
-        return SqliteStateStore(self.db, key)
-
-    def storage(self) -> hishel.BaseStorage:
-        return hishel.SqliteStorage(database_path=self.directory / CACHE_FILE)
-
-    def async_storage(self) -> hishel.AsyncBaseStorage:
-        return hishel.AsyncSqliteStorage(database_path=self.directory / CACHE_FILE)
-
-    def reader(self) -> hishel.BaseStorage | None:
-        # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
-        return self.storage()
-
-    def fingerprint_key(self) -> bytes:
-        return load_key(self.directory)
-
-    def close(self) -> None:
-        self.db.close()

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 logger = logging.getLogger("quotaflow")
 

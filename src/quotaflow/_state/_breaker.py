@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from pyrate_limiter.buckets.state_bucket import InMemoryStateStore
-
-from ._state import ShortWindow
-from ._window import OPENED, Gate, SlidingCap
-from .exceptions import CircuitOpen
+from ..exceptions import CircuitOpen
+from ._gate import OPENED, GateOp, GateState
+from ._pyrate import InMemoryStateStore
+from ._short import ShortWindow
 
 # Seconds a probe may take before another process may probe instead: longer than any
 # probe takes (the longest default max wait, 30 s, plus the request itself). A probe
@@ -59,7 +58,7 @@ class Breaker:
     def needs_store(self, now: float) -> bool:
         """Whether :meth:`allow` would ask the store: the circuit may be half-open."""
         opened = self.window.gate.opened
-        return self.threshold > 0 and opened > 0 and now * 1000 >= opened
+        return self.threshold > 0 and opened > 0 and self.window.open_for(now) <= 0
 
     def allow(self, now: float) -> int:
         """Let a request through: the probe's token if it is the probe, else 0.
@@ -71,17 +70,17 @@ class Breaker:
         gate = self.window.gate
         if self.threshold <= 0 or not gate.opened:
             return 0
-        if now * 1000 < gate.opened:
+        if self.window.open_for(now) > 0:
             raise self._refusal(gate, now)
-        verdict = self.window.apply(SlidingCap.probe(math.ceil(PROBE_LEASE * 1000)), now)
+        verdict = self.window.apply(GateOp.take_probe(math.ceil(PROBE_LEASE * 1000)), now)
         if verdict.granted:
             return verdict.granted
         if not verdict.gate.opened:
             return 0  # closed meanwhile: someone's probe succeeded
         raise self._refusal(verdict.gate, now)
 
-    def _refusal(self, gate: Gate, now: float) -> CircuitOpen:
-        wait = max(gate.opened / 1000 - now, 0.0)
+    def _refusal(self, gate: GateState, now: float) -> CircuitOpen:
+        wait = self.window.open_for(now)  # the gate is the one the window last learnt
         return CircuitOpen(
             f"{self.profile}: circuit open after {gate.failures} failures in a row; "
             f"next probe in {wait:.1f}s",
@@ -101,10 +100,10 @@ class Breaker:
             gate = self.window.gate
             if not (probe or gate.failures or gate.opened):
                 return  # nothing to reset, as far as the last check knew
-            operation = SlidingCap.succeed()
+            operation = GateOp.succeed()
         else:
             cooldown = math.ceil(self.cooldown * 1000)
-            operation = SlidingCap.fail(self.threshold, cooldown, probe)
+            operation = GateOp.fail(self.threshold, cooldown, probe)
         changed = self.window.apply(operation, now).changed
         if changed and self._on_change is not None:
             self._on_change("open" if changed == OPENED else "closed")
@@ -116,4 +115,4 @@ class Breaker:
             StateUnavailable: the shared store is unreachable and fails closed.
         """
         if probe:
-            self.window.apply(SlidingCap.forget(probe), now)
+            self.window.apply(GateOp.forget(probe), now)

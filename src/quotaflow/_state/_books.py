@@ -1,0 +1,294 @@
+"""The ledger's rules, pure: a profile's books in one period, what an answer changes,
+why a request is refused, and the quota as of a moment (:class:`QuotaSnapshot`, the one
+place the current period is worked out). Strictly private.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import attrs
+
+from .. import _policy
+from .._priority import Priority
+from .._profiles import ApiProfile, QuotaReading
+
+logger = logging.getLogger("quotaflow")
+
+# A reservation whose process never settled it (it crashed) is charged in full
+# after this long: the ledger may over-count a crash, never under-count it.
+INFLIGHT_TIMEOUT = 600.0
+
+
+@attrs.frozen
+class Row:
+    """One profile's quota in one period."""
+
+    period: float
+    total: int
+    remaining: int
+    used: int | None
+
+
+@attrs.define
+class Books:
+    """What a backend loads and stores atomically for one profile."""
+
+    row: Row | None
+    # ticket id -> (cost, when reserved)
+    inflight: dict[str, tuple[int, float]] = attrs.field(factory=dict)
+    # For a change that replays a journal entry: whether one of its id was stored before.
+    replayed: bool = False
+
+
+@attrs.frozen
+class Ticket:
+    """A reservation of quota units for one request in flight."""
+
+    id: str
+    profile: str  # the ledger row: see account_name
+    cost: int
+
+
+@attrs.frozen
+class QuotaSnapshot:
+    """One account's quota as of a moment: the period worked out once, for the ledger's
+    decisions, ``status``, ``plan`` and the dashboard alike.
+
+    ``known``: the books hold this period (else nothing was stored for it yet and the
+    quota is whole again: ``total`` as last learned, or the profile's).
+    """
+
+    start: float  # the period's first moment (epoch seconds)
+    end: float  # the next reset
+    total: int
+    remaining: int
+    used: int | None
+    known: bool
+
+    @property
+    def reset(self) -> str:
+        """The next reset, ISO 8601 UTC."""
+        return _policy.iso_utc(self.end)
+
+    def forecast(self, now: float) -> float | None:
+        """Units left at the reset if the period goes on spending as it has so far."""
+        if not self.known:
+            return None
+        spent = self.total - self.remaining
+        return _policy.forecast(
+            now=now, start=self.start, end=self.end, total=self.total, spent=spent
+        )
+
+    def runs_out(self, now: float) -> float | None:
+        """When the quota runs out at the period's rate so far, if before the reset."""
+        if not self.known:
+            return None
+        spent = self.total - self.remaining
+        return _policy.runs_out(
+            now=now, start=self.start, end=self.end, total=self.total, spent=spent
+        )
+
+    def row(self) -> Row:
+        return Row(period=self.start, total=self.total, remaining=self.remaining, used=self.used)
+
+
+def snapshot(profile: ApiProfile, row: Row | None, now: float) -> QuotaSnapshot:
+    """The quota of ``profile`` at ``now``, from its stored ``row`` (None: none)."""
+    assert profile.quota is not None
+    start = _policy.period_start(profile.quota, now)
+    # Periods are keyed on the quota's own period, and only ever move on: a row of a
+    # later period than ``now``'s is a clock that stepped back (say a minute, across
+    # midnight), and it stays the current one: a step back never wipes a count.
+    if row is not None and row.period >= start:
+        end = _policy.period_end(profile.quota, row.period)
+        return QuotaSnapshot(row.period, end, row.total, row.remaining, row.used, known=True)
+    # A new period: the whole quota again (the size learned from headers is kept).
+    total = row.total if row is not None else profile.quota.limit
+    end = _policy.period_end(profile.quota, start)
+    return QuotaSnapshot(start, end, total, total, None, known=False)
+
+
+def current(books: Books, profile: ApiProfile, now: float) -> QuotaSnapshot:
+    """The books moved to the period containing ``now``, abandoned reservations charged;
+    the quota as they now stand."""
+    found = snapshot(profile, books.row, now)
+    row = found.row()
+    abandoned = [
+        key for key, (_, started) in books.inflight.items() if started < now - INFLIGHT_TIMEOUT
+    ]
+    if abandoned:
+        spent = sum(books.inflight.pop(key)[0] for key in abandoned)
+        row = attrs.evolve(row, remaining=row.remaining - spent)
+        found = attrs.evolve(found, remaining=row.remaining)
+    books.row = row
+    return found
+
+
+# How far one answer is believed (issue 13: a single ``x-requests-used: 2**53`` refused
+# every later request of the period). The first reading of a period may teach a plan far
+# larger than the profile's Quota (The Odds API: the free 500 against plans of 15M, 30,000
+# times more); within a period a plan does not grow tenfold. One call never costs more than
+# the whole quota.
+FIRST_READING_GROWTH = 100_000
+READING_GROWTH = 10
+# ``used`` below the last reading by less than this share of the total: an answer that
+# left the API before the last one. By more: the API's count went down (the last reading
+# was wrong, or the API reset early), and the new reading is taken.
+OUT_OF_ORDER_SHARE = 0.1
+
+
+def plausible(row: Row, reading: QuotaReading, spent: int, limit: int) -> bool:
+    """Whether an answer's quota numbers (and its cost) fit what is known of the period."""
+    known = max(row.total, limit)
+    ceiling = known * (FIRST_READING_GROWTH if row.used is None else READING_GROWTH)
+    if any(n is not None and n > ceiling for n in (reading.remaining, reading.used, reading.limit)):
+        return False
+    if (reading.used is not None and reading.used < 0) or (
+        reading.limit is not None and reading.limit <= 0
+    ):
+        return False
+    return spent <= known
+
+
+def believed(
+    profile: ApiProfile,
+    row: Row,
+    reading: QuotaReading,
+    spent: int,
+    estimate: int,
+    warned: set[str],
+) -> tuple[QuotaReading, int]:
+    """The reading and cost to record: an implausible answer counts as its estimate, with
+    a warning (once per profile and ledger: a hostile API would flood the log)."""
+    assert profile.quota is not None
+    if plausible(row, reading, spent, profile.quota.limit):
+        return reading, spent
+    if profile.name not in warned:
+        warned.add(profile.name)
+        logger.warning(
+            "profile %s: ignoring an implausible quota reading (%s, cost %d) against a "
+            "quota of %d; counting the request's estimate",
+            profile.name,
+            reading,
+            spent,
+            row.total,
+        )
+    return QuotaReading(), estimate
+
+
+def read(row: Row, reading: QuotaReading, spent: int) -> Row:
+    """Apply an answer: the API's word is the truth, unless it is out of date.
+
+    ``used`` only grows within a period, so a reading with a slightly smaller one left
+    the API before a reading already applied (and its cost is counted in that one).
+    """
+    if reading.remaining is not None:
+        used = reading.used
+        if used is None and reading.limit is not None:
+            used = reading.limit - reading.remaining
+        if (
+            used is not None
+            and row.used is not None
+            and row.used - OUT_OF_ORDER_SHARE * row.total <= used < row.used
+        ):
+            return row
+        used = used if used is not None else row.used
+        if reading.limit is not None:
+            total = reading.limit
+        else:
+            total = used + reading.remaining if used is not None else row.total
+        return Row(row.period, max(total, 1), reading.remaining, used)
+    used = row.used + spent if row.used is not None else None
+    return attrs.evolve(row, remaining=row.remaining - spent, used=used)
+
+
+# Priorities an even pace holds to the plan; the others may spend ahead of it.
+PACED = frozenset({Priority.NORMAL, Priority.LOW})
+
+
+def refusal(
+    profile: ApiProfile,
+    priority: Priority,
+    quota: QuotaSnapshot,
+    available: int,
+    cost: int,
+    now: float,
+) -> str | None:
+    """Why a request costing ``cost`` may not go now, or None if it may."""
+    if cost <= 0:
+        return None
+    total, reset = quota.total, quota.reset
+    if quota.remaining <= 0:
+        return f"quota used up until {reset}"
+    if available < cost:
+        return (
+            f"a request costing {cost} needs more than the {max(available, 0)} of "
+            f"{total} units left until {reset}"
+        )
+    reserve = profile.reserves[priority]
+    if not _policy.admits(available=available, total=total, cost=cost, reserve=reserve):
+        return (
+            f"a request costing {cost} would leave {available - cost} of {total} units, "
+            f"inside the {reserve:.0%} reserve of priority {priority}"
+        )
+    if profile.pace == "even" and priority in PACED:
+        spent, span = total - available, {"start": quota.start, "end": quota.end}
+        if not _policy.paced(now=now, **span, total=total, spent=spent, cost=cost, reserve=reserve):
+            budget = _policy.pace_budget(now=now, **span, total=total, reserve=reserve)
+            return (
+                f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
+                f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
+            )
+    return None
+
+
+@attrs.frozen
+class Settled:
+    """What recording an answer left: the remaining quota, and the alert levels
+    (units left, see ``ApiProfile.alerts``) it fell to or below this time."""
+
+    remaining: int | None
+    total: int | None = None
+    crossed: tuple[int, ...] = ()
+
+
+def settle_books(
+    books: Books,
+    profile: ApiProfile,
+    ticket: str,
+    spent: int,
+    reading: QuotaReading,
+    now: float,
+    *,
+    estimate: int,
+    exhausted: bool,
+    warned: set[str],
+) -> Settled:
+    """Record on ``books`` what a request cost and what the API said (the reservation
+    ``ticket`` settled): the remaining quota and the alert levels it fell to."""
+    books.inflight.pop(ticket, None)
+    row = current(books, profile, now).row()
+    before = row.remaining
+    taken, cost = believed(profile, row, reading, spent, estimate, warned)
+    row = read(row, taken, cost)
+    if exhausted:
+        row = attrs.evolve(row, remaining=min(row.remaining, 0))
+    books.row = row
+    levels = profile.alert_levels(row.total)
+    crossed = tuple(level for level in levels if row.remaining <= level < before)
+    return Settled(row.remaining, row.total, crossed)
+
+
+def forecast(profile: ApiProfile, row: Row | None, now: float) -> float | None:
+    """Units left at the reset if the row's period goes on spending as it has so far."""
+    if profile.quota is None:
+        return None
+    return snapshot(profile, row, now).forecast(now)
+
+
+def account_name(profile: ApiProfile, account: str | None) -> str:
+    """The ledger's row for ``profile`` and a credential's short fingerprint: every
+    credential (API key) is its own quota; a request without one uses the profile's."""
+    return profile.name if account is None else f"{profile.name}#{account}"

@@ -1,0 +1,180 @@
+"""The ledger in Redis: two hashes per account, changed in WATCH/MULTI/EXEC
+transactions (the rules are ``_books``'s). Strictly private."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import redis
+from redis.typing import EncodableT
+
+from ..exceptions import StateUnavailable
+from ._books import Books, Row
+from ._journal import REPLAYED_KEEP, Journal
+from ._ledger import Also, Ledger, Unreachable
+from ._pyrate import StateStore
+from ._redis_guard import Guard
+
+T = TypeVar("T")
+MAX_TRIES = 50  # optimistic transaction attempts before giving up
+
+
+# The books in one round trip: the row's hash, the reservations' hash, and whether a
+# journal entry was recorded (a third key, for a replay).
+_READ = """
+local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), 0}
+if KEYS[3] then out[3] = redis.call('EXISTS', KEYS[3]) end
+return out
+"""
+
+
+def _pairs(flat: list[bytes | str]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def _read(
+    pipe: redis.client.Pipeline, keys: list[str]
+) -> tuple[dict[str, str], dict[str, str], bool]:
+    """The row, the reservations and whether the entry was replayed, as WATCHed."""
+    row, inflight, replayed = pipe.eval(_READ, len(keys), *keys)
+    return _pairs(row), _pairs(inflight), bool(replayed)
+
+
+def _execute(pipe: redis.client.Pipeline, then: Callable[[Any], None] | None) -> None:
+    """EXEC; with a command of another's queued last (``then`` reads its reply), an
+    error of that command (a script Redis no longer knows) leaves it unread and the
+    ledger's changes stand."""
+    if then is None:
+        pipe.execute()
+        return
+    *own, theirs = pipe.execute(raise_on_error=False)
+    for reply in own:
+        if isinstance(reply, Exception):
+            raise reply
+    if not isinstance(theirs, Exception):
+        then(theirs)
+
+
+def _unreachable(local: object) -> NoReturn:
+    raise Unreachable("redis unreachable")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(row: Row | None) -> dict[str, str]:
+    # repr: a float survives the round trip exactly. An unknown ``used`` is no field.
+    fields = attrs.asdict(row) if row is not None else {}
+    return {name: repr(value) for name, value in fields.items() if value is not None}
+
+
+def _decode(raw: Mapping[str, str]) -> Row | None:
+    try:
+        used = None if raw.get("used") is None else int(raw["used"])
+        return Row(float(raw["period"]), int(raw["total"]), int(raw["remaining"]), used)
+    except (KeyError, ValueError):  # missing, or not ours: start over
+        return None
+
+
+def _changes(new: dict[str, str], old: Mapping[str, str]) -> dict[EncodableT, EncodableT]:
+    return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
+    found: dict[str, tuple[int, float]] = {}
+    for key, value in raw.items():
+        cost, _, started = value.partition(":")
+        with contextlib.suppress(ValueError):  # unreadable: dropped at the next write
+            found[key] = (int(cost), float(started))
+    return found
+
+
+class RedisLedger(Ledger):
+    """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, guard: Guard, journal: Journal | None = None
+    ) -> None:
+        super().__init__(journal)
+        self._client, self._prefix, self._guard = client, prefix, guard
+
+    def _keys(self, name: str) -> tuple[str, str]:
+        return f"{self._prefix}:quota:{name}", f"{self._prefix}:inflight:{name}"
+
+    def _hash(self, client: redis.Redis, key: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+
+    def _peek(self, name: str) -> Row | None:
+        return self._guard.run(
+            lambda: _decode(self._hash(self._client, self._keys(name)[0])),
+            lambda local: local.ledger._peek(name),
+        )
+
+    def accounts(self) -> list[str]:
+        start = f"{self._prefix}:quota:"
+        return self._guard.run(
+            lambda: sorted(
+                _text(key)[len(start) :] for key in self._client.scan_iter(match=f"{start}*")
+            ),
+            lambda local: local.ledger.accounts(),
+        )
+
+    def _store(
+        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+    ) -> T:
+        return self._guard.run(lambda: self._transact(name, change, once, also), _unreachable)
+
+    def joint(self, store: StateStore) -> bool:
+        joins = getattr(store, "joins", None)
+        return joins is not None and bool(joins(self._client))
+
+    def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
+        # Redis is down and fails open: the local state decides (the journal keeps the
+        # cost for Redis), or fresh books if there is none.
+        local = self._guard.local
+        return change(Books(row=None)) if local is None else local.ledger._update(name, change)[0]
+
+    def _transact(
+        self, name: str, change: Callable[[Books], T], once: str, also: Also | None = None
+    ) -> T:
+        quota, inflight = self._keys(name)
+        done = f"{self._prefix}:replayed:{once}"
+        with self._client.pipeline() as pipe:
+            for attempt in range(MAX_TRIES):
+                try:
+                    # WATCH, one script reading it all, EXEC: one is counted by run().
+                    self._guard.trips += 2 if attempt == 0 else 3
+                    keys = [quota, inflight, *([done] if once else [])]
+                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                    raw_row, old_inflight, replayed = _read(pipe, keys)
+                    old_row = _encode(_decode(raw_row))
+                    books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
+                    books.replayed = replayed
+                    result = change(books)
+                    row = _encode(books.row)
+                    tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
+                    pipe.multi()
+                    # Only what changed; an empty EXEC still proves the reads were current.
+                    if changed := _changes(row, old_row):
+                        pipe.hset(quota, mapping=changed)
+                    if dropped := old_row.keys() - row.keys():
+                        pipe.hdel(quota, *dropped)
+                    if added := _changes(tickets, old_inflight):
+                        pipe.hset(inflight, mapping=added)
+                    if gone := old_inflight.keys() - tickets.keys():
+                        pipe.hdel(inflight, *gone)
+                    if once and not books.replayed:
+                        pipe.set(done, 1, ex=REPLAYED_KEEP)
+                    then = also(pipe) if also is not None else None
+                    _execute(pipe, then)
+                    return result
+                except redis.WatchError:
+                    # Another writer won: back off a little (jittered) and read again.
+                    time.sleep(random.random() * min(0.001 * (attempt + 1), 0.02))
+        raise StateUnavailable(f"redis_url {self._guard.url}: {quota} changed {MAX_TRIES} times")

@@ -1,0 +1,146 @@
+"""State round trips per upstream call (issue 16): the ledger's reservation and the short
+window's check (with the pause and the circuit) share one SQLite transaction; the
+backend counts its round trips so benchmarks can report them per miss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import respx
+
+from quotaflow import Priority, Quota, Rate
+from quotaflow._plan import _PARTS
+from quotaflow._state._db import StateDB
+from quotaflow._state._sqlite import SqliteLedger
+
+from .conftest import BASE, START, Harness, api_profile, info
+
+
+def misses(client: Harness, n: int, start: int = 0) -> int:
+    """State round trips of ``n`` misses."""
+    backend = _PARTS[client.client].backend
+    before = backend.round_trips()
+    for i in range(start, start + n):
+        client.get(f"{BASE}/m{i}")
+    return int(backend.round_trips() - before)
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_a_miss_costs_one_round_trip_less_joined(
+    stack: Callable[..., Harness], router: respx.Router, joint: bool
+) -> None:
+    """On SQLite a miss makes 4 transactions joined (reservation and window check, the
+    settle, the single-flight lease taken and given back), 5 apart; the ledger and the
+    window count the same either way."""
+    router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+    client = stack(profiles=[api_profile(rates=(Rate(100, per=1.0),))])
+    _PARTS[client.client].limiter.joint = joint
+    client.get(f"{BASE}/m-warm")
+
+    assert misses(client, 10) == 10 * (4 if joint else 5)
+    last = client.get(f"{BASE}/m-last")
+    assert info(last).remaining == 100 - 12
+    window = _PARTS[client.client].limiter.windows["api"]
+    assert window.available(START.timestamp()) == 100 - 12
+
+
+def test_a_joined_check_that_refuses_leaves_the_wait_to_the_room(
+    stack: Callable[..., Harness], router: respx.Router, sleeps: list[float]
+) -> None:
+    """2 a second: the third request's joined check refuses; it waits in the room as
+    before (a second and a millisecond, see _window) and goes, once."""
+    route = router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+    client = stack(profiles=[api_profile(rates=(Rate(2, per=1.0),))])
+    for i in range(3):
+        client.get(f"{BASE}/m{i}", extensions={"priority": "critical"})
+    assert route.call_count == 3
+    assert sleeps == [pytest.approx(1.001, abs=1e-3)]
+
+
+def test_a_refused_reservation_takes_no_place_in_the_window(tmp_path: Path) -> None:
+    """The quota refuses: the joined check is rolled back with the reservation."""
+    from quotaflow._state._short import ShortWindow
+    from quotaflow._state._sqlite import SqliteWindowStore
+    from quotaflow.exceptions import QuotaExhausted
+
+    db = StateDB(tmp_path / "state.db")
+    ledger = SqliteLedger(db)
+    profile = api_profile(quota=Quota(1), rates=(Rate(5, per=1.0),))
+    window = ShortWindow(profile, SqliteWindowStore(db, "rate:api"))
+    ran: list[object] = []
+
+    def also(cur: object) -> None:
+        window.check_in(cur, 1000.0, ran.append)
+
+    assert ledger.joint(window.store)
+    ledger.reserve_with(profile, Priority.CRITICAL, 1, 1000.0, None, also)
+    with pytest.raises(QuotaExhausted):
+        ledger.reserve_with(profile, Priority.CRITICAL, 1, 1000.0, None, also)
+    assert len(ran) == 1
+    assert window.available(1000.0) == 4
+    db.close()
+
+
+def test_redis_counts_its_round_trips(
+    stack: Callable[..., Harness], router: respx.Router, prefix: str
+) -> None:
+    """On Redis the backend counts commands and scripts: a miss makes two ledger
+    transactions (WATCH, one script reading the books, EXEC each; the window's script
+    is queued in the reservation's EXEC) and the lease's two commands: 8 (a look at an
+    account's quota, to report it, may add one now and then)."""
+    from .stub_server import REDIS_URL
+
+    router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+    client = stack(redis_url=REDIS_URL, redis_prefix=prefix)
+    client.get(f"{BASE}/m-warm")
+    assert 5 * 8 <= misses(client, 5) <= 5 * 9
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_not_charged(
+    stack: Callable[..., Harness], router: respx.Router, status: int
+) -> None:
+    """A 401 or 403 for a bad key, saying nothing of the quota, costs nothing (issue 14);
+    an answer the API says was free (``last`` 0) neither."""
+    router.get(f"{BASE}/bad").respond(status, json={"message": "invalid key"})
+    router.get(f"{BASE}/free").respond(200, json={}, headers={"x-cost": "0"})
+    router.get(f"{BASE}/paid").respond(200, json={})
+    client = stack()
+
+    refused = client.get(f"{BASE}/bad")
+    free = client.get(f"{BASE}/free")
+    paid = client.get(f"{BASE}/paid")
+
+    assert (refused.status_code, info(refused).cost, info(refused).remaining) == (status, 0, 100)
+    assert (info(free).cost, info(free).remaining) == (0, 100)
+    assert (info(paid).cost, info(paid).remaining) == (1, 99)
+
+
+def test_a_script_redis_forgot_leaves_the_check_to_the_wait_room(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """The window's script queued in the reservation's EXEC meets NOSCRIPT (Redis
+    restarted, or its scripts flushed): the reservation stands, the wait room checks
+    as before (loading the script again), every request is answered and counted once."""
+    import redis
+
+    from .faults.test_journal import OwnRedis
+
+    own = OwnRedis()
+    own.start()
+    try:
+        route = router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+        client = stack(redis_url=own.url, redis_prefix="noscript")
+        for i in range(3):
+            client.get(f"{BASE}/m{i}")
+        raw = redis.Redis.from_url(own.url)
+        raw.script_flush()
+        raw.close()
+        for i in range(3, 6):
+            last = client.get(f"{BASE}/m{i}")
+        assert route.call_count == 6
+        assert info(last).remaining == 100 - 6
+    finally:
+        own.stop()
