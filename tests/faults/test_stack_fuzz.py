@@ -12,7 +12,7 @@ prefix). After every hostile answer a plain request to the same host must still 
 After every episode: no secret in any state file, Redis key or value, log record or
 exception message; and where no answer of the episode carried a quota reading (the
 ledger believes the API's own numbers, docs/reliability.md row 11) the ledger shows at
-least what the requests cost upstream.
+least what the requests cost upstream (a 401 or 403 costs nothing, as the APIs charge).
 
 The only exceptions allowed out of a request are the documented ones:
 ``QuotaExhausted`` (when the API's own numbers leave less than the cost), ``RateLimited``
@@ -291,15 +291,22 @@ def render(spec: dict[str, Any]) -> httpx.Response:
     return httpx.Response(spec["status"], headers=headers, content=payload)
 
 
+# A 401 or 403 that is not the quota running out is charged nothing, as the APIs charge
+# it (issue 14); every other call costs what the profile estimates (1 here).
+FREE = (401, 403)
+
+
 class Upstream:
-    """Answers every request with the answer set for it, counting calls per host."""
+    """Answers every request with the answer set for it, counting per host the calls an
+    API charges for."""
 
     def __init__(self) -> None:
         self.answer: dict[str, Any] | None = None
         self.calls: Counter[str] = Counter()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.calls[request.url.host] += 1
+        if self.answer is None or self.answer["status"] not in FREE:
+            self.calls[request.url.host] += 1
         if self.answer is None:
             body = {"ok": request.url.path}
             return httpx.Response(200, json=body, headers={"cache-control": "max-age=60"})
