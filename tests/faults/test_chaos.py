@@ -48,20 +48,13 @@ def test_sigkilled_workers_on_one_state_directory(tmp_path: Path) -> None:
 
 def test_a_state_lock_held_while_workers_are_killed(tmp_path: Path) -> None:
     """SQLite: another process holds BEGIN EXCLUSIVE on state.db for 2.5 s in the middle
-    of the run, workers are SIGKILLed: no request waits past its deadline, none fails;
-    the ledger >= upstream calls once the calls made during the lock are journaled."""
+    of the run, workers are SIGKILLed: no request waits past its deadline, none fails,
+    and the calls made during the lock reach the ledger (through the journal)."""
     summary = chaos_run(
         tmp_path, "--backend", "sqlite", "--seconds", "6", "--kills", "2", "--lock", "2.5"
     )
     check_run(summary)
-    if summary["spent"] < summary["calls"]:
-        # Known cause (issue 13 item 15): a call whose round trip falls inside the lock
-        # goes upstream (fail open) and is never recorded; the journal of calls made
-        # while the state was unreachable, replayed into the ledger, is being built.
-        pytest.xfail(
-            f"{summary['calls'] - summary['spent']} of {summary['calls']} calls made "
-            "while state.db was locked are not in the ledger (no journal yet)"
-        )
+    assert summary["spent"] >= summary["calls"], summary
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -74,3 +67,23 @@ def test_a_frozen_and_restarted_redis(tmp_path: Path) -> None:
     )
     check_run(summary)
     assert summary["spent"] >= summary["calls"], summary
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_a_redis_restarted_without_persistence(tmp_path: Path) -> None:
+    """Redis without an append-only file, frozen then SIGKILLed and restarted empty: no
+    request past its deadline, nothing undocumented; the ledger >= upstream calls once a
+    store that lost its rows is re-seeded with every process's calls."""
+    summary = chaos_run(
+        tmp_path,
+        *("--backend", "redis", "--seconds", "8", "--kills", "2", "--freeze", "2"),
+        "--no-persist",
+    )
+    check_run(summary)
+    if summary["spent"] < summary["calls"]:
+        # Known cause (issue 13 item 15): the emptied store is re-seeded with the row one
+        # process stored last; calls the other processes recorded after it are lost.
+        pytest.xfail(
+            f"{summary['calls'] - summary['spent']} of {summary['calls']} calls lost when "
+            "Redis restarted without persistence (re-seeded from one process's last row)"
+        )
