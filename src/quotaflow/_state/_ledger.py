@@ -117,11 +117,11 @@ class Ledger(abc.ABC):
         so (by any process) take the most this process saw spent in the period, until
         the API's own numbers come: every process brings its last row, not just one."""
         seen = self._seen.get(name)
-        if seen is None:
-            return
         if books.row is None:
+            # Marked even with nothing to bring: a process that saw the row before the
+            # store lost it may come later.
             books.row, books.seeded = seen, True
-        elif (
+        elif seen is not None and (
             books.seeded
             and books.row.period == seen.period
             and seen.remaining < books.row.remaining
