@@ -186,3 +186,39 @@ def test_a_redis_restart_loses_no_count(
         assert int(raw.hget("restart:quota:api", "remaining") or -1) == 100 - 12
     finally:
         raw.close()
+
+
+def test_a_redis_that_lost_its_rows_takes_the_most_any_process_saw(
+    prefix: str, tmp_path: Path
+) -> None:
+    """Two processes on one prefix; Redis loses the ledger (restarted without
+    persistence): the first re-seeds it with its own last row, the second, which saw
+    more spent, brings that; an answer with the API's numbers ends the re-seeding."""
+    from quotaflow._state._redis import redis_backend
+
+    from ..stub_server import REDIS_URL
+
+    profile = api_profile(quota=Quota(100))
+    first, second = (
+        redis_backend(REDIS_URL, prefix=prefix, fail="closed", directory=tmp_path, retention=60)
+        for _ in range(2)
+    )
+    try:
+        for _ in range(3):
+            first.ledger.record(profile, None, 1, QuotaReading(), NOW)
+        for _ in range(4):
+            second.ledger.record(profile, None, 1, QuotaReading(), NOW)  # sees 7 spent
+        raw = redis.Redis.from_url(REDIS_URL)
+        raw.delete(f"{prefix}:quota:api")  # what a restart without persistence leaves
+
+        assert first.ledger.settle(profile, None, 1, QuotaReading(), NOW) == 100 - 3 - 1
+        assert second.ledger.settle(profile, None, 1, QuotaReading(), NOW) == 100 - 7 - 1
+        assert raw.hget(f"{prefix}:quota:api", "seeded") == b"1"
+        told = QuotaReading(remaining=50, used=50)
+        assert first.ledger.settle(profile, None, 1, told, NOW) == 50
+        assert raw.hget(f"{prefix}:quota:api", "seeded") is None
+        assert second.ledger.settle(profile, None, 1, QuotaReading(), NOW) == 49
+        raw.close()
+    finally:
+        first.close()
+        second.close()

@@ -40,6 +40,9 @@ class Books:
     inflight: dict[str, tuple[int, float]] = attrs.field(factory=dict)
     # For a change that replays a journal entry: whether one of its id was stored before.
     replayed: bool = False
+    # The row was re-seeded after the store lost it (Redis restarted without persistence)
+    # and no API reading came since: each process brings what it saw (``Ledger._seed``).
+    seeded: bool = False
 
 
 @attrs.frozen
@@ -272,6 +275,8 @@ def settle_books(
     row = current(books, profile, now).row()
     before = row.remaining
     taken, cost = believed(profile, row, reading, spent, estimate, warned)
+    if taken.remaining is not None:
+        books.seeded = False  # the API's own word: nothing to bring any more
     row = read(row, taken, cost)
     if exhausted:
         row = attrs.evolve(row, remaining=min(row.remaining, 0))

@@ -113,9 +113,20 @@ class Ledger(abc.ABC):
 
     def _seed(self, name: str, books: Books) -> None:
         """Books without a row, of an account seen here: the row last seen (a store that
-        lost it, or cannot answer, does not make the quota whole again)."""
-        if books.row is None and (seen := self._seen.get(name)) is not None:
-            books.row = seen
+        lost it, or cannot answer, does not make the quota whole again). Books re-seeded
+        so (by any process) take the most this process saw spent in the period, until
+        the API's own numbers come: every process brings its last row, not just one."""
+        seen = self._seen.get(name)
+        if books.row is None:
+            # Marked even with nothing to bring: a process that saw the row before the
+            # store lost it may come later.
+            books.row, books.seeded = seen, True
+        elif seen is not None and (
+            books.seeded
+            and books.row.period == seen.period
+            and seen.remaining < books.row.remaining
+        ):
+            books.row = attrs.evolve(books.row, remaining=seen.remaining)
 
     def _remember(self, name: str, books: Books) -> None:
         if books.row is not None:

@@ -2,7 +2,8 @@
 
 Imported only when ``redis_url`` is given. Keys, all under the prefix::
 
-    {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row)
+    {prefix}:quota:{profile}     hash: period, total, remaining, used (the ledger row);
+                                 seeded=1 until the API's own numbers come (Ledger._seed)
     {prefix}:inflight:{profile}  hash: ticket id -> "cost:started" (reservations)
     {prefix}:lease:{key}         the holder's token, expiring on its own (SET NX PX)
     {prefix}:replayed:{id}       a journal entry recorded (kept 40 days: each counts once)

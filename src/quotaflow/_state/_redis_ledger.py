@@ -22,6 +22,8 @@ from ._redis_guard import Guard
 
 T = TypeVar("T")
 MAX_TRIES = 50  # optimistic transaction attempts before giving up
+# The row's field marking it re-seeded after Redis lost it (see ``Ledger._seed``).
+SEEDED = "seeded"
 
 
 # The books in one round trip: the row's hash, the reservations' hash, and whether a
@@ -156,6 +158,7 @@ class RedisLedger(Ledger):
                     old_row = _encode(_decode(raw_row))
                     books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
                     books.replayed = replayed
+                    books.seeded = was_seeded = raw_row.get(SEEDED) == "1"
                     result = change(books)
                     row = _encode(books.row)
                     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
@@ -171,6 +174,11 @@ class RedisLedger(Ledger):
                         pipe.hdel(inflight, *gone)
                     if once and not books.replayed:
                         pipe.set(done, 1, ex=REPLAYED_KEEP)
+                    if books.seeded != was_seeded:  # a field of the row's hash, _decode skips it
+                        if books.seeded:
+                            pipe.hset(quota, SEEDED, "1")
+                        else:
+                            pipe.hdel(quota, SEEDED)
                     then = also(pipe) if also is not None else None
                     _execute(pipe, then)
                     return result
