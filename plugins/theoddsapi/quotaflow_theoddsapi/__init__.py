@@ -5,7 +5,7 @@ is published as the ``theoddsapi`` plugin.
 works with any ``httpx.Client``, quotaflow's or not.
 """
 
-from quotaflow import Plugin
+from quotaflow.profiles import Plugin
 
 from . import _cli
 from ._client import AsyncOddsApi, OddsApi
