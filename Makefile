@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/cold.py
+	$(BIN)/python benchmarks/profile.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache

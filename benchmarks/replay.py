@@ -185,6 +185,12 @@ class PlainRoutes:
         self._copy = copy
         self.calls = _Calls()
 
+    def add(self, fixture: Fixture, headers: Mapping[str, str] | None = None) -> None:
+        """Answer one more (made-up) fixture, on its method, host and path."""
+        key = (fixture.method, fixture.url.host, fixture.url.path)
+        merged = {**fixture.headers, **(headers or {})}
+        self._answers[key] = (fixture.status, list(merged.items()), fixture.body)
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.calls.call_count += 1
         status, headers, body = self._answers[(request.method, request.url.host, request.url.path)]

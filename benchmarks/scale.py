@@ -11,6 +11,10 @@
    interval and 180 s soft-delete window, which changes what hits and stores cost.
    State size: the SQLite files (write-ahead logs folded in) or the Redis memory of the
    prefix's keys.
+   Memory: at each size a fresh Python process opens a client (the default hot tier) on
+   that state and reads random stored entries (``--rss-requests``); its RSS
+   (``VmRSS``/``VmHWM`` of ``/proc/self/status``) after the client is built and after the
+   reads: what quotaflow holds must not grow with what is stored.
 2. Threads: 1, 8 and 32 threads making hot hits on 16 URLs through one client, against
    bare httpx with the same threads: wall time per request.
 
@@ -25,9 +29,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -81,6 +87,9 @@ class Backend:
     """Where the state lives for one series of sizes."""
 
     name = ""
+    directory: Path
+    url = ""
+    prefix = ""
 
     def client(self, **extra: Any) -> httpx.Client:
         raise NotImplementedError
@@ -215,6 +224,53 @@ def measure_size(
     return found
 
 
+def _status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process, in KiB (Linux)."""
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
+
+
+def rss_child(args: argparse.Namespace) -> dict[str, Any]:
+    """In this fresh process: a client on the given state, random stored entries read."""
+    routes = router([FIXTURE.name], headers=REPLAY_HEADERS)
+    redis = {"redis_url": args.redis_url, "redis_prefix": args.child_prefix}
+    imported = _status()
+    with quotaflow.make_client(
+        profiles=[FILL_PROFILE],
+        plugins=False,
+        state_dir=Path(args.child_state),
+        transport=httpx.MockTransport(routes.handler),
+        **(redis if args.child_prefix else {}),
+    ) as client:
+        built = _status()
+        rng = random.Random(0)
+        for _ in range(args.rss_requests):
+            client.get(url_for(rng.randrange(args.child_entries)))
+        read = _status()
+    return {
+        "imported_kib": imported["VmRSS"],
+        "built_kib": built["VmRSS"],
+        "after_kib": read["VmRSS"],
+        "peak_kib": read["VmHWM"],
+        "upstream": routes.calls.call_count,
+        "requests": args.rss_requests,
+    }
+
+
+def rss_at(backend: Backend, entries: int, requests: int) -> dict[str, Any]:
+    """rss_child in a fresh interpreter, so that nothing this process holds counts."""
+    argv = [sys.executable, __file__, "--child-state", str(backend.directory)]
+    argv += ["--child-entries", str(entries), "--rss-requests", str(requests)]
+    if backend.prefix:
+        argv += ["--child-prefix", backend.prefix, "--redis-url", backend.url]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
 def threads_cost(
     directory: Path, routes: respx.Router, counts: list[int], requests: int, rounds: int
 ) -> dict[str, dict[str, float]]:
@@ -282,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         "--thread-requests", type=int, default=3000, help="hot hits per thread-count sample"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--rss-requests", type=int, default=2000, help="reads by the process whose RSS is read"
+    )
+    parser.add_argument("--child-state", help=argparse.SUPPRESS)
+    parser.add_argument("--child-entries", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-prefix", default="", help=argparse.SUPPRESS)
     parser.add_argument("--no-redis", action="store_true", help="SQLite only")
     parser.add_argument(
         "--json",
@@ -290,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         help="merge the results into this file ('-': none; default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    if args.child_state:
+        print(json.dumps(rss_child(args)))
+        return 0
     sizes = sorted(
         {int(size) for size in args.sizes.split(",")} | ({100_000} if args.max else set())
     )
@@ -317,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                     state = backend.size()
                     rows[str(entries)] = {
                         **found,
+                        "rss": rss_at(backend, entries, args.rss_requests),
                         "state_bytes": state,
                         "bytes_per_entry": state / entries,
                         "fill_ms_per_entry": fill_seconds / added * 1e3,
@@ -341,7 +407,7 @@ def report(results: dict[str, Any], sizes: list[int]) -> None:
     )
     print(
         f"{'backend':<8}{'entries':>9}{'hit':>20}{'hit, aged':>20}{'miss, aged':>22}"
-        f"{'miss us':>9}{'state':>10}{'/entry':>9}"
+        f"{'miss us':>9}{'state':>10}{'/entry':>9}{'RSS built':>11}{'RSS read':>10}"
     )
     for backend, rows in results["entries"].items():
         for entries in sizes:
@@ -350,6 +416,7 @@ def report(results: dict[str, Any], sizes: list[int]) -> None:
                 f"{backend:<8}{entries:>9,}{spread(row['hit']):>20}{spread(row['hit_aged']):>20}"
                 f"{spread(row['miss_aged']):>22}{row['miss_aged']['us']:>9.0f}"
                 f"{row['state_bytes'] / 2**20:>8.1f}MB{row['bytes_per_entry'] / 1024:>7.1f}KB"
+                f"{row['rss']['built_kib'] / 1024:>10.1f}M{row['rss']['after_kib'] / 1024:>9.1f}M"
             )
         first, last = rows[str(sizes[0])], rows[str(sizes[-1])]
         grow = {
@@ -359,7 +426,9 @@ def report(results: dict[str, Any], sizes: list[int]) -> None:
         print(
             f"{backend}: {sizes[-1] / sizes[0]:.0f}x the entries -> hit x{grow['hit']:.2f}, "
             f"aged hit x{grow['hit_aged']:.2f}, aged miss x{grow['miss_aged']:.2f}, "
-            f"bytes per entry x{last['bytes_per_entry'] / first['bytes_per_entry']:.2f}"
+            f"bytes per entry x{last['bytes_per_entry'] / first['bytes_per_entry']:.2f}, "
+            f"RSS after {last['rss']['requests']:,} reads {first['rss']['after_kib'] / 1024:.1f}"
+            f" -> {last['rss']['after_kib'] / 1024:.1f} MiB"
         )
     print("\nhot hits from threads sharing one client: wall time per request")
     print(f"{'threads':>8}{'httpx us':>10}{'quotaflow us':>14}{'ratio [spread]':>22}")

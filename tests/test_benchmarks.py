@@ -126,9 +126,13 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     """overhead.py prints every row and target, and writes them as JSON."""
     out = tmp_path / "latest.json"
     args = ("--requests", "2", "--rounds", "1", "--memory-entries", "2", "--json", str(out))
+    args += ("--growth", "10", "--builds", "1", "--imports", "1", "--trips", "2")
+    args += ("--archive-misses", "3")
     assert run_benchmark(monkeypatch, "overhead.py", *args) == 0
     found = json.loads(out.read_text())["overhead"]
-    assert set(found["rows"]) == {"sync 2 KB", "async 2 KB", "sync slate", "async slate"}
+    assert set(found["rows"]) == {
+        f"{flavour} {size}" for flavour in ("sync", "async") for size in ("2 KB", "slate", "200 KB")
+    }
     for rows in found["rows"].values():
         assert rows["httpx (floor)"]["ratio"] == 1.0
         assert rows["quotaflow hit (hot)"]["upstream_per_request"] == 0
@@ -137,9 +141,35 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
         assert rows["quotaflow miss"]["upstream_per_request"] == 1
         assert rows["pyrate-limiter"]["upstream_per_request"] == 1
     assert found["memory"]["slate"]["body_bytes"] > 50_000
+    assert found["memory"]["200 KB"]["body_bytes"] > 180_000
+    paths = found["paths"]
+    for row in ("httpx (A/A)", "POST, unprofiled host", "POST, profiled host"):
+        assert set(paths["requests"][row]) == {"sync", "async"}
+    assert set(paths["build"]) == {"sync", "async"}
+    assert paths["import"]["ms"] > 0
+    assert len(paths["uncached_growth"]) == 2
+    for flavour in ("sync", "async"):  # the state file is written on every miss
+        assert paths["round_trips"][flavour]["state.db statements"] > 0
+    for mode in ("unchanged", "moved"):
+        assert found["archive"]["rss"][mode]["with"]["archive"]["dropped"] == 0
+        assert found["archive"]["rss"][mode]["with"]["upstream"] == 3
+        assert found["archive"]["cpu"][mode]["dropped"] == 0
+    assert found["archive"]["cpu"]["unchanged"]["unchanged"] > 0
     out_text = capsys.readouterr().out
     assert "warm hit <= 1.10x hishel hit" in out_text
+    assert "state round trips per miss" in out_text
+    assert "archive worker CPU <= 0.10 of a 200 KB miss (moved)" in out_text
     assert "httpx-frugal" in out_text
+
+
+def test_profile_benchmark_runs(capsys, monkeypatch) -> None:
+    """profile.py prints the top functions of a hot hit, a warm hit and a miss."""
+    args = ("--requests", "5", "--misses", "3", "--top", "3")
+    assert run_benchmark(monkeypatch, "profile.py", *args) == 0
+    out = capsys.readouterr().out
+    for kind in ("hot hit", "warm hit", "miss"):
+        assert f"{kind} (sync, 2 KB)" in out
+    assert "quotaflow's own" in out
 
 
 def test_concurrency_benchmark_runs(capsys, monkeypatch) -> None:
@@ -215,11 +245,13 @@ def test_scale_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     out = tmp_path / "latest.json"
     args = ("--sizes", "20,40", "--hits", "5", "--misses", "2", "--rounds", "1")
     args += ("--threads", "1,2")
-    args += ("--thread-requests", "20", "--json", str(out))
+    args += ("--thread-requests", "20", "--rss-requests", "10", "--json", str(out))
     assert run_benchmark(monkeypatch, "scale.py", *args) == 0
     found = json.loads(out.read_text())["scale"]
     for rows in found["entries"].values():
         assert {row["hit"]["upstream"] for row in rows.values()} == {0}
+        assert {row["rss"]["upstream"] for row in rows.values()} == {0}  # a fresh process
+        assert all(row["rss"]["after_kib"] > 0 for row in rows.values())
         assert {row["hit_aged"]["upstream"] for row in rows.values()} == {0}
         assert {row["miss_aged"]["upstream"] for row in rows.values()} == {2}
     assert set(found["threads"]) == {"1", "2"}

@@ -56,11 +56,11 @@ def test_bad_limits_are_named(build, field: str) -> None:
         build()
 
 
-def test_config_error_is_a_value_error_and_an_httpx_error() -> None:
-    """ConfigError fits both `except ValueError` and `except httpx.HTTPError`."""
+def test_config_error_is_a_value_error_not_an_httpx_error() -> None:
+    """ConfigError fits `except ValueError`; it is no `httpx.HTTPError` (nothing was sent)."""
     with pytest.raises(ValueError, match="hosts"):
         ApiProfile(name="x", hosts=())
-    assert issubclass(ConfigError, httpx.HTTPError)
+    assert not issubclass(ConfigError, httpx.HTTPError)
 
 
 @pytest.mark.parametrize("factory", [quotaflow.make_client, quotaflow.make_async_client])
@@ -102,7 +102,7 @@ def test_bad_priority_on_a_request_is_refused(stack, router) -> None:
 
 def test_explicit_profiles_replace_plugin_profiles_by_name(tmp_path) -> None:
     """A profile passed to make_client wins over a plugin's of the same name."""
-    from quotaflow._profiles import resolve_plugins
+    from quotaflow._plugins import resolve_plugins
 
     mine = ApiProfile(name="theoddsapi", hosts=("odds.internal",))
 
@@ -114,7 +114,7 @@ def test_explicit_profiles_replace_plugin_profiles_by_name(tmp_path) -> None:
 
 def test_wildcard_hosts_and_path_prefix() -> None:
     """*.example.com matches subdomains; path_prefix narrows a profile."""
-    from quotaflow._profiles import Registry
+    from quotaflow._plugins import Registry
 
     registry = Registry(
         [

@@ -147,7 +147,7 @@ def test_bad_subscribers_are_refused(tmp_path) -> None:
 
 def test_plugins_are_discovered_once_per_process(tmp_path, monkeypatch) -> None:
     """Building a client does not rescan every installed distribution each time."""
-    from quotaflow import _profiles
+    from quotaflow import _plugins as _profiles
 
     scans: list[str] = []
     original = _profiles.entry_points

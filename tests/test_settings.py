@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import quotaflow
-from quotaflow import ConfigError, _config
+from quotaflow import ConfigError, _config, _config_apply
 from quotaflow_ratelimit_headers import FixedTtl
 
 from .conftest import BASE, Harness, api_profile, info
@@ -181,7 +181,7 @@ def test_random_toml_values_give_a_client_or_a_config_error_naming_the_field(
                     assert info(response).profile == "api"
 
 
-API_FIELDS = _config._API_FIELDS
+API_FIELDS = _config_apply._API_FIELDS
 
 
 @settings(derandomize=True, database=None, max_examples=200, deadline=None)

@@ -350,10 +350,12 @@ def test_redis_runs_the_same_algorithm(
                 mine.failing_rate,
                 mine.retry_after_ms,
             )
-        assert remote.read(algorithm, rates) == local.read(algorithm, rates)
-        ttl = client.pttl(remote.key)
+        theirs_left, ttl = remote.read(algorithm, rates), client.pttl(remote.key)
         # -2: gone (nothing admitted, or its few milliseconds already ran out on a busy
-        # machine: Redis expires in real time); 0: expiring this very millisecond.
+        # machine: Redis expires in real time; it then reads as a fresh state); 0:
+        # expiring this very millisecond.
+        gone = ttl == -2 and theirs_left == algorithm.initial(rates)
+        assert gone or theirs_left == local.read(algorithm, rates)
         assert ttl == -2 or 0 <= ttl <= ttl_ms(rates)
     finally:
         remote.reset()
@@ -633,8 +635,11 @@ def test_redis_runs_the_same_gate(
             assert (theirs.retry_after_ms, theirs.gate) == (mine.retry_after_ms, mine.gate)
             assert (theirs.granted, theirs.changed) == (mine.granted, mine.changed)
             token = mine.granted or token
-        assert remote.read(SlidingCap(), rates) == local.read(SlidingCap(), rates)
-        ttl = client.pttl(remote.key)
+        theirs_left, ttl = remote.read(SlidingCap(), rates), client.pttl(remote.key)
+        # Redis expires in real time: a state of a few milliseconds (rates of 1 ms) may
+        # be gone on a busy machine; it then reads as a fresh one.
+        gone = ttl == -2 and theirs_left == SlidingCap().initial(rates)
+        assert gone or theirs_left == local.read(SlidingCap(), rates)
         assert ttl == -2 or ttl > 0
     finally:
         remote.reset()

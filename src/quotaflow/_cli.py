@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import _cli_parser
 from ._cli_parser import DEMO_INSTALL
-from ._profiles import Plugin, _as_plugin, _entry_points
+from ._plugins import Plugin, _as_plugin, _entry_points
 
 __all__ = ["main"]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import _cli_cassette
-from ._profiles import Plugin
+from ._plugins import Plugin
 from ._version import __version__
 
 __all__ = ["DEMO_INSTALL", "build"]

@@ -5,18 +5,17 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from ._client import _backend, _state_dir, configured, default_state_dir
 from ._profiles import ApiProfile
+from ._runtime import open_backend
+from ._settings import load_settings
 from ._state._counters import COLUMNS
 from ._status import ProfileStatus, circuit_text, pause_text, read_status
-from .exceptions import ConfigError
 
 
 def collect(
@@ -26,19 +25,16 @@ def collect(
     profiles: Iterable[ApiProfile] | None = None,
 ) -> list[ProfileStatus]:
     """The status of every profile, from the state directory (and Redis, if given)."""
-    # The same profiles a client sees, quotaflow.toml's changes and APIs included.
-    registry, _, _ = configured(profiles, True, None)
-    given = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
-    on_redis = bool(redis_url or os.environ.get("QUOTAFLOW_REDIS_URL"))
-    if not on_redis and not given.exists():
-        # Reading a state must not create one: a typo would show a believable empty quota.
-        # (With Redis the shared state is there; the local directory may well be new.)
-        raise ConfigError(
-            f"state directory {given} does not exist: nothing has run with it "
-            "(check --state-dir or $QUOTAFLOW_HOME)"
-        )
-    directory = _state_dir(given)
-    backend = _backend(directory, registry, redis_url, redis_prefix, "closed")
+    # The same settings a client is built from (quotaflow.toml and the environment).
+    settings = load_settings(
+        profiles=profiles,
+        state_dir=state_dir,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        read_only=True,
+    )
+    directory, registry = settings.directory, settings.registry
+    backend = open_backend(settings)
     try:
         return read_status(directory, registry, backend, time.time())
     finally:

@@ -1,57 +1,39 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 import attrs
 import httpx
 
-from . import _config, events
 from ._clock import Clock
-from ._cold import COLD_BYTES, COLD_FILE, ColdStore, SqliteColdStore
-from ._credentials import Fingerprints
-from ._flight import Gate
-from ._hot import HotTier
+from ._cold import COLD_BYTES
 from ._network import async_network_transport, network_transport
 from ._plan import _PARTS
-from ._profiles import ApiProfile, Registry, resolve_plugins
+from ._profiles import ApiProfile
 from ._retention import AsyncRetainingStorage, RetainingStorage
-from ._rules import cache_rules
-from ._secrets import redact_logs
-from ._state._backend import STATE_FILE, Backend
-from ._state._breaker import Breaker
-from ._state._counters import Counters
-from ._state._db import StateDB
+from ._runtime import Runtime
+from ._settings import load_settings
 from ._state._short import ShortWindow
-from ._state._sqlite import SqliteBackend
 from ._state._waitroom import AsyncWaitRoom, WaitRoom
+from ._tls import shared_tls
 from ._transports._async_cache import AsyncCachingTransport
-from ._transports._core import MAX_BODY, Policy
+from ._transports._core import MAX_BODY
 from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
-from ._transports._limiter import Limiter
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
-from ._transports._route import Router
 from ._transports._sync_cache import CachingTransport
-from .events import Emitter, Subscriber
+from .events import Subscriber
 from .exceptions import ConfigError
 
 __all__ = ["make_async_client", "make_client"]
 
-R = TypeVar("R")
 logger = logging.getLogger("quotaflow")
 
-# Every entry quotaflow stores gets a TTL of its own (_retention.py). This is Redis's
-# default_ttl, a backstop for anything stored without one (hishel's own is 3600 s, shorter
-# than many a max_stale): the longest max_stale plus the longest freshness a shipped rule
-# assigns (historical odds, 30 days).
-RETENTION = 31 * 86400.0
 # Client arguments that only shape the network transport: when quotaflow builds that
 # transport itself, they go to it (httpx ignores them once a transport is given), and
 # proxy= and the proxy environment variables choose proxies as httpx.Client would
@@ -59,249 +41,22 @@ RETENTION = 31 * 86400.0
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "proxy", "trust_env", "mounts")
 
 
-def default_state_dir() -> Path:
-    """``$QUOTAFLOW_HOME``, else the user cache directory (``~/.cache/quotaflow``)."""
-    if home := os.environ.get("QUOTAFLOW_HOME"):
-        return Path(home).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "quotaflow"
-
-
-# Temporary state directories made in place of an unwritable one: removed with the
-# client that made them.
-_FALLBACKS: set[Path] = set()
-
-
-def _remove_fallback(directory: Path) -> Callable[[], None]:
-    def remove() -> None:
-        _FALLBACKS.discard(directory)
-        shutil.rmtree(directory, ignore_errors=True)
-
-    return remove
-
-
-def _state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
-    """The state directory, made if need be: private to the user (0700) when quotaflow
-    makes it. One that cannot be written (read-only, or no space left, even to make it)
-    gives way to a private temporary directory for this process, with one warning."""
-    import errno
-
-    if state_dir is not None and not isinstance(state_dir, str | os.PathLike):
-        raise ConfigError(f"state_dir: expected a path, not {type(state_dir).__name__}")
-    if state_dir is not None and not os.fspath(state_dir):
-        raise ConfigError("state_dir: empty; give a directory (or None for the default)")
-    try:
-        path = Path(state_dir).expanduser() if state_dir is not None else default_state_dir()
-    except RuntimeError as exc:  # "~nobody-here/x": no such user's home
-        raise ConfigError(f"state_dir: {state_dir!s}: {exc}") from None
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"state_dir: {path} is not a directory")
-    try:
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                raise ConfigError(f"state_dir: cannot create {path}: {exc.strerror}") from exc
-            raise
-        # A byte written, not only a name: a full disk still has room for an empty file.
-        with tempfile.TemporaryFile(dir=path) as probe:
-            probe.write(b"\0")
-            probe.flush()
-    except OSError as exc:
-        # A read-only or full state directory must not stop the program: keep state
-        # for this process only, and say so once.
-        fallback = Path(tempfile.mkdtemp(prefix="quotaflow-"))
-        _FALLBACKS.add(fallback)
-        logger.warning(
-            "quotaflow: state_dir %s is not writable (%s); using %s for this process",
-            path,
-            exc.strerror,
-            fallback,
-        )
-        return fallback
-    return path
-
-
-def configured(
-    profiles: Iterable[ApiProfile] | None,
-    plugins: bool,
-    config: str | os.PathLike[str] | bool | None,
-    directory: Path | None = None,
-    secrets: tuple[Iterable[str], Iterable[str]] = ((), ()),
-) -> tuple[Registry, list[Subscriber], _config.Settings]:
-    """The profiles as every entry point sees them (make_client, plan, status, the
-    dashboard): the plugins', then ``profiles``, then the configuration file's changes
-    and APIs; the plugins' subscribers (started for ``directory`` when given); the
-    settings read."""
-    registry, found = resolve_plugins(profiles, plugins, directory)
-    settings = _config.load(config)
-    params, headers = (_names(name, value) for name, value in zip(_SECRETS, secrets, strict=True))
-    applied = _config.apply(settings, registry.profiles)
-    return Registry(applied, params, headers), found, settings
-
-
-_SECRETS = ("secret_params", "secret_headers")
-
-
-def _names(field: str, value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str) or not all(isinstance(name, str) and name for name in value):
-        raise ConfigError(f"{field}: expected a list of names, not {value!r}")
-    return tuple(value)
-
-
-def _backend(
-    directory: Path, registry: Registry, redis_url: str | None, prefix: str, fail: str
-) -> Backend:
-    redis_url = redis_url if redis_url is not None else os.environ.get("QUOTAFLOW_REDIS_URL")
-    if fail not in ("open", "closed"):
-        raise ConfigError(f"redis_fail: expected 'open' or 'closed', not {fail!r}")
-    if not isinstance(prefix, str) or not prefix:
-        raise ConfigError(f"redis_prefix: expected a non-empty string, not {prefix!r}")
-    if not redis_url:
-        return SqliteBackend(directory)
-    try:
-        from ._state._redis import redis_backend
-    except ImportError as exc:  # the extra is not installed
-        raise ConfigError(
-            f"redis_url: needs the redis extra: pip install 'quotaflow[redis]' ({exc})"
-        ) from exc
-    # Entries must outlive their freshness plus the longest fallback window.
-    retention = max((p.max_stale for p in registry.profiles), default=0.0) + RETENTION
-    return redis_backend(
-        redis_url, prefix=prefix, fail=fail, directory=directory, retention=retention
-    )
-
-
-class _Parts:
-    """What both stacks share once the settings are checked."""
-
-    def __init__(
-        self,
-        *,
-        profiles: Iterable[ApiProfile] | None,
-        plugins: bool,
-        state_dir: str | os.PathLike[str] | None,
-        clock: Clock | None,
-        redis: tuple[str | None, str, str],
-        hot_entries: int,
-        hot_bytes: int,
-        subscribers: Iterable[Subscriber] | None = None,
-        config: str | os.PathLike[str] | bool | None = None,
-        cache: bool | None = None,
-        rate_limit: bool | None = None,
-        fallback: bool | None = None,
-        retries: bool | int | None = None,
-        max_body: int = MAX_BODY,
-        default_ttl: float | str | None = None,
-        url_rules: Mapping[str, float | str] | None = None,
-        secret_params: Iterable[str] = (),
-        secret_headers: Iterable[str] = (),
-        cold_bytes: int = COLD_BYTES,
-    ) -> None:
-        for name, value in (
-            ("hot_entries", hot_entries),
-            ("hot_bytes", hot_bytes),
-            ("max_body", max_body),
-            ("cold_bytes", cold_bytes),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name}: expected a whole number >= 0, not {value!r}")
-        if retries is not None and (
-            not isinstance(retries, bool | int) or (not isinstance(retries, bool) and retries < 0)
-        ):
-            raise ConfigError(
-                f"retries: expected True, False or a whole number >= 0, not {retries!r}"
-            )
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigError(f"clock: expected a quotaflow.Clock, not {type(clock).__name__}")
-        self.directory = _state_dir(state_dir)
-        self.registry, found, settings = configured(
-            profiles, plugins, config, self.directory, (secret_params, secret_headers)
-        )
-        chosen = {"cache": cache, "rate_limit": rate_limit, "fallback": fallback}
-        self.flags: dict[str, bool] = {}
-        for flag, choice in chosen.items():
-            if choice is not None and not isinstance(choice, bool):
-                raise ConfigError(f"{flag}: expected True, False or None, not {choice!r}")
-            self.flags[flag] = choice if choice is not None else settings.flags.get(flag, True)
-        if subscribers is not None and (
-            isinstance(subscribers, str) or not all(callable(s) for s in subscribers)
-        ):
-            raise ConfigError("subscribers: expected a list of callables taking an event")
-        self.extra_subscribers = [*found, *(subscribers or ())]
-        self.clock = clock or Clock()
-        self.backend = _backend(self.directory, self.registry, *redis)
-        # The status counters live in the local state file, whatever the backend.
-        db = self.backend.db if isinstance(self.backend, SqliteBackend) else None
-        self.counters = Counters(
-            db or StateDB(self.directory / STATE_FILE), self.clock, own=db is None
-        )
-        self.emit = Emitter([self.counters, *self.extra_subscribers])
-        self.windows = {
-            profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
-            for profile in self.registry.profiles
-        }
-        breakers = {
-            profile.name: Breaker(
-                profile.name,
-                profile.breaker_threshold,
-                profile.breaker_cooldown,
-                self._circuit_changed(profile.name),
-            )
-            for profile in self.registry.profiles
-            if profile.breaker_threshold > 0
-        }
-        self.limiter = Limiter(
-            self.backend,
-            self.clock,
-            self.windows,
-            breakers,
-            self.emit,
-            self.flags["rate_limit"],
-            retries=retries,
-            max_body=max_body,
-        )
-        if self.directory in _FALLBACKS:
-            # Last, once the state files in it are closed.
-            self.limiter.on_close.append(_remove_fallback(self.directory))
-        self.policy = Policy(
-            self.clock,
-            max_body,
-            cache_rules(
-                default_ttl if default_ttl is not None else settings.default_ttl,
-                url_rules if url_rules is not None else settings.url_rules,
-            ),
-        )
-        self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
-        self.hot = HotTier(hot_entries, hot_bytes, max_body)
-        self.gate = Gate(self.backend.leases, self.clock)
-        # Answers that never change: only for profiles that mark some (a file of its own).
-        self.cold: ColdStore | None = None
-        if any(profile.immutable is not None for profile in self.registry.profiles):
-            secrets = self.registry.secret_params
-            self.cold = self.backend.cold_store(cold_bytes, secrets) or SqliteColdStore(
-                self.directory / COLD_FILE, cold_bytes, secrets
-            )
-        self.storage: Any = None  # the hishel storage of the stack built on these parts
-        redact_logs(self.registry.secret_params)
-
-    def _circuit_changed(self, profile: str) -> Callable[[str], None]:
-        def changed(state: str) -> None:
-            if self.emit.active:
-                self.emit(events.CircuitChanged(profile, self.clock.time(), state))
-
-        return changed
-
-    def rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
-        return {name: kind(window, self.clock) for name, window in self.windows.items()}
+@functools.cache
+def _parameters(function: Any) -> frozenset[str]:
+    """The parameters ``function`` takes; for a class, those of the first httpx class in
+    its MRO (a subclass taking ``**kwargs``, as a test harness may install as
+    ``httpx.Client``, takes what httpx's own takes)."""
+    if isinstance(function, type):
+        function = next(c for c in function.__mro__ if c.__module__.startswith("httpx"))
+    return frozenset(inspect.signature(function).parameters)
 
 
 def _check_arguments(flavour: Any, httpx_kwargs: dict[str, Any]) -> None:
     """Name an argument neither quotaflow nor httpx takes here, not deep in httpx."""
-    known = set(inspect.signature(flavour.client).parameters) - {"self", "transport"}
-    ours = set(inspect.signature(make_client).parameters) - {"httpx_kwargs"}
+    known = _parameters(flavour.client) - {"self", "transport"}
     for name in httpx_kwargs:
         if name not in known:
+            ours = _parameters(make_client) - {"httpx_kwargs"}
             close = difflib.get_close_matches(name, sorted(known | ours), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             kind = flavour.client.__name__
@@ -399,7 +154,7 @@ def make_client(
 
     .. versionadded:: 0.1
     """
-    return cast(httpx.Client, _build(_SYNC, transport, httpx_kwargs, **_settings(locals())))
+    return cast(httpx.Client, _build(_SYNC, transport, httpx_kwargs, **_arguments(locals())))
 
 
 def make_async_client(
@@ -437,7 +192,7 @@ def make_async_client(
 
     .. versionadded:: 0.1
     """
-    return cast(httpx.AsyncClient, _build(_ASYNC, transport, httpx_kwargs, **_settings(locals())))
+    return cast(httpx.AsyncClient, _build(_ASYNC, transport, httpx_kwargs, **_arguments(locals())))
 
 
 @attrs.frozen
@@ -479,18 +234,14 @@ _ASYNC = _Flavour(
 )
 
 
-def _settings(arguments: dict[str, Any]) -> dict[str, Any]:
-    """make_client's own arguments, as _Parts takes them."""
-    settings = {k: v for k, v in arguments.items() if k not in ("transport", "httpx_kwargs")}
-    settings["redis"] = (
-        settings.pop("redis_url"),
-        settings.pop("redis_prefix"),
-        settings.pop("redis_fail"),
-    )
-    return settings
+def _arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """make_client's own arguments, as load_settings takes them."""
+    return {k: v for k, v in arguments.items() if k not in ("transport", "httpx_kwargs")}
 
 
-def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **settings: Any) -> Any:
+def _build(
+    flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **arguments: Any
+) -> Any:
     """Check the settings, then build Fallback -> Caching -> RateLimit -> transport."""
     _check_arguments(flavour, httpx_kwargs)
     network = _split(httpx_kwargs)
@@ -500,33 +251,40 @@ def _build(flavour: _Flavour, transport: Any, httpx_kwargs: dict[str, Any], **se
     # Before any state is opened: a bad proxy variable fails here, leaking nothing.
     # The transport given (or the network's), and the mounts routed over it as httpx
     # routes them: every route below the whole stack.
+    if transport is None:
+        network = shared_tls(network)
     inner = flavour.network(transport, **network)
-    parts = _Parts(**settings)
-    hishel_storage = getattr(parts.backend, flavour.storage)()
+    runtime = Runtime(load_settings(**arguments))
+    stack = _stack(flavour, inner, runtime)
+    client = flavour.client(transport=stack, **httpx_kwargs)
+    _PARTS[client] = runtime
+    return client
+
+
+def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
+    """Fallback -> Caching -> RateLimit -> ``inner``, on one runtime."""
+    settings = runtime.settings
+    hishel_storage = getattr(runtime.backend, flavour.storage)()
     # Bodies past max_body stream through unstored (hishel stops keeping them).
-    hishel_storage.max_stream_size = parts.limiter.max_body
-    storage = flavour.retaining(hishel_storage, parts.registry, parts.clock)
-    flags = parts.flags
+    hishel_storage.max_stream_size = settings.max_body
+    storage = flavour.retaining(hishel_storage, runtime.registry, runtime.clock)
+    runtime.storage = storage
     # The async stack reads fresh stored answers in one worker-thread hop, if the
     # backend has a blocking storage for that (its async one hops once per SQL call).
-    reader = {"reader": parts.backend.reader()} if flavour is _ASYNC else {}
-    stack = flavour.fallback(
+    reader = {"reader": runtime.backend.reader()} if flavour is _ASYNC else {}
+    return flavour.fallback(
         flavour.caching(
-            flavour.ratelimit(inner, parts.limiter, parts.rooms(flavour.room)),
+            flavour.ratelimit(inner, runtime.limiter, runtime.rooms(flavour.room)),
             storage,
-            parts.policy,
-            parts.hot,
-            parts.gate,
-            flags["cache"],
-            cold=parts.cold,
+            runtime.policy,
+            runtime.hot,
+            runtime.gate,
+            settings.cache,
+            cold=runtime.cold,
             **reader,
         ),
-        parts.router,
+        runtime.router,
         storage,
-        parts.limiter,
-        flags["fallback"] and flags["cache"],
+        runtime.limiter,
+        settings.fallback and settings.cache,
     )
-    client = flavour.client(transport=stack, **httpx_kwargs)
-    parts.storage = storage
-    _PARTS[client] = parts
-    return client

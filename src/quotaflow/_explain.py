@@ -51,6 +51,29 @@ def _freshness(profile: ApiProfile, rules: CacheRules) -> str:
     return ", ".join(parts)
 
 
+def _outlook(profile: ApiProfile, result: Any, row: Any, rule: Any) -> tuple[str, str]:
+    """The quota as last known, and what a GET would do now."""
+    (left,) = result.remaining.values() if len(result.remaining) == 1 else (None,)
+    quota = "-"
+    if profile.quota is not None:
+        quota = (
+            f"{profile.quota.limit} a {profile.quota.period} (learnt from the API's "
+            f"headers), {'?' if left is None else left} left"
+        )
+    if rule is not None and rule.ttl is None:
+        would = f"go upstream, unstored (URL rule), cost {row.cost}"
+    elif row.fresh:
+        would = "be answered from the cache, fresh: nothing sent, cost 0"
+    elif result.fits:
+        would = f"go upstream, cost {row.cost}"
+    else:
+        would = (
+            f"be refused (cost {row.cost} would spend into the {result.priority} reserve),"
+            " or answered stale within max_stale"
+        )
+    return quota, would
+
+
 def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> Explanation:
     """Explain a GET of ``url`` on a client built by quotaflow; send nothing."""
     parts = _PARTS.get(client)
@@ -77,24 +100,7 @@ def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> E
         credentials = f"partitioned: this credential's own answers (account #{call.account})"
     else:
         credentials = "no credential: answers fetched without one"
-    (left,) = result.remaining.values() if len(result.remaining) == 1 else (None,)
-    quota = "-"
-    if profile.quota is not None:
-        quota = (
-            f"{profile.quota.limit} a {profile.quota.period} (learnt from the API's "
-            f"headers), {'?' if left is None else left} left"
-        )
-    if rule is not None and rule.ttl is None:
-        would = f"go upstream, unstored (URL rule), cost {row.cost}"
-    elif row.fresh:
-        would = "be answered from the cache, fresh: nothing sent, cost 0"
-    elif result.fits:
-        would = f"go upstream, cost {row.cost}"
-    else:
-        would = (
-            f"be refused (cost {row.cost} would spend into the {result.priority} reserve),"
-            " or answered stale within max_stale"
-        )
+    quota, would = _outlook(profile, result, row, rule)
     return Explanation(
         url=row.url,
         profile=profile.name,

@@ -97,7 +97,28 @@ def _entry(call: Any, request: httpx.Request, parts: Any, entries: list[hishel.E
     return isinstance(state, hishel.FromCache)
 
 
-def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority: Priority) -> Plan:
+def _fits(quota: Any, profile: Any, cost: int, priority: Priority, now: float) -> bool:
+    """Whether ``cost`` more units leave ``priority``'s reserve (and the even pace) whole."""
+    total, available = quota.total, quota.remaining
+    reserve = profile.reserves[priority]
+    fits = _policy.admits(available=available, total=total, cost=cost, reserve=reserve)
+    if profile.pace == "even" and priority in PACED:
+        fits = fits and _policy.paced(
+            now=now,
+            start=quota.start,
+            end=quota.end,
+            total=total,
+            spent=total - available,
+            cost=cost,
+            reserve=reserve,
+        )
+    return fits
+
+
+def _rows(
+    planned: list[tuple[Any, httpx.Request, bool]],
+) -> tuple[list[PlannedRequest], dict[str, int], dict[str, Any]]:
+    """One row per request; what each quota account would spend, and its profile."""
     from ._transports._guarded import guarded_cost
 
     rows = []
@@ -113,6 +134,11 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         name = account_name(call.profile, call.account)
         spend[name] = spend.get(name, 0) + cost
         by_name[name] = (call.profile, call.account)
+    return rows, spend, by_name
+
+
+def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority: Priority) -> Plan:
+    rows, spend, by_name = _rows(planned)
     fits = True
     remaining: dict[str, int | None] = {}
     forecasts: dict[str, int | None] = {}
@@ -127,21 +153,8 @@ def _decide(parts: Any, planned: list[tuple[Any, httpx.Request, bool]], priority
         assert quota is not None
         found = quota.forecast(now)
         forecasts[name] = math.floor(found) if found is not None else None
-        if cost == 0:
-            continue
-        total, available = quota.total, quota.remaining
-        reserve = profile.reserves[priority]
-        fits = fits and _policy.admits(available=available, total=total, cost=cost, reserve=reserve)
-        if profile.pace == "even" and priority in PACED:
-            fits = fits and _policy.paced(
-                now=now,
-                start=quota.start,
-                end=quota.end,
-                total=total,
-                spent=total - available,
-                cost=cost,
-                reserve=reserve,
-            )
+        if cost:
+            fits = fits and _fits(quota, profile, cost, priority, now)
     return Plan(
         requests=tuple(rows),
         priority=priority,

@@ -25,7 +25,7 @@ import httpx
 
 from . import _policy
 from ._clock import Clock
-from ._profiles import Registry
+from ._plugins import Registry
 from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")

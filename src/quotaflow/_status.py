@@ -14,7 +14,8 @@ import attrs
 
 from . import _policy
 from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
-from ._profiles import ApiProfile, Registry
+from ._plugins import Registry
+from ._profiles import ApiProfile
 from ._state._backend import STATE_FILE, Backend
 from ._state._counters import COLUMNS, day_of
 from ._state._gate import NO_GATE

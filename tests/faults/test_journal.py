@@ -22,6 +22,7 @@ from quotaflow._profiles import QuotaReading
 from quotaflow._state import _db, _redis_guard
 from quotaflow._state._db import StateDB
 from quotaflow._state._journal import Journal
+from quotaflow._state._replay import replayed
 from quotaflow._state._schema import JOURNAL_FILE
 from quotaflow._state._sqlite import SqliteLedger
 
@@ -41,9 +42,9 @@ def test_an_entry_is_counted_once_however_often_it_is_replayed(tmp_path: Path) -
     journal.write(entry)
     assert stat.S_IMODE((tmp_path / JOURNAL_FILE).stat().st_mode) == 0o600
 
-    assert ledger._replayed(entry, NOW)  # applied, then the process died before rewriting
+    assert replayed(ledger, entry, NOW)  # applied, then the process died before rewriting
     assert ledger.replay(NOW) == 1  # taken off the journal, not counted again
-    assert ledger._replayed(entry, NOW)  # and never again
+    assert replayed(ledger, entry, NOW)  # and never again
 
     row = ledger.peek(profile)
     assert row is not None

@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate, Verdict, WindowHeaders
+from quotaflow.profiles import ApiProfile, Quota, QuotaHeaders, Rate, Verdict, WindowHeaders
 
 __all__ = [
     "HOST",

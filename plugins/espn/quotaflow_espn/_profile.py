@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Rate, Verdict
+from quotaflow.profiles import ApiProfile, Rate, Verdict
 
 __all__ = ["PROFILE", "EspnFreshness", "EspnImmutable"]
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from quotaflow import ApiProfile, ConfigError, parse_duration
+from quotaflow.exceptions import ConfigError
+from quotaflow.profiles import ApiProfile, parse_duration
 
 from ._profile import profile_for
 

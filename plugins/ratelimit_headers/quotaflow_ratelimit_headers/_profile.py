@@ -8,15 +8,8 @@ from typing import Literal
 import attrs
 import httpx
 
-from quotaflow import (
-    ApiProfile,
-    ConfigError,
-    Quota,
-    QuotaReading,
-    Rate,
-    WindowReading,
-    parse_duration,
-)
+from quotaflow.exceptions import ConfigError
+from quotaflow.profiles import ApiProfile, Quota, QuotaReading, Rate, WindowReading, parse_duration
 
 from ._parse import Limit, Policy, _moment, parse_count, parse_policy, parse_ratelimit, parse_reset
 

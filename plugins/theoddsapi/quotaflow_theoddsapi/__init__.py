@@ -5,16 +5,18 @@ is published as the ``theoddsapi`` plugin.
 works with any ``httpx.Client``, quotaflow's or not.
 """
 
-from quotaflow import Plugin
+from quotaflow.profiles import Plugin
 
 from . import _cli
 from ._client import AsyncOddsApi, OddsApi
 from ._history import (
     ArchivedEvent,
+    ArchiveStats,
     HistoryRow,
     OddsHistory,
     archive_path,
     archived_events,
+    dropped_bodies,
     history,
     movement,
     start,
@@ -56,6 +58,7 @@ PLUGIN = Plugin(
 __all__ = [
     "PLUGIN",
     "PROFILE",
+    "ArchiveStats",
     "ArchivedEvent",
     "AsyncOddsApi",
     "Bookmaker",
@@ -76,6 +79,7 @@ __all__ = [
     "archived_events",
     "classify",
     "cost",
+    "dropped_bodies",
     "history",
     "movement",
     "normalize",

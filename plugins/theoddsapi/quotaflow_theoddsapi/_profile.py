@@ -13,7 +13,15 @@ from typing import Any
 import attrs
 import httpx
 
-from quotaflow import ApiProfile, Quota, QuotaHeaders, QuotaReading, Rate, Snapshot, Verdict
+from quotaflow.profiles import (
+    ApiProfile,
+    Quota,
+    QuotaHeaders,
+    QuotaReading,
+    Rate,
+    Snapshot,
+    Verdict,
+)
 
 _SPORT = r"/v4/sports/[^/]+"
 _HISTORICAL = r"/v4/historical/sports/[^/]+"

@@ -8,20 +8,31 @@ import abc
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hishel
 
-from ._ledger import Ledger
 from ._pyrate import StateStore
 from ._schema import CACHE_FILE, STATE_FILE
 
 if TYPE_CHECKING:
     from .._cold import ColdStats, ColdStore
+    from ._ledger import Ledger
 
-__all__ = ["CACHE_FILE", "STATE_FILE", "Backend", "Leases", "index_cache"]
+__all__ = ["CACHE_FILE", "STATE_FILE", "Also", "Backend", "Leases", "Unreachable", "index_cache"]
+
+# Run in the same transaction as a ledger change, on the backend's own handle: the short
+# window's check joined to a reservation (``Limiter.reserve``). With a SQLite cursor it
+# runs at once; with a Redis pipeline in MULTI it queues a command and returns what
+# reads the command's reply after EXEC.
+Also = Callable[[Any], Callable[[Any], None] | None]
+
+
+class Unreachable(Exception):
+    """The store cannot keep a change now (busy, unreachable). Strictly private."""
+
 
 logger = logging.getLogger("quotaflow")
 

@@ -12,13 +12,14 @@ import abc
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 
 from .._priority import Priority
 from .._profiles import ApiProfile, QuotaReading
 from ..exceptions import QuotaExhausted
+from ._backend import Also, Unreachable
 from ._books import (
     Books,
     QuotaSnapshot,
@@ -31,22 +32,14 @@ from ._books import (
     settle_books,
     snapshot,
 )
-from ._journal import Entry, Journal
+from ._journal import Journal
 from ._pyrate import StateStore
+from ._replay import replayed
+
+__all__ = ["Also", "Ledger", "Unreachable"]
 
 T = TypeVar("T")
 logger = logging.getLogger("quotaflow")
-
-
-# Run in the same transaction as a ledger change, on the backend's own handle: the short
-# window's check joined to a reservation (``Limiter.reserve``). With a SQLite cursor it
-# runs at once; with a Redis pipeline in MULTI it queues a command and returns what
-# reads the command's reply after EXEC.
-Also = Callable[[Any], Callable[[Any], None] | None]
-
-
-class Unreachable(Exception):
-    """The store cannot keep a change now (busy, unreachable). Strictly private."""
 
 
 class Ledger(abc.ABC):
@@ -292,39 +285,4 @@ class Ledger(abc.ABC):
         return how many were taken (an ended period's are dropped)."""
         if self.journal is None or not self.journal.due():
             return 0
-        return self.journal.replay(lambda entry: self._replayed(entry, now))
-
-    def _replayed(self, entry: Entry, now: float) -> bool:
-        profile = self._profiles.get(entry.profile)
-        if profile is None or profile.quota is None:
-            return False  # not known to this process (yet): another may take it
-        if snapshot(profile, None, entry.at).start != snapshot(profile, None, now).start:
-            return True  # a period that has ended: its count no longer matters
-
-        seen: list[Books] = []
-
-        def change(books: Books) -> None:
-            if books.replayed:
-                return
-            self._seed(entry.account, books)
-            seen.append(books)
-            settle_books(
-                books,
-                profile,
-                entry.ticket,
-                entry.spent,
-                entry.reading,
-                now,
-                estimate=entry.spent,
-                exhausted=entry.exhausted,
-                warned=self._warned,
-            )
-            self._remember(entry.account, books)
-
-        try:
-            self._store(entry.account, change, once=entry.id)
-        except Unreachable:
-            return False
-        if seen and (row := seen[-1].row) is not None:
-            self._seen[entry.account] = row
-        return True
+        return self.journal.replay(lambda entry: replayed(self, entry, now))

@@ -18,6 +18,7 @@ from .._credentials import load_key
 from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases, index_cache
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
+from ._gate import JUMP_MS
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
@@ -193,9 +194,10 @@ LONGEST_LEASE = 300.0
 
 def _holds(expires: float, now: float, ttl: float) -> bool:
     """Whether a lease expiring at ``expires`` still runs at ``now``: one that runs
-    longer than it could have been taken for was taken before the clock stepped back,
-    and has run its course (a step back never lengthens a lease)."""
-    return now < expires <= now + ttl
+    longer than it could have been taken for (more than a clock step's tolerance, see
+    ``_window.JUMP_MS``: another process may have read its clock a little later) was
+    taken before the clock stepped back, and has run its course."""
+    return now < expires <= now + ttl + JUMP_MS / 1000
 
 
 def _alive(token: str) -> bool:

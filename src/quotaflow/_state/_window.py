@@ -40,12 +40,12 @@ with stamps truncated to the millisecond, two real times less than ``per`` apart
 then always counted together. The price is one millisecond per window: a full
 window's oldest request leaves at ``t + interval + 1``.
 
-A check runs at ``max(now, last)``: time never goes back for the state. A process
-reads its clock before it gets the store's lock, so another may have checked at a
-later time meanwhile (and dropped entries that had left *its* window); the late one is
-judged at that later time, which has passed anyway. A wait is still measured from the
-caller's own ``now``. (Machines sharing Redis need synchronised clocks, as for any
-limiter keyed on time.)
+A check runs at ``max(now, last)``: a process reads its clock before it gets the
+store's lock, so another may have checked at a later time meanwhile; the late one is
+judged at that later time (its wait still measured from its own ``now``). A clock
+more than ``JUMP_MS`` behind ``last`` stepped back: the state moves back with it
+(:func:`rebased`), so no wait grows past its length. (Machines sharing Redis need
+clocks in time, as for any limiter keyed on time.)
 
 Strictly private.
 """

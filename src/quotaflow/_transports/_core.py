@@ -295,9 +295,11 @@ def stale_eligible(call: Call, request: httpx.Request) -> bool:
     return request.method in SAFE_METHODS and call.profile.stale_limit(call.priority) > 0
 
 
-def _pairs(entry: Entry) -> list[tuple[str, str]]:
+def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
+    # Bytes, as hishel's own conversion: httpx encodes str values as ASCII and raises on
+    # a stored non-ASCII header (issue 13).
     headers = entry.response.headers
-    return [(name, value) for name in headers for value in headers.get_list(name) or []]
+    return [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or []]
 
 
 def stale_response(

@@ -12,13 +12,13 @@ import httpx
 from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
 from .._info import Call, ResponseInfo, storage_key
+from .._plugins import Registry
 from .._priority import Priority, current_priority
 from .._profiles import (
     DEFAULT_SECRET_HEADERS,
     DEFAULT_SECRET_PARAMS,
     SESSION_HEADERS,
     ApiProfile,
-    Registry,
 )
 from .._secrets import cache_url, url_credentials
 

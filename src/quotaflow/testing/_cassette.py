@@ -20,7 +20,8 @@ from urllib.parse import unquote_plus
 import attrs
 import httpx
 
-from .._profiles import DEFAULT_SECRET_HEADERS, ApiProfile, Registry
+from .._plugins import Registry
+from .._profiles import DEFAULT_SECRET_HEADERS, ApiProfile
 from .._secrets import REDACTED, cache_url, redact_header_url, redact_links
 
 __all__ = ["Exchange", "read_cassette"]

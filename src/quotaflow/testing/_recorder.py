@@ -12,7 +12,8 @@ from typing import Literal
 import httpx
 
 from .._clock import Clock
-from .._profiles import ApiProfile, resolve_plugins
+from .._plugins import resolve_plugins
+from .._profiles import ApiProfile
 from ._cassette import (
     Exchange,
     Playback,
