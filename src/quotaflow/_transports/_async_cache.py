@@ -129,10 +129,13 @@ class AsyncCachingTransport(AsyncLayer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
-        if hot and (found := await self._read_stored(call, request, now)) is not None:
+        if hot and (found := await self._aread_stored(call, request, now)) is not None:
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
-        request = redacted(call, request)
+        return await self._afetch(call, redacted(call, request), now)
+
+    async def _afetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
@@ -147,13 +150,21 @@ class AsyncCachingTransport(AsyncLayer):
             return await self.next_transport.handle_async_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
-            if request.method == "GET" and (found := await self._await_turn(call, request)):
+            if request.method == "GET" and (found := await self._atake_turn(call, request)):
                 return found  # a follower: the leader's answer, read from storage
             response = await self._hishel.handle_async_request(request)
             outcome(call, response, self._max_body, now)
         except BaseException as exc:
             await self._land(call, exc)
             raise
+        return await self._ahand_on(call, request, response)
+
+    async def _ahand_on(
+        self, call: Call, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response:
+        """hishel's answer to a GET, on its way to the caller: kept in memory (and cold)
+        as it streams, the flight landing when it ends."""
+        hot = call.hot
         self._gate.stored(call.key, call.stored)
         if call.cache is CacheStatus.MISS:
             self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
@@ -185,7 +196,7 @@ class AsyncCachingTransport(AsyncLayer):
         response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
 
-    async def _await_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+    async def _atake_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
         """Single flight, before hishel runs (once). Return the answer a leader in this
         process fetched and stored meanwhile (read with the one warm read), or None to
         go on to hishel: as the leader (its lookup, made holding the lease, sees what
@@ -200,7 +211,7 @@ class AsyncCachingTransport(AsyncLayer):
                 return None  # as without quotaflow: this request fetches its own answer
             if flight.error is not None and (error := follower_error(flight, request)):
                 raise error
-            return await self._read_after_flight(call, request)
+            return await self._aread_after_flight(call, request)
         assert call.flight is not None
         if await offload_async(gate.lease, call.flight):
             return None  # the leader: hishel's lookup, under the lease, looks again
@@ -214,14 +225,16 @@ class AsyncCachingTransport(AsyncLayer):
             waited += LEASE_POLL
         return None  # the other process landed: hishel's lookup finds its answer
 
-    async def _read_after_flight(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+    async def _aread_after_flight(
+        self, call: Call, request: httpx.Request
+    ) -> httpx.Response | None:
         """A follower's one warm read of what its leader stored (None: let hishel serve
         it, e.g. a body too big for memory, or the leader's answer was not stored)."""
         if not call.hot:
             return None
-        return await self._read_stored(call, request, self._clock.time())
+        return await self._aread_stored(call, request, self._clock.time())
 
-    async def _read_stored(
+    async def _aread_stored(
         self, call: Call, request: httpx.Request, now: float
     ) -> httpx.Response | None:
         """The warm read: a kept (cold) or fresh stored answer, also kept in memory."""

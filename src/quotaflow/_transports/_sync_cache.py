@@ -132,7 +132,10 @@ class CachingTransport(Layer):
         if hot and (found := self._read_stored(call, request, now)) is not None:
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
-        request = redacted(call, request)
+        return self._fetch(call, redacted(call, request), now)
+
+    def _fetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
@@ -147,13 +150,21 @@ class CachingTransport(Layer):
             return self.next_transport.handle_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
-            if request.method == "GET" and (found := self._await_turn(call, request)):
+            if request.method == "GET" and (found := self._take_turn(call, request)):
                 return found  # a follower: the leader's answer, read from storage
             response = self._hishel.handle_request(request)
             outcome(call, response, self._max_body, now)
         except BaseException as exc:
             self._land(call, exc)
             raise
+        return self._hand_on(call, request, response)
+
+    def _hand_on(
+        self, call: Call, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response:
+        """hishel's answer to a GET, on its way to the caller: kept in memory (and cold)
+        as it streams, the flight landing when it ends."""
+        hot = call.hot
         self._gate.stored(call.key, call.stored)
         if call.cache is CacheStatus.MISS:
             self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
@@ -185,7 +196,7 @@ class CachingTransport(Layer):
         response.stream = Tee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
 
-    def _await_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+    def _take_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
         """Single flight, before hishel runs (once). Return the answer a leader in this
         process fetched and stored meanwhile (read with the one warm read), or None to
         go on to hishel: as the leader (its lookup, made holding the lease, sees what
