@@ -11,18 +11,12 @@ from .._info import Call
 from ..exceptions import ConfigError
 from ._body import unread
 from ._cache import AsyncChunks, Chunks
-from ._core import (
-    UpstreamFailed,
-    choose_stale,
-    log_answer,
-    report,
-    stale_eligible,
-    stale_reason,
-    stale_response,
-)
+from ._core import UpstreamFailed
 from ._layer import AsyncLayer, Layer
 from ._limiter import Limiter
+from ._report import log_answer, report
 from ._route import Router
+from ._stale import choose_stale, stale_eligible, stale_reason, stale_response
 
 logger = logging.getLogger("quotaflow")
 
