@@ -88,7 +88,13 @@ class FallbackTransport(Layer):
             call.remaining = self._ledger.known_remaining(call.profile, call.account)
         stream = choice.entry.response.stream
         assert isinstance(stream, Iterable)
-        return stale_response(call, request, choice, Chunks(stream), reason)
+        try:
+            # Read now (stored bodies are at most max_body): another process replacing
+            # the answer meanwhile must not break the caller's read half-way.
+            body = b"".join(Chunks(stream))
+        except RuntimeError:  # hishel: "deleted while it was being read"
+            return None  # the stale answer is gone: the upstream failure stands
+        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
 
 
 class AsyncFallbackTransport(AsyncLayer):
@@ -160,7 +166,12 @@ class AsyncFallbackTransport(AsyncLayer):
             call.remaining = await self._remaining(call)
         stream = choice.entry.response.stream
         assert isinstance(stream, AsyncIterable)
-        return stale_response(call, request, choice, AsyncChunks(stream), reason)
+        try:
+            # Read now, as in the sync twin.
+            body = b"".join([chunk async for chunk in AsyncChunks(stream)])
+        except RuntimeError:  # hishel: "deleted while it was being read"
+            return None  # the stale answer is gone: the upstream failure stands
+        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
 
     async def _remaining(self, call: Call) -> int | None:
         ledger, profile, account = self._ledger, call.profile, call.account
