@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import httpx
@@ -62,3 +63,69 @@ def test_a_transport_given_builds_no_context(built, tmp_path) -> None:
     mock = httpx.MockTransport(lambda request: httpx.Response(200))
     quotaflow.make_client(plugins=False, config=False, state_dir=tmp_path, transport=mock).close()
     assert built == []
+
+
+def innermost(client: httpx.Client) -> object:
+    """The transport at the bottom of a client's stack."""
+    inner: object = client._transport
+    while hasattr(inner, "next_transport"):
+        inner = inner.next_transport
+    return inner
+
+
+@pytest.fixture
+def pools(monkeypatch) -> dict:
+    """A fresh registry of shared pools."""
+    from quotaflow import _pools
+
+    fresh: dict = {}
+    monkeypatch.setattr(_pools, "_POOLS", fresh)
+    return fresh
+
+
+def test_clients_with_the_same_settings_share_a_pool(pools, tmp_path, monkeypatch) -> None:
+    """Two clients share one HTTPTransport; closing one leaves the other's open; the
+    pool closes with the last."""
+    closed: list[object] = []
+    monkeypatch.setattr(httpx.HTTPTransport, "close", lambda self: closed.append(self))
+    settings = {"plugins": False, "config": False, "state_dir": tmp_path}
+    first = quotaflow.make_client(**settings)
+    second = quotaflow.make_client(**settings)
+    other = quotaflow.make_client(**settings, http2=True)
+
+    shared = innermost(first)
+    assert type(shared) is httpx.HTTPTransport
+    assert innermost(second) is shared
+    assert innermost(other) is not shared
+
+    first.close()
+    first.close()  # closing twice lets go once
+    assert closed == []
+    second.close()
+    assert closed == [shared]
+    other.close()
+    assert pools == {}
+
+
+def test_a_client_refused_at_build_lets_go_of_the_pool(pools, tmp_path) -> None:
+    """A bad setting found after the network transport was taken leaves no user behind."""
+    with pytest.raises(quotaflow.ConfigError, match="retries"):
+        quotaflow.make_client(plugins=False, config=False, state_dir=tmp_path, retries=-1)
+    assert pools == {}
+
+
+def test_async_clients_do_not_share(pools, tmp_path) -> None:
+    """An async pool belongs to its event loop: each async client has its own."""
+    settings = {"plugins": False, "config": False, "state_dir": tmp_path}
+    first = quotaflow.make_async_client(**settings)
+    second = quotaflow.make_async_client(**settings)
+    try:
+        assert innermost(first) is not innermost(second)  # type: ignore[arg-type]
+        assert pools == {}
+    finally:
+        asyncio.run(_close_both(first, second))
+
+
+async def _close_both(*clients: httpx.AsyncClient) -> None:
+    for client in clients:
+        await client.aclose()

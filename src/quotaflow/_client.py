@@ -15,6 +15,7 @@ from ._clock import Clock
 from ._cold import COLD_BYTES
 from ._network import async_network_transport, network_transport
 from ._plan import _PARTS
+from ._pools import SharedTransport, shared_network
 from ._profiles import ApiProfile
 from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._runtime import Runtime
@@ -253,8 +254,16 @@ def _build(
     # routes them: every route below the whole stack.
     if transport is None:
         network = shared_tls(network)
-    inner = flavour.network(transport, **network)
-    runtime = Runtime(load_settings(**arguments))
+    if transport is None and flavour is _SYNC:
+        inner = shared_network(flavour.network, network)
+    else:
+        inner = flavour.network(transport, **network)
+    try:
+        runtime = Runtime(load_settings(**arguments))
+    except BaseException:
+        if isinstance(inner, SharedTransport):
+            inner.close()  # let go of the shared pool: this client never came to be
+        raise
     stack = _stack(flavour, inner, runtime)
     client = flavour.client(transport=stack, **httpx_kwargs)
     _PARTS[client] = runtime
