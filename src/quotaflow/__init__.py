@@ -11,6 +11,7 @@ if _typing.TYPE_CHECKING:
     from ._client import make_async_client, make_client
     from ._clock import Clock
     from ._info import CacheStatus, ResponseInfo
+    from ._metrics import OpenTelemetryMetrics
     from ._plan import Plan, PlannedRequest, aplan, plan
     from ._plugins import Plugin
     from ._priority import Priority, priority
@@ -43,6 +44,7 @@ __all__ = [
     "CircuitOpen",
     "Clock",
     "ConfigError",
+    "OpenTelemetryMetrics",
     "Plan",
     "PlannedRequest",
     "Plugin",
@@ -75,6 +77,7 @@ _LAZY = {
     "ApiProfile": "_profiles",
     "CacheStatus": "_info",
     "Clock": "_clock",
+    "OpenTelemetryMetrics": "_metrics",
     "Plan": "_plan",
     "PlannedRequest": "_plan",
     "Plugin": "_plugins",
