@@ -41,10 +41,6 @@ _FOLLOW_POLL = 0.05
 _UNSTORED = 4096
 
 
-class FromCache(Exception):
-    """The resource was fetched by another request: ask the cache again. Strictly private."""
-
-
 @attrs.define(eq=False)
 class Flight:
     key: str
@@ -71,8 +67,9 @@ def wait_limit(request: httpx.Request) -> float | None:
     return None
 
 
-def follower_error(flight: Flight, request: httpx.Request) -> BaseException:
-    """What a follower raises when its leader failed: the same failure, its own copy."""
+def follower_error(flight: Flight, request: httpx.Request) -> BaseException | None:
+    """What a follower raises when its leader failed: the same failure, its own copy;
+    None when the follower should fetch for itself."""
     from ._transports._core import UpstreamFailed  # the failure type lives with the layers
 
     error = flight.error
@@ -83,8 +80,8 @@ def follower_error(flight: Flight, request: httpx.Request) -> BaseException:
         return UpstreamFailed(copy, error.reason)
     if isinstance(error, httpx.TransportError) and not _is_refusal(error):
         return type(error)(str(error), request=request)
-    # A refusal (quota, rate) depends on the leader's priority, not on upstream: retry.
-    return FromCache()
+    # A refusal (quota, rate) depends on the leader's priority, not on upstream: fetch.
+    return None
 
 
 def _is_refusal(error: BaseException) -> bool:

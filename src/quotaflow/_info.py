@@ -99,7 +99,6 @@ class Call:
     upstream: bool = False
     # Single flight: the flight this call leads, and whether it already waited for one.
     flight: Any = None
-    retried: bool = False
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
     # The short fingerprint of the credential the request carries (None: none): its

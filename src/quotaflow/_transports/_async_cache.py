@@ -12,7 +12,6 @@ from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
-    FromCache,
     Gate,
     follower_error,
     offload_async,
@@ -45,24 +44,20 @@ from ._route import call_of, redacted
 
 
 class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
-    """Between hishel and the limiter: single flight, then the profile's rules."""
+    """Between hishel and the limiter: the profile's rules on what comes back."""
 
     def __init__(
         self,
         next_transport: httpx.AsyncBaseTransport,
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
-        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
-        self._gate = gate
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        if call is not None and request.method == "GET" and not call.retried:
-            await self._board(call, request)
         response = await self.next_transport.handle_async_request(request)
         if self._policy.failed(call, response):
             # The fallback and any followers keep a copy of an error body (if small).
@@ -74,32 +69,6 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         if call is not None and call.profile.immutable is not None:
             call.keep_for = self._policy.immutable(call, request, response)
         return response
-
-    async def _board(self, call: Call, request: httpx.Request) -> None:
-        """Raise FromCache: to look again as the leader, or after waiting for another.
-        Return: fetch for ourselves (an answer nobody stores, or a leader too slow)."""
-        gate = self._gate
-        if gate.unstored(call.key):
-            return  # the last answer was not stored: nothing to wait for
-        flight = gate.join(call, asynchronous=True)
-        if flight is not None:
-            if not await wait_flight_async(flight, wait_limit(request)):
-                return  # as without quotaflow: this request fetches its own answer
-            raise follower_error(flight, request) if flight.error else FromCache()
-        assert call.flight is not None
-        if await offload_async(gate.lease, call.flight):
-            # Another process may have stored the answer between our cache lookup and
-            # the lease: look once more, holding the lease (the retry skips this gate).
-            raise FromCache()
-        clock: Clock = self._policy.clock
-        limit = wait_limit(request) or LEASE_TTL
-        waited = 0.0
-        while await offload_async(gate.leased_elsewhere, call.key):
-            if waited >= limit:
-                return  # the other process is slow: fetch for ourselves, holding our lease
-            await clock.asleep(LEASE_POLL)
-            waited += LEASE_POLL
-        raise FromCache()
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()
@@ -140,7 +109,7 @@ class AsyncCachingTransport(AsyncLayer):
         self._rules = policy.rules
         self._enabled = enabled
         self._hishel = AsyncCacheTransport(
-            _AsyncPolicyTransport(next_transport, storage, policy, gate),
+            _AsyncPolicyTransport(next_transport, storage, policy),
             storage=storage,
             rfc=OPTIONS,
         )
@@ -160,21 +129,13 @@ class AsyncCachingTransport(AsyncLayer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
-        kept, entry = await self._stored(call, request, now) if hot else (None, None)
-        if kept is not None:
-            response = kept.response(now)
-            if (found := entry_for(response, kept.body, now)) is not None:
-                self._hot.put(call.key, found)
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
-            call.stored, call.reason = True, KEPT_COLD
-            return response
-        if entry is not None:
-            self._hot.put(call.key, entry)
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
-            call.stored, call.reason = True, FRESH_IN_STORAGE
-            return entry.response(now)
+        if hot and (found := await self._aread_stored(call, request, now)) is not None:
+            return found
         # Below this point, hishel and its storage included, only the redacted copy.
-        request = redacted(call, request)
+        return await self._afetch(call, redacted(call, request), now)
+
+    async def _afetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
@@ -189,15 +150,21 @@ class AsyncCachingTransport(AsyncLayer):
             return await self.next_transport.handle_async_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
-            try:
-                response = await self._hishel.handle_async_request(request)
-            except FromCache:
-                call.retried = True
-                response = await self._hishel.handle_async_request(request)
+            if request.method == "GET" and (found := await self._atake_turn(call, request)):
+                return found  # a follower: the leader's answer, read from storage
+            response = await self._hishel.handle_async_request(request)
             outcome(call, response, self._max_body, now)
         except BaseException as exc:
             await self._land(call, exc)
             raise
+        return await self._ahand_on(call, request, response)
+
+    async def _ahand_on(
+        self, call: Call, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response:
+        """hishel's answer to a GET, on its way to the caller: kept in memory (and cold)
+        as it streams, the flight landing when it ends."""
+        hot = call.hot
         self._gate.stored(call.key, call.stored)
         if call.cache is CacheStatus.MISS:
             self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
@@ -228,6 +195,63 @@ class AsyncCachingTransport(AsyncLayer):
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
+
+    async def _atake_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+        """Single flight, before hishel runs (once). Return the answer a leader in this
+        process fetched and stored meanwhile (read with the one warm read), or None to
+        go on to hishel: as the leader (its lookup, made holding the lease, sees what
+        another process stored meanwhile), after another process's lease was let go,
+        or on its own (a leader too slow, an answer nobody stores, a refused leader)."""
+        gate = self._gate
+        if gate.unstored(call.key):
+            return None  # the last answer was not stored: nothing to wait for
+        flight = gate.join(call, asynchronous=True)
+        if flight is not None:
+            if not await wait_flight_async(flight, wait_limit(request)):
+                return None  # as without quotaflow: this request fetches its own answer
+            if flight.error is not None and (error := follower_error(flight, request)):
+                raise error
+            return await self._aread_after_flight(call, request)
+        assert call.flight is not None
+        if await offload_async(gate.lease, call.flight):
+            return None  # the leader: hishel's lookup, under the lease, looks again
+        clock: Clock = self._clock
+        limit = wait_limit(request) or LEASE_TTL
+        waited = 0.0
+        while await offload_async(gate.leased_elsewhere, call.key):
+            if waited >= limit:
+                return None  # the other process is slow: fetch for ourselves, leading
+            await clock.asleep(LEASE_POLL)
+            waited += LEASE_POLL
+        return None  # the other process landed: hishel's lookup finds its answer
+
+    async def _aread_after_flight(
+        self, call: Call, request: httpx.Request
+    ) -> httpx.Response | None:
+        """A follower's one warm read of what its leader stored (None: let hishel serve
+        it, e.g. a body too big for memory, or the leader's answer was not stored)."""
+        if not call.hot:
+            return None
+        return await self._aread_stored(call, request, self._clock.time())
+
+    async def _aread_stored(
+        self, call: Call, request: httpx.Request, now: float
+    ) -> httpx.Response | None:
+        """The warm read: a kept (cold) or fresh stored answer, also kept in memory."""
+        kept, entry = await self._stored(call, request, now)
+        if kept is not None:
+            response = kept.response(now)
+            if (found := entry_for(response, kept.body, now)) is not None:
+                self._hot.put(call.key, found)
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
+            call.stored, call.reason = True, KEPT_COLD
+            return response
+        if entry is None:
+            return None
+        self._hot.put(call.key, entry)
+        call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
+        call.stored, call.reason = True, FRESH_IN_STORAGE
+        return entry.response(now)
 
     async def _keep_cold(
         self,

@@ -1,32 +1,23 @@
-"""Decisions shared by the sync and async twins of every layer. Strictly private."""
+"""The policy: the profile's TTL judgment of each answer, and hishel's outcome read into
+the call (the stale choice is in ``_stale.py``, reporting in ``_report.py``). Strictly private."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
-from typing import Any
 
-import attrs
 import httpx
-from hishel import Entry
 
-from .. import _policy, events
+from .. import _policy
 from .._clock import Clock
-from .._info import CacheStatus, Call, ResponseInfo
+from .._info import CacheStatus, Call
 from .._profiles import (
     DEFAULT_PROFILE,
     ApiProfile,
 )
 from .._retention import is_event_stream
 from .._rules import HEURISTIC_STATUSES, CacheRules, explicit_freshness
-from ..events import Emitter
-from ..exceptions import (
-    CircuitOpen,
-    QuotaExhausted,
-    RateLimited,
-)
-from ._guarded import guarded_cost, unread_warning
+from ._guarded import unread_warning
 
 logger = logging.getLogger("quotaflow")
 
@@ -249,136 +240,3 @@ def outcome(call: Call, response: httpx.Response, max_body: int, now: float) -> 
     elif not stored and call.verdict == "ok" and response.status_code < 500:
         call.reason = call.reason or "not storable under RFC 9111"
     call.stored = stored
-
-
-def stale_reason(exc: BaseException) -> str:
-    if isinstance(exc, CircuitOpen):
-        return "circuit_open"
-    if isinstance(exc, QuotaExhausted):
-        return "quota"
-    if isinstance(exc, RateLimited):
-        return "rate_limit"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    return "network"
-
-
-@attrs.frozen
-class StaleChoice:
-    entry: Entry
-    age: float
-    ttl: float | None
-
-
-def choose_stale(
-    call: Call, request: httpx.Request, entries: Iterable[Entry], now: float
-) -> StaleChoice | None:
-    """The newest stored answer still within the profile's max_stale for the request's
-    priority, if any."""
-    limit = call.profile.stale_limit(call.priority)
-    best: StaleChoice | None = None
-    best_at = float("-inf")
-    for entry in entries:
-        if entry.request.method != request.method:
-            continue
-        received = _policy.timestamp(entry.response.headers.get("date"))
-        if received is None or received <= best_at:
-            continue
-        ttl = _policy.max_age(httpx.Headers(_pairs(entry)))
-        age = max(0.0, now - received)
-        if _policy.staleness_allows(age=age, ttl=ttl, max_stale=limit):
-            best, best_at = StaleChoice(entry, age, ttl), received
-    return best
-
-
-def stale_eligible(call: Call, request: httpx.Request) -> bool:
-    return request.method in SAFE_METHODS and call.profile.stale_limit(call.priority) > 0
-
-
-def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
-    # Bytes, as hishel's own conversion: httpx encodes str values as ASCII and raises on
-    # a stored non-ASCII header (issue 13).
-    headers = entry.response.headers
-    return [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or []]
-
-
-def stale_response(
-    call: Call, request: httpx.Request, choice: StaleChoice, stream: Any, reason: str
-) -> httpx.Response:
-    """The stored answer, streamed from storage as it is read, marked stale."""
-    headers = httpx.Headers(_pairs(choice.entry))
-    headers["age"] = str(int(choice.age))
-    response = httpx.Response(
-        choice.entry.response.status_code, headers=headers, stream=stream, request=request
-    )
-    call.cache = CacheStatus.STALE
-    response.extensions["quotaflow"] = call.info(
-        cache=CacheStatus.STALE,
-        ttl=choice.ttl,
-        stale_reason=reason,
-        age=choice.age,
-        stored=True,
-        tier="storage",
-        reason=f"stale ({reason}): {int(choice.age)} s old, within max_stale",
-    )
-    return response
-
-
-def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
-    """One DEBUG line per request: what the cache did and why (no secrets: the
-    resource is the URL without them)."""
-    logger.debug(
-        "quotaflow: %s %s -> %s%s, cost %d (%s): %s",
-        request.method,
-        call.resource,
-        info.cache,
-        f" from {info.tier}" if info.tier else "",
-        info.cost,
-        info.profile,
-        info.reason or ("stored" if info.stored else "not stored"),
-    )
-
-
-def report(
-    emit: Emitter,
-    call: Call,
-    request: httpx.Request,
-    response: httpx.Response | None,
-    error: BaseException | None,
-    now: float,
-    costs: dict[str, int],
-) -> None:
-    """The one event that ends a request, for subscribers. ``costs`` remembers what
-    each resource would cost, so a hit does not run the profile's cost function again."""
-    profile, resource = call.profile.name, call.resource
-    if error is None and call.cache is CacheStatus.HIT:  # the common case, first
-        saved = costs.get(resource)
-        if saved is None:
-            saved = (
-                guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
-            )
-            if len(costs) > 4096:
-                costs.clear()
-            costs[resource] = saved
-        emit.hit(profile, now, resource, saved)
-        return
-    if error is not None:
-        if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
-        return
-    assert response is not None
-    info = response.extensions.get("quotaflow")
-    if call.cache is CacheStatus.STALE and info is not None:
-        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
-    elif call.cache is CacheStatus.REVALIDATED:
-        emit(events.Revalidated(profile, now, resource, call.cost))
-    elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
-        try:
-            content = response.content
-        except httpx.ResponseNotRead:
-            content = b""
-        emit(
-            events.Fetched(
-                profile, now, resource, response.status_code, call.cost, call.ttl, content
-            )
-        )

@@ -11,18 +11,12 @@ from .._info import Call
 from ..exceptions import ConfigError
 from ._body import unread
 from ._cache import AsyncChunks, Chunks
-from ._core import (
-    UpstreamFailed,
-    choose_stale,
-    log_answer,
-    report,
-    stale_eligible,
-    stale_reason,
-    stale_response,
-)
+from ._core import UpstreamFailed
 from ._layer import AsyncLayer, Layer
 from ._limiter import Limiter
+from ._report import log_answer, report
 from ._route import Router
+from ._stale import choose_stale, stale_eligible, stale_reason, stale_response
 
 logger = logging.getLogger("quotaflow")
 
@@ -94,7 +88,13 @@ class FallbackTransport(Layer):
             call.remaining = self._ledger.known_remaining(call.profile, call.account)
         stream = choice.entry.response.stream
         assert isinstance(stream, Iterable)
-        return stale_response(call, request, choice, Chunks(stream), reason)
+        try:
+            # Read now (stored bodies are at most max_body): another process replacing
+            # the answer meanwhile must not break the caller's read half-way.
+            body = b"".join(Chunks(stream))
+        except RuntimeError:  # hishel: "deleted while it was being read"
+            return None  # the stale answer is gone: the upstream failure stands
+        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
 
 
 class AsyncFallbackTransport(AsyncLayer):
@@ -166,7 +166,12 @@ class AsyncFallbackTransport(AsyncLayer):
             call.remaining = await self._remaining(call)
         stream = choice.entry.response.stream
         assert isinstance(stream, AsyncIterable)
-        return stale_response(call, request, choice, AsyncChunks(stream), reason)
+        try:
+            # Read now, as in the sync twin.
+            body = b"".join([chunk async for chunk in AsyncChunks(stream)])
+        except RuntimeError:  # hishel: "deleted while it was being read"
+            return None  # the stale answer is gone: the upstream failure stands
+        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
 
     async def _remaining(self, call: Call) -> int | None:
         ledger, profile, account = self._ledger, call.profile, call.account

@@ -5,6 +5,7 @@ private."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import attrs
 import httpx
@@ -156,24 +157,9 @@ class Router:
                 profile = route.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
-        secret_names = self.secrets(profile).headers
-        hidden: tuple[tuple[str, str], ...] = ()
-        # One pass over the raw pairs: secrets to hide, directives the hot tier can't judge.
-        hot = request.method == "GET"
-        secret = False
-        for name, _ in request.headers.raw:
-            lowered = name.lower()
-            if lowered in secret_names:
-                secret = True
-            elif lowered in HOT_BYPASS:
-                hot = False
+        hot, hidden = _scan_headers(request, self.secrets(profile).headers)
         fingerprint, key = route.fingerprint, route.key
-        if secret:
-            hidden = tuple(
-                (k.decode("latin-1"), v.decode("latin-1"))
-                for k, v in request.headers.raw
-                if k.lower() in secret_names
-            )
+        if hidden:
             fingerprint = self.fingerprints.of(route.credentials + hidden)
             if not route.shared:
                 key = self._key(route, fingerprint)
@@ -256,3 +242,26 @@ def upstream_request(request: httpx.Request, call: Call | None) -> httpx.Request
         stream=request.stream,
         extensions=request.extensions,
     )
+
+
+def _scan_headers(
+    request: httpx.Request, secret_names: Collection[bytes]
+) -> tuple[bool, tuple[tuple[str, str], ...]]:
+    """One pass over the raw pairs: whether the hot tier may answer (a GET without
+    directives it can't judge), and the secret headers to hide (name, value)."""
+    hot = request.method == "GET"
+    secret = False
+    for name, _ in request.headers.raw:
+        lowered = name.lower()
+        if lowered in secret_names:
+            secret = True
+        elif lowered in HOT_BYPASS:
+            hot = False
+    if not secret:
+        return hot, ()
+    hidden = tuple(
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in request.headers.raw
+        if k.lower() in secret_names
+    )
+    return hot, hidden

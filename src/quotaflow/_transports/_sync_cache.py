@@ -12,7 +12,6 @@ from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
-    FromCache,
     Gate,
     follower_error,
     offload,
@@ -45,24 +44,20 @@ from ._route import call_of, redacted
 
 
 class _PolicyTransport(httpx.BaseTransport):
-    """Between hishel and the limiter: single flight, then the profile's rules."""
+    """Between hishel and the limiter: the profile's rules on what comes back."""
 
     def __init__(
         self,
         next_transport: httpx.BaseTransport,
         storage: hishel.BaseStorage,
         policy: Policy,
-        gate: Gate,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
-        self._gate = gate
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
-        if call is not None and request.method == "GET" and not call.retried:
-            self._board(call, request)
         response = self.next_transport.handle_request(request)
         if self._policy.failed(call, response):
             # The fallback and any followers keep a copy of an error body (if small).
@@ -74,32 +69,6 @@ class _PolicyTransport(httpx.BaseTransport):
         if call is not None and call.profile.immutable is not None:
             call.keep_for = self._policy.immutable(call, request, response)
         return response
-
-    def _board(self, call: Call, request: httpx.Request) -> None:
-        """Raise FromCache: to look again as the leader, or after waiting for another.
-        Return: fetch for ourselves (an answer nobody stores, or a leader too slow)."""
-        gate = self._gate
-        if gate.unstored(call.key):
-            return  # the last answer was not stored: nothing to wait for
-        flight = gate.join(call, asynchronous=False)
-        if flight is not None:
-            if not wait_flight(flight, wait_limit(request)):
-                return  # as without quotaflow: this request fetches its own answer
-            raise follower_error(flight, request) if flight.error else FromCache()
-        assert call.flight is not None
-        if offload(gate.lease, call.flight):
-            # Another process may have stored the answer between our cache lookup and
-            # the lease: look once more, holding the lease (the retry skips this gate).
-            raise FromCache()
-        clock: Clock = self._policy.clock
-        limit = wait_limit(request) or LEASE_TTL
-        waited = 0.0
-        while offload(gate.leased_elsewhere, call.key):
-            if waited >= limit:
-                return  # the other process is slow: fetch for ourselves, holding our lease
-            clock.sleep(LEASE_POLL)
-            waited += LEASE_POLL
-        raise FromCache()
 
     def close(self) -> None:
         self.next_transport.close()
@@ -140,7 +109,7 @@ class CachingTransport(Layer):
         self._rules = policy.rules
         self._enabled = enabled
         self._hishel = CacheTransport(
-            _PolicyTransport(next_transport, storage, policy, gate),
+            _PolicyTransport(next_transport, storage, policy),
             storage=storage,
             rfc=OPTIONS,
         )
@@ -160,21 +129,13 @@ class CachingTransport(Layer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
-        kept, entry = self._stored(call, request, now) if hot else (None, None)
-        if kept is not None:
-            response = kept.response(now)
-            if (found := entry_for(response, kept.body, now)) is not None:
-                self._hot.put(call.key, found)
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
-            call.stored, call.reason = True, KEPT_COLD
-            return response
-        if entry is not None:
-            self._hot.put(call.key, entry)
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
-            call.stored, call.reason = True, FRESH_IN_STORAGE
-            return entry.response(now)
+        if hot and (found := self._read_stored(call, request, now)) is not None:
+            return found
         # Below this point, hishel and its storage included, only the redacted copy.
-        request = redacted(call, request)
+        return self._fetch(call, redacted(call, request), now)
+
+    def _fetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
@@ -189,15 +150,21 @@ class CachingTransport(Layer):
             return self.next_transport.handle_request(request)
         request.extensions["caching"] = {"key": call.key}
         try:
-            try:
-                response = self._hishel.handle_request(request)
-            except FromCache:
-                call.retried = True
-                response = self._hishel.handle_request(request)
+            if request.method == "GET" and (found := self._take_turn(call, request)):
+                return found  # a follower: the leader's answer, read from storage
+            response = self._hishel.handle_request(request)
             outcome(call, response, self._max_body, now)
         except BaseException as exc:
             self._land(call, exc)
             raise
+        return self._hand_on(call, request, response)
+
+    def _hand_on(
+        self, call: Call, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Response:
+        """hishel's answer to a GET, on its way to the caller: kept in memory (and cold)
+        as it streams, the flight landing when it ends."""
+        hot = call.hot
         self._gate.stored(call.key, call.stored)
         if call.cache is CacheStatus.MISS:
             self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
@@ -228,6 +195,59 @@ class CachingTransport(Layer):
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = Tee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
+
+    def _take_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+        """Single flight, before hishel runs (once). Return the answer a leader in this
+        process fetched and stored meanwhile (read with the one warm read), or None to
+        go on to hishel: as the leader (its lookup, made holding the lease, sees what
+        another process stored meanwhile), after another process's lease was let go,
+        or on its own (a leader too slow, an answer nobody stores, a refused leader)."""
+        gate = self._gate
+        if gate.unstored(call.key):
+            return None  # the last answer was not stored: nothing to wait for
+        flight = gate.join(call, asynchronous=False)
+        if flight is not None:
+            if not wait_flight(flight, wait_limit(request)):
+                return None  # as without quotaflow: this request fetches its own answer
+            if flight.error is not None and (error := follower_error(flight, request)):
+                raise error
+            return self._read_after_flight(call, request)
+        assert call.flight is not None
+        if offload(gate.lease, call.flight):
+            return None  # the leader: hishel's lookup, under the lease, looks again
+        clock: Clock = self._clock
+        limit = wait_limit(request) or LEASE_TTL
+        waited = 0.0
+        while offload(gate.leased_elsewhere, call.key):
+            if waited >= limit:
+                return None  # the other process is slow: fetch for ourselves, leading
+            clock.sleep(LEASE_POLL)
+            waited += LEASE_POLL
+        return None  # the other process landed: hishel's lookup finds its answer
+
+    def _read_after_flight(self, call: Call, request: httpx.Request) -> httpx.Response | None:
+        """A follower's one warm read of what its leader stored (None: let hishel serve
+        it, e.g. a body too big for memory, or the leader's answer was not stored)."""
+        if not call.hot:
+            return None
+        return self._read_stored(call, request, self._clock.time())
+
+    def _read_stored(self, call: Call, request: httpx.Request, now: float) -> httpx.Response | None:
+        """The warm read: a kept (cold) or fresh stored answer, also kept in memory."""
+        kept, entry = self._stored(call, request, now)
+        if kept is not None:
+            response = kept.response(now)
+            if (found := entry_for(response, kept.body, now)) is not None:
+                self._hot.put(call.key, found)
+            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
+            call.stored, call.reason = True, KEPT_COLD
+            return response
+        if entry is None:
+            return None
+        self._hot.put(call.key, entry)
+        call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
+        call.stored, call.reason = True, FRESH_IN_STORAGE
+        return entry.response(now)
 
     def _keep_cold(
         self,

@@ -1,0 +1,93 @@
+"""The stale choice: which stored answer the fallback may serve when upstream fails,
+within the profile's max_stale for the request's priority. Strictly private."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import httpx
+from hishel import Entry
+
+from .. import _policy
+from .._info import CacheStatus, Call
+from ..exceptions import (
+    CircuitOpen,
+    QuotaExhausted,
+    RateLimited,
+)
+from ._core import SAFE_METHODS
+
+
+def stale_reason(exc: BaseException) -> str:
+    if isinstance(exc, CircuitOpen):
+        return "circuit_open"
+    if isinstance(exc, QuotaExhausted):
+        return "quota"
+    if isinstance(exc, RateLimited):
+        return "rate_limit"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return "network"
+
+
+@attrs.frozen
+class StaleChoice:
+    entry: Entry
+    age: float
+    ttl: float | None
+
+
+def choose_stale(
+    call: Call, request: httpx.Request, entries: Iterable[Entry], now: float
+) -> StaleChoice | None:
+    """The newest stored answer still within the profile's max_stale for the request's
+    priority, if any."""
+    limit = call.profile.stale_limit(call.priority)
+    best: StaleChoice | None = None
+    best_at = float("-inf")
+    for entry in entries:
+        if entry.request.method != request.method:
+            continue
+        received = _policy.timestamp(entry.response.headers.get("date"))
+        if received is None or received <= best_at:
+            continue
+        ttl = _policy.max_age(httpx.Headers(_pairs(entry)))
+        age = max(0.0, now - received)
+        if _policy.staleness_allows(age=age, ttl=ttl, max_stale=limit):
+            best, best_at = StaleChoice(entry, age, ttl), received
+    return best
+
+
+def stale_eligible(call: Call, request: httpx.Request) -> bool:
+    return request.method in SAFE_METHODS and call.profile.stale_limit(call.priority) > 0
+
+
+def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
+    # Bytes, as hishel's own conversion: httpx encodes str values as ASCII and raises on
+    # a stored non-ASCII header (issue 13).
+    headers = entry.response.headers
+    return [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or []]
+
+
+def stale_response(
+    call: Call, request: httpx.Request, choice: StaleChoice, stream: Any, reason: str
+) -> httpx.Response:
+    """The stored answer, streamed from storage as it is read, marked stale."""
+    headers = httpx.Headers(_pairs(choice.entry))
+    headers["age"] = str(int(choice.age))
+    response = httpx.Response(
+        choice.entry.response.status_code, headers=headers, stream=stream, request=request
+    )
+    call.cache = CacheStatus.STALE
+    response.extensions["quotaflow"] = call.info(
+        cache=CacheStatus.STALE,
+        ttl=choice.ttl,
+        stale_reason=reason,
+        age=choice.age,
+        stored=True,
+        tier="storage",
+        reason=f"stale ({reason}): {int(choice.age)} s old, within max_stale",
+    )
+    return response
