@@ -19,7 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSPORTS = ROOT / "src" / "quotaflow" / "_transports"
-FILES = {TRANSPORTS / "_async_cache.py": TRANSPORTS / "_sync_cache.py"}
+FILES = {
+    TRANSPORTS / "_async_cache.py": TRANSPORTS / "_sync_cache.py",
+    TRANSPORTS / "_async_fallback.py": TRANSPORTS / "_sync_fallback.py",
+}
 
 # Whole words (or exact phrases), in this order.
 SUBSTITUTIONS = [
@@ -34,6 +37,12 @@ SUBSTITUTIONS = [
     ("AsyncCachingTransport", "CachingTransport"),
     ("_AsyncPolicyTransport", "_PolicyTransport"),
     ("AsyncTee", "Tee"),
+    ("AsyncChunks", "Chunks"),
+    ("AsyncIterable", "Iterable"),
+    ("AsyncFallbackTransport", "FallbackTransport"),
+    ("_aanswer", "_answer"),
+    ("_astale", "_stale"),
+    ("_aremaining", "_remaining"),
     ("AsyncLayer", "Layer"),
     ("_aclose_own", "_close_own"),
     ("_afetch", "_fetch"),

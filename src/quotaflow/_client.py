@@ -24,10 +24,11 @@ from ._state._short import ShortWindow
 from ._state._waitroom import AsyncWaitRoom, WaitRoom
 from ._tls import shared_tls
 from ._transports._async_cache import AsyncCachingTransport
+from ._transports._async_fallback import AsyncFallbackTransport
 from ._transports._core import MAX_BODY
-from ._transports._fallback import AsyncFallbackTransport, FallbackTransport
 from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._transports._sync_cache import CachingTransport
+from ._transports._sync_fallback import FallbackTransport
 from .events import Subscriber
 from .exceptions import ConfigError
 

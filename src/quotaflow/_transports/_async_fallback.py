@@ -1,0 +1,109 @@
+"""The fallback layer, outermost: a stored answer, marked stale, when upstream fails.
+Written once, async: ``.ci/unasync.py`` generates the sync twin, ``_sync_fallback.py``
+(``make lint`` checks it is current). Strictly private."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable
+
+import hishel
+import httpx
+
+from .._flight import offload_async
+from .._info import Call
+from ._body import unread
+from ._cache import AsyncChunks
+from ._core import UpstreamFailed
+from ._layer import AsyncLayer
+from ._limiter import Limiter
+from ._report import log_answer, report
+from ._route import Router
+from ._stale import choose_stale, stale_eligible, stale_reason, stale_response
+
+logger = logging.getLogger("quotaflow")
+
+
+class AsyncFallbackTransport(AsyncLayer):
+    """Outermost layer: a stored answer, marked stale, when upstream fails. Strictly private."""
+
+    def __init__(
+        self,
+        next_transport: httpx.AsyncBaseTransport,
+        router: Router,
+        storage: hishel.AsyncBaseStorage,
+        limiter: Limiter,
+        serve_stale: bool = True,
+    ) -> None:
+        self.next_transport = next_transport
+        self._serve_stale = serve_stale
+        self._router = router
+        self._storage = storage
+        self._ledger = limiter.ledger
+        self._clock = limiter.clock
+        self._emit = limiter.emit
+        self._costs: dict[str, int] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = self._router.start(request)
+        if not self._emit.active:
+            return unread(await self._aanswer(call, request))
+        try:
+            response = await self._aanswer(call, request)
+        except Exception as exc:
+            report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
+            raise
+        report(self._emit, call, request, response, None, self._clock.time(), self._costs)
+        return unread(response)
+
+    async def _aanswer(self, call: Call, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self.next_transport.handle_async_request(request)
+        except UpstreamFailed as failed:
+            stale = await self._astale(call, request, failed.reason)
+            if stale is None:
+                response = failed.response
+            else:
+                await failed.response.aclose()
+                return stale
+        except httpx.TransportError as exc:
+            stale = await self._astale(call, request, stale_reason(exc))
+            if stale is None:
+                raise
+            return stale
+        if call.remaining is None:
+            call.remaining = await self._aremaining(call)
+        response.extensions["quotaflow"] = info = call.info()
+        if logger.isEnabledFor(logging.DEBUG):
+            log_answer(request, call, info)
+        return response
+
+    async def _astale(
+        self, call: Call, request: httpx.Request, reason: str
+    ) -> httpx.Response | None:
+        if not self._serve_stale or not stale_eligible(call, request):
+            return None
+        entries = await self._storage.get_entries(call.key)
+        choice = choose_stale(call, request, entries, self._clock.time())
+        if choice is None:
+            return None
+        if call.remaining is None:
+            call.remaining = await self._aremaining(call)
+        stream = choice.entry.response.stream
+        assert isinstance(stream, AsyncIterable)
+        try:
+            # Read now (stored bodies are at most max_body): another process replacing
+            # the answer meanwhile must not break the caller's read half-way.
+            chunks = []
+            async for chunk in AsyncChunks(stream):
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        except RuntimeError:  # hishel: "deleted while it was being read"
+            return None  # the stale answer is gone: the upstream failure stands
+        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
+
+    async def _aremaining(self, call: Call) -> int | None:
+        ledger, profile, account = self._ledger, call.profile, call.account
+        if ledger.needs_peek(profile, account):
+            return await offload_async(ledger.known_remaining, profile, account)
+        return ledger.known_remaining(profile, account)
