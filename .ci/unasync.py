@@ -22,6 +22,7 @@ TRANSPORTS = ROOT / "src" / "quotaflow" / "_transports"
 FILES = {
     TRANSPORTS / "_async_cache.py": TRANSPORTS / "_sync_cache.py",
     TRANSPORTS / "_async_fallback.py": TRANSPORTS / "_sync_fallback.py",
+    TRANSPORTS / "_async_ratelimit.py": TRANSPORTS / "_sync_ratelimit.py",
 }
 
 # Whole words (or exact phrases), in this order.
@@ -40,6 +41,10 @@ SUBSTITUTIONS = [
     ("AsyncChunks", "Chunks"),
     ("AsyncIterable", "Iterable"),
     ("AsyncFallbackTransport", "FallbackTransport"),
+    ("AsyncRateLimitTransport", "RateLimitTransport"),
+    ("AsyncWaitRoom", "WaitRoom"),
+    ("_aopen_circuit", "_open_circuit"),
+    ("_aattempt", "_attempt"),
     ("_aanswer", "_answer"),
     ("_astale", "_stale"),
     ("_aremaining", "_remaining"),

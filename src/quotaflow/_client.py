@@ -25,10 +25,11 @@ from ._state._waitroom import AsyncWaitRoom, WaitRoom
 from ._tls import shared_tls
 from ._transports._async_cache import AsyncCachingTransport
 from ._transports._async_fallback import AsyncFallbackTransport
+from ._transports._async_ratelimit import AsyncRateLimitTransport
 from ._transports._core import MAX_BODY
-from ._transports._ratelimit import AsyncRateLimitTransport, RateLimitTransport
 from ._transports._sync_cache import CachingTransport
 from ._transports._sync_fallback import FallbackTransport
+from ._transports._sync_ratelimit import RateLimitTransport
 from .events import Subscriber
 from .exceptions import ConfigError
 
