@@ -15,7 +15,7 @@ import time_machine
 
 import quotaflow
 from quotaflow import Snapshot, _cli_status
-from quotaflow._cold import SqliteColdStore
+from quotaflow._state._sqlite_cold import SqliteColdStore
 
 from .conftest import BASE, api_profile, info
 from .stub_server import REDIS_URL

@@ -157,7 +157,13 @@ def runs(
     base = tmp_path_factory.mktemp("httpx-conformance")
     bare = _run(sdist, base / "bare", False, TARGETS)
     swapped = _run(sdist, base / "quotaflow", True, TARGETS)
-    outcomes = _finish(bare, base / "bare"), _finish(swapped, base / "quotaflow")
+    try:
+        outcomes = _finish(bare, base / "bare"), _finish(swapped, base / "quotaflow")
+    finally:  # a failed first run must not leave the second one running
+        for process in (bare, swapped):
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
     # A bare run that passes little would make the comparison vacuous.
     passed = sum(outcome == "passed" for outcome, _ in outcomes[0].values())
     assert passed > 250, f"only {passed} of httpx's tests passed on bare httpx"

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from . import events
 from ._clock import Clock
-from ._cold import COLD_FILE, ColdStore, SqliteColdStore
+from ._cold import COLD_FILE, ColdStore
 from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
@@ -26,6 +26,7 @@ from ._state._counters import Counters
 from ._state._db import StateDB
 from ._state._short import ShortWindow
 from ._state._sqlite import SqliteBackend
+from ._state._sqlite_cold import SqliteColdStore
 from ._transports._core import Policy
 from ._transports._limiter import Limiter
 from ._transports._route import Router
