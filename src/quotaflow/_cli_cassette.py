@@ -97,8 +97,8 @@ def _row(response: httpx.Response, shown: str, cost: int | None = None) -> str:
 def record(args: argparse.Namespace) -> int:
     from ._client import make_client
     from .testing import CassetteMiss, Recorder
-    from .testing._cassette import Secrets
     from .testing._recorder import profiles_or_plugins
+    from .testing._scrub import Secrets
 
     try:
         urls = _urls(args)
@@ -130,8 +130,8 @@ def record(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     try:
         from .testing import CassetteMiss, ReplaySession, read_cassette
-        from .testing._cassette import Secrets
         from .testing._recorder import profiles_or_plugins
+        from .testing._scrub import Secrets
 
         exchanges = read_cassette(args.cassette)
         urls = _urls(args) or [e.url for e in exchanges if e.method == "GET"]

@@ -14,15 +14,8 @@ import httpx
 from .._clock import Clock
 from .._plugins import resolve_plugins
 from .._profiles import ApiProfile
-from ._cassette import (
-    Exchange,
-    Playback,
-    Secrets,
-    Sent,
-    exchange,
-    read_cassette,
-    write_cassette,
-)
+from ._cassette import Exchange, read_cassette, write_cassette
+from ._scrub import Playback, Secrets, Sent, exchange
 
 __all__ = ["CassetteMiss", "RecordMode", "Recorder"]
 

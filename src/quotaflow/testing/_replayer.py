@@ -16,8 +16,9 @@ import httpx
 
 from .._clock import Clock
 from .._profiles import ApiProfile, QuotaReading
-from ._cassette import Exchange, Playback, Secrets, read_cassette
+from ._cassette import Exchange, read_cassette
 from ._recorder import miss, profiles_or_plugins
+from ._scrub import Playback, Secrets
 
 if TYPE_CHECKING:
     import respx
