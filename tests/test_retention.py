@@ -18,7 +18,8 @@ import respx
 import quotaflow
 from quotaflow._plan import _PARTS
 from quotaflow._policy import freshness_lifetime, has_validator, retention
-from quotaflow._state._backend import CACHE_FILE, EXPIRY_INDEX
+from quotaflow._state._backend import CACHE_FILE
+from quotaflow._state._hishel import CHECKED, EXPIRY_INDEX
 
 from .conftest import BASE, START, Harness, api_profile, info
 from .stub_server import REDIS_URL
@@ -299,3 +300,11 @@ def test_redis_hides_an_entry_past_max_stale(
     traveller.shift(2)
     with pytest.raises(httpx.ConnectError):
         client.get(URL)
+
+
+def test_the_installed_hishel_is_one_its_fence_was_checked_against() -> None:
+    """``_state/_hishel.py`` relies on hishel's table layout: a hishel it was not
+    checked against fails here, so an upgrade is read again before it ships."""
+    from importlib.metadata import version
+
+    assert version("hishel").startswith(CHECKED), (version("hishel"), CHECKED)

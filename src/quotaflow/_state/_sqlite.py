@@ -15,10 +15,11 @@ from typing import TypeVar
 import hishel
 
 from .._credentials import load_key
-from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases, index_cache
+from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
 from ._gate import JUMP_MS
+from ._hishel import index_cache
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
