@@ -133,6 +133,11 @@ def test_max_stale_per_priority() -> None:
         ({"max_stale": {"low": -1}}, "max_stale"),
         ({"max_stale": {}}, "max_stale"),
         ({"pace": "fast"}, "pace"),
+        ({"pace": [1] * 23}, "pace"),
+        ({"pace": [0] * 24}, "pace"),
+        ({"pace": [1] * 23 + [-1]}, "pace"),
+        ({"pace": [1] * 23 + [float("inf")]}, "pace"),
+        ({"pace": [1] * 23 + [True]}, "pace"),
         ({"alerts": (1.5,)}, "alerts"),
         ({"alerts": ("10%",)}, "alerts"),
         ({"alerts": (-3,)}, "alerts"),
@@ -179,6 +184,38 @@ def test_pace_and_max_stale_from_quotaflow_toml(tmp_path) -> None:
         _config.apply(_config.load(path), [api_profile()])
 
 
+def test_an_hourly_pace_spreads_the_quota_by_the_weight_of_each_hour() -> None:
+    """24 weights, one per UTC hour: a day of night (weight 0) then day (weight 1) hours
+    spends nothing by noon, a quarter of two days' quota by 18:00, half by midnight."""
+    weights = (0.0,) * 12 + (1.0,) * 12
+    start, end = ts(2026, 3, 5), ts(2026, 3, 7)
+    kwargs = {"start": start, "end": end, "pace": weights}
+
+    shares = [_policy.elapsed_share(now=ts(2026, 3, 5, hour), **kwargs) for hour in (3, 12, 18)]
+    assert shares == [0.0, 0.0, 0.25]
+    assert _policy.elapsed_share(now=ts(2026, 3, 6), **kwargs) == 0.5
+    assert _policy.elapsed_share(now=ts(2026, 3, 6, 12, 30), **kwargs) == pytest.approx(
+        0.5 + 1 / 48
+    )
+    assert _policy.elapsed_share(now=end + 3600, **kwargs) == 1.0
+    # Even weights are the even pace.
+    flat = {"start": start, "end": end, "pace": (2.0,) * 24}
+    assert _policy.elapsed_share(now=ts(2026, 3, 5, 7), **flat) == pytest.approx(7 / 48)
+    budget = _policy.pace_budget(now=ts(2026, 3, 5, 18), total=400, reserve=0.0, **kwargs)
+    assert budget == pytest.approx(400 * (0.25 + 0.01))
+
+
+def test_an_hourly_pace_from_quotaflow_toml(tmp_path) -> None:
+    """``pace = [24 numbers]`` in the file; a list of another length names the field."""
+    path = tmp_path / "quotaflow.toml"
+    path.write_text("[profiles.api]\npace = [" + ", ".join(["0"] * 8 + ["1"] * 16) + "]\n")
+    (profile,) = _config.apply(_config.load(path), [api_profile()])
+    assert profile.pace == (0.0,) * 8 + (1.0,) * 16
+    path.write_text("[profiles.api]\npace = [1, 2, 3]\n")
+    with pytest.raises(ConfigError, match="pace"):
+        _config.apply(_config.load(path), [api_profile()])
+
+
 # --- the ledger ------------------------------------------------------------------------
 
 
@@ -201,6 +238,27 @@ def test_ledger_holds_normal_and_low_to_the_pace(tmp_path) -> None:
     assert ledger.reserve(profile, Priority.LOW, 1, NOW + 7 * 86400) is not None
     # Unpaced, the reserves alone decide.
     assert ledger.reserve(api_profile(quota=QUOTA), Priority.LOW, 1, NOW) is not None
+
+
+def test_ledger_holds_normal_to_an_hourly_pace(tmp_path) -> None:
+    """Weighted by hour, the plan spends nothing in the hours of weight 0: NORMAL gets
+    only the 1 % allowance by noon of the first day, then a share of each evening."""
+    evenings = (0.0,) * 18 + (1.0,) * 6
+    profile = api_profile(quota=Quota(600, reset_day=29), pace=evenings, reserves={"normal": 0})
+    ledger = SqliteLedger(StateDB(tmp_path / "state.db"))
+    for _ in range(6):  # 1 % of 600
+        ledger.reserve(profile, Priority.NORMAL, 1, NOW)
+    with pytest.raises(QuotaExhausted, match="held to the pace: 6 of 6 spent by now"):
+        ledger.reserve(profile, Priority.NORMAL, 1, NOW)
+    # At 22:00 on the first day, 4 of the 30 x 6 weighted hours have passed:
+    # 600 x (4/180 + 1 %) = 19.3.
+    evening = NOW + 10 * 3600
+    for _ in range(13):
+        ledger.reserve(profile, Priority.NORMAL, 1, evening)
+    with pytest.raises(QuotaExhausted, match="held to the pace: 19 of 19 spent"):
+        ledger.reserve(profile, Priority.NORMAL, 1, evening)
+    # An even pace would have let 600 x (22/720 + 1 %) = 24 go by then.
+    assert ledger.reserve(profile, Priority.CRITICAL, 1, evening) is not None
 
 
 def test_an_alert_is_told_once_across_processes(tmp_path) -> None:

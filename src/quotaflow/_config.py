@@ -15,7 +15,8 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     reserves = { low = 0.6 }
     max_wait = { normal = 2 }
     hosts = ["127.0.0.1:18777"]   # also path_prefix, secret_params, secret_headers, limited_methods
-    pace = "even"           # NORMAL and LOW held to an even plan to the reset
+    pace = "even"           # NORMAL and LOW held to an even plan to the reset (or 24
+                            # weights, one per UTC hour: the plan bent by hour of day)
     alerts = [0.1, 50]      # warn at 10 % and at 50 units left
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import attrs
 import httpx
@@ -191,6 +191,24 @@ def _max_stale(value: Any) -> Any:
         current = given.get(level, current)
         limits[level] = float(current)
     return StaleLimits(limits)
+
+
+# A pace: "even", or 24 weights, one per UTC hour of the day (``ApiProfile.pace``).
+Pace = Literal["even"] | tuple[float, ...]
+
+
+def _pace(value: Any) -> Pace | None:
+    """``"even"``, None, or 24 hour-of-day weights (finite numbers >= 0, not all 0)."""
+    if value is None or value == "even":
+        return cast(Pace | None, value)
+    weights = tuple(value) if isinstance(value, list | tuple) else ()
+    numbers = all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights)
+    if len(weights) == 24 and numbers and all(0 <= w < math.inf for w in weights) and any(weights):
+        return tuple(float(w) for w in weights)
+    return cast(
+        Pace,
+        _Malformed(f'{value!r}: "even", or 24 weights >= 0 (not all 0), one per UTC hour'),
+    )
 
 
 def _alerts(value: Any) -> tuple[float, ...]:

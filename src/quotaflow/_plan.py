@@ -54,7 +54,7 @@ class Plan:
         forecast_at_reset: per quota account, the units left at the reset if spending
             goes on at the rate of the period so far (None: no quota, or too early).
 
-    With ``pace="even"``, ``fits`` also asks whether a NORMAL or LOW batch keeps to the
+    With a ``pace``, ``fits`` also asks whether a NORMAL or LOW batch keeps to the
     plan.
 
     .. versionadded:: 0.1
@@ -102,7 +102,7 @@ def _fits(quota: Any, profile: Any, cost: int, priority: Priority, now: float) -
     total, available = quota.total, quota.remaining
     reserve = profile.reserves[priority]
     fits = _policy.admits(available=available, total=total, cost=cost, reserve=reserve)
-    if profile.pace == "even" and priority in PACED:
+    if profile.pace is not None and priority in PACED:
         fits = fits and _policy.paced(
             now=now,
             start=quota.start,
@@ -111,6 +111,7 @@ def _fits(quota: Any, profile: Any, cost: int, priority: Priority, now: float) -
             spent=total - available,
             cost=cost,
             reserve=reserve,
+            pace=profile.pace,
         )
     return fits
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from ._fields import Pace
 from ._profiles import Quota
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
@@ -41,11 +42,24 @@ def period_end(quota: Quota, now: float) -> float:
     return datetime(year, month, day, tzinfo=UTC).timestamp()
 
 
-def elapsed_share(*, now: float, start: float, end: float) -> float:
-    """How much of the period ``start``-``end`` has passed at ``now``, in [0, 1]."""
+def _weighted(moment: float, weights: tuple[float, ...]) -> float:
+    """Weight-seconds from the epoch to ``moment``: each second counts its UTC hour's
+    weight (whole days at once, so a month costs a few operations)."""
+    days, rest = divmod(moment, 86400.0)
+    hour, seconds = divmod(rest, 3600.0)
+    return (days * sum(weights) + sum(weights[: int(hour)])) * 3600.0 + weights[int(hour)] * seconds
+
+
+def elapsed_share(*, now: float, start: float, end: float, pace: Pace | None = None) -> float:
+    """How much of the period ``start``-``end`` has passed at ``now``, in [0, 1]: of its
+    time, or with hour-of-day weights (``pace``), of its weighted time."""
     if end <= start:
         return 1.0
-    return min(max((now - start) / (end - start), 0.0), 1.0)
+    if pace is None or pace == "even":
+        return min(max((now - start) / (end - start), 0.0), 1.0)
+    moment = min(max(now, start), end)
+    base = _weighted(start, pace)
+    return (_weighted(moment, pace) - base) / (_weighted(end, pace) - base)
 
 
 # Pacing lets a request go a little over the plan's line: without it the first request
@@ -54,25 +68,41 @@ def elapsed_share(*, now: float, start: float, end: float) -> float:
 PACE_ALLOWANCE = 0.01
 
 
-def pace_budget(*, now: float, start: float, end: float, total: int, reserve: float) -> float:
-    """What an even plan lets a priority have spent by ``now``, the allowance included:
-    the quota spread evenly over the period from ``start`` to ``end``, less the
-    priority's reserve (what more urgent requests may always spend ahead of the plan),
-    plus :data:`PACE_ALLOWANCE` of the total. May be negative early in the period."""
-    share = elapsed_share(now=now, start=start, end=end)
+def pace_budget(
+    *, now: float, start: float, end: float, total: int, reserve: float, pace: Pace = "even"
+) -> float:
+    """What the plan lets a priority have spent by ``now``, the allowance included: the
+    quota spread over the period from ``start`` to ``end`` (evenly, or by the hour-of-day
+    weights of ``pace``), less the priority's reserve (what more urgent requests may
+    always spend ahead of the plan), plus :data:`PACE_ALLOWANCE` of the total. May be
+    negative early in the period."""
+    share = elapsed_share(now=now, start=start, end=end, pace=pace)
     return total * (share - reserve + PACE_ALLOWANCE)
 
 
 def paced(
-    *, now: float, start: float, end: float, total: int, spent: int, cost: int, reserve: float
+    *,
+    now: float,
+    start: float,
+    end: float,
+    total: int,
+    spent: int,
+    cost: int,
+    reserve: float,
+    pace: Pace = "even",
 ) -> bool:
     """Whether spending ``cost`` more keeps ``spent`` within the plan's budget so far
     (see :func:`pace_budget`); a request no dearer than the allowance itself always fits
     an untouched budget, so the first request of a period (reserve 0) goes. Free
     requests always go."""
+    budget = pace_budget(now=now, start=start, end=end, total=total, reserve=reserve, pace=pace)
+    return within_budget(budget, total=total, spent=spent, cost=cost)
+
+
+def within_budget(budget: float, *, total: int, spent: int, cost: int) -> bool:
+    """:func:`paced` for a :func:`pace_budget` already worked out."""
     if cost <= 0:
         return True
-    budget = pace_budget(now=now, start=start, end=end, total=total, reserve=reserve)
     return spent + cost <= max(budget, budget - PACE_ALLOWANCE * total + cost)
 
 

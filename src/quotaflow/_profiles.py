@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Literal, Protocol
+from typing import Protocol
 
 import attrs
 import httpx
@@ -18,6 +18,7 @@ from ._defaults import (
     Verdict,
 )
 from ._fields import (
+    Pace,
     _alerts,
     _checked,
     _hosts,
@@ -27,6 +28,7 @@ from ._fields import (
     _methods,
     _names,
     _numbers_in,
+    _pace,
     _reserves,
     _tuple,
     duration,
@@ -152,7 +154,10 @@ class ApiProfile:
             spend ahead of it, within their reserves. A held request is refused with
             :class:`QuotaExhausted` (or answered stale within ``max_stale``). Keep the
             reserves small with a pace (a few percent): a priority waits until the plan
-            has passed its reserve. None (the default): no plan, the reserves alone.
+            has passed its reserve. Or 24 weights, one per UTC hour from 00:00 (a list
+            in TOML): the same plan, with each hour's share of the quota in proportion
+            to its weight (``[0]*8 + [1]*10 + [3]*6``: nothing at night, most in the
+            evening). None (the default): no plan, the reserves alone.
         alerts: low-quota thresholds: a float is a share of the quota left (``0.10``),
             an int a number of units left. Each time the quota falls to or below one,
             a :class:`quotaflow.events.QuotaLow` event is emitted and a WARNING logged.
@@ -272,9 +277,7 @@ class ApiProfile:
     reads_body: bool = attrs.field(
         default=False, validator=_checked(attrs.validators.instance_of(bool))
     )
-    pace: Literal["even"] | None = attrs.field(
-        default=None, validator=_checked(attrs.validators.in_((None, "even")))
-    )
+    pace: Pace | None = attrs.field(default=None, converter=_pace, validator=_checked())
     alerts: tuple[float, ...] = attrs.field(
         default=DEFAULT_ALERTS, converter=_alerts, validator=_checked()
     )

@@ -236,10 +236,17 @@ def refusal(
             f"a request costing {cost} would leave {available - cost} of {total} units, "
             f"inside the {reserve:.0%} reserve of priority {priority}"
         )
-    if profile.pace == "even" and priority in PACED:
-        spent, span = total - available, {"start": quota.start, "end": quota.end}
-        if not _policy.paced(now=now, **span, total=total, spent=spent, cost=cost, reserve=reserve):
-            budget = _policy.pace_budget(now=now, **span, total=total, reserve=reserve)
+    if profile.pace is not None and priority in PACED:
+        budget = _policy.pace_budget(
+            now=now,
+            start=quota.start,
+            end=quota.end,
+            total=total,
+            reserve=reserve,
+            pace=profile.pace,
+        )
+        spent = total - available
+        if not _policy.within_budget(budget, total=total, spent=spent, cost=cost):
             return (
                 f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
                 f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
