@@ -27,6 +27,7 @@ from ._state._db import StateDB
 from ._state._short import ShortWindow
 from ._state._sqlite import SqliteBackend
 from ._state._sqlite_cold import SqliteColdStore
+from ._state._tallies import SqliteTally
 from ._transports._core import Policy
 from ._transports._limiter import Limiter
 from ._transports._route import Router
@@ -73,10 +74,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = open_backend(settings)
-        # The status counters live in the local state file, whatever the backend.
+        # The status counters live in the shared state: Redis's, or the state file.
         db = self.backend.db if isinstance(self.backend, SqliteBackend) else None
         directory = settings.directory
-        self.counters = Counters(db or StateDB(directory / STATE_FILE), self.clock, own=db is None)
+        tally = self.backend.tally() or SqliteTally(
+            db or StateDB(directory / STATE_FILE), own=db is None
+        )
+        self.counters = Counters(tally, self.clock)
         self.emit = Emitter([self.counters, *settings.subscribers])
         self.limiter = self._limiter()
         if directory in _FALLBACKS:

@@ -17,9 +17,10 @@ from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
 from ._plugins import Registry
 from ._profiles import ApiProfile
 from ._state._backend import STATE_FILE, Backend
-from ._state._counters import COLUMNS, day_of
+from ._state._counters import COLUMNS, MAX_ENDPOINTS, OTHER, day_of
 from ._state._gate import NO_GATE
 from ._state._short import ShortWindow
+from ._state._tallies import HOUR_COLUMNS, Tallies
 from ._status_gate import circuit_text, gate_fields, pause_text
 
 
@@ -109,36 +110,90 @@ class _Recorded:
     ledger: dict[str, tuple[float, int, int]]  # profile -> (period, total, remaining)
     cold: dict[str, ColdStats]
     strangers: frozenset[str] = frozenset()
+    # profile -> "all" (hour -> counts), "priority" / "endpoint" (name -> today's counts)
+    hourly: dict[str, dict[str, dict[str, dict[str, int]]]] = attrs.field(factory=dict)
+
+
+def _read_tallies(directory: Path, backend: Backend, days: list[str], hours: list[str]) -> Tallies:
+    """The counters, from the shared state: Redis's, else the state file (read-only)."""
+    tally = backend.tally()
+    found = tally.read(days, hours) if tally is not None else None
+    if tally is not None:
+        tally.close()
+    if found is not None:
+        return found
+    db = directory / STATE_FILE
+    day_rows = [
+        (day, name, dict(zip(COLUMNS, values, strict=True)))
+        for day, name, *values in _rows(
+            db,
+            f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
+            (days[0],),
+        )
+    ]
+    hour_rows = [
+        ((hour, name, kind, which), dict(zip(HOUR_COLUMNS, values, strict=True)))
+        for hour, name, kind, which, *values in _rows(
+            db,
+            f"SELECT hour, profile, kind, name, {', '.join(HOUR_COLUMNS)} FROM hourly"
+            " WHERE hour >= ? AND hour <= ? ORDER BY hour",
+            (hours[0], hours[-1]),
+        )
+    ]
+    notes = {
+        row[0]: (row[1], row[2])
+        for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
+    }
+    return Tallies(day_rows, hour_rows, notes)
+
+
+def _ledger_rows(directory: Path, backend: Backend) -> dict[str, tuple[float, int, int]]:
+    """Every ledger row: the state file's, and the backend's (Redis) when it has others,
+    so profiles defined in code (not installed here) still show their quota."""
+    ledger = {
+        name: (period, total, remaining)
+        for name, period, total, remaining in _rows(
+            directory / STATE_FILE, "SELECT profile, period, total, remaining FROM quota", ()
+        )
+    }
+    if backend.tally() is not None:  # shared elsewhere: its rows win
+        for name in backend.ledger.accounts():
+            row = backend.ledger.peek(ApiProfile(name=name, hosts=("?",)))
+            if row is not None:
+                ledger[name] = (row.period, row.total, row.remaining)
+    return ledger
 
 
 def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Recorded:
-    db = directory / STATE_FILE
     cold = backend.cold_stats()
     if cold is None:
         cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
     # A month at least, for the quota line of a monthly period; ``days`` for the charts.
-    since = day_of(now - (max(days, LINE_DAYS) - 1) * 86400)
-    counted = _rows(
-        db,
-        f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
-        (since,),
-    )
+    span = max(days, LINE_DAYS)
+    day_list = [day_of(now - n * 86400) for n in range(span - 1, -1, -1)]
+    today = day_of(now)
+    hour_list = [f"{today}T{n:02d}" for n in range(24)]
+    found = _read_tallies(directory, backend, day_list, hour_list)
     history: dict[str, list[dict[str, Any]]] = {}
-    for day, name, *values in counted:
-        history.setdefault(name, []).append({"day": day, **dict(zip(COLUMNS, values, strict=True))})
-    # The circuit this table also notes is only what this machine's events saw: the
-    # shared gate, read by _status_of, is what every process goes by.
-    notes = {
-        row[0]: row[1:]
-        for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
-    }
-    ledger = {
-        name: (period, total, remaining)
-        for name, period, total, remaining in _rows(
-            db, "SELECT profile, period, total, remaining FROM quota", ()
-        )
-    }
-    return _Recorded(day_of(now), day_of(now - (days - 1) * 86400), history, notes, ledger, cold)
+    for day, name, counts in found.days:
+        history.setdefault(name, []).append({"day": day, **counts})
+    hourly: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    for (hour, name, kind, which), counts in found.hours:
+        into = hourly.setdefault(name, {}).setdefault(kind, {})
+        slot = into.setdefault(hour if kind == "all" else which, dict.fromkeys(HOUR_COLUMNS, 0))
+        for column, value in counts.items():
+            slot[column] = slot.get(column, 0) + value
+    # The circuit the notes also keep is only what the events seen saw: the shared
+    # gate, read by _status_of, is what every process goes by.
+    return _Recorded(
+        today,
+        day_of(now - (days - 1) * 86400),
+        history,
+        found.notes,
+        _ledger_rows(directory, backend),
+        cold,
+        hourly=hourly,
+    )
 
 
 def _profiles(
@@ -255,7 +310,24 @@ def _status_of(
         cold_bytes=kept.size,
         cold_hits=kept.hits,
         cold_saved=kept.saved,
+        **_today_fields(recorded.hourly.get(profile.name, {})),
     )
+
+
+def _today_fields(hourly: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
+    """Today's hours (with traffic), and today's counts by priority and by endpoint."""
+    hours = [{"hour": hour, **counts} for hour, counts in sorted(hourly.get("all", {}).items())]
+    endpoints = sorted(hourly.get("endpoint", {}).items(), key=lambda kv: -kv[1]["requests"])
+    by_endpoint = dict(endpoints[:MAX_ENDPOINTS])
+    for _, counts in endpoints[MAX_ENDPOINTS:]:  # several processes' own picks, folded
+        other = by_endpoint.setdefault(OTHER, dict.fromkeys(HOUR_COLUMNS, 0))
+        for column, value in counts.items():
+            other[column] = other.get(column, 0) + value
+    return {
+        "hours": hours,
+        "by_priority": dict(sorted(hourly.get("priority", {}).items())),
+        "by_endpoint": by_endpoint,
+    }
 
 
 def read_status(

@@ -57,18 +57,33 @@ def report(
             if len(costs) > 4096:
                 costs.clear()
             costs[resource] = saved
-        emit.hit(profile, now, resource, saved)
+        emit.hit(profile, now, resource, saved, call.priority.value, call.waited)
         return
+    priority, waited = call.priority.value, call.waited
     if error is not None:
         if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
+            emit(
+                events.Refused(profile, now, resource, stale_reason(error), priority, waited=waited)
+            )
         return
     assert response is not None
     info = response.extensions.get("quotaflow")
     if call.cache is CacheStatus.STALE and info is not None:
-        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
+        emit(
+            events.Stale(
+                profile,
+                now,
+                resource,
+                info.stale_reason or "",
+                info.age or 0.0,
+                priority=priority,
+                waited=waited,
+            )
+        )
     elif call.cache is CacheStatus.REVALIDATED:
-        emit(events.Revalidated(profile, now, resource, call.cost))
+        emit(
+            events.Revalidated(profile, now, resource, call.cost, priority=priority, waited=waited)
+        )
     elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
         try:
             content = response.content
@@ -76,6 +91,14 @@ def report(
             content = b""
         emit(
             events.Fetched(
-                profile, now, resource, response.status_code, call.cost, call.ttl, content
+                profile,
+                now,
+                resource,
+                response.status_code,
+                call.cost,
+                call.ttl,
+                content,
+                priority=priority,
+                waited=waited,
             )
         )
