@@ -366,7 +366,16 @@ def test_today_by_hour_priority_and_endpoint_where_recorded(traffic) -> None:
         s for s in _cli_status.collect(state, None, "quotaflow", [profile]) if s.profile == "api"
     ]
     now = START.timestamp() + 61
-    plain = _dashboard.render_page([status], now)
+    # The state records hours: the traffic's requests, each in one hour and priority.
+    answered = sum(status.today[k] for k in ("hits", "misses", "revalidated", "stale", "refused"))
+    assert answered > 0
+    assert sum(row["requests"] for row in status.hours) == answered
+    assert sum(row["requests"] for row in status.by_priority.values()) == answered
+    assert sum(row["requests"] for row in status.by_endpoint.values()) == answered
+    assert 'data-chart="hourly"' in _dashboard.render_page([status], now)
+    plain = _dashboard.render_page(
+        [attrs.evolve(status, hours=[], by_priority={}, by_endpoint={})], now
+    )
     assert 'data-chart="hourly"' not in plain
     assert "Today by priority" not in plain
 
