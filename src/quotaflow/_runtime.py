@@ -21,6 +21,7 @@ from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
 from ._state._backend import STATE_FILE, Backend
+from ._state._board import Board, SqliteBoard
 from ._state._breaker import Breaker
 from ._state._counters import Counters
 from ._state._db import StateDB
@@ -106,12 +107,20 @@ class Runtime:
     def windows(self) -> dict[str, ShortWindow]:
         return self.limiter.windows
 
+    def _board(self, profile: str) -> Board | None:
+        backend = self.backend
+        if isinstance(backend, SqliteBackend):
+            return SqliteBoard(backend.db, profile)
+        return backend.board(profile)
+
     def _limiter(self) -> Limiter:
         settings = self.settings
         windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
         }
+        for name, window in windows.items():
+            window.board = self._board(name) if window.rates else None
         breakers = {
             profile.name: Breaker(
                 profile.name,

@@ -16,6 +16,7 @@ from ._schema import CACHE_FILE, STATE_FILE
 
 if TYPE_CHECKING:
     from .._cold import ColdStats, ColdStore
+    from ._board import Board
     from ._ledger import Ledger
     from ._tallies import Tally
 
@@ -92,6 +93,11 @@ class Backend(abc.ABC):
     def tally(self) -> Tally | None:
         """Where the status counters are kept with this state (``_tallies``); None:
         the state directory's ``state.db``."""
+        return None
+
+    def board(self, profile: str) -> Board | None:
+        """The waiters of every process on this state (``_board``); None: the state
+        directory's ``state.db``."""
         return None
 
     def round_trips(self) -> int:

@@ -11,6 +11,7 @@ cold store's)::
     counters        per day and profile: how requests were answered (``_counters``)
     hourly          per UTC hour, profile, and priority or endpoint (``_tallies``)
     profile_status  per profile: the last error and circuit change seen here
+    waiting         requests waiting for a short window, by priority (``_board``)
 
 The journal (``journal``, see ``_journal``) is a file of its own, 0600: it is written
 when the state file (or Redis) cannot be.
@@ -79,6 +80,12 @@ CREATE TABLE IF NOT EXISTS hourly (
     saved INTEGER NOT NULL DEFAULT 0,
     spent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, profile, kind, name)
+);
+CREATE TABLE IF NOT EXISTS waiting (
+    token TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS profile_status (
     profile TEXT PRIMARY KEY,
