@@ -286,6 +286,19 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
         "return document.querySelectorAll('[data-profile=api] svg[data-chart=spent] rect').length"
     )
     assert bars == len(TRAFFIC_DAYS)
+    # Today by hour and by priority, as the shared state counted them.
+    hourly = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'[data-profile=api] svg[data-chart=hourly] rect[data-hour]'),"
+        " (r) => [r.dataset.hour, r.dataset.value])"
+    )
+    assert hourly == [[row["hour"][-2:], str(row["spent"])] for row in status.hours]
+    assert hourly  # today's traffic has an hour
+    priorities = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-profile=api] tr[data-priority]'),"
+        " (r) => r.dataset.priority)"
+    )
+    assert priorities == list(status.by_priority)
     if shot := os.environ.get("QUOTAFLOW_DASHBOARD_SCREENSHOT"):
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1280, height + 300)
