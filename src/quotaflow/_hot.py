@@ -24,6 +24,7 @@ import httpx
 from hishel import Entry, Headers
 
 from . import _policy
+from ._cache_status import unstamped_pairs
 
 # Requests that ask something of the cache that the hot tier cannot judge.
 HOT_BYPASS = frozenset(
@@ -96,7 +97,7 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
 
 
 def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
-    kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED]
+    kept = unstamped_pairs([(k, v) for k, v in pairs if k.lower() not in _RESTATED])
     kept.append((b"content-length", b"%d" % len(body)))
     return kept
 
