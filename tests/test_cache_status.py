@@ -13,7 +13,7 @@ import respx
 import quotaflow
 from quotaflow import _cache_status
 
-from .conftest import BASE, api_profile, info
+from .conftest import BASE, info
 from .test_single_flight import held_upstream, joined, settings, wait_for
 
 __all__ = ["joined"]  # a fixture, used by the single-flight test
@@ -52,7 +52,8 @@ def parse_list(value: str) -> list[tuple[str, dict[str, object]]]:
         if at == len(value):
             return members
         separator = re.compile(r"[ \t]*,[ \t]*").match(value, at)
-        assert separator and separator.end() < len(value), f"bad separator in {value!r}"
+        assert separator, f"no separator in {value!r}"
+        assert separator.end() < len(value), f"a trailing comma in {value!r}"
         at = separator.end()
 
 
@@ -244,8 +245,10 @@ def test_single_flight_followers_are_collapsed(tmp_path, router, clock, joined) 
     assert leader == [{"fwd": "uri-miss", "fwd-status": 200, "ttl": 60, "stored": True}]
     assert len(followers) == 3
     for member in followers:
-        assert member["fwd"] == "miss" and member["collapsed"] is True
-        assert "fwd-status" not in member and "hit" not in member
+        assert member["fwd"] == "miss"
+        assert member["collapsed"] is True
+        assert "fwd-status" not in member
+        assert "hit" not in member
 
 
 @pytest.mark.parametrize(
@@ -260,4 +263,3 @@ def test_single_flight_followers_are_collapsed(tmp_path, router, clock, joined) 
 def test_unstamped_drops_only_our_member(value: str, left: str | None) -> None:
     """What the hot tier and the cold store keep of the field."""
     assert _cache_status.unstamped(value) == left
-
