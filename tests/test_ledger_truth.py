@@ -3,10 +3,15 @@ window fields on answers served from the cache are not a new reading."""
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import respx
 
+import quotaflow
 from quotaflow import WindowHeaders
+from quotaflow._state._db import StateDB
+from quotaflow._state._sqlite import SqliteLedger
 
 from .conftest import BASE, api_profile, info
 
@@ -69,3 +74,79 @@ def test_a_cached_answers_window_fields_never_hold_the_profile(
     assert {info(h).cache for h in hits} == {"hit"}
     assert scores.call_count == 1
     assert sleeps == []
+
+
+def _corrupt(state) -> None:
+    target = state / "state.db"
+    target.write_bytes(os.urandom(8192))
+    for suffix in ("-wal", "-shm"):
+        target.with_name("state.db" + suffix).unlink(missing_ok=True)
+
+
+def test_a_lost_ledger_is_unknown_until_the_free_probe_syncs_it(
+    tmp_path, router: respx.Router, clock
+) -> None:
+    """state.db corrupted: the remaining is unknown (None), not the plan's 100; the
+    profile's free probe is sent once, with the credential only, and syncs it."""
+    state = tmp_path / "state"
+    profile = api_profile(probe="/sports")
+    odds = router.get(url__startswith=URL).respond(
+        200, json={"p": 1}, headers={"x-remaining": "90", "x-used": "10", "x-cost": "1"}
+    )
+    probe = router.get(f"{BASE}/sports").respond(
+        200, json=[], headers={"x-remaining": "42", "x-used": "58", "x-cost": "0"}
+    )
+    settings = {
+        "profiles": [profile],
+        "plugins": False,
+        "state_dir": state,
+        "transport": httpx.MockTransport(router.handler),
+        "clock": clock,
+    }
+    with quotaflow.make_client(**settings) as client:
+        assert info(client.get(f"{URL}?key=k1")).remaining == 90
+    _corrupt(state)
+    odds.respond(200, json={"p": 2}, headers={"x-cost": "1"})  # no count on these
+
+    with quotaflow.make_client(**settings) as client:
+        ledger = SqliteLedger(StateDB(state / "state.db"))
+        quota = ledger.snapshot(profile, now=clock.time())
+        assert quota is not None
+        assert quota.unknown
+        assert ledger.known_remaining(profile) is None
+        first = client.get(f"{URL}?key=k1&a=1")
+        second = client.get(f"{URL}?key=k1&a=2")
+
+    assert probe.call_count == 1
+    assert str(probe.calls[0].request.url) == f"{BASE}/sports?key=k1"
+    assert odds.call_count == 3
+    assert info(first).remaining == 41  # the probe's 42, less this call's 1
+    assert info(second).remaining == 40
+
+
+def test_a_lost_ledger_without_a_probe_stays_unknown_until_a_count_comes(
+    tmp_path, router: respx.Router, clock
+) -> None:
+    """No probe: answers without the API's count leave it unknown (never 99 of 100);
+    the first answer with it syncs the ledger."""
+    state = tmp_path / "state"
+    route = router.get(url__startswith=URL).respond(200, json={"p": 1}, headers={"x-cost": "1"})
+    settings = {
+        "profiles": [api_profile()],
+        "plugins": False,
+        "state_dir": state,
+        "transport": httpx.MockTransport(router.handler),
+        "clock": clock,
+    }
+    with quotaflow.make_client(**settings) as client:
+        client.get(f"{URL}?a=0")
+    _corrupt(state)
+
+    with quotaflow.make_client(**settings) as client:
+        blind = client.get(f"{URL}?a=1")
+        route.respond(200, json={"p": 1}, headers={"x-remaining": "30", "x-used": "70"})
+        synced = client.get(f"{URL}?a=2")
+
+    assert route.call_count == 3
+    assert info(blind).remaining is None
+    assert info(synced).remaining == 30
