@@ -39,21 +39,33 @@ _NOT_FORWARDED = frozenset({"quota", "rate_limit", "circuit_open"})
 _HITS: dict[int, str] = {}
 
 
+# RFC 8941 §3.3.1: an sf-integer has at most 15 digits.
+_SF_INTEGER = 999_999_999_999_999
+
+
 def _age(response: httpx.Response) -> float:
     value = response.headers.get("age")
-    return float(value) if value is not None and value.isdigit() else 0.0
+    ok = value is not None and value.isascii() and value.isdigit()
+    return float(value) if ok and value is not None else 0.0
+
+
+def _seconds(value: float) -> int | None:
+    """Whole seconds as an sf-integer (None: no number, as from hostile headers)."""
+    if not math.isfinite(value):
+        return None
+    return max(-_SF_INTEGER, min(_SF_INTEGER, math.floor(value)))
 
 
 def _ttl(info: ResponseInfo, response: httpx.Response) -> int | None:
     """The remaining freshness: ``info.ttl`` is the lifetime (the cold store's: what is
     left of it already, None for good); stale answers carry their own age."""
     if info.cache is CacheStatus.STALE:
-        return math.floor((info.ttl or 0.0) - (info.age or 0.0))
+        return _seconds((info.ttl or 0.0) - (info.age or 0.0))
     if info.ttl is None:
         return None
     if info.tier == "cold":
-        return math.floor(info.ttl)
-    return math.floor(info.ttl - _age(response))
+        return _seconds(info.ttl)
+    return _seconds(info.ttl - _age(response))
 
 
 def _hit(ttl: int | None) -> str:
