@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from .. import _policy, events
+from .._alert_command import AlertCommand
 from .._clock import Clock
 from .._info import Call
 from .._profiles import DEFAULT_PROFILE, ApiProfile, QuotaReading, WindowReading
@@ -87,6 +88,7 @@ class Limiter:
         *,
         retries: int | None = None,
         max_body: int = MAX_BODY,
+        alert_command: AlertCommand | None = None,
     ) -> None:
         self.enabled = enabled
         # Join the window's check to the reservation where the backend can (False: two
@@ -99,6 +101,7 @@ class Limiter:
         self.on_close: list[Callable[[], None]] = []
         self.backend = backend
         self.ledger = backend.ledger
+        self.alert_command = alert_command
         self._probed: set[str] = set()  # ledger rows this process sent the probe for
         self.clock = clock
         self.windows = windows
@@ -303,8 +306,16 @@ class Limiter:
             )
 
     def _alert(self, call: Call, settled: Settled) -> None:
-        """The quota fell to an alert level (the ledger has logged it): tell subscribers."""
-        if not settled.crossed or not self.emit.active:
+        """The quota fell to an alert level (the ledger has logged it): run the user's
+        command, tell subscribers."""
+        if not settled.crossed:
+            return
+        if self.alert_command is not None:
+            for level in settled.crossed:
+                self.alert_command.run(
+                    call.profile.name, settled.remaining or 0, level, settled.total or 0
+                )
+        if not self.emit.active:
             return
         now = self.clock.time()
         for level in settled.crossed:
