@@ -27,7 +27,7 @@ import httpx
 
 from ._info import CacheStatus, Call, ResponseInfo
 
-__all__ = ["NAME", "forwarded", "stamp", "unstamped", "unstamped_pairs"]
+__all__ = ["NAME", "forwarded", "hit_member", "stamp", "unstamped", "unstamped_pairs"]
 
 NAME = "quotaflow"
 HEADER = "cache-status"
@@ -66,6 +66,11 @@ def _ttl(info: ResponseInfo, response: httpx.Response) -> int | None:
     if info.tier == "cold":
         return _seconds(info.ttl)
     return _seconds(info.ttl - _age(response))
+
+
+def hit_member(ttl: float) -> str:
+    """The member of a hit with ``ttl`` seconds of freshness left (the hot tier's)."""
+    return _hit(_seconds(ttl))
 
 
 def _hit(ttl: int | None) -> str:
@@ -109,10 +114,16 @@ def member(info: ResponseInfo, call: Call, response: httpx.Response, fwd_status:
 def stamp(
     response: httpx.Response, info: ResponseInfo, call: Call, fwd_status: int | None = None
 ) -> httpx.Response:
-    """Append quotaflow's member to the answer's ``Cache-Status`` (RFC 9211 §2)."""
+    """Append quotaflow's member to the answer's ``Cache-Status`` (RFC 9211 §2); a hit
+    built by the hot tier carries it already (built once per second of age)."""
+    stamped, collapsed = call.stamped, call.collapsed
+    if stamped and not collapsed:
+        return response
     ours = member(info, call, response, fwd_status)
     headers = response.headers
     prior = headers.get(HEADER)
+    if prior and stamped:  # a follower's answer, read as a hit: it was collapsed
+        prior = unstamped(prior)
     headers[HEADER] = ours if not prior else f"{prior}, {ours}"
     return response
 

@@ -120,6 +120,8 @@ class Call:
     # answer is a single-flight leader's, reused (``collapsed``).
     forward: str | None = None
     collapsed: bool = False
+    # The answer is the hot tier's, Cache-Status included (``HotEntry.response``).
+    stamped: bool = False
 
     def info(self, **changes: Any) -> ResponseInfo:
         if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:

@@ -133,7 +133,7 @@ class AsyncCachingTransport(AsyncLayer):
         hot = call.hot
         if hot and (entry := self._hot.get(call.key, now)) is not None:
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
-            call.stored, call.reason = True, FRESH_IN_MEMORY
+            call.stored, call.reason, call.stamped = True, FRESH_IN_MEMORY, True
             return entry.response(now)
         if hot and (found := await self._aread_stored(call, request, now)) is not None:
             return found
@@ -261,7 +261,7 @@ class AsyncCachingTransport(AsyncLayer):
             return None
         self._hot.put(call.key, entry)
         call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
-        call.stored, call.reason = True, FRESH_IN_STORAGE
+        call.stored, call.reason, call.stamped = True, FRESH_IN_STORAGE, True
         return entry.response(now)
 
     async def _keep_cold(
