@@ -3,13 +3,14 @@ window fields on answers served from the cache are not a new reading."""
 
 from __future__ import annotations
 
+import io
 import os
 
 import httpx
 import respx
 
 import quotaflow
-from quotaflow import WindowHeaders
+from quotaflow import WindowHeaders, _cli_status, _dashboard
 from quotaflow._state._db import StateDB
 from quotaflow._state._sqlite import SqliteLedger
 
@@ -150,3 +151,41 @@ def test_a_lost_ledger_without_a_probe_stays_unknown_until_a_count_comes(
     assert route.call_count == 3
     assert info(blind).remaining is None
     assert info(synced).remaining == 30
+
+
+def test_status_and_dashboard_say_unknown_for_a_lost_ledger(
+    tmp_path, router: respx.Router, clock
+) -> None:
+    """After the rebuild, before any answer: ``status`` and the dashboard show the
+    remaining as unknown (not 100 of 100, not 99), and no forecast."""
+    state = tmp_path / "state"
+    profile = api_profile()
+    router.get(url__startswith=URL).respond(
+        200, json={}, headers={"x-remaining": "60", "x-used": "40"}
+    )
+    settings = {
+        "profiles": [profile],
+        "plugins": False,
+        "state_dir": state,
+        "transport": httpx.MockTransport(router.handler),
+        "clock": clock,
+    }
+    with quotaflow.make_client(**settings) as client:
+        client.get(URL)
+    before = _cli_status.collect(state, None, "quotaflow", [profile])
+    _corrupt(state)
+    with quotaflow.make_client(**settings):
+        pass  # the file is found corrupt, set aside and rebuilt
+
+    (found,) = [
+        s for s in _cli_status.collect(state, None, "quotaflow", [profile]) if s.profile == "api"
+    ]
+    out = io.StringIO()
+    _cli_status._plain([found], out)
+    page = _dashboard.render_page([found], clock.time())
+
+    assert [s.remaining for s in before if s.profile == "api"] == [60]
+    assert (found.total, found.remaining, found.used) == (100, None, None)
+    assert found.forecast_at_reset is None
+    assert "quota      unknown of 100 left" in out.getvalue()
+    assert '<dd data-field="remaining">unknown</dd>' in page
