@@ -15,6 +15,7 @@ from quotaflow._state._db import StateDB
 from quotaflow._state._sqlite import SqliteLedger
 
 from .conftest import BASE, api_profile, info
+from .stub_server import REDIS_URL
 
 URL = f"{BASE}/odds"
 OTHER = f"{BASE}/scores"
@@ -189,3 +190,44 @@ def test_status_and_dashboard_say_unknown_for_a_lost_ledger(
     assert found.forecast_at_reset is None
     assert "quota      unknown of 100 left" in out.getvalue()
     assert '<dd data-field="remaining">unknown</dd>' in page
+
+
+def test_an_emptied_redis_is_unknown_until_the_probe_syncs_it(
+    tmp_path, router: respx.Router, clock, prefix: str, raw
+) -> None:
+    """Redis lost every key (restarted without persistence): a process starting now
+    finds the quota unknown, not whole; the free probe syncs it once."""
+    profile = api_profile(probe="/sports")
+    odds = router.get(url__startswith=URL).respond(
+        200, json={}, headers={"x-remaining": "90", "x-used": "10"}
+    )
+    probe = router.get(f"{BASE}/sports").respond(
+        200, json=[], headers={"x-remaining": "42", "x-used": "58"}
+    )
+    settings = {
+        "profiles": [profile],
+        "plugins": False,
+        "state_dir": tmp_path / "state",
+        "transport": httpx.MockTransport(router.handler),
+        "clock": clock,
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+    }
+    with quotaflow.make_client(**settings) as client:
+        assert info(client.get(URL)).remaining == 90
+    for key in raw.scan_iter(match=f"{prefix}:*"):
+        raw.delete(key)
+    odds.respond(200, json={}, headers={"x-cost": "1"})
+
+    with quotaflow.make_client(**settings) as client:
+        (status,) = [
+            s
+            for s in _cli_status.collect(tmp_path / "state", REDIS_URL, prefix, [profile])
+            if s.profile == "api"
+        ]
+        synced = client.get(f"{URL}?a=1")
+
+    assert status.remaining is None
+    assert probe.call_count == 1
+    assert odds.call_count == 2
+    assert info(synced).remaining == 41
