@@ -7,10 +7,18 @@ import io
 import os
 
 import httpx
+import pytest
 import respx
 
 import quotaflow
-from quotaflow import WindowHeaders, _cli_status, _dashboard
+from quotaflow import (
+    Priority,
+    QuotaExhausted,
+    QuotaReading,
+    WindowHeaders,
+    _cli_status,
+    _dashboard,
+)
 from quotaflow._state._db import StateDB
 from quotaflow._state._sqlite import SqliteLedger
 
@@ -231,3 +239,25 @@ def test_an_emptied_redis_is_unknown_until_the_probe_syncs_it(
     assert probe.call_count == 1
     assert odds.call_count == 2
     assert info(synced).remaining == 41
+
+
+def test_while_unknown_non_critical_requests_go_one_at_a_time(tmp_path) -> None:
+    """A lost ledger, no answer yet: a NORMAL request may go (its answer brings the
+    count), a second one waits for it (refused, saying why); a CRITICAL one still goes.
+    Once the count comes, the usual rules again."""
+    target = tmp_path / "state.db"
+    target.write_bytes(os.urandom(8192))  # found corrupt, set aside: lost
+    ledger = SqliteLedger(StateDB(target))
+    profile = api_profile()
+    now = 1_796_000_000.0
+
+    first = ledger.reserve(profile, Priority.NORMAL, 1, now)
+    with pytest.raises(QuotaExhausted, match="unknown until an answer reports it"):
+        ledger.reserve(profile, Priority.NORMAL, 1, now)
+    critical = ledger.reserve(profile, Priority.CRITICAL, 1, now)
+    ledger.settle(profile, first, 1, QuotaReading(remaining=50, used=50), now)
+    again = ledger.reserve(profile, Priority.NORMAL, 1, now)
+
+    assert critical is not None
+    assert again is not None
+    assert ledger.known_remaining(profile) == 50
