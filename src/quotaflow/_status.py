@@ -5,7 +5,6 @@ state goes by: the API's 429 pause and the circuit breaker. Strictly private."""
 from __future__ import annotations
 
 import math
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,13 @@ from . import _policy
 from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
 from ._plugins import Registry
 from ._profiles import ApiProfile
-from ._state._backend import STATE_FILE, Backend
+from ._state._backend import Backend
 from ._state._counters import COLUMNS, MAX_ENDPOINTS, OTHER, day_of
 from ._state._gate import NO_GATE
 from ._state._short import ShortWindow
-from ._state._tallies import HOUR_COLUMNS, Tallies
+from ._state._tallies import HOUR_COLUMNS
 from ._status_gate import circuit_text, gate_fields, pause_text
+from ._status_rows import ledger_rows, read_tallies, rows
 
 
 @attrs.frozen
@@ -89,16 +89,6 @@ def _next_reset(profile: ApiProfile, now: float) -> float | None:
     return None if quota is None else _policy.period_end(quota, now)
 
 
-def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0) as connection:
-            return connection.execute(sql, args).fetchall()
-    except sqlite3.Error:
-        return []
-
-
 @attrs.frozen
 class _Recorded:
     """What the state file and the backend hold for the status, read once."""
@@ -114,66 +104,16 @@ class _Recorded:
     hourly: dict[str, dict[str, dict[str, dict[str, int]]]] = attrs.field(factory=dict)
 
 
-def _read_tallies(directory: Path, backend: Backend, days: list[str], hours: list[str]) -> Tallies:
-    """The counters, from the shared state: Redis's, else the state file (read-only)."""
-    tally = backend.tally()
-    found = tally.read(days, hours) if tally is not None else None
-    if tally is not None:
-        tally.close()
-    if found is not None:
-        return found
-    db = directory / STATE_FILE
-    day_rows = [
-        (day, name, dict(zip(COLUMNS, values, strict=True)))
-        for day, name, *values in _rows(
-            db,
-            f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
-            (days[0],),
-        )
-    ]
-    hour_rows = [
-        ((hour, name, kind, which), dict(zip(HOUR_COLUMNS, values, strict=True)))
-        for hour, name, kind, which, *values in _rows(
-            db,
-            f"SELECT hour, profile, kind, name, {', '.join(HOUR_COLUMNS)} FROM hourly"
-            " WHERE hour >= ? AND hour <= ? ORDER BY hour",
-            (hours[0], hours[-1]),
-        )
-    ]
-    notes = {
-        row[0]: (row[1], row[2])
-        for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
-    }
-    return Tallies(day_rows, hour_rows, notes)
-
-
-def _ledger_rows(directory: Path, backend: Backend) -> dict[str, tuple[float, int, int]]:
-    """Every ledger row: the state file's, and the backend's (Redis) when it has others,
-    so profiles defined in code (not installed here) still show their quota."""
-    ledger = {
-        name: (period, total, remaining)
-        for name, period, total, remaining in _rows(
-            directory / STATE_FILE, "SELECT profile, period, total, remaining FROM quota", ()
-        )
-    }
-    if backend.tally() is not None:  # shared elsewhere: its rows win
-        for name in backend.ledger.accounts():
-            row = backend.ledger.peek(ApiProfile(name=name, hosts=("?",)))
-            if row is not None:
-                ledger[name] = (row.period, row.total, row.remaining)
-    return ledger
-
-
 def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Recorded:
     cold = backend.cold_stats()
     if cold is None:
-        cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
+        cold = read_stats(rows(directory / COLD_FILE, STATS_SQL, ()))
     # A month at least, for the quota line of a monthly period; ``days`` for the charts.
     span = max(days, LINE_DAYS)
     day_list = [day_of(now - n * 86400) for n in range(span - 1, -1, -1)]
     today = day_of(now)
     hour_list = [f"{today}T{n:02d}" for n in range(24)]
-    found = _read_tallies(directory, backend, day_list, hour_list)
+    found = read_tallies(directory, backend, day_list, hour_list)
     history: dict[str, list[dict[str, Any]]] = {}
     for day, name, counts in found.days:
         history.setdefault(name, []).append({"day": day, **counts})
@@ -190,7 +130,7 @@ def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Reco
         day_of(now - (days - 1) * 86400),
         history,
         found.notes,
-        _ledger_rows(directory, backend),
+        ledger_rows(directory, backend),
         cold,
         hourly=hourly,
     )
