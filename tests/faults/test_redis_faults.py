@@ -11,7 +11,7 @@ error reaches the caller; and after a failure that client leaves Redis alone for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -65,10 +65,10 @@ class Faults:
             data = b"".join(bytes(chunk) for chunk in command)  # type: ignore[attr-defined]
         if self._prefix not in data:
             return
-        if self.step is not None and self.error is not None:
-            if all(fragment in data for fragment in self.step):
-                self.failed += 1
-                raise self.error()
+        step, error = self.step, self.error
+        if step is not None and error is not None and all(part in data for part in step):
+            self.failed += 1
+            raise error()
         self.sent.append(data)
 
     def count(self, fragment: bytes) -> int:
@@ -76,7 +76,7 @@ class Faults:
 
 
 @pytest.fixture
-def faults(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
+def faults(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Faults:
     found = Faults(prefix)
     sync_send = redis.connection.AbstractConnection.send_packed_command
     async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
@@ -91,7 +91,7 @@ def faults(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faults]:
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
     monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", asend)
-    yield found
+    return found
 
 
 def expect(client, mode: str, url: str = URL):
