@@ -250,9 +250,8 @@ class RedisBackend(Backend):
 
         return self._guard.run(remote, lambda local: local.fingerprint_key())
 
-    # hishel closes its storage's client when the transport closes. Each storage has a
-    # guard of its own: a ledger that cannot reach Redis must not hide a stored answer
-    # that could stand in for a refused request.
+    # hishel closes its storage's client with the transport. A guard per storage: a
+    # ledger cut off from Redis must not hide a stored answer that could stand in.
     def _storage_guard(self) -> Guard:
         return Guard(self._url, self._guard.fail, self._guard.directory)
 
