@@ -19,6 +19,7 @@ import redis.asyncio.connection
 import redis.connection
 
 import quotaflow
+from quotaflow._state import _redis_guard
 
 from ..conftest import BASE, info
 from ..stub_server import REDIS_URL
@@ -78,6 +79,9 @@ class Faults:
 @pytest.fixture
 def faults(prefix: str, monkeypatch: pytest.MonkeyPatch) -> Faults:
     found = Faults(prefix)
+    # "Left alone for RETRY_AFTER" (5 s, steady time) must hold between two requests
+    # however slow the machine: an hour here, so a stall cannot end it between them.
+    monkeypatch.setattr(_redis_guard, "RETRY_AFTER", 3600.0)
     sync_send = redis.connection.AbstractConnection.send_packed_command
     async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
 
