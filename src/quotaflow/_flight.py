@@ -21,7 +21,6 @@ import attrs
 import httpx
 
 from ._clock import Clock
-from ._info import Call
 from ._state._backend import Leases
 
 T = TypeVar("T")
@@ -51,6 +50,8 @@ class Flight:
     # When the leader's answer began to stream to its caller (monotonic seconds): from
     # then on, followers wait at most FOLLOW_BODY for its body to be stored.
     streaming: float | None = None
+    # Whether the leader has let the followers go (``SingleFlight.release``).
+    released: bool = False
 
 
 def wait_limit(request: httpx.Request) -> float | None:
@@ -90,7 +91,7 @@ def _is_refusal(error: BaseException) -> bool:
     return isinstance(error, QuotaflowError)
 
 
-class Gate:
+class SingleFlight:
     """Decides who leads a fetch. One per client; sync and async callers alike."""
 
     def __init__(self, leases: Leases, clock: Clock) -> None:
@@ -114,22 +115,21 @@ class Gate:
             self._unstored.add(key)
 
     @staticmethod
-    def streaming(call: Call) -> None:
+    def streaming(flight: Flight) -> None:
         """The leader's answer streams to its caller from now on."""
-        if isinstance(call.flight, Flight):
-            call.flight.streaming = time.monotonic()
+        flight.streaming = time.monotonic()
 
-    def join(self, call: Call, *, asynchronous: bool = False) -> Flight | None:
-        """Lead (return None, ``call.flight`` set) or follow (return the leader's flight)."""
+    def join(self, key: str, *, asynchronous: bool = False) -> tuple[Flight, bool]:
+        """The flight for ``key``, and whether this request leads it (a new flight) or
+        follows (the leader's)."""
         with self._lock:
-            flight = self._flights.get(call.key)
+            flight = self._flights.get(key)
             if flight is not None:
-                return flight
-            flight = self._flights[call.key] = Flight(call.key)
+                return flight, False
+            flight = self._flights[key] = Flight(key)
             if asynchronous:
                 flight.adone = anyio.Event()
-        call.flight = flight
-        return None
+        return flight, True
 
     def lease(self, flight: Flight) -> bool:
         """Take the cross-process lease; False if another process holds it."""
@@ -139,12 +139,13 @@ class Gate:
     def leased_elsewhere(self, key: str) -> bool:
         return self._leases.held(key, self._clock.time())
 
-    def land(self, call: Call, error: BaseException | None) -> None:
-        """The leader is done (its answer is stored, or it failed): release the followers."""
-        flight = call.flight
-        if not isinstance(flight, Flight):
-            return
-        call.flight = None
+    def release(self, flight: Flight, error: BaseException | None) -> None:
+        """The leader is done (its answer is stored, or it failed): release the
+        followers, and the lease. Once per flight: again does nothing."""
+        with self._lock:
+            if flight.released:
+                return
+            flight.released = True
         flight.error = error
         if flight.token is not None:
             self._leases.release(flight.key, flight.token)
@@ -164,7 +165,7 @@ def offload(function: Callable[..., T], *args: Any) -> T:
     return function(*args)
 
 
-async def offload_async(function: Callable[..., T], *args: Any) -> T:
+async def aoffload(function: Callable[..., T], *args: Any) -> T:
     """Blocking state I/O, in a worker thread: never on the event loop."""
     return await anyio.to_thread.run_sync(function, *args)
 
@@ -186,7 +187,7 @@ def wait_flight(flight: Flight, timeout: float | None) -> bool:
     return True
 
 
-async def wait_flight_async(flight: Flight, timeout: float | None) -> bool:
+async def await_flight(flight: Flight, timeout: float | None) -> bool:
     """Async twin of :func:`wait_flight`."""
     assert flight.adone is not None
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -203,7 +204,7 @@ def shielded() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def shielded_async() -> anyio.CancelScope:
+def ashielded() -> anyio.CancelScope:
     """A scope the caller's cancellation does not reach: the leader's landing (followers
     released, the lease given back) must happen even when its request is cancelled."""
     return anyio.CancelScope(shield=True)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 import attrs
 
 from .._clock import Clock
-from .._info import Call
 from .._priority import Priority
 from ..exceptions import RateLimited
 from ._short import ShortWindow
+
+if TYPE_CHECKING:
+    from .._info import Route
+    from .._transports._limiter import Tally
 
 AGING = 5.0
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
@@ -62,12 +66,12 @@ class Queue:
         return min(self._waiters, key=lambda waiter: waiter.order(now), default=None)
 
 
-def _refuse(call: Call, wait: float) -> RateLimited:
-    max_wait = call.profile.max_wait[call.priority]
+def _refuse(route: Route, wait: float) -> RateLimited:
+    max_wait = route.profile.max_wait[route.priority]
     return RateLimited(
-        f"{call.profile.name}: short-window limit reached; a {call.priority} request "
+        f"{route.profile.name}: short-window limit reached; a {route.priority} request "
         f"would wait {max(wait, 0):.3f}s more (max wait {max_wait}s)",
-        profile=call.profile.name,
+        profile=route.profile.name,
         retry_after=max(wait, 0.0),
     )
 
@@ -81,15 +85,15 @@ class WaitRoom:
         self._cond = threading.Condition()
         self.queue = Queue()
 
-    def admit(self, call: Call) -> None:
-        """Take a token, waiting in priority order; sets ``call.waited``.
+    def admit(self, route: Route, tally: Tally) -> None:
+        """Take a token, waiting in priority order; sets ``tally.waited``.
 
         Raises:
             RateLimited: the request would wait longer than its max wait.
         """
-        clock, budget = self._clock, call.profile.max_wait[call.priority]
+        clock, budget = self._clock, route.profile.max_wait[route.priority]
         steady = self._window.steady
-        if self._window.take_credit(call):
+        if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         with self._cond:
             if not self.queue:
@@ -97,10 +101,10 @@ class WaitRoom:
                 if wait == 0:
                     return
                 if wait < 0 or wait > budget:
-                    raise _refuse(call, wait)
+                    raise _refuse(route, wait)
             elif budget <= 0:
-                raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, steady.at(clock.time()))
+                raise _refuse(route, 0.0)
+            me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
             try:
                 while True:
@@ -108,13 +112,13 @@ class WaitRoom:
                     # lengthens a wait past the priority's max wait.
                     now = clock.time()
                     moment = steady.at(now)
-                    call.waited = moment - me.since
+                    tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
                         wait = self._window.try_acquire(now)
                         if wait == 0:
                             return
-                        if wait < 0 or call.waited + wait > budget + 1e-9:
-                            raise _refuse(call, wait)
+                        if wait < 0 or tally.waited + wait > budget + 1e-9:
+                            raise _refuse(route, wait)
                         self._cond.release()
                         try:
                             clock.sleep(wait)
@@ -122,10 +126,10 @@ class WaitRoom:
                             self._cond.acquire()
                         # Someone more important may have come meanwhile: let them look.
                         self._cond.notify_all()
-                    elif call.waited >= budget:
-                        raise _refuse(call, 0.0)
+                    elif tally.waited >= budget:
+                        raise _refuse(route, 0.0)
                     else:
-                        self._cond.wait(min(budget - call.waited, _RECHECK))
+                        self._cond.wait(min(budget - tally.waited, _RECHECK))
             finally:
                 self._window.waiters -= 1
                 self.queue.leave(me)
@@ -144,10 +148,10 @@ class AsyncWaitRoom:
     async def _try(self, now: float) -> float:
         return await anyio.to_thread.run_sync(self._window.try_acquire, now)
 
-    async def admit(self, call: Call) -> None:
-        clock, budget = self._clock, call.profile.max_wait[call.priority]
+    async def admit(self, route: Route, tally: Tally) -> None:
+        clock, budget = self._clock, route.profile.max_wait[route.priority]
         steady = self._window.steady
-        if self._window.take_credit(call):
+        if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         async with self._cond:
             if not self.queue:
@@ -155,32 +159,32 @@ class AsyncWaitRoom:
                 if wait == 0:
                     return
                 if wait < 0 or wait > budget:
-                    raise _refuse(call, wait)
+                    raise _refuse(route, wait)
             elif budget <= 0:
-                raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, steady.at(clock.time()))
+                raise _refuse(route, 0.0)
+            me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
             try:
                 while True:
                     now = clock.time()
                     moment = steady.at(now)
-                    call.waited = moment - me.since
+                    tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
                         wait = await self._try(now)
                         if wait == 0:
                             return
-                        if wait < 0 or call.waited + wait > budget + 1e-9:
-                            raise _refuse(call, wait)
+                        if wait < 0 or tally.waited + wait > budget + 1e-9:
+                            raise _refuse(route, wait)
                         self._cond.release()
                         try:
                             await clock.asleep(wait)
                         finally:
                             await self._cond.acquire()
                         self._cond.notify_all()
-                    elif call.waited >= budget:
-                        raise _refuse(call, 0.0)
+                    elif tally.waited >= budget:
+                        raise _refuse(route, 0.0)
                     else:
-                        with anyio.move_on_after(min(budget - call.waited, _RECHECK)):
+                        with anyio.move_on_after(min(budget - tally.waited, _RECHECK)):
                             await self._cond.wait()
             finally:
                 self._window.waiters -= 1

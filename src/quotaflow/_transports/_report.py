@@ -7,7 +7,7 @@ import logging
 import httpx
 
 from .. import events
-from .._info import CacheStatus, Call, ResponseInfo
+from .._info import CacheStatus, ResponseInfo, Route, cached_of, spent_of
 from .._profiles import DEFAULT_PROFILE
 from ..events import Emitter
 from ..exceptions import (
@@ -21,13 +21,13 @@ from ._stale import stale_reason
 logger = logging.getLogger("quotaflow")
 
 
-def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
+def log_answer(request: httpx.Request, route: Route, info: ResponseInfo) -> None:
     """One DEBUG line per request: what the cache did and why (no secrets: the
     resource is the URL without them)."""
     logger.debug(
         "quotaflow: %s %s -> %s%s, cost %d (%s): %s",
         request.method,
-        call.resource,
+        route.resource,
         info.cache,
         f" from {info.tier}" if info.tier else "",
         info.cost,
@@ -38,7 +38,7 @@ def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
 
 def report(
     emit: Emitter,
-    call: Call,
+    route: Route,
     request: httpx.Request,
     response: httpx.Response | None,
     error: BaseException | None,
@@ -47,12 +47,13 @@ def report(
 ) -> None:
     """The one event that ends a request, for subscribers. ``costs`` remembers what
     each resource would cost, so a hit does not run the profile's cost function again."""
-    profile, resource = call.profile.name, call.resource
-    if error is None and call.cache is CacheStatus.HIT:  # the common case, first
+    profile, resource = route.profile.name, route.resource
+    cache = cached_of(response).cache if response is not None else CacheStatus.MISS
+    if error is None and cache is CacheStatus.HIT:  # the common case, first
         saved = costs.get(resource)
         if saved is None:
             saved = (
-                guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
+                guarded_cost(route.profile, request) if route.profile is not DEFAULT_PROFILE else 0
             )
             if len(costs) > 4096:
                 costs.clear()
@@ -61,21 +62,24 @@ def report(
         return
     if error is not None:
         if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(events.Refused(profile, now, resource, stale_reason(error), call.priority.value))
+            emit(events.Refused(profile, now, resource, stale_reason(error), route.priority.value))
         return
     assert response is not None
     info = response.extensions.get("quotaflow")
-    if call.cache is CacheStatus.STALE and info is not None:
+    if not isinstance(info, ResponseInfo):
+        return
+    spent = spent_of(response)
+    if info.cache is CacheStatus.STALE:
         emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
-    elif call.cache is CacheStatus.REVALIDATED:
-        emit(events.Revalidated(profile, now, resource, call.cost))
-    elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
+    elif info.cache is CacheStatus.REVALIDATED:
+        emit(events.Revalidated(profile, now, resource, info.cost))
+    elif spent is not None and 200 <= response.status_code < 300 and spent.verdict == "ok":
         try:
             content = response.content
         except httpx.ResponseNotRead:
             content = b""
         emit(
             events.Fetched(
-                profile, now, resource, response.status_code, call.cost, call.ttl, content
+                profile, now, resource, response.status_code, info.cost, info.ttl, content
             )
         )
