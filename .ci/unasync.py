@@ -24,6 +24,7 @@ FILES = {
     TRANSPORTS / "_async_fallback.py": TRANSPORTS / "_sync_fallback.py",
     TRANSPORTS / "_async_ratelimit.py": TRANSPORTS / "_sync_ratelimit.py",
     TRANSPORTS / "_async_policy.py": TRANSPORTS / "_sync_policy.py",
+    TRANSPORTS / "_async_stored.py": TRANSPORTS / "_sync_stored.py",
 }
 
 # Whole words (or exact phrases), in this order.
@@ -39,6 +40,8 @@ SUBSTITUTIONS = [
     ("AsyncCachingTransport", "CachingTransport"),
     ("AsyncPolicyTransport", "PolicyTransport"),
     ("_async_policy", "_sync_policy"),
+    ("AsyncStoredTiers", "StoredTiers"),
+    ("_async_stored", "_sync_stored"),
     ("AsyncTee", "Tee"),
     ("AsyncChunks", "Chunks"),
     ("AsyncIterable", "Iterable"),
@@ -59,12 +62,11 @@ SUBSTITUTIONS = [
     ("_ahand_on", "_hand_on"),
     ("_await_lease", "_wait_lease"),
     ("_afollow", "_follow"),
-    ("_aread_stored", "_read_stored"),
-    ("_akeep_cold", "_keep_cold"),
+    ("akeep_cold", "keep_cold"),
+    ("_alook", "_look"),
     ("_abuffered", "_buffered"),
     ("_aconditional", "_conditional"),
     ("_arelease", "_release"),
-    ("_astored", "_stored"),
     ("aiter_raw", "iter_raw"),
     ("aread_body", "read_body"),
     ("aoffload", "offload"),

@@ -26,7 +26,7 @@ from ._short import ShortWindow
 
 if TYPE_CHECKING:
     from .._info import Route
-    from .._transports._limiter import Tally
+    from .._transports._attempts import Tally
 
 AGING = 5.0
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}

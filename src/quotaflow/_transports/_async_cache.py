@@ -8,7 +8,7 @@ import httpx
 from hishel.httpx import AsyncCacheTransport
 
 from .._clock import Clock
-from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
+from .._cold import ColdStore
 from .._flight import (
     LEASE_POLL,
     LEASE_TTL,
@@ -20,29 +20,22 @@ from .._flight import (
     follower_error,
     wait_limit,
 )
-from .._hot import HotEntry, HotTier, entry_for
+from .._hot import HotTier, entry_for
 from .._info import CACHED, SPENT, Cached, CacheStatus, Route, route_of
 from ._async_policy import AsyncPolicyTransport
+from ._async_stored import AsyncStoredTiers
 from ._body import decoded
 from ._cache import (
-    BELOW,
     FRESH_IN_MEMORY,
-    FRESH_IN_STORAGE,
-    KEPT_COLD,
     MEMORY,
-    NOT_COLD_FOR,
     OPTIONS,
     STORAGE,
     AsyncTee,
-    FromBelow,
-    aread_fresh,
     conditional,
-    hit,
-    look_up,
     not_modified,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, Policy, outcome
+from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, hit, outcome
 from ._layer import AsyncLayer
 from ._route import redacted
 
@@ -52,11 +45,9 @@ CACHE_OFF = Cached(reason="the cache is off (cache=False)")
 class AsyncCachingTransport(AsyncLayer):
     """hot tier, then hishel's RFC 9111 cache plus the profile's rules. Strictly private.
 
-    ``reader``: a blocking storage over the same entries; given, a fresh answer is read
-    with it in one worker-thread hop (hishel's async SQLite storage hops per statement).
-    ``cold``: the cold store (``_cold.py``) of answers the profile says never change:
-    read after the hot tier misses, before the warm tier; written when a fresh answer
-    is judged immutable.
+    ``reader`` and ``cold``: see ``AsyncStoredTiers``; the cold store is read after the
+    hot tier misses, before the warm tier, and written when a fresh answer is judged
+    immutable.
     """
 
     def __init__(
@@ -71,12 +62,8 @@ class AsyncCachingTransport(AsyncLayer):
         cold: ColdStore | None = None,
     ) -> None:
         self.next_transport = next_transport
-        self._storage = storage
-        self._reader = reader
+        self._stored = AsyncStoredTiers(storage, hot, policy.clock, policy.max_body, reader, cold)
         self._cold = cold
-        # Keys just looked for in the cold store and not there (until when): a profile
-        # keeping a few answers cold costs its other hits no cold lookup each.
-        self._not_cold: dict[str, float] = {}
         self._hot = hot
         self._flights = flights
         self._clock = policy.clock
@@ -105,7 +92,7 @@ class AsyncCachingTransport(AsyncLayer):
             response = entry.response(now)
             response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY)
             return response
-        if hot and (found := await self._aread_stored(route, request, now)) is not None:
+        if hot and (found := await self._stored.aread(route, request, now)) is not None:
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
         return await self._afetch(route, redacted(route, request), now)
@@ -191,8 +178,8 @@ class AsyncCachingTransport(AsyncLayer):
                 entry = entry_for(response, body, self._clock.time())
                 if entry is not None:
                     self._hot.put(route.key, entry)
-            if body is not None and cold is not None:
-                await self._akeep_cold(cold, route, request, response, body, below, cost)
+            if body is not None and below.keep_for is not None:
+                await self._stored.akeep_cold(route, request, response, body, below.keep_for, cost)
             await self._arelease(leading, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
@@ -227,48 +214,7 @@ class AsyncCachingTransport(AsyncLayer):
             raise error
         if not route.hot:
             return None
-        return await self._aread_stored(route, request, self._clock.time())
-
-    async def _aread_stored(
-        self, route: Route, request: httpx.Request, now: float
-    ) -> httpx.Response | None:
-        """The warm read: a kept (cold) or fresh stored answer, also kept in memory."""
-        kept, entry = await self._astored(route, request, now)
-        if kept is not None:
-            response = kept.response(now)
-            if (found := entry_for(response, kept.body, now)) is not None:
-                self._hot.put(route.key, found)
-            response.extensions[CACHED] = hit(kept.ttl(now), COLD, KEPT_COLD)
-            return response
-        if entry is None:
-            return None
-        self._hot.put(route.key, entry)
-        response = entry.response(now)
-        response.extensions[CACHED] = hit(entry.ttl, STORAGE, FRESH_IN_STORAGE)
-        return response
-
-    async def _akeep_cold(
-        self,
-        cold: ColdStore,
-        route: Route,
-        request: httpx.Request,
-        response: httpx.Response,
-        raw: bytes,
-        below: FromBelow,
-        cost: int,
-    ) -> None:
-        """Keep an answer the profile judged immutable in the cold store, with the
-        snapshot window it covers (the rule reads it decoded, as the caller would)."""
-        assert below.keep_for is not None
-        try:
-            read = decoded(response, raw, self._max_body)
-        except httpx.DecodingError:
-            return  # a body that does not decode is not worth keeping for good
-        if not read.is_stream_consumed:
-            return  # it inflates past max_body: not kept
-        now = self._clock.time()
-        await aoffload(cold_keep, cold, route, request, read, raw, below.keep_for, now, cost)
-        self._not_cold.pop(route.key, None)
+        return await self._stored.aread(route, request, self._clock.time())
 
     async def _abuffered(
         self,
@@ -295,7 +241,7 @@ class AsyncCachingTransport(AsyncLayer):
                 self._hot.put(route.key, entry)
         if self._cold is not None and below.keep_for is not None:
             cost = below.spent.cost if below.spent is not None else 0
-            await self._akeep_cold(self._cold, route, request, read, raw, below, cost)
+            await self._stored.akeep_cold(route, request, read, raw, below.keep_for, cost)
         await self._arelease(leading, None)
         return read
 
@@ -305,7 +251,7 @@ class AsyncCachingTransport(AsyncLayer):
         """The caller's own conditional request (If-None-Match, If-Modified-Since): a 304
         from a fresh stored answer whose validator matches (RFC 9111 §4.3.2), else the
         origin's own answer, passed on as it is (a 304 included) and not stored."""
-        entries = await self._storage.get_entries(route.key)
+        entries = await self._stored.storage.get_entries(route.key)
         answer = not_modified(entries, request, route.resource, now)
         if answer is not None:
             reason = "304 from a fresh stored answer: the caller's validator matched"
@@ -327,33 +273,5 @@ class AsyncCachingTransport(AsyncLayer):
             else:
                 self._flights.release(flight, error)
 
-    async def _astored(
-        self, route: Route, request: httpx.Request, now: float
-    ) -> tuple[ColdEntry | None, HotEntry | None]:
-        """On a miss in memory: the cold store's answer (for a profile that keeps
-        immutable ones), else a plain fresh stored one; in one worker-thread hop when
-        the backend has a blocking reader."""
-        limit = self._hot.max_entry
-        cold = self._cold if route.profile.immutable is not None else None
-        if cold is not None and self._not_cold.get(route.key, 0.0) > now:
-            cold = None  # looked for a moment ago: not there
-        inner = redacted(route, request) if cold is not None else request
-        if self._reader is not None:
-            kept, entry = await aoffload(look_up, cold, self._reader, route, inner, now, limit)
-        else:
-            kept = await aoffload(cold_lookup, cold, route, inner, now) if cold else None
-            entry = None if kept else await aread_fresh(self._storage, route, now, limit)
-        if cold is not None and kept is None:
-            if len(self._not_cold) >= 4096:
-                self._not_cold.clear()
-            self._not_cold[route.key] = now + NOT_COLD_FOR
-        return kept, entry
-
     async def _aclose_own(self) -> None:
-        try:
-            await self._storage.close()
-        finally:
-            if self._reader is not None:
-                self._reader.close()
-            if self._cold is not None:
-                self._cold.close()
+        await self._stored.aclose()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import (
     AsyncIterable,
@@ -23,9 +22,8 @@ import httpx
 from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
 from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
-from .._info import Cached, CacheStatus, Route, Spent
+from .._info import Route
 from .._retention import is_event_stream
-from ._core import NOT_JUDGED, Judged
 
 logger = logging.getLogger("quotaflow")
 
@@ -291,26 +289,3 @@ def look_up(
         if kept is not None:
             return kept, None
     return None, read_fresh(reader, route, now, limit)
-
-
-# Where the caching layer's policy half (below hishel) leaves what it saw for the
-# caching layer's top half: hishel passes an answer's extensions up, but not those of
-# a 304 it revalidated with.
-BELOW = "quotaflow.below"
-
-
-@attrs.define
-class FromBelow:
-    """What the policy half saw of the answer from upstream, for the caching layer's
-    top half: one per request through hishel, written by the caching layer's own policy
-    half only. Strictly private."""
-
-    spent: Spent | None = None
-    judged: Judged = NOT_JUDGED
-    keep_for: float | None = None
-
-
-@functools.lru_cache(maxsize=256)
-def hit(ttl: float | None, tier: str, reason: str) -> Cached:
-    """The record of a hit (the same few for every hit: built once)."""
-    return Cached(CacheStatus.HIT, ttl, True, tier, reason)

@@ -3,6 +3,7 @@ the call (the stale choice is in ``_stale.py``, reporting in ``_report.py``). St
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -11,7 +12,7 @@ import httpx
 
 from .. import _policy
 from .._clock import Clock
-from .._info import Cached, CacheStatus, Route
+from .._info import Cached, CacheStatus, Route, Spent
 from .._profiles import (
     DEFAULT_PROFILE,
     ApiProfile,
@@ -268,3 +269,26 @@ def outcome(
     elif not stored and verdict in ("ok", None) and response.status_code < 500:
         reason = reason or "not storable under RFC 9111"
     return Cached(CacheStatus.MISS, judged.ttl, stored, None, reason)
+
+
+# Where the caching layer's policy half (below hishel) leaves what it saw for the
+# caching layer's top half: hishel passes an answer's extensions up, but not those of
+# a 304 it revalidated with.
+BELOW = "quotaflow.below"
+
+
+@attrs.define
+class FromBelow:
+    """What the policy half saw of the answer from upstream, for the caching layer's
+    top half: one per request through hishel, written by the caching layer's own policy
+    half only. Strictly private."""
+
+    spent: Spent | None = None
+    judged: Judged = NOT_JUDGED
+    keep_for: float | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def hit(ttl: float | None, tier: str, reason: str) -> Cached:
+    """The record of a hit (the same few for every hit: built once)."""
+    return Cached(CacheStatus.HIT, ttl, True, tier, reason)

@@ -8,8 +8,8 @@ import httpx
 
 from .._info import route_of, spent_of
 from ._body import read_body
-from ._cache import BELOW, ERROR_BODY, FromBelow
-from ._core import Policy
+from ._cache import ERROR_BODY
+from ._core import BELOW, FromBelow, Policy
 
 
 class PolicyTransport(httpx.BaseTransport):
