@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
@@ -10,18 +13,19 @@ from hishel.httpx import AsyncCacheTransport
 from .._clock import Clock
 from .._cold import ColdStore
 from .._flight import (
+    FOLLOW_POLL,
     LEASE_POLL,
     LEASE_TTL,
     Flight,
     SingleFlight,
     aoffload,
-    ashielded,
-    await_flight,
     follower_error,
+    given_up,
     wait_limit,
 )
 from .._hot import HotTier, entry_for
 from .._info import CACHED, SPENT, Cached, CacheStatus, Route, route_of
+from ._async_layer import AsyncLayer
 from ._async_policy import AsyncPolicyTransport
 from ._async_stored import AsyncStoredTiers
 from ._body import decoded
@@ -36,7 +40,6 @@ from ._cache import (
     worth_keeping,
 )
 from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, hit, outcome
-from ._layer import AsyncLayer
 from ._route import redacted
 
 CACHE_OFF = Cached(reason="the cache is off (cache=False)")
@@ -202,13 +205,23 @@ class AsyncCachingTransport(AsyncLayer):
             await clock.asleep(LEASE_POLL)
             waited += LEASE_POLL
 
+    @staticmethod
+    async def _await_leader(flight: Flight, timeout: float | None) -> bool:
+        """Wait for the leader to land; False if ``timeout`` passed first, or the
+        leader's answer has been streaming to its caller too long (``given_up``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not await flight.await_done(FOLLOW_POLL):
+            if given_up(flight, deadline):
+                return False
+        return True
+
     async def _afollow(
         self, route: Route, request: httpx.Request, flight: Flight
     ) -> httpx.Response | None:
         """A follower: wait for the leader, then the one warm read of what it stored
         (None: go on to hishel: a leader too slow, a body too big for memory, an
         answer not stored, a refused leader)."""
-        if not await await_flight(flight, wait_limit(request)):
+        if not await self._await_leader(flight, wait_limit(request)):
             return None  # as without quotaflow: this request fetches its own answer
         if flight.error is not None and (error := follower_error(flight, request)):
             raise error
@@ -267,7 +280,7 @@ class AsyncCachingTransport(AsyncLayer):
         its own request was cancelled."""
         if flight is None:
             return
-        with ashielded():
+        with anyio.CancelScope(shield=True):  # the caller's cancellation stops short
             if flight.token is not None:
                 await aoffload(self._flights.release, flight, error)
             else:

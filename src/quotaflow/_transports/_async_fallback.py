@@ -12,10 +12,10 @@ import httpx
 
 from .._flight import aoffload
 from .._info import Route, Spent, assemble, cached_of, spent_of
+from ._async_layer import AsyncLayer
 from ._body import unread
 from ._cache import AsyncChunks
 from ._core import UpstreamFailed
-from ._layer import AsyncLayer
 from ._limiter import Limiter
 from ._report import log_answer, report
 from ._route import Router

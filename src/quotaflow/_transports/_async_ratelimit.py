@@ -10,9 +10,9 @@ from .._info import SPENT, Route, Spent, route_of, with_spent
 from .._state._books import Ticket
 from .._state._waitroom import AsyncWaitRoom
 from ..exceptions import QuotaflowError
+from ._async_layer import AsyncLayer
 from ._attempts import Tally
 from ._body import aread_body
-from ._layer import AsyncLayer
 from ._limiter import Limiter
 from ._route import upstream_request
 

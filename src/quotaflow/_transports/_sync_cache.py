@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import hishel
 import httpx
 from hishel.httpx import CacheTransport
@@ -10,14 +13,13 @@ from hishel.httpx import CacheTransport
 from .._clock import Clock
 from .._cold import ColdStore
 from .._flight import (
+    FOLLOW_POLL,
     LEASE_POLL,
     LEASE_TTL,
     Flight,
     SingleFlight,
     follower_error,
-    offload,
-    shielded,
-    wait_flight,
+    given_up,
     wait_limit,
 )
 from .._hot import HotTier, entry_for
@@ -34,8 +36,8 @@ from ._cache import (
     worth_keeping,
 )
 from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, hit, outcome
-from ._layer import Layer
 from ._route import redacted
+from ._sync_layer import Layer
 from ._sync_policy import PolicyTransport
 from ._sync_stored import StoredTiers
 
@@ -191,16 +193,26 @@ class CachingTransport(Layer):
         """The leader in this process: take the cross-process lease, or wait (within
         the request's own limit) while another process holds it. Either way hishel's
         lookup then runs once, and finds what another process stored meanwhile."""
-        if offload(self._flights.lease, flight):
+        if self._flights.lease(flight):
             return
         clock: Clock = self._clock
         limit = wait_limit(request) or LEASE_TTL
         waited = 0.0
-        while offload(self._flights.leased_elsewhere, route.key):
+        while self._flights.leased_elsewhere(route.key):
             if waited >= limit:
                 return  # the other process is slow: fetch for ourselves, leading
             clock.sleep(LEASE_POLL)
             waited += LEASE_POLL
+
+    @staticmethod
+    def _wait_leader(flight: Flight, timeout: float | None) -> bool:
+        """Wait for the leader to land; False if ``timeout`` passed first, or the
+        leader's answer has been streaming to its caller too long (``given_up``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not flight.wait_done(FOLLOW_POLL):
+            if given_up(flight, deadline):
+                return False
+        return True
 
     def _follow(
         self, route: Route, request: httpx.Request, flight: Flight
@@ -208,7 +220,7 @@ class CachingTransport(Layer):
         """A follower: wait for the leader, then the one warm read of what it stored
         (None: go on to hishel: a leader too slow, a body too big for memory, an
         answer not stored, a refused leader)."""
-        if not wait_flight(flight, wait_limit(request)):
+        if not self._wait_leader(flight, wait_limit(request)):
             return None  # as without quotaflow: this request fetches its own answer
         if flight.error is not None and (error := follower_error(flight, request)):
             raise error
@@ -265,9 +277,9 @@ class CachingTransport(Layer):
         its own request was cancelled."""
         if flight is None:
             return
-        with shielded():
+        with contextlib.nullcontext():  # the caller's cancellation stops short
             if flight.token is not None:
-                offload(self._flights.release, flight, error)
+                self._flights.release(flight, error)
             else:
                 self._flights.release(flight, error)
 

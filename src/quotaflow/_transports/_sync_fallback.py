@@ -9,16 +9,15 @@ from collections.abc import Iterable
 import hishel
 import httpx
 
-from .._flight import offload
 from .._info import Route, Spent, assemble, cached_of, spent_of
 from ._body import unread
 from ._cache import Chunks
 from ._core import UpstreamFailed
-from ._layer import Layer
 from ._limiter import Limiter
 from ._report import log_answer, report
 from ._route import Router
 from ._stale import choose_stale, stale_eligible, stale_reason, stale_response
+from ._sync_layer import Layer
 
 logger = logging.getLogger("quotaflow")
 
@@ -112,5 +111,5 @@ class FallbackTransport(Layer):
     def _remaining(self, route: Route) -> int | None:
         ledger, profile, account = self._ledger, route.profile, route.account
         if ledger.needs_peek(profile, account):
-            return offload(ledger.known_remaining, profile, account)
+            return ledger.known_remaining(profile, account)
         return ledger.known_remaining(profile, account)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import httpx
 
-from .._flight import offload
 from .._info import SPENT, Route, Spent, route_of, with_spent
 from .._state._books import Ticket
 from .._state._waitroom import WaitRoom
 from ..exceptions import QuotaflowError
 from ._attempts import Tally
 from ._body import read_body
-from ._layer import Layer
 from ._limiter import Limiter
 from ._route import upstream_request
+from ._sync_layer import Layer
 
 # What an unprofiled request's answer says of upstream: it went there, for nothing.
 FREE = Spent()
@@ -75,7 +74,7 @@ class RateLimitTransport(Layer):
     def _open_circuit(self, route: Route) -> int:
         limiter = self._limiter
         if limiter.circuit_io(route):
-            return offload(limiter.open_circuit, route)
+            return limiter.open_circuit(route)
         return limiter.open_circuit(route)
 
     def _attempt(self, route: Route, request: httpx.Request, tally: Tally) -> httpx.Response:
@@ -84,18 +83,18 @@ class RateLimitTransport(Layer):
         ticket: Ticket | None = None
         try:
             if limiter.limits(route, request):
-                ticket = offload(limiter.reserve, route, request)
+                ticket = limiter.reserve(route, request)
                 try:
                     if (room := self._wait_rooms.get(route.profile.name)) is not None:
                         room.admit(route, tally)
                     # The check may have found the circuit opened by another process.
                     probe = probe or self._open_circuit(route)
                 except BaseException:
-                    offload(limiter.release, route, ticket)
+                    limiter.release(route, ticket)
                     raise
         except BaseException:
             if probe:  # the store learns that the probe is free again
-                offload(limiter.outcome, route, None, probe)
+                limiter.outcome(route, None, probe)
             raise
         try:
             response = self.next_transport.handle_request(upstream_request(request, route))
@@ -103,10 +102,10 @@ class RateLimitTransport(Layer):
                 response = read_body(response, limiter.max_body)
                 tally.buffered = response.is_stream_consumed
         except BaseException as exc:
-            offload(limiter.failed, route, tally, ticket, exc, probe)
+            limiter.failed(route, tally, ticket, exc, probe)
             raise
-        offload(limiter.answered, route, tally, ticket, response, probe)
+        limiter.answered(route, tally, ticket, response, probe)
         return response
 
     def _close_own(self) -> None:
-        offload(self._limiter.close)
+        self._limiter.close()

@@ -8,7 +8,6 @@ import httpx
 
 from .._clock import Clock
 from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
-from .._flight import offload
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CACHED, Route
 from ._body import decoded
@@ -86,7 +85,7 @@ class StoredTiers:
         if not read.is_stream_consumed:
             return  # it inflates past max_body: not kept
         now = self._clock.time()
-        offload(cold_keep, self.cold, route, request, read, raw, keep_for, now, cost)
+        cold_keep(self.cold, route, request, read, raw, keep_for, now, cost)
         self._not_cold.pop(route.key, None)
 
     def _look(
@@ -101,9 +100,9 @@ class StoredTiers:
             cold = None  # looked for a moment ago: not there
         inner = redacted(route, request) if cold is not None else request
         if self._reader is not None:
-            kept, entry = offload(look_up, cold, self._reader, route, inner, now, limit)
+            kept, entry = look_up(cold, self._reader, route, inner, now, limit)
         else:
-            kept = offload(cold_lookup, cold, route, inner, now) if cold else None
+            kept = cold_lookup(cold, route, inner, now) if cold else None
             entry = None if kept else read_fresh(self.storage, route, now, limit)
         if cold is not None and kept is None:
             if len(self._not_cold) >= 4096:
