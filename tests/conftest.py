@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio.from_thread
 import httpx
+import hypothesis
 import pytest
 import redis
 import respx
@@ -20,6 +21,11 @@ import quotaflow
 from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate
 
 from .stub_server import REDIS_URL, redis_prefix
+
+# Property tests draw the same examples in every run (CI included) and never replay a
+# saved example database (.hypothesis/): a failure is one anybody can reproduce.
+hypothesis.settings.register_profile("quotaflow", derandomize=True, database=None)
+hypothesis.settings.load_profile("quotaflow")
 
 START = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 BASE = "https://api.test"

@@ -181,3 +181,12 @@ def test_any_answer_goes_through_the_stack(tmp_path_factory, body: bytes, quota)
             assert response.content == body
             assert found.ttl is None or (math.isfinite(found.ttl) and found.ttl >= 0)
             assert found.cost >= 0
+
+
+def test_every_property_test_is_deterministic() -> None:
+    """The profile tests/conftest.py loads: the same examples every run, no saved database,
+    whatever a test's own ``@settings`` say about the number of examples."""
+    from hypothesis import settings as current
+
+    assert current.default.derandomize is True
+    assert current.default.database is None

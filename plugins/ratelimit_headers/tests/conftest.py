@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 import respx
 import time_machine
+
+# Property tests draw the same examples in every run (CI included) and never replay a
+# saved example database (.hypothesis/): a failure is one anybody can reproduce.
+hypothesis.settings.register_profile("quotaflow", derandomize=True, database=None)
+hypothesis.settings.load_profile("quotaflow")
 
 #: 2025-09-04T15:33:20Z: a whole second, so the Date header quotaflow writes is exact.
 START = 1_757_000_000
