@@ -53,6 +53,7 @@ SUBSTITUTIONS = [
     ("AsyncLayer", "Layer"),
     # Async functions and methods carry an ``a`` prefix; their sync twins drop it.
     ("_aopen_circuit", "_open_circuit"),
+    ("_aprobe", "_probe"),
     ("_aattempt", "_attempt"),
     ("_aretrying", "_retrying"),
     ("_aanswer", "_answer"),

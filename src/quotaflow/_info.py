@@ -127,6 +127,13 @@ class Cached:
     stored: bool = False
     tier: str | None = None
     reason: str = ""
+    # RFC 9211 Cache-Status (``_cache_status``): why the cache went upstream (its ``fwd``
+    # value; None: it did not, or nothing finer than ``miss`` is known), and whether the
+    # answer is a single-flight leader's, reused (``collapsed``).
+    forward: str | None = None
+    collapsed: bool = False
+    # The answer is the hot tier's, Cache-Status included (``HotEntry.response``).
+    stamped: bool = False
 
 
 NOT_CACHED = Cached()

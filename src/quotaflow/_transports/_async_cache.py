@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import anyio
+import attrs
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
@@ -39,10 +40,10 @@ from ._cache import (
     not_modified,
     worth_keeping,
 )
-from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, hit, outcome
+from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, UpstreamFailed, hit, outcome
 from ._route import redacted
 
-CACHE_OFF = Cached(reason="the cache is off (cache=False)")
+CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
 
 
 class AsyncCachingTransport(AsyncLayer):
@@ -93,7 +94,7 @@ class AsyncCachingTransport(AsyncLayer):
         hot = route.hot
         if hot and (entry := self._hot.get(route.key, now)) is not None:
             response = entry.response(now)
-            response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY)
+            response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY, True)
             return response
         if hot and (found := await self._stored.aread(route, request, now)) is not None:
             return found
@@ -104,14 +105,14 @@ class AsyncCachingTransport(AsyncLayer):
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             self._hot.discard(route.key)  # hishel invalidates the stored entry too
-            return (await self._athrough_hishel(route, request, now))[0]
+            return (await self._athrough_hishel(route, request, now, "method"))[0]
         if conditional(request):
             return await self._aconditional(route, request, now)
         rule = self._rules.match(request.url)
         if rule is not None and rule.ttl is None:
             response = await self.next_transport.handle_async_request(request)
             reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
-            response.extensions[CACHED] = Cached(reason=reason)
+            response.extensions[CACHED] = Cached(reason=reason, forward="bypass")
             return response
         leading: Flight | None = None
         try:
@@ -129,16 +130,22 @@ class AsyncCachingTransport(AsyncLayer):
         return await self._ahand_on(route, request, response, below, leading)
 
     async def _athrough_hishel(
-        self, route: Route, request: httpx.Request, now: float
+        self, route: Route, request: httpx.Request, now: float, forward: str | None = None
     ) -> tuple[httpx.Response, FromBelow]:
-        """hishel, once: its answer carries what the cache did (and what upstream took)."""
-        below = FromBelow()
+        """hishel, once: its answer carries what the cache did (and what upstream took);
+        so does a failure it passes on (``UpstreamFailed``)."""
+        below = FromBelow(forward=forward)
         request.extensions["caching"] = {"key": route.key}
         request.extensions[BELOW] = below
-        response = await self._hishel.handle_async_request(request)
+        try:
+            response = await self._hishel.handle_async_request(request)
+        except UpstreamFailed as failed:
+            failed.response.extensions[CACHED] = Cached(forward=below.forward)
+            raise
         spent = below.spent
         verdict = spent.verdict if spent is not None else None
-        cached = outcome(route, response, below.judged, verdict, self._max_body, now)
+        max_body = self._max_body
+        cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
         response.extensions[CACHED] = cached
         if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
             response.extensions[SPENT] = spent
@@ -227,7 +234,10 @@ class AsyncCachingTransport(AsyncLayer):
             raise error
         if not route.hot:
             return None
-        return await self._stored.aread(route, request, self._clock.time())
+        found = await self._stored.aread(route, request, self._clock.time())
+        if found is not None:
+            found.extensions[CACHED] = attrs.evolve(found.extensions[CACHED], collapsed=True)
+        return found
 
     async def _abuffered(
         self,

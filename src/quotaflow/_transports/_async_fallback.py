@@ -10,8 +10,9 @@ from collections.abc import AsyncIterable
 import hishel
 import httpx
 
+from .._cache_status import forwarded, stamp
 from .._flight import aoffload
-from .._info import Route, Spent, assemble, cached_of, spent_of
+from .._info import NOT_CACHED, Route, Spent, assemble, cached_of, spent_of
 from ._async_layer import AsyncLayer
 from ._body import unread
 from ._cache import AsyncChunks
@@ -68,18 +69,20 @@ class AsyncFallbackTransport(AsyncLayer):
                 response = failed.response
             else:
                 await failed.response.aclose()
-                return stale
+                info = stale.extensions["quotaflow"]
+                return stamp(stale, info, cached_of(failed.response), failed.status)
         except httpx.TransportError as exc:
             stale = await self._astale(route, request, stale_reason(exc), spent_of(exc))
             if stale is None:
                 raise
-            return stale
+            return stamp(stale, stale.extensions["quotaflow"], NOT_CACHED)
         spent = spent_of(response)
         remaining = spent.remaining if spent is not None else None
         if remaining is None:
             remaining = await self._aremaining(route)
         cached = cached_of(response)
         response.extensions["quotaflow"] = info = assemble(route, cached, spent, remaining)
+        stamp(response, info, cached, forwarded(cached, spent, response))
         if logger.isEnabledFor(logging.DEBUG):
             log_answer(request, route, info)
         return response

@@ -14,6 +14,7 @@ from ._async_layer import AsyncLayer
 from ._attempts import Tally
 from ._body import aread_body
 from ._limiter import Limiter
+from ._probe import probe_request
 from ._route import upstream_request
 
 # What an unprofiled request's answer says of upstream: it went there, for nothing.
@@ -90,6 +91,8 @@ class AsyncRateLimitTransport(AsyncLayer):
             if limiter.limits(route, request):
                 ticket = await aoffload(limiter.reserve, route, request)
                 try:
+                    if limiter.probe.wanted(route):
+                        await self._aprobe(route, tally)
                     if (room := self._wait_rooms.get(route.profile.name)) is not None:
                         await room.admit(route, tally)
                     # The check may have found the circuit opened by another process.
@@ -113,6 +116,21 @@ class AsyncRateLimitTransport(AsyncLayer):
             raise
         await aoffload(limiter.answered, route, tally, ticket, response, probe)
         return response
+
+    async def _aprobe(self, route: Route, tally: Tally) -> None:
+        """The free probe (``ApiProfile.probe``) for a lost ledger; never fails the
+        request, whose own answer syncs the ledger too."""
+        try:
+            response = await self.next_transport.handle_async_request(probe_request(route))
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.HTTPError:
+            return
+        settled = await aoffload(self._limiter.probe.answered, route, response)
+        if settled is not None:
+            tally.remaining = settled.remaining
 
     async def _aclose_own(self) -> None:
         await aoffload(self._limiter.close)

@@ -68,7 +68,7 @@ class AsyncStoredTiers:
             return None
         self._hot.put(route.key, entry)
         response = entry.response(now)
-        response.extensions[CACHED] = hit(entry.ttl, STORAGE, FRESH_IN_STORAGE)
+        response.extensions[CACHED] = hit(entry.ttl, STORAGE, FRESH_IN_STORAGE, True)
         return response
 
     async def akeep_cold(

@@ -38,6 +38,7 @@ class UpstreamFailed(Exception):
         super().__init__(reason)
         self.response = response
         self.reason = reason
+        self.status = response.status_code
 
 
 @attrs.frozen
@@ -238,12 +239,13 @@ def outcome(
     verdict: Verdict | None,
     max_body: int,
     now: float,
+    forward: str | None = None,
 ) -> Cached:
     """How the cache answered, from hishel's status and what ``judge`` decided
     (``verdict``: the rate-limit layer's, None if the answer never came from upstream)."""
     caching = response.extensions.get("caching")
     if not isinstance(caching, dict):
-        return Cached(ttl=judged.ttl, reason=judged.reason)
+        return Cached(ttl=judged.ttl, reason=judged.reason, forward=forward)
     if caching.get("from_cache"):
         revalidated = caching.get("revalidated")
         return Cached(
@@ -254,6 +256,7 @@ def outcome(
             "revalidated: the origin confirmed the stored answer (304)"
             if revalidated
             else "fresh in storage",
+            forward,
         )
     # hishel also flags a full 200 to a conditional request as revalidated:
     # for the caller that is a new answer, so a miss.
@@ -268,7 +271,7 @@ def outcome(
         stored = False  # the reason says why: no freshness, no validator, no max_stale
     elif not stored and verdict in ("ok", None) and response.status_code < 500:
         reason = reason or "not storable under RFC 9111"
-    return Cached(CacheStatus.MISS, judged.ttl, stored, None, reason)
+    return Cached(CacheStatus.MISS, judged.ttl, stored, None, reason, forward)
 
 
 # Where the caching layer's policy half (below hishel) leaves what it saw for the
@@ -286,9 +289,12 @@ class FromBelow:
     spent: Spent | None = None
     judged: Judged = NOT_JUDGED
     keep_for: float | None = None
+    # Cache-Status ``fwd`` (``_cache_status``): why the request went upstream.
+    forward: str | None = None
 
 
 @functools.lru_cache(maxsize=256)
-def hit(ttl: float | None, tier: str, reason: str) -> Cached:
-    """The record of a hit (the same few for every hit: built once)."""
-    return Cached(CacheStatus.HIT, ttl, True, tier, reason)
+def hit(ttl: float | None, tier: str, reason: str, stamped: bool = False) -> Cached:
+    """The record of a hit (the same few for every hit: built once). ``stamped``: the
+    answer carries its Cache-Status already (the hot tier's entries build it)."""
+    return Cached(CacheStatus.HIT, ttl, True, tier, reason, stamped=stamped)

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 
 from .. import _policy, events
+from .._alert_command import AlertCommand
 from .._clock import Clock
 from .._info import Route
 from .._profiles import DEFAULT_PROFILE, QuotaReading
 from .._state._backend import Backend
-from .._state._books import Settled, Ticket, snapshot
+from .._state._books import Ticket, snapshot
 from .._state._breaker import Breaker
 from .._state._pyrate import Decision
 from .._state._short import ShortWindow
@@ -24,6 +25,8 @@ from ..exceptions import QuotaExhausted, StateUnavailable
 from ._attempts import Tally, charged, retry_delay, window_hold
 from ._core import MAX_BODY
 from ._guarded import guarded_cost, guarded_reading, guarded_verdict, guarded_window
+from ._probe import LostLedgerProbe
+from ._report import quota_alert
 
 logger = logging.getLogger("quotaflow")
 
@@ -42,6 +45,7 @@ class Limiter:
         *,
         retries: int | None = None,
         max_body: int = MAX_BODY,
+        alert_command: AlertCommand | None = None,
     ) -> None:
         self.enabled = enabled
         # Join the window's check to the reservation where the backend can (False: two
@@ -54,6 +58,8 @@ class Limiter:
         self.on_close: list[Callable[[], None]] = []
         self.backend = backend
         self.ledger = backend.ledger
+        self.alert_command = alert_command
+        self.probe = LostLedgerProbe(self.ledger, clock)
         self.clock = clock
         self.windows = windows
         self.breakers = breakers
@@ -182,7 +188,7 @@ class Limiter:
                 account=route.account,
             )
             tally.remaining = settled.remaining
-            self._alert(route, settled)
+            quota_alert(self.emit, self.alert_command, route, settled, self.clock.time())
 
     def settle(
         self, route: Route, tally: Tally, ticket: Ticket | None, response: httpx.Response
@@ -212,7 +218,7 @@ class Limiter:
                 account=route.account,
             )
             tally.remaining = settled.remaining
-            self._alert(route, settled)
+            quota_alert(self.emit, self.alert_command, route, settled, self.clock.time())
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
             # ledger and is charged when it times out (an over-count, never an under-count).
@@ -230,23 +236,6 @@ class Limiter:
                 profile=profile.name,
                 remaining=tally.remaining,
                 cost=tally.cost,
-            )
-
-    def _alert(self, route: Route, settled: Settled) -> None:
-        """The quota fell to an alert level (the ledger has logged it): tell subscribers."""
-        if not settled.crossed or not self.emit.active:
-            return
-        now = self.clock.time()
-        for level in settled.crossed:
-            self.emit(
-                events.QuotaLow(
-                    route.profile.name,
-                    now,
-                    settled.remaining if settled.remaining is not None else 0,
-                    level,
-                    settled.total if settled.total is not None else 0,
-                    route.account,
-                )
             )
 
     def _hold(self, route: Route, response: httpx.Response) -> None:

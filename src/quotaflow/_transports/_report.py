@@ -7,8 +7,10 @@ import logging
 import httpx
 
 from .. import events
+from .._alert_command import AlertCommand
 from .._info import CacheStatus, ResponseInfo, Route, cached_of, spent_of
 from .._profiles import DEFAULT_PROFILE
+from .._state._books import Settled
 from ..events import Emitter
 from ..exceptions import (
     CircuitOpen,
@@ -81,5 +83,34 @@ def report(
         emit(
             events.Fetched(
                 profile, now, resource, response.status_code, info.cost, info.ttl, content
+            )
+        )
+
+
+def quota_alert(
+    emit: Emitter,
+    command: AlertCommand | None,
+    route: Route,
+    settled: Settled,
+    now: float,
+) -> None:
+    """The quota fell to an alert level (the ledger has logged it): run the user's
+    command, tell subscribers."""
+    if not settled.crossed:
+        return
+    if command is not None:
+        for level in settled.crossed:
+            command.run(route.profile.name, settled.remaining or 0, level, settled.total or 0)
+    if not emit.active:
+        return
+    for level in settled.crossed:
+        emit(
+            events.QuotaLow(
+                route.profile.name,
+                now,
+                settled.remaining if settled.remaining is not None else 0,
+                level,
+                settled.total if settled.total is not None else 0,
+                route.account,
             )
         )

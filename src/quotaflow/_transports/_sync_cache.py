@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 
+import attrs
 import hishel
 import httpx
 from hishel.httpx import CacheTransport
@@ -35,13 +36,13 @@ from ._cache import (
     not_modified,
     worth_keeping,
 )
-from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, hit, outcome
+from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, UpstreamFailed, hit, outcome
 from ._route import redacted
 from ._sync_layer import Layer
 from ._sync_policy import PolicyTransport
 from ._sync_stored import StoredTiers
 
-CACHE_OFF = Cached(reason="the cache is off (cache=False)")
+CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
 
 
 class CachingTransport(Layer):
@@ -92,7 +93,7 @@ class CachingTransport(Layer):
         hot = route.hot
         if hot and (entry := self._hot.get(route.key, now)) is not None:
             response = entry.response(now)
-            response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY)
+            response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY, True)
             return response
         if hot and (found := self._stored.read(route, request, now)) is not None:
             return found
@@ -103,14 +104,14 @@ class CachingTransport(Layer):
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             self._hot.discard(route.key)  # hishel invalidates the stored entry too
-            return (self._through_hishel(route, request, now))[0]
+            return (self._through_hishel(route, request, now, "method"))[0]
         if conditional(request):
             return self._conditional(route, request, now)
         rule = self._rules.match(request.url)
         if rule is not None and rule.ttl is None:
             response = self.next_transport.handle_request(request)
             reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
-            response.extensions[CACHED] = Cached(reason=reason)
+            response.extensions[CACHED] = Cached(reason=reason, forward="bypass")
             return response
         leading: Flight | None = None
         try:
@@ -128,16 +129,22 @@ class CachingTransport(Layer):
         return self._hand_on(route, request, response, below, leading)
 
     def _through_hishel(
-        self, route: Route, request: httpx.Request, now: float
+        self, route: Route, request: httpx.Request, now: float, forward: str | None = None
     ) -> tuple[httpx.Response, FromBelow]:
-        """hishel, once: its answer carries what the cache did (and what upstream took)."""
-        below = FromBelow()
+        """hishel, once: its answer carries what the cache did (and what upstream took);
+        so does a failure it passes on (``UpstreamFailed``)."""
+        below = FromBelow(forward=forward)
         request.extensions["caching"] = {"key": route.key}
         request.extensions[BELOW] = below
-        response = self._hishel.handle_request(request)
+        try:
+            response = self._hishel.handle_request(request)
+        except UpstreamFailed as failed:
+            failed.response.extensions[CACHED] = Cached(forward=below.forward)
+            raise
         spent = below.spent
         verdict = spent.verdict if spent is not None else None
-        cached = outcome(route, response, below.judged, verdict, self._max_body, now)
+        max_body = self._max_body
+        cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
         response.extensions[CACHED] = cached
         if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
             response.extensions[SPENT] = spent
@@ -226,7 +233,10 @@ class CachingTransport(Layer):
             raise error
         if not route.hot:
             return None
-        return self._stored.read(route, request, self._clock.time())
+        found = self._stored.read(route, request, self._clock.time())
+        if found is not None:
+            found.extensions[CACHED] = attrs.evolve(found.extensions[CACHED], collapsed=True)
+        return found
 
     def _buffered(
         self,

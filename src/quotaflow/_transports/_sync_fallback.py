@@ -9,7 +9,8 @@ from collections.abc import Iterable
 import hishel
 import httpx
 
-from .._info import Route, Spent, assemble, cached_of, spent_of
+from .._cache_status import forwarded, stamp
+from .._info import NOT_CACHED, Route, Spent, assemble, cached_of, spent_of
 from ._body import unread
 from ._cache import Chunks
 from ._core import UpstreamFailed
@@ -66,18 +67,20 @@ class FallbackTransport(Layer):
                 response = failed.response
             else:
                 failed.response.close()
-                return stale
+                info = stale.extensions["quotaflow"]
+                return stamp(stale, info, cached_of(failed.response), failed.status)
         except httpx.TransportError as exc:
             stale = self._stale(route, request, stale_reason(exc), spent_of(exc))
             if stale is None:
                 raise
-            return stale
+            return stamp(stale, stale.extensions["quotaflow"], NOT_CACHED)
         spent = spent_of(response)
         remaining = spent.remaining if spent is not None else None
         if remaining is None:
             remaining = self._remaining(route)
         cached = cached_of(response)
         response.extensions["quotaflow"] = info = assemble(route, cached, spent, remaining)
+        stamp(response, info, cached, forwarded(cached, spent, response))
         if logger.isEnabledFor(logging.DEBUG):
             log_answer(request, route, info)
         return response

@@ -8,7 +8,7 @@ import httpx
 
 from .._info import route_of, spent_of
 from ._body import read_body
-from ._cache import ERROR_BODY
+from ._cache import ERROR_BODY, conditional
 from ._core import BELOW, FromBelow, Policy
 
 
@@ -28,6 +28,10 @@ class PolicyTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
+        below = request.extensions.get(BELOW)
+        if isinstance(below, FromBelow) and below.forward is None:
+            # hishel forwards a request with validators only to revalidate a stored one.
+            below.forward = "stale" if conditional(request) else "miss"
         response = self.next_transport.handle_request(request)
         spent = spent_of(response)
         verdict = spent.verdict if spent is not None else "ok"
@@ -37,9 +41,11 @@ class PolicyTransport(httpx.BaseTransport):
         judged = self._policy.judge(route, request, response, verdict)
         if judged.replaces and route is not None:
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
-            for entry in self._storage.get_entries(route.key):
+            entries = self._storage.get_entries(route.key)
+            if not entries and isinstance(below, FromBelow) and below.forward == "miss":
+                below.forward = "uri-miss"  # nothing was stored under the URI
+            for entry in entries:
                 self._storage.remove_entry(entry.id)
-        below = request.extensions.get(BELOW)
         if isinstance(below, FromBelow):
             below.spent, below.judged = spent, judged
             if route is not None and route.profile.immutable is not None:

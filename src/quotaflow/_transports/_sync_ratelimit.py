@@ -12,6 +12,7 @@ from ..exceptions import QuotaflowError
 from ._attempts import Tally
 from ._body import read_body
 from ._limiter import Limiter
+from ._probe import probe_request
 from ._route import upstream_request
 from ._sync_layer import Layer
 
@@ -85,6 +86,8 @@ class RateLimitTransport(Layer):
             if limiter.limits(route, request):
                 ticket = limiter.reserve(route, request)
                 try:
+                    if limiter.probe.wanted(route):
+                        self._probe(route, tally)
                     if (room := self._wait_rooms.get(route.profile.name)) is not None:
                         room.admit(route, tally)
                     # The check may have found the circuit opened by another process.
@@ -106,6 +109,21 @@ class RateLimitTransport(Layer):
             raise
         limiter.answered(route, tally, ticket, response, probe)
         return response
+
+    def _probe(self, route: Route, tally: Tally) -> None:
+        """The free probe (``ApiProfile.probe``) for a lost ledger; never fails the
+        request, whose own answer syncs the ledger too."""
+        try:
+            response = self.next_transport.handle_request(probe_request(route))
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.HTTPError:
+            return
+        settled = self._limiter.probe.answered(route, response)
+        if settled is not None:
+            tally.remaining = settled.remaining
 
     def _close_own(self) -> None:
         self._limiter.close()

@@ -63,7 +63,7 @@ class StoredTiers:
             return None
         self._hot.put(route.key, entry)
         response = entry.response(now)
-        response.extensions[CACHED] = hit(entry.ttl, STORAGE, FRESH_IN_STORAGE)
+        response.extensions[CACHED] = hit(entry.ttl, STORAGE, FRESH_IN_STORAGE, True)
         return response
 
     def keep_cold(
