@@ -34,7 +34,7 @@ SOFT_DELETE = 180
 
 
 def key_of(url: str) -> str:
-    """The storage key of a URL without secrets or query (Call.key)."""
+    """The storage key of a URL without secrets or query (Route.key)."""
     return hashlib.sha256(url.encode()).hexdigest()
 
 

@@ -26,15 +26,15 @@ N = 20
 def joined(monkeypatch) -> threading.Semaphore:
     """Released once per request that reached the single-flight gate."""
     arrived = threading.Semaphore(0)
-    original = _flight.Gate.join
+    original = _flight.SingleFlight.join
 
-    def spy(self: _flight.Gate, call: Any, **kwargs: Any) -> Any:
+    def spy(self: _flight.SingleFlight, call: Any, **kwargs: Any) -> Any:
         try:
             return original(self, call, **kwargs)
         finally:
             arrived.release()
 
-    monkeypatch.setattr(_flight.Gate, "join", spy)
+    monkeypatch.setattr(_flight.SingleFlight, "join", spy)
     return arrived
 
 
@@ -279,4 +279,4 @@ async def test_a_cancelled_leader_still_lets_its_followers_go(tmp_path) -> None:
             async with client.stream("GET", "https://slow.example/x") as response:
                 async for _ in response.aiter_raw():
                     pass
-        assert _PARTS[client].gate._flights == {}
+        assert _PARTS[client].flights._flights == {}

@@ -25,7 +25,7 @@ import math
 
 import httpx
 
-from ._info import CacheStatus, Call, ResponseInfo
+from ._info import Cached, CacheStatus, ResponseInfo, Spent
 
 __all__ = ["NAME", "forwarded", "hit_member", "stamp", "unstamped", "unstamped_pairs"]
 
@@ -84,18 +84,20 @@ def _hit(ttl: int | None) -> str:
     return found
 
 
-def member(info: ResponseInfo, call: Call, response: httpx.Response, fwd_status: int | None) -> str:
+def member(
+    info: ResponseInfo, cached: Cached, response: httpx.Response, fwd_status: int | None
+) -> str:
     """quotaflow's list member for ``response``, described by ``info``."""
     ttl = _ttl(info, response)
     cache = info.cache
-    if cache is CacheStatus.HIT and not call.collapsed:
+    if cache is CacheStatus.HIT and not cached.collapsed:
         return _hit(ttl)
     if cache is CacheStatus.STALE and info.stale_reason in _NOT_FORWARDED:
         return f"{_hit(ttl)}; detail={info.stale_reason}"
     if cache is CacheStatus.STALE or cache is CacheStatus.REVALIDATED:
         forward = "stale"
     else:
-        forward = call.forward or "miss"
+        forward = cached.forward or "miss"
     parts = [NAME, f"fwd={forward}"]
     if fwd_status is not None:
         parts.append(f"fwd-status={fwd_status}")
@@ -104,7 +106,7 @@ def member(info: ResponseInfo, call: Call, response: httpx.Response, fwd_status:
         parts.append(f"ttl={ttl}")
     if info.stored and cache is not CacheStatus.STALE:
         parts.append("stored")
-    if call.collapsed:
+    if cached.collapsed:
         parts.append("collapsed")
     if cache is CacheStatus.STALE and info.stale_reason:
         parts.append(f"detail={info.stale_reason}")
@@ -112,14 +114,14 @@ def member(info: ResponseInfo, call: Call, response: httpx.Response, fwd_status:
 
 
 def stamp(
-    response: httpx.Response, info: ResponseInfo, call: Call, fwd_status: int | None = None
+    response: httpx.Response, info: ResponseInfo, cached: Cached, fwd_status: int | None = None
 ) -> httpx.Response:
     """Append quotaflow's member to the answer's ``Cache-Status`` (RFC 9211 §2); a hit
     built by the hot tier carries it already (built once per second of age)."""
-    stamped, collapsed = call.stamped, call.collapsed
+    stamped, collapsed = cached.stamped, cached.collapsed
     if stamped and not collapsed:
         return response
-    ours = member(info, call, response, fwd_status)
+    ours = member(info, cached, response, fwd_status)
     headers = response.headers
     prior = headers.get(HEADER)
     if prior and stamped:  # a follower's answer, read as a hit: it was collapsed
@@ -138,12 +140,12 @@ def unstamped(value: str) -> str | None:
     return value
 
 
-def forwarded(call: Call, response: httpx.Response) -> int | None:
-    """The status the next hop answered (``fwd-status``), if the request went there:
-    a revalidated answer is the origin's 304."""
-    if call.cache is CacheStatus.REVALIDATED:
+def forwarded(cached: Cached, spent: Spent | None, response: httpx.Response) -> int | None:
+    """The status the next hop answered (``fwd-status``), if the request went there
+    (``spent``: the rate-limit layer's record): a revalidated answer is the origin's 304."""
+    if cached.cache is CacheStatus.REVALIDATED:
         return 304
-    return response.status_code if call.upstream else None
+    return response.status_code if spent is not None else None
 
 
 def unstamped_pairs(pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -292,11 +292,11 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
     reader = {"reader": runtime.backend.reader()} if flavour is _ASYNC else {}
     return flavour.fallback(
         flavour.caching(
-            flavour.ratelimit(inner, runtime.limiter, runtime.rooms(flavour.room)),
+            flavour.ratelimit(inner, runtime.limiter, runtime.wait_rooms(flavour.room)),
             storage,
             runtime.policy,
             runtime.hot,
-            runtime.gate,
+            runtime.flights,
             settings.cache,
             cold=runtime.cold,
             **reader,

@@ -27,7 +27,7 @@ import hishel
 import httpx
 
 from ._cache_status import unstamped
-from ._info import Call
+from ._info import Route
 from ._retention import stored_headers
 from ._snapshots import Snapshot
 
@@ -161,65 +161,66 @@ class ColdStore(abc.ABC):
         pass
 
 
-def series_of(call: Call, snapshot: Snapshot) -> str:
+def series_of(route: Route, snapshot: Snapshot) -> str:
     """A snapshot's series, partitioned by credential as the storage key is (unless
     the profile's answers are the same for every credential)."""
-    if call.profile.shared_answers or call.account is None:
+    if route.profile.shared_answers or route.account is None:
         return snapshot.series
-    return f"{snapshot.series}\ncredential={call.account}"
+    return f"{snapshot.series}\ncredential={route.account}"
 
 
 def _guarded_snapshot(
-    call: Call, request: httpx.Request, response: httpx.Response | None
+    route: Route, request: httpx.Request, response: httpx.Response | None
 ) -> Snapshot | None:
-    rule = call.profile.snapshot
+    rule = route.profile.snapshot
     if rule is None:
         return None
     try:
         found = rule(request, response)
     except Exception:
         logger.warning(
-            "profile %s: snapshot() failed, ignoring it", call.profile.name, exc_info=True
+            "profile %s: snapshot() failed, ignoring it", route.profile.name, exc_info=True
         )
         return None
     return found if isinstance(found, Snapshot) else None
 
 
 def cold_lookup(
-    cold: ColdStore, call: Call, request: httpx.Request, now: float, *, touch: bool = True
+    cold: ColdStore, route: Route, request: httpx.Request, now: float, *, touch: bool = True
 ) -> ColdEntry | None:
     """The cold store's answer to ``request`` (the redacted one): kept under its key,
     else the entry whose snapshot window covers the moment it asks for."""
-    entry = cold.get(call.key, now, touch=touch)
-    if entry is not None or call.profile.snapshot is None:
+    entry = cold.get(route.key, now, touch=touch)
+    if entry is not None or route.profile.snapshot is None:
         return entry
-    asked = _guarded_snapshot(call, request, None)
+    asked = _guarded_snapshot(route, request, None)
     if asked is None:
         return None
-    return cold.find(series_of(call, asked), asked.start, now, touch=touch)
+    return cold.find(series_of(route, asked), asked.start, now, touch=touch)
 
 
 def cold_keep(
     cold: ColdStore,
-    call: Call,
+    route: Route,
     request: httpx.Request,
     response: httpx.Response,
     body: bytes,
     keep_for: float,
     now: float,
+    cost: int,
 ) -> bool:
     """Keep an answer the profile judged immutable, with the window it covers."""
     window = None
-    covered = _guarded_snapshot(call, request, response)
+    covered = _guarded_snapshot(route, request, response)
     if covered is not None and covered.end > covered.start:
-        window = (series_of(call, covered), covered.start, covered.end)
+        window = (series_of(route, covered), covered.start, covered.end)
     return cold.put(
-        call.key,
+        route.key,
         response,
         body,
         now=now,
         keep_for=keep_for,
-        cost=call.cost,
-        profile=call.profile.name,
+        cost=cost,
+        profile=route.profile.name,
         window=window,
     )

@@ -84,7 +84,7 @@ def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> E
         # As httpx does when it sends: URL userinfo becomes Basic credentials.
         auth = httpx.BasicAuth(request.url.username, request.url.password)
         request = next(auth.sync_auth_flow(request))
-    call = parts.router.start(request)
+    call = parts.router.route(request)
     profile = call.profile
     result = plan(client, [request], priority=priority)
     row = result.requests[0]
@@ -94,7 +94,7 @@ def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> E
         url_rule = None
     else:
         url_rule = f"{rule.pattern} -> " + ("no-store" if rule.ttl is None else f"{rule.ttl:g} s")
-    if parts.router._route(call.url).shared:
+    if parts.router.url_route(call.url).shared:
         credentials = "answers shared by every credential (shared_answers)"
     elif call.account is not None:
         credentials = f"partitioned: this credential's own answers (account #{call.account})"

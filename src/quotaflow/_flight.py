@@ -9,7 +9,6 @@ Strictly private.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,6 @@ import attrs
 import httpx
 
 from ._clock import Clock
-from ._info import Call
 from ._state._backend import Leases
 
 T = TypeVar("T")
@@ -35,7 +33,7 @@ LEASE_POLL = 0.05
 # (they then fetch for themselves, as they would without quotaflow).
 FOLLOW_BODY = 1.0
 # How often a waiting follower looks whether that time has come.
-_FOLLOW_POLL = 0.05
+FOLLOW_POLL = 0.05
 # Keys whose last answer was not stored, remembered per client (at most this many):
 # identical requests for them go upstream side by side instead of one after another.
 _UNSTORED = 4096
@@ -51,6 +49,22 @@ class Flight:
     # When the leader's answer began to stream to its caller (monotonic seconds): from
     # then on, followers wait at most FOLLOW_BODY for its body to be stored.
     streaming: float | None = None
+    # Whether the leader has let the followers go (``SingleFlight.release``).
+    released: bool = False
+
+    # The one primitive each stack waits on differently: a thread's event, or a task's.
+
+    def wait_done(self, timeout: float) -> bool:
+        """Whether the leader landed within ``timeout`` seconds (a thread waits)."""
+        return self.done.wait(timeout)
+
+    async def await_done(self, timeout: float) -> bool:
+        """Whether the leader landed within ``timeout`` seconds (a task waits)."""
+        assert self.adone is not None
+        with anyio.move_on_after(timeout):
+            await self.adone.wait()
+            return True
+        return False
 
 
 def wait_limit(request: httpx.Request) -> float | None:
@@ -90,7 +104,7 @@ def _is_refusal(error: BaseException) -> bool:
     return isinstance(error, QuotaflowError)
 
 
-class Gate:
+class SingleFlight:
     """Decides who leads a fetch. One per client; sync and async callers alike."""
 
     def __init__(self, leases: Leases, clock: Clock) -> None:
@@ -114,22 +128,21 @@ class Gate:
             self._unstored.add(key)
 
     @staticmethod
-    def streaming(call: Call) -> None:
+    def streaming(flight: Flight) -> None:
         """The leader's answer streams to its caller from now on."""
-        if isinstance(call.flight, Flight):
-            call.flight.streaming = time.monotonic()
+        flight.streaming = time.monotonic()
 
-    def join(self, call: Call, *, asynchronous: bool = False) -> Flight | None:
-        """Lead (return None, ``call.flight`` set) or follow (return the leader's flight)."""
+    def join(self, key: str, *, asynchronous: bool = False) -> tuple[Flight, bool]:
+        """The flight for ``key``, and whether this request leads it (a new flight) or
+        follows (the leader's)."""
         with self._lock:
-            flight = self._flights.get(call.key)
+            flight = self._flights.get(key)
             if flight is not None:
-                return flight
-            flight = self._flights[call.key] = Flight(call.key)
+                return flight, False
+            flight = self._flights[key] = Flight(key)
             if asynchronous:
                 flight.adone = anyio.Event()
-        call.flight = flight
-        return None
+        return flight, True
 
     def lease(self, flight: Flight) -> bool:
         """Take the cross-process lease; False if another process holds it."""
@@ -139,12 +152,13 @@ class Gate:
     def leased_elsewhere(self, key: str) -> bool:
         return self._leases.held(key, self._clock.time())
 
-    def land(self, call: Call, error: BaseException | None) -> None:
-        """The leader is done (its answer is stored, or it failed): release the followers."""
-        flight = call.flight
-        if not isinstance(flight, Flight):
-            return
-        call.flight = None
+    def release(self, flight: Flight, error: BaseException | None) -> None:
+        """The leader is done (its answer is stored, or it failed): release the
+        followers, and the lease. Once per flight: again does nothing."""
+        with self._lock:
+            if flight.released:
+                return
+            flight.released = True
         flight.error = error
         if flight.token is not None:
             self._leases.release(flight.key, flight.token)
@@ -156,54 +170,16 @@ class Gate:
             flight.adone.set()
 
 
-# Twins for the generated sync code (see .ci/unasync.py): what the async stack awaits,
-# the sync stack does in place.
-
-
-def offload(function: Callable[..., T], *args: Any) -> T:
-    return function(*args)
-
-
-async def offload_async(function: Callable[..., T], *args: Any) -> T:
-    """Blocking state I/O, in a worker thread: never on the event loop."""
+async def aoffload(function: Callable[..., T], *args: Any) -> T:
+    """Blocking state I/O, in a worker thread: never on the event loop. (The generated
+    sync code calls ``function(*args)`` in place: see ``.ci/unasync.py``.)"""
     return await anyio.to_thread.run_sync(function, *args)
 
 
-def _given_up(flight: Flight, deadline: float | None) -> bool:
+def given_up(flight: Flight, deadline: float | None) -> bool:
+    """Whether a follower stops waiting for its leader: past its own ``deadline``
+    (monotonic), or the leader's answer has streamed for FOLLOW_BODY without landing."""
     now = time.monotonic()
     if deadline is not None and now >= deadline:
         return True
     return flight.streaming is not None and now - flight.streaming >= FOLLOW_BODY
-
-
-def wait_flight(flight: Flight, timeout: float | None) -> bool:
-    """Wait for the leader to land; False if ``timeout`` passed first, or the leader's
-    answer has been streaming to its caller for FOLLOW_BODY without landing."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not flight.done.wait(_FOLLOW_POLL):
-        if _given_up(flight, deadline):
-            return False
-    return True
-
-
-async def wait_flight_async(flight: Flight, timeout: float | None) -> bool:
-    """Async twin of :func:`wait_flight`."""
-    assert flight.adone is not None
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        with anyio.move_on_after(_FOLLOW_POLL):
-            await flight.adone.wait()
-            return True
-        if _given_up(flight, deadline):
-            return False
-
-
-def shielded() -> contextlib.AbstractContextManager[Any]:
-    """Nothing to shield from in the sync stack (the async twin's is real)."""
-    return contextlib.nullcontext()
-
-
-def shielded_async() -> anyio.CancelScope:
-    """A scope the caller's cancellation does not reach: the leader's landing (followers
-    released, the lease given back) must happen even when its request is cancelled."""
-    return anyio.CancelScope(shield=True)

@@ -43,7 +43,7 @@ _NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 class HotEntry:
     """One fresh answer. Immutable but for a memo replaced whole (thread-safe): the
     headers of the current second of age, ``Cache-Status`` (RFC 9211) included: the
-    fallback layer does not stamp these hits again (``Call.stamped``)."""
+    fallback layer does not stamp these hits again (``Cached.stamped``)."""
 
     __slots__ = ("_aged", "_prior", "body", "expires", "headers", "received", "status", "ttl")
 

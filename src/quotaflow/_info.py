@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from typing import Any
 
 import attrs
 import httpx
@@ -68,14 +67,20 @@ class ResponseInfo:
     reason: str = ""
 
 
+# What a hit's ResponseInfo varies by: priority, remaining, ttl, tier.
+HitKey = tuple[Priority, int | None, float | None, str | None]
+
+
 def storage_key(resource: str) -> str:
     """The key a resource is stored under (hishel's, the fallback's, the leases')."""
     return hashlib.sha256(resource.encode()).hexdigest()
 
 
-@attrs.define
-class Call:
-    """One request's way through the stack; the layers fill it in. Strictly private."""
+@attrs.frozen
+class Route:
+    """Data down: what one request means to the stack, worked out once at the top
+    (``Router.route``) and read by every layer from ``request.extensions``. Strictly
+    private."""
 
     profile: ApiProfile
     priority: Priority
@@ -85,36 +90,43 @@ class Call:
     url: httpx.URL
     # The URL below the hot tier: no secrets, query sorted (may be ``url`` itself).
     inner_url: httpx.URL
-    # The storage key (hishel's, the fallback's, the leases'), and the infos of hits on
-    # this resource by (priority, remaining, ttl): both kept per URL by the Router.
+    # The storage key (hishel's, the fallback's, the leases').
     key: str
-    hit_infos: dict[tuple[Priority, int | None, float | None, str | None], ResponseInfo]
+    # The infos of hits on this resource, kept per URL by the Router (a memo).
+    hit_infos: dict[HitKey, ResponseInfo] = attrs.field(eq=False, repr=False)
     secret_headers: tuple[tuple[str, str], ...] = ()
-    cache: CacheStatus = CacheStatus.MISS
-    cost: int = 0
-    remaining: int | None = None
-    waited: float = 0.0
-    ttl: float | None = None
-    verdict: Verdict = "ok"
-    upstream: bool = False
-    # Single flight: the flight this call leads, and whether it already waited for one.
-    flight: Any = None
     # Whether the in-memory tier may answer (a GET without cache directives).
     hot: bool = False
     # The short fingerprint of the credential the request carries (None: none): its
     # quota account. The storage key includes the whole fingerprint (``_credentials``).
     account: str | None = None
-    # The profile's rules read the body (``reads_body``), so the body is in memory.
-    buffered: bool = False
     # The caller's URL needs no redacted copy (nothing secret, query already sorted).
     plain_url: bool = False
-    # What ResponseInfo says of the cache: in it, which tier, and why.
+
+
+@attrs.frozen
+class Spent:
+    """Data up from the rate-limit layer: what reaching upstream took, on the answer
+    (``response.extensions``) or on the error it raised. Its presence says the request
+    went upstream. Strictly private."""
+
+    cost: int = 0
+    remaining: int | None = None
+    waited: float = 0.0
+    verdict: Verdict = "ok"
+    # The profile's rules read the body (``reads_body``), so the body is in memory.
+    buffered: bool = False
+
+
+@attrs.frozen
+class Cached:
+    """Data up from the caching layer: how the cache answered. Strictly private."""
+
+    cache: CacheStatus = CacheStatus.MISS
+    ttl: float | None = None
     stored: bool = False
     tier: str | None = None
     reason: str = ""
-    # Seconds the profile says the fresh answer stays as it is (``immutable``; inf: for
-    # good), so the caching layer keeps it in the cold store; None: an ordinary answer.
-    keep_for: float | None = None
     # RFC 9211 Cache-Status (``_cache_status``): why the cache went upstream (its ``fwd``
     # value; None: it did not, or nothing finer than ``miss`` is known), and whether the
     # answer is a single-flight leader's, reused (``collapsed``).
@@ -123,30 +135,70 @@ class Call:
     # The answer is the hot tier's, Cache-Status included (``HotEntry.response``).
     stamped: bool = False
 
-    def info(self, **changes: Any) -> ResponseInfo:
-        if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:
-            return self.make_info(**changes)
-        # A hit: the same resource, priority, remaining and ttl give the same info.
-        infos = self.hit_infos
-        key = (self.priority, self.remaining, self.ttl, self.tier)
-        found = infos.get(key)
-        if found is None:
-            if len(infos) >= 16:
-                infos.clear()
-            found = infos[key] = self.make_info()
-        return found
 
-    def make_info(self, **changes: Any) -> ResponseInfo:
-        info = ResponseInfo(
-            profile=self.profile.name,
-            priority=self.priority,
-            cache=self.cache,
-            cost=self.cost,
-            remaining=self.remaining,
-            waited=self.waited,
-            ttl=self.ttl,
-            stored=self.stored,
-            tier=self.tier,
-            reason=self.reason,
-        )
-        return attrs.evolve(info, **changes) if changes else info
+NOT_CACHED = Cached()
+
+# Where the records ride: the route on the request, one record per layer on the answer.
+ROUTE, SPENT, CACHED = "quotaflow.route", "quotaflow.spent", "quotaflow.cached"
+# An error the rate-limit layer raises carries its Spent in this attribute.
+_SPENT_ATTR = "_quotaflow_spent"
+
+
+def route_of(request: httpx.Request) -> Route | None:
+    route = request.extensions.get(ROUTE)
+    return route if isinstance(route, Route) else None
+
+
+def spent_of(source: httpx.Response | BaseException) -> Spent | None:
+    """The rate-limit layer's record on an answer or an error (None: never upstream)."""
+    if isinstance(source, BaseException):
+        found = getattr(source, _SPENT_ATTR, None)
+    else:
+        found = source.extensions.get(SPENT)
+    return found if isinstance(found, Spent) else None
+
+
+def with_spent(error: BaseException, spent: Spent) -> BaseException:
+    """``error`` carrying ``spent`` up to the fallback (what it cost, how long it waited)."""
+    setattr(error, _SPENT_ATTR, spent)
+    return error
+
+
+def cached_of(response: httpx.Response) -> Cached:
+    found = response.extensions.get(CACHED)
+    return found if isinstance(found, Cached) else NOT_CACHED
+
+
+def assemble(
+    route: Route, cached: Cached, spent: Spent | None, remaining: int | None
+) -> ResponseInfo:
+    """The outermost layer's ResponseInfo, from the route and the layers' records."""
+    cost, waited = (spent.cost, spent.waited) if spent is not None else (0, 0.0)
+    if cached.cache is not CacheStatus.HIT or cost or waited:
+        return _info(route, cached, cost, waited, remaining)
+    # A hit: the same resource, priority, remaining, ttl and tier give the same info.
+    infos = route.hit_infos
+    key = (route.priority, remaining, cached.ttl, cached.tier)
+    found = infos.get(key)
+    if found is None:
+        if len(infos) >= 16:
+            infos.clear()
+        found = infos[key] = _info(route, cached, cost, waited, remaining)
+    return found
+
+
+def _info(
+    route: Route, cached: Cached, cost: int, waited: float, remaining: int | None
+) -> ResponseInfo:
+    return ResponseInfo(
+        profile=route.profile.name,
+        priority=route.priority,
+        cache=cached.cache,
+        cost=cost,
+        remaining=remaining,
+        waited=waited,
+        ttl=cached.ttl,
+        stored=cached.stored,
+        tier=cached.tier,
+        reason=cached.reason,
+    )

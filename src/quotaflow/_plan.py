@@ -192,7 +192,7 @@ def plan(
     level = Priority.parse(priority) if priority is not None else current_priority()
     planned = []
     for request in _requests(client, requests):
-        call, inner = parts.router.begin(request)
+        call, inner = parts.router.route_redacted(request)
         fresh = _entry(call, inner, parts, parts.storage.get_entries(call.key))
         planned.append((call, inner, fresh))
     return _decide(parts, planned, level)
@@ -214,7 +214,7 @@ async def aplan(
     level = Priority.parse(priority) if priority is not None else current_priority()
     planned = []
     for request in _requests(client, requests):
-        call, inner = parts.router.begin(request)
+        call, inner = parts.router.route_redacted(request)
         fresh = _entry(call, inner, parts, await parts.storage.get_entries(call.key))
         planned.append((call, inner, fresh))
     return _decide(parts, planned, level)

@@ -15,7 +15,7 @@ from . import events
 from ._clock import Clock
 from ._cold import COLD_FILE, ColdStore
 from ._credentials import Fingerprints
-from ._flight import Gate
+from ._flight import SingleFlight
 from ._hot import HotTier
 from ._plugins import Registry
 from ._secrets import redact_logs
@@ -90,7 +90,7 @@ class Runtime:
         self.policy = Policy(self.clock, settings.max_body, settings.rules)
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(settings.hot_entries, settings.hot_bytes, settings.max_body)
-        self.gate = Gate(self.backend.leases, self.clock)
+        self.flights = SingleFlight(self.backend.leases, self.clock)
         self.cold = self._cold()
         self.storage: Any = None  # the hishel storage of the stack built on this
         redact_logs(self.registry.secret_params)
@@ -160,6 +160,6 @@ class Runtime:
 
         return changed
 
-    def rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
+    def wait_rooms(self, kind: Callable[[ShortWindow, Clock], R]) -> dict[str, R]:
         """One wait room of ``kind`` per profile's short window."""
         return {name: kind(window, self.clock) for name, window in self.windows.items()}

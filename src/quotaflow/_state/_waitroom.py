@@ -17,17 +17,21 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 import attrs
 
 from .._clock import Clock
-from .._info import Call
 from .._priority import Priority
 from ..exceptions import RateLimited
 from ._board import LOWEST
 from ._short import ShortWindow
+
+if TYPE_CHECKING:
+    from .._info import Route
+    from .._transports._attempts import Tally
 
 AGING = 5.0
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
@@ -67,25 +71,25 @@ class Queue:
         return min(self._waiters, key=lambda waiter: waiter.order(now), default=None)
 
 
-def _refuse(call: Call, wait: float) -> RateLimited:
-    max_wait = call.profile.max_wait[call.priority]
+def _refuse(route: Route, wait: float) -> RateLimited:
+    max_wait = route.profile.max_wait[route.priority]
     return RateLimited(
-        f"{call.profile.name}: short-window limit reached; a {call.priority} request "
+        f"{route.profile.name}: short-window limit reached; a {route.priority} request "
         f"would wait {max(wait, 0):.3f}s more (max wait {max_wait}s)",
-        profile=call.profile.name,
+        profile=route.profile.name,
         retry_after=max(wait, 0.0),
     )
 
 
-def _ahead(window: ShortWindow, call: Call, now: float) -> bool:
+def _ahead(window: ShortWindow, route: Route, now: float) -> bool:
     """Whether another process on the state has a more important request waiting."""
     board = window.board
-    return board is not None and board.ahead(_RANK[call.priority], now)
+    return board is not None and board.ahead(_RANK[route.priority], now)
 
 
-def _put_up(window: ShortWindow, call: Call, now: float, budget: float) -> str | None:
+def _put_up(window: ShortWindow, route: Route, now: float, budget: float) -> str | None:
     """Put a waiter others should let go first on the board, until its deadline."""
-    board, rank = window.board, _RANK[call.priority]
+    board, rank = window.board, _RANK[route.priority]
     if board is None or rank >= LOWEST:
         return None
     return board.enter(rank, now + budget, now)
@@ -105,37 +109,37 @@ class WaitRoom:
         self._cond = threading.Condition()
         self.queue = Queue()
 
-    def admit(self, call: Call) -> None:
-        """Take a token, waiting in priority order; sets ``call.waited``.
+    def admit(self, route: Route, tally: Tally) -> None:
+        """Take a token, waiting in priority order; sets ``tally.waited``.
 
         Raises:
             RateLimited: the request would wait longer than its max wait.
         """
-        clock, budget = self._clock, call.profile.max_wait[call.priority]
+        clock, budget = self._clock, route.profile.max_wait[route.priority]
         steady = self._window.steady
-        if self._window.take_credit(call):
+        if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         with self._cond:
-            if not self.queue and not _ahead(self._window, call, clock.time()):
+            if not self.queue and not _ahead(self._window, route, clock.time()):
                 wait = self._window.try_acquire(clock.time())
                 if wait == 0:
                     return
                 if wait < 0 or wait > budget:
-                    raise _refuse(call, wait)
+                    raise _refuse(route, wait)
             elif budget <= 0:
-                raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, steady.at(clock.time()))
+                raise _refuse(route, 0.0)
+            me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
-            token = _put_up(self._window, call, clock.time(), budget)
+            token = _put_up(self._window, route, clock.time(), budget)
             try:
                 while True:
                     # Waited and queued on steady time: a clock stepped back never
                     # lengthens a wait past the priority's max wait.
                     now = clock.time()
                     moment = steady.at(now)
-                    call.waited = moment - me.since
+                    tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
-                        wait = self._next_wait(call, now, budget)
+                        wait = self._next_wait(route, tally, now, budget)
                         if wait == 0:
                             return
                         self._cond.release()
@@ -145,25 +149,25 @@ class WaitRoom:
                             self._cond.acquire()
                         # Someone more important may have come meanwhile: let them look.
                         self._cond.notify_all()
-                    elif call.waited >= budget:
-                        raise _refuse(call, 0.0)
+                    elif tally.waited >= budget:
+                        raise _refuse(route, 0.0)
                     else:
-                        self._cond.wait(min(budget - call.waited, _RECHECK))
+                        self._cond.wait(min(budget - tally.waited, _RECHECK))
             finally:
                 self._window.waiters -= 1
                 self.queue.leave(me)
                 _take_down(self._window, token)
                 self._cond.notify_all()
 
-    def _next_wait(self, call: Call, now: float, budget: float) -> float:
+    def _next_wait(self, route: Route, tally: Tally, now: float, budget: float) -> float:
         """0: admitted; else seconds to wait before looking again (or refused)."""
-        if _ahead(self._window, call, now):
-            if call.waited >= budget:
-                raise _refuse(call, 0.0)
-            return min(_RECHECK, budget - call.waited)
+        if _ahead(self._window, route, now):
+            if tally.waited >= budget:
+                raise _refuse(route, 0.0)
+            return min(_RECHECK, budget - tally.waited)
         wait = self._window.try_acquire(now)
-        if wait != 0 and (wait < 0 or call.waited + wait > budget + 1e-9):
-            raise _refuse(call, wait)
+        if wait != 0 and (wait < 0 or tally.waited + wait > budget + 1e-9):
+            raise _refuse(route, wait)
         return wait
 
 
@@ -179,48 +183,48 @@ class AsyncWaitRoom:
     async def _try(self, now: float) -> float:
         return await anyio.to_thread.run_sync(self._window.try_acquire, now)
 
-    async def _ahead(self, call: Call, now: float) -> bool:
+    async def _ahead(self, route: Route, now: float) -> bool:
         if self._window.board is None:
             return False
-        return await anyio.to_thread.run_sync(_ahead, self._window, call, now)
+        return await anyio.to_thread.run_sync(_ahead, self._window, route, now)
 
-    async def _next_wait(self, call: Call, now: float, budget: float) -> float:
+    async def _next_wait(self, route: Route, tally: Tally, now: float, budget: float) -> float:
         """0: admitted; else seconds to wait before looking again (or refused)."""
-        if await self._ahead(call, now):
-            if call.waited >= budget:
-                raise _refuse(call, 0.0)
-            return min(_RECHECK, budget - call.waited)
+        if await self._ahead(route, now):
+            if tally.waited >= budget:
+                raise _refuse(route, 0.0)
+            return min(_RECHECK, budget - tally.waited)
         wait = await self._try(now)
-        if wait != 0 and (wait < 0 or call.waited + wait > budget + 1e-9):
-            raise _refuse(call, wait)
+        if wait != 0 and (wait < 0 or tally.waited + wait > budget + 1e-9):
+            raise _refuse(route, wait)
         return wait
 
-    async def admit(self, call: Call) -> None:
-        clock, budget = self._clock, call.profile.max_wait[call.priority]
+    async def admit(self, route: Route, tally: Tally) -> None:
+        clock, budget = self._clock, route.profile.max_wait[route.priority]
         steady = self._window.steady
-        if self._window.take_credit(call):
+        if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         async with self._cond:
-            if not self.queue and not await self._ahead(call, clock.time()):
+            if not self.queue and not await self._ahead(route, clock.time()):
                 wait = await self._try(clock.time())
                 if wait == 0:
                     return
                 if wait < 0 or wait > budget:
-                    raise _refuse(call, wait)
+                    raise _refuse(route, wait)
             elif budget <= 0:
-                raise _refuse(call, 0.0)
-            me = self.queue.enter(call.priority, steady.at(clock.time()))
+                raise _refuse(route, 0.0)
+            me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
             token = await anyio.to_thread.run_sync(
-                _put_up, self._window, call, clock.time(), budget
+                _put_up, self._window, route, clock.time(), budget
             )
             try:
                 while True:
                     now = clock.time()
                     moment = steady.at(now)
-                    call.waited = moment - me.since
+                    tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
-                        wait = await self._next_wait(call, now, budget)
+                        wait = await self._next_wait(route, tally, now, budget)
                         if wait == 0:
                             return
                         self._cond.release()
@@ -229,10 +233,10 @@ class AsyncWaitRoom:
                         finally:
                             await self._cond.acquire()
                         self._cond.notify_all()
-                    elif call.waited >= budget:
-                        raise _refuse(call, 0.0)
+                    elif tally.waited >= budget:
+                        raise _refuse(route, 0.0)
                     else:
-                        with anyio.move_on_after(min(budget - call.waited, _RECHECK)):
+                        with anyio.move_on_after(min(budget - tally.waited, _RECHECK)):
                             await self._cond.wait()
             finally:
                 self._window.waiters -= 1

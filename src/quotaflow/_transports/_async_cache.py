@@ -3,91 +3,55 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
+import attrs
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
 
 from .._clock import Clock
-from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
+from .._cold import ColdStore
 from .._flight import (
+    FOLLOW_POLL,
     LEASE_POLL,
     LEASE_TTL,
-    Gate,
+    Flight,
+    SingleFlight,
+    aoffload,
     follower_error,
-    offload_async,
-    shielded_async,
-    wait_flight_async,
+    given_up,
     wait_limit,
 )
-from .._hot import HotEntry, HotTier, entry_for
-from .._info import CacheStatus, Call
-from ._body import aread_body, decoded
+from .._hot import HotTier, entry_for
+from .._info import CACHED, SPENT, Cached, CacheStatus, Route, route_of
+from ._async_layer import AsyncLayer
+from ._async_policy import AsyncPolicyTransport
+from ._async_stored import AsyncStoredTiers
+from ._body import decoded
 from ._cache import (
-    ERROR_BODY,
     FRESH_IN_MEMORY,
-    FRESH_IN_STORAGE,
-    KEPT_COLD,
     MEMORY,
-    NOT_COLD_FOR,
     OPTIONS,
     STORAGE,
     AsyncTee,
     conditional,
-    look_up,
     not_modified,
-    read_fresh_async,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, Policy, outcome
-from ._layer import AsyncLayer
-from ._route import call_of, redacted
+from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, UpstreamFailed, hit, outcome
+from ._route import redacted
 
-
-class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
-    """Between hishel and the limiter: the profile's rules on what comes back."""
-
-    def __init__(
-        self,
-        next_transport: httpx.AsyncBaseTransport,
-        storage: hishel.AsyncBaseStorage,
-        policy: Policy,
-    ) -> None:
-        self.next_transport = next_transport
-        self._storage = storage
-        self._policy = policy
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = call_of(request)
-        if call is not None and call.forward is None:
-            # hishel forwards a request with validators only to revalidate a stored one.
-            call.forward = "stale" if conditional(request) else "miss"
-        response = await self.next_transport.handle_async_request(request)
-        if self._policy.failed(call, response):
-            # The fallback and any followers keep a copy of an error body (if small).
-            response = await aread_body(response, ERROR_BODY)
-        if self._policy.judge(call, request, response) and call is not None:
-            # The new answer replaces the old ones, so a hit never unpacks a pile of them.
-            entries = await self._storage.get_entries(call.key)
-            if not entries and call.forward == "miss":
-                call.forward = "uri-miss"  # nothing was stored under the URI
-            for entry in entries:
-                await self._storage.remove_entry(entry.id)
-        if call is not None and call.profile.immutable is not None:
-            call.keep_for = self._policy.immutable(call, request, response)
-        return response
-
-    async def aclose(self) -> None:
-        await self.next_transport.aclose()
+CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
 
 
 class AsyncCachingTransport(AsyncLayer):
     """hot tier, then hishel's RFC 9111 cache plus the profile's rules. Strictly private.
 
-    ``reader``: a blocking storage over the same entries; given, a fresh answer is read
-    with it in one worker-thread hop (hishel's async SQLite storage hops per statement).
-    ``cold``: the cold store (``_cold.py``) of answers the profile says never change:
-    read after the hot tier misses, before the warm tier; written when a fresh answer
-    is judged immutable.
+    ``reader`` and ``cold``: see ``AsyncStoredTiers``; the cold store is read after the
+    hot tier misses, before the warm tier, and written when a fresh answer is judged
+    immutable.
     """
 
     def __init__(
@@ -96,97 +60,126 @@ class AsyncCachingTransport(AsyncLayer):
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
         hot: HotTier,
-        gate: Gate,
+        flights: SingleFlight,
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
         cold: ColdStore | None = None,
     ) -> None:
         self.next_transport = next_transport
-        self._storage = storage
-        self._reader = reader
+        self._stored = AsyncStoredTiers(storage, hot, policy.clock, policy.max_body, reader, cold)
         self._cold = cold
-        # Keys just looked for in the cold store and not there (until when): a profile
-        # keeping a few answers cold costs its other hits no cold lookup each.
-        self._not_cold: dict[str, float] = {}
         self._hot = hot
-        self._gate = gate
+        self._flights = flights
         self._clock = policy.clock
         self._max_body = policy.max_body
         self._rules = policy.rules
         self._enabled = enabled
         self._hishel = AsyncCacheTransport(
-            _AsyncPolicyTransport(next_transport, storage, policy),
+            AsyncPolicyTransport(next_transport, storage, policy),
             storage=storage,
             rfc=OPTIONS,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = call_of(request)
+        route = route_of(request)
         if not self._enabled:  # cache = false: straight through
-            if call is None:
+            if route is None:
                 return await self.next_transport.handle_async_request(request)
-            call.reason, call.forward = "the cache is off (cache=False)", "bypass"
-            return await self.next_transport.handle_async_request(redacted(call, request))
-        if call is None:
+            response = await self.next_transport.handle_async_request(redacted(route, request))
+            response.extensions[CACHED] = CACHE_OFF
+            return response
+        if route is None:
             return await self._hishel.handle_async_request(request)
         now = self._clock.time()
-        hot = call.hot
-        if hot and (entry := self._hot.get(call.key, now)) is not None:
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
-            call.stored, call.reason, call.stamped = True, FRESH_IN_MEMORY, True
-            return entry.response(now)
-        if hot and (found := await self._aread_stored(call, request, now)) is not None:
+        hot = route.hot
+        if hot and (entry := self._hot.get(route.key, now)) is not None:
+            response = entry.response(now)
+            response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY, True)
+            return response
+        if hot and (found := await self._stored.aread(route, request, now)) is not None:
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
-        return await self._afetch(call, redacted(call, request), now)
+        return await self._afetch(route, redacted(route, request), now)
 
-    async def _afetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+    async def _afetch(self, route: Route, request: httpx.Request, now: float) -> httpx.Response:
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
-            call.forward = "method"
-            request.extensions["caching"] = {"key": call.key}
-            self._hot.discard(call.key)  # hishel invalidates the stored entry too
-            response = await self._hishel.handle_async_request(request)
-            outcome(call, response, self._max_body, now)
-            return response
+            self._hot.discard(route.key)  # hishel invalidates the stored entry too
+            return (await self._athrough_hishel(route, request, now, "method"))[0]
         if conditional(request):
-            return await self._conditional(call, request, now)
+            return await self._aconditional(route, request, now)
         rule = self._rules.match(request.url)
         if rule is not None and rule.ttl is None:
-            call.reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
-            call.forward = "bypass"
-            return await self.next_transport.handle_async_request(request)
-        request.extensions["caching"] = {"key": call.key}
+            response = await self.next_transport.handle_async_request(request)
+            reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
+            response.extensions[CACHED] = Cached(reason=reason, forward="bypass")
+            return response
+        leading: Flight | None = None
         try:
-            if request.method == "GET" and (found := await self._atake_turn(call, request)):
-                return found  # a follower: the leader's answer, read from storage
-            response = await self._hishel.handle_async_request(request)
-            outcome(call, response, self._max_body, now)
+            if request.method == "GET" and not self._flights.unstored(route.key):
+                flight, leads = self._flights.join(route.key, asynchronous=True)
+                if leads:
+                    leading = flight
+                    await self._await_lease(route, request, flight)
+                elif (found := await self._afollow(route, request, flight)) is not None:
+                    return found  # a follower: the leader's answer, read from storage
+            response, below = await self._athrough_hishel(route, request, now)
         except BaseException as exc:
-            await self._land(call, exc)
+            await self._arelease(leading, exc)
             raise
-        return await self._ahand_on(call, request, response)
+        return await self._ahand_on(route, request, response, below, leading)
+
+    async def _athrough_hishel(
+        self, route: Route, request: httpx.Request, now: float, forward: str | None = None
+    ) -> tuple[httpx.Response, FromBelow]:
+        """hishel, once: its answer carries what the cache did (and what upstream took);
+        so does a failure it passes on (``UpstreamFailed``)."""
+        below = FromBelow(forward=forward)
+        request.extensions["caching"] = {"key": route.key}
+        request.extensions[BELOW] = below
+        try:
+            response = await self._hishel.handle_async_request(request)
+        except UpstreamFailed as failed:
+            failed.response.extensions[CACHED] = Cached(forward=below.forward)
+            raise
+        spent = below.spent
+        verdict = spent.verdict if spent is not None else None
+        max_body = self._max_body
+        cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
+        response.extensions[CACHED] = cached
+        if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
+            response.extensions[SPENT] = spent
+        return response, below
 
     async def _ahand_on(
-        self, call: Call, request: httpx.Request, response: httpx.Response
+        self,
+        route: Route,
+        request: httpx.Request,
+        response: httpx.Response,
+        below: FromBelow,
+        leading: Flight | None,
     ) -> httpx.Response:
         """hishel's answer to a GET, on its way to the caller: kept in memory (and cold)
         as it streams, the flight landing when it ends."""
-        hot = call.hot
-        self._gate.stored(call.key, call.stored)
-        if call.cache is CacheStatus.MISS:
-            self._hot.discard(call.key)  # a newer answer (a forced refresh) replaces it
-        cold = self._cold if call.keep_for is not None else None
-        if call.buffered:
-            return await self._buffered(call, request, response, hot, cold)
+        cached: Cached = response.extensions[CACHED]
+        hot = route.hot
+        self._flights.stored(route.key, cached.stored)
+        if cached.cache is CacheStatus.MISS:
+            self._hot.discard(route.key)  # a newer answer (a forced refresh) replaces it
+        cold = self._cold if below.keep_for is not None else None
+        cost = below.spent.cost if below.spent is not None else 0
+        if below.spent is not None and below.spent.buffered:
+            return await self._abuffered(route, request, response, below, leading)
         keep = worth_keeping(response, self._hot) if hot else 0
-        if not call.stored:
+        if not cached.stored:
             # Nothing will be stored to wait for (an event stream, no-store, no
             # freshness...): the followers go upstream now, side by side.
-            await self._land(call, None)
-        if call.flight is None and not keep and cold is None:
+            await self._arelease(leading, None)
+            leading = None
+        if leading is None and not keep and cold is None:
             return response
-        self._gate.streaming(call)
+        if leading is not None:
+            self._flights.streaming(leading)
 
         async def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
@@ -194,104 +187,65 @@ class AsyncCachingTransport(AsyncLayer):
             if body is not None and keep and len(body) <= keep:
                 entry = entry_for(response, body, self._clock.time())
                 if entry is not None:
-                    self._hot.put(call.key, entry)
-            if body is not None and cold is not None:
-                await self._keep_cold(cold, call, request, response, body)
-            await self._land(call, None)
+                    self._hot.put(route.key, entry)
+            if body is not None and below.keep_for is not None:
+                await self._stored.akeep_cold(route, request, response, body, below.keep_for, cost)
+            await self._arelease(leading, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
 
-    async def _atake_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:
-        """Single flight, before hishel runs (once). Return the answer a leader in this
-        process fetched and stored meanwhile (read with the one warm read), or None to
-        go on to hishel: as the leader (its lookup, made holding the lease, sees what
-        another process stored meanwhile), after another process's lease was let go,
-        or on its own (a leader too slow, an answer nobody stores, a refused leader)."""
-        gate = self._gate
-        if gate.unstored(call.key):
-            return None  # the last answer was not stored: nothing to wait for
-        flight = gate.join(call, asynchronous=True)
-        if flight is not None:
-            if not await wait_flight_async(flight, wait_limit(request)):
-                return None  # as without quotaflow: this request fetches its own answer
-            if flight.error is not None and (error := follower_error(flight, request)):
-                raise error
-            return await self._aread_after_flight(call, request)
-        assert call.flight is not None
-        if await offload_async(gate.lease, call.flight):
-            return None  # the leader: hishel's lookup, under the lease, looks again
+    async def _await_lease(self, route: Route, request: httpx.Request, flight: Flight) -> None:
+        """The leader in this process: take the cross-process lease, or wait (within
+        the request's own limit) while another process holds it. Either way hishel's
+        lookup then runs once, and finds what another process stored meanwhile."""
+        if await aoffload(self._flights.lease, flight):
+            return
         clock: Clock = self._clock
         limit = wait_limit(request) or LEASE_TTL
         waited = 0.0
-        while await offload_async(gate.leased_elsewhere, call.key):
+        while await aoffload(self._flights.leased_elsewhere, route.key):
             if waited >= limit:
-                return None  # the other process is slow: fetch for ourselves, leading
+                return  # the other process is slow: fetch for ourselves, leading
             await clock.asleep(LEASE_POLL)
             waited += LEASE_POLL
-        return None  # the other process landed: hishel's lookup finds its answer
 
-    async def _aread_after_flight(
-        self, call: Call, request: httpx.Request
+    @staticmethod
+    async def _await_leader(flight: Flight, timeout: float | None) -> bool:
+        """Wait for the leader to land; False if ``timeout`` passed first, or the
+        leader's answer has been streaming to its caller too long (``given_up``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not await flight.await_done(FOLLOW_POLL):
+            if given_up(flight, deadline):
+                return False
+        return True
+
+    async def _afollow(
+        self, route: Route, request: httpx.Request, flight: Flight
     ) -> httpx.Response | None:
-        """A follower's one warm read of what its leader stored (None: let hishel serve
-        it, e.g. a body too big for memory, or the leader's answer was not stored)."""
-        if not call.hot:
+        """A follower: wait for the leader, then the one warm read of what it stored
+        (None: go on to hishel: a leader too slow, a body too big for memory, an
+        answer not stored, a refused leader)."""
+        if not await self._await_leader(flight, wait_limit(request)):
+            return None  # as without quotaflow: this request fetches its own answer
+        if flight.error is not None and (error := follower_error(flight, request)):
+            raise error
+        if not route.hot:
             return None
-        found = await self._aread_stored(call, request, self._clock.time())
+        found = await self._stored.aread(route, request, self._clock.time())
         if found is not None:
-            call.collapsed = True
+            found.extensions[CACHED] = attrs.evolve(found.extensions[CACHED], collapsed=True)
         return found
 
-    async def _aread_stored(
-        self, call: Call, request: httpx.Request, now: float
-    ) -> httpx.Response | None:
-        """The warm read: a kept (cold) or fresh stored answer, also kept in memory."""
-        kept, entry = await self._stored(call, request, now)
-        if kept is not None:
-            response = kept.response(now)
-            if (found := entry_for(response, kept.body, now)) is not None:
-                self._hot.put(call.key, found)
-            call.cache, call.ttl, call.tier = CacheStatus.HIT, kept.ttl(now), COLD
-            call.stored, call.reason = True, KEPT_COLD
-            return response
-        if entry is None:
-            return None
-        self._hot.put(call.key, entry)
-        call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
-        call.stored, call.reason, call.stamped = True, FRESH_IN_STORAGE, True
-        return entry.response(now)
-
-    async def _keep_cold(
+    async def _abuffered(
         self,
-        cold: ColdStore,
-        call: Call,
+        route: Route,
         request: httpx.Request,
         response: httpx.Response,
-        raw: bytes,
-    ) -> None:
-        """Keep an answer the profile judged immutable in the cold store, with the
-        snapshot window it covers (the rule reads it decoded, as the caller would)."""
-        assert call.keep_for is not None
-        try:
-            read = decoded(response, raw, self._max_body)
-        except httpx.DecodingError:
-            return  # a body that does not decode is not worth keeping for good
-        if not read.is_stream_consumed:
-            return  # it inflates past max_body: not kept
-        now = self._clock.time()
-        await offload_async(cold_keep, cold, call, request, read, raw, call.keep_for, now)
-        self._not_cold.pop(call.key, None)
-
-    async def _buffered(
-        self,
-        call: Call,
-        request: httpx.Request,
-        response: httpx.Response,
-        hot: bool,
-        cold: ColdStore | None,
+        below: FromBelow,
+        leading: Flight | None,
     ) -> httpx.Response:
         """The profile's rules read the body (``reads_body``): it is in memory already.
         Read it here too, so that events carry it; the fallback hands it on unread."""
@@ -300,73 +254,47 @@ class AsyncCachingTransport(AsyncLayer):
             async for chunk in response.aiter_raw():
                 chunks.append(chunk)
         except BaseException as exc:
-            await self._land(call, exc)
+            await self._arelease(leading, exc)
             raise
         raw = b"".join(chunks)
         read = decoded(response, raw, self._max_body)
-        if hot and worth_keeping(read, self._hot) >= len(raw):
+        if route.hot and worth_keeping(read, self._hot) >= len(raw):
             entry = entry_for(read, raw, self._clock.time())
             if entry is not None:
-                self._hot.put(call.key, entry)
-        if cold is not None:
-            await self._keep_cold(cold, call, request, read, raw)
-        await self._land(call, None)
+                self._hot.put(route.key, entry)
+        if self._cold is not None and below.keep_for is not None:
+            cost = below.spent.cost if below.spent is not None else 0
+            await self._stored.akeep_cold(route, request, read, raw, below.keep_for, cost)
+        await self._arelease(leading, None)
         return read
 
-    async def _conditional(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+    async def _aconditional(
+        self, route: Route, request: httpx.Request, now: float
+    ) -> httpx.Response:
         """The caller's own conditional request (If-None-Match, If-Modified-Since): a 304
         from a fresh stored answer whose validator matches (RFC 9111 §4.3.2), else the
         origin's own answer, passed on as it is (a 304 included) and not stored."""
-        entries = await self._storage.get_entries(call.key)
-        answer = not_modified(entries, request, call.resource, now)
+        entries = await self._stored.storage.get_entries(route.key)
+        answer = not_modified(entries, request, route.resource, now)
         if answer is not None:
-            call.cache, call.ttl, call.tier, call.stored = (
-                CacheStatus.HIT,
-                answer.ttl,
-                STORAGE,
-                True,
-            )
-            call.reason = "304 from a fresh stored answer: the caller's validator matched"
+            reason = "304 from a fresh stored answer: the caller's validator matched"
+            answer.response.extensions[CACHED] = hit(answer.ttl, STORAGE, reason)
             return answer.response
-        call.reason = "the caller's conditional request went to the origin, unstored"
-        return await self.next_transport.handle_async_request(request)
+        response = await self.next_transport.handle_async_request(request)
+        reason = "the caller's conditional request went to the origin, unstored"
+        response.extensions[CACHED] = Cached(reason=reason)
+        return response
 
-    async def _land(self, call: Call, error: BaseException | None) -> None:
+    async def _arelease(self, flight: Flight | None, error: BaseException | None) -> None:
         """The leader is done: release its followers (and a shared lease), even when
         its own request was cancelled."""
-        with shielded_async():
-            if call.flight is not None and call.flight.token is not None:
-                await offload_async(self._gate.land, call, error)
+        if flight is None:
+            return
+        with anyio.CancelScope(shield=True):  # the caller's cancellation stops short
+            if flight.token is not None:
+                await aoffload(self._flights.release, flight, error)
             else:
-                self._gate.land(call, error)
-
-    async def _stored(
-        self, call: Call, request: httpx.Request, now: float
-    ) -> tuple[ColdEntry | None, HotEntry | None]:
-        """On a miss in memory: the cold store's answer (for a profile that keeps
-        immutable ones), else a plain fresh stored one; in one worker-thread hop when
-        the backend has a blocking reader."""
-        limit = self._hot.max_entry
-        cold = self._cold if call.profile.immutable is not None else None
-        if cold is not None and self._not_cold.get(call.key, 0.0) > now:
-            cold = None  # looked for a moment ago: not there
-        inner = redacted(call, request) if cold is not None else request
-        if self._reader is not None:
-            kept, entry = await offload_async(look_up, cold, self._reader, call, inner, now, limit)
-        else:
-            kept = await offload_async(cold_lookup, cold, call, inner, now) if cold else None
-            entry = None if kept else await read_fresh_async(self._storage, call, now, limit)
-        if cold is not None and kept is None:
-            if len(self._not_cold) >= 4096:
-                self._not_cold.clear()
-            self._not_cold[call.key] = now + NOT_COLD_FOR
-        return kept, entry
+                self._flights.release(flight, error)
 
     async def _aclose_own(self) -> None:
-        try:
-            await self._storage.close()
-        finally:
-            if self._reader is not None:
-                self._reader.close()
-            if self._cold is not None:
-                self._cold.close()
+        await self._stored.aclose()

@@ -11,12 +11,12 @@ import hishel
 import httpx
 
 from .._cache_status import forwarded, stamp
-from .._flight import offload_async
-from .._info import Call
+from .._flight import aoffload
+from .._info import NOT_CACHED, Route, Spent, assemble, cached_of, spent_of
+from ._async_layer import AsyncLayer
 from ._body import unread
 from ._cache import AsyncChunks
 from ._core import UpstreamFailed
-from ._layer import AsyncLayer
 from ._limiter import Limiter
 from ._report import log_answer, report
 from ._route import Router
@@ -46,51 +46,59 @@ class AsyncFallbackTransport(AsyncLayer):
         self._costs: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = self._router.start(request)
+        route = self._router.route(request)
         if not self._emit.active:
-            return unread(await self._aanswer(call, request))
+            return unread(await self._aanswer(route, request))
         try:
-            response = await self._aanswer(call, request)
+            response = await self._aanswer(route, request)
         except Exception as exc:
-            report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
+            report(self._emit, route, request, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, request, response, None, self._clock.time(), self._costs)
+        report(self._emit, route, request, response, None, self._clock.time(), self._costs)
         return unread(response)
 
-    async def _aanswer(self, call: Call, request: httpx.Request) -> httpx.Response:
+    async def _aanswer(self, route: Route, request: httpx.Request) -> httpx.Response:
+        """The answer from below, with the ResponseInfo assembled from the route and
+        the layers' records; a stale one if upstream failed and the profile allows."""
         try:
             response = await self.next_transport.handle_async_request(request)
         except UpstreamFailed as failed:
-            stale = await self._astale(call, request, failed.reason)
+            spent = spent_of(failed.response)
+            stale = await self._astale(route, request, failed.reason, spent)
             if stale is None:
                 response = failed.response
             else:
                 await failed.response.aclose()
-                return stamp(stale, stale.extensions["quotaflow"], call, failed.status)
+                info = stale.extensions["quotaflow"]
+                return stamp(stale, info, cached_of(failed.response), failed.status)
         except httpx.TransportError as exc:
-            stale = await self._astale(call, request, stale_reason(exc))
+            stale = await self._astale(route, request, stale_reason(exc), spent_of(exc))
             if stale is None:
                 raise
-            return stamp(stale, stale.extensions["quotaflow"], call)
-        if call.remaining is None:
-            call.remaining = await self._aremaining(call)
-        response.extensions["quotaflow"] = info = call.info()
-        stamp(response, info, call, forwarded(call, response))
+            return stamp(stale, stale.extensions["quotaflow"], NOT_CACHED)
+        spent = spent_of(response)
+        remaining = spent.remaining if spent is not None else None
+        if remaining is None:
+            remaining = await self._aremaining(route)
+        cached = cached_of(response)
+        response.extensions["quotaflow"] = info = assemble(route, cached, spent, remaining)
+        stamp(response, info, cached, forwarded(cached, spent, response))
         if logger.isEnabledFor(logging.DEBUG):
-            log_answer(request, call, info)
+            log_answer(request, route, info)
         return response
 
     async def _astale(
-        self, call: Call, request: httpx.Request, reason: str
+        self, route: Route, request: httpx.Request, reason: str, spent: Spent | None
     ) -> httpx.Response | None:
-        if not self._serve_stale or not stale_eligible(call, request):
+        if not self._serve_stale or not stale_eligible(route, request):
             return None
-        entries = await self._storage.get_entries(call.key)
-        choice = choose_stale(call, request, entries, self._clock.time())
+        entries = await self._storage.get_entries(route.key)
+        choice = choose_stale(route, request, entries, self._clock.time())
         if choice is None:
             return None
-        if call.remaining is None:
-            call.remaining = await self._aremaining(call)
+        remaining = spent.remaining if spent is not None else None
+        if remaining is None:
+            remaining = await self._aremaining(route)
         stream = choice.entry.response.stream
         assert isinstance(stream, AsyncIterable)
         try:
@@ -102,10 +110,11 @@ class AsyncFallbackTransport(AsyncLayer):
             body = b"".join(chunks)
         except RuntimeError:  # hishel: "deleted while it was being read"
             return None  # the stale answer is gone: the upstream failure stands
-        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
+        answer = httpx.ByteStream(body)
+        return stale_response(route, request, choice, answer, reason, spent, remaining)
 
-    async def _aremaining(self, call: Call) -> int | None:
-        ledger, profile, account = self._ledger, call.profile, call.account
+    async def _aremaining(self, route: Route) -> int | None:
+        ledger, profile, account = self._ledger, route.profile, route.account
         if ledger.needs_peek(profile, account):
-            return await offload_async(ledger.known_remaining, profile, account)
+            return await aoffload(ledger.known_remaining, profile, account)
         return ledger.known_remaining(profile, account)

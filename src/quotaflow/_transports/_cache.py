@@ -22,7 +22,7 @@ import httpx
 from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
 from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
-from .._info import Call
+from .._info import Route
 from .._retention import is_event_stream
 
 logger = logging.getLogger("quotaflow")
@@ -68,31 +68,33 @@ def worth_keeping(response: httpx.Response, hot: HotTier) -> int:
     return hot.max_entry
 
 
-def read_fresh(storage: hishel.BaseStorage, call: Call, now: float, limit: int) -> HotEntry | None:
+def read_fresh(
+    storage: hishel.BaseStorage, route: Route, now: float, limit: int
+) -> HotEntry | None:
     """A fresh answer read from storage without hishel's state machine: what hishel
     serves a plain GET (RFC 9111 §4) when one fresh 200 of at most ``limit`` bytes is
     stored, at a fraction of the cost. Anything else, errors included, is left to
     hishel (which streams larger bodies from storage in chunks)."""
     try:
-        entries = storage.get_entries(call.key)
-        lifetime = fresh_stored(entries, call.resource, now, limit)
+        entries = storage.get_entries(route.key)
+        lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
             return None
         stream = entries[0].response.stream
         assert isinstance(stream, Iterable)
         return stored_entry(entries[0], b"".join(stream), lifetime)
     except Exception:
-        logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
+        logger.debug("quotaflow: reading %s from storage failed", route.key, exc_info=True)
         return None
 
 
-async def read_fresh_async(
-    storage: hishel.AsyncBaseStorage, call: Call, now: float, limit: int
+async def aread_fresh(
+    storage: hishel.AsyncBaseStorage, route: Route, now: float, limit: int
 ) -> HotEntry | None:
     """:func:`read_fresh` on an async storage."""
     try:
-        entries = await storage.get_entries(call.key)
-        lifetime = fresh_stored(entries, call.resource, now, limit)
+        entries = await storage.get_entries(route.key)
+        lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
             return None
         stream = entries[0].response.stream
@@ -100,7 +102,7 @@ async def read_fresh_async(
         body = b"".join([chunk async for chunk in stream])
         return stored_entry(entries[0], body, lifetime)
     except Exception:
-        logger.debug("quotaflow: reading %s from storage failed", call.key, exc_info=True)
+        logger.debug("quotaflow: reading %s from storage failed", route.key, exc_info=True)
         return None
 
 
@@ -275,7 +277,7 @@ def not_modified(
 def look_up(
     cold: ColdStore | None,
     reader: hishel.BaseStorage,
-    call: Call,
+    route: Route,
     request: httpx.Request,
     now: float,
     limit: int,
@@ -283,7 +285,7 @@ def look_up(
     """The cold store's answer (``cold`` given), else a plain fresh stored one
     (:func:`read_fresh`): both blocking reads, for one worker-thread hop."""
     if cold is not None:
-        kept = cold_lookup(cold, call, request, now)
+        kept = cold_lookup(cold, route, request, now)
         if kept is not None:
             return kept, None
-    return None, read_fresh(reader, call, now, limit)
+    return None, read_fresh(reader, route, now, limit)

@@ -3,17 +3,20 @@ the call (the stale choice is in ``_stale.py``, reporting in ``_report.py``). St
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
+import attrs
 import httpx
 
 from .. import _policy
 from .._clock import Clock
-from .._info import CacheStatus, Call
+from .._info import Cached, CacheStatus, Route, Spent
 from .._profiles import (
     DEFAULT_PROFILE,
     ApiProfile,
+    Verdict,
 )
 from .._retention import is_event_stream
 from .._rules import HEURISTIC_STATUSES, CacheRules, explicit_freshness
@@ -38,6 +41,19 @@ class UpstreamFailed(Exception):
         self.status = response.status_code
 
 
+@attrs.frozen
+class Judged:
+    """What :meth:`Policy.judge` decided of a fresh answer. Strictly private."""
+
+    ttl: float | None = None
+    reason: str = ""
+    # Whether it replaces what is stored under the key.
+    replaces: bool = False
+
+
+NOT_JUDGED = Judged()
+
+
 # An origin's Date further than this from our clock is its clock, not the network.
 CLOCK_SKEW = 5.0
 
@@ -56,19 +72,27 @@ class Policy:
         self.max_body = max_body
         self.rules = rules if rules is not None else CacheRules()
 
-    def failed(self, call: Call | None, response: httpx.Response) -> bool:
+    def failed(self, route: Route | None, response: httpx.Response, verdict: Verdict) -> bool:
         """Whether :meth:`judge` will take ``response`` for a failure (its body is then
         read: the fallback and the followers of a single flight keep a copy)."""
-        if call is None or call.profile is DEFAULT_PROFILE:
+        if route is None or route.profile is DEFAULT_PROFILE:
             return False
         status = response.status_code
-        return status >= 500 or status == 429 or call.verdict == "error"
+        return status >= 500 or status == 429 or verdict == "error"
 
-    def judge(self, call: Call | None, request: httpx.Request, response: httpx.Response) -> bool:
+    def judge(
+        self,
+        route: Route | None,
+        request: httpx.Request,
+        response: httpx.Response,
+        verdict: Verdict,
+    ) -> Judged:
         """Apply the URL rules and the profile to a fresh upstream answer before hishel
-        sees it: the lifetime they give is written as ``Cache-Control: max-age``.
+        sees it: the lifetime they give is written as ``Cache-Control: max-age`` (for
+        hishel), and passed up as a value (for everything else).
 
-        Returns whether the answer replaces what is stored under the key.
+        Returns the lifetime, why, and whether the answer replaces what is stored under
+        the key.
 
         Raises:
             UpstreamFailed: the answer is a failure a stale one may stand in for.
@@ -80,32 +104,29 @@ class Policy:
             # one from the future would keep it fresh too long (an age below 0 is 0,
             # RFC 9111 §4.2.3): age it from when it arrived.
             response.headers["date"] = _policy.http_date(now)
-        if call is None:
-            return False
-        profile = call.profile
+        if route is None:
+            return NOT_JUDGED
+        profile = route.profile
         if profile is not DEFAULT_PROFILE:
             status = response.status_code
             if status >= 500 or status == 429:
                 raise UpstreamFailed(response, f"status_{status}")
-            if call.verdict == "error":
+            if verdict == "error":
                 raise UpstreamFailed(response, "error_body")
         ttl, why = self._lifetime(profile, request, response)
         if ttl is None:
-            call.ttl = _policy.max_age(response.headers)
-            call.reason = _header_reason(response)
             # A new answer replaces the old ones (a forced refresh included), unless the
             # answers vary by request header and live side by side under one key.
-            return 200 <= response.status_code < 300 and "vary" not in response.headers
+            replaces = 200 <= response.status_code < 300 and "vary" not in response.headers
+            return Judged(_policy.max_age(response.headers), _header_reason(response), replaces)
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
         if date is not None and date < now - CLOCK_SKEW:
             # A lifetime the user's rules give counts from when the answer arrived: an
             # origin whose clock runs behind would otherwise have it stale on arrival.
             response.headers["date"] = _policy.http_date(now)
-        call.ttl = float(int(ttl))
-        call.reason = why
         # Answers that vary by request header live side by side under one key.
-        return "vary" not in response.headers
+        return Judged(float(int(ttl)), why, "vary" not in response.headers)
 
     def _lifetime(
         self, profile: ApiProfile, request: httpx.Request, response: httpx.Response
@@ -145,16 +166,16 @@ class Policy:
         return default, f"fresh {int(default)} s by default_ttl: the answer says nothing"
 
     def immutable(
-        self, call: Call | None, request: httpx.Request, response: httpx.Response
+        self, route: Route | None, request: httpx.Request, response: httpx.Response
     ) -> float | None:
         """Seconds the profile says a fresh 200 stays as it is (``ApiProfile.immutable``;
         ``math.inf``: for good), so that it goes to the cold store; None: it does not.
         Judged on the body only for ``reads_body`` profiles; a rule that reads an
         unread body (or fails) says None."""
-        rule = call.profile.immutable if call is not None else None
-        if call is None or rule is None or response.status_code != 200:
+        rule = route.profile.immutable if route is not None else None
+        if route is None or rule is None or response.status_code != 200:
             return None
-        profile = call.profile
+        profile = route.profile
         try:
             keep_for = rule(request, response)
         except httpx.ResponseNotRead:
@@ -197,47 +218,83 @@ def _header_reason(response: httpx.Response) -> str:
     return "no freshness in the answer's headers and no rule for it"
 
 
-def _reused(call: Call, response: httpx.Response, now: float) -> bool:
+def _reused(route: Route, response: httpx.Response, now: float) -> bool:
     """Whether anything could ever use the answer once stored (see _retention)."""
     headers = response.headers
     return (
         _policy.retention(
             freshness=_policy.freshness_lifetime(headers, now),
-            max_stale=call.profile.max_stale,
-            revalidation_window=call.profile.revalidation_window,
+            max_stale=route.profile.max_stale,
+            revalidation_window=route.profile.revalidation_window,
             validated=_policy.has_validator(headers),
         )
         > 0
     )
 
 
-def outcome(call: Call, response: httpx.Response, max_body: int, now: float) -> None:
-    """Read hishel's status into the call."""
+def outcome(
+    route: Route,
+    response: httpx.Response,
+    judged: Judged,
+    verdict: Verdict | None,
+    max_body: int,
+    now: float,
+    forward: str | None = None,
+) -> Cached:
+    """How the cache answered, from hishel's status and what ``judge`` decided
+    (``verdict``: the rate-limit layer's, None if the answer never came from upstream)."""
     caching = response.extensions.get("caching")
     if not isinstance(caching, dict):
-        return
+        return Cached(ttl=judged.ttl, reason=judged.reason, forward=forward)
     if caching.get("from_cache"):
         revalidated = caching.get("revalidated")
-        call.cache = CacheStatus.REVALIDATED if revalidated else CacheStatus.HIT
-        call.ttl = _policy.max_age(response.headers)
-        call.stored, call.tier = True, "storage"
-        call.reason = (
+        return Cached(
+            CacheStatus.REVALIDATED if revalidated else CacheStatus.HIT,
+            _policy.max_age(response.headers),
+            True,
+            "storage",
             "revalidated: the origin confirmed the stored answer (304)"
             if revalidated
-            else "fresh in storage"
+            else "fresh in storage",
+            forward,
         )
-        return
     # hishel also flags a full 200 to a conditional request as revalidated:
     # for the caller that is a new answer, so a miss.
-    call.cache = CacheStatus.MISS
     stored = bool(caching.get("stored"))
+    reason = judged.reason
     length = response.headers.get("content-length")
     if stored and is_event_stream(response.headers.get("content-type")):
-        stored, call.reason = False, "an event stream is never stored"
+        stored, reason = False, "an event stream is never stored"
     elif stored and length is not None and length.isdigit() and int(length) > max_body:
-        stored, call.reason = False, f"the body is over max_body ({max_body} bytes)"
-    elif stored and not _reused(call, response, now):
+        stored, reason = False, f"the body is over max_body ({max_body} bytes)"
+    elif stored and not _reused(route, response, now):
         stored = False  # the reason says why: no freshness, no validator, no max_stale
-    elif not stored and call.verdict == "ok" and response.status_code < 500:
-        call.reason = call.reason or "not storable under RFC 9111"
-    call.stored = stored
+    elif not stored and verdict in ("ok", None) and response.status_code < 500:
+        reason = reason or "not storable under RFC 9111"
+    return Cached(CacheStatus.MISS, judged.ttl, stored, None, reason, forward)
+
+
+# Where the caching layer's policy half (below hishel) leaves what it saw for the
+# caching layer's top half: hishel passes an answer's extensions up, but not those of
+# a 304 it revalidated with.
+BELOW = "quotaflow.below"
+
+
+@attrs.define
+class FromBelow:
+    """What the policy half saw of the answer from upstream, for the caching layer's
+    top half: one per request through hishel, written by the caching layer's own policy
+    half only. Strictly private."""
+
+    spent: Spent | None = None
+    judged: Judged = NOT_JUDGED
+    keep_for: float | None = None
+    # Cache-Status ``fwd`` (``_cache_status``): why the request went upstream.
+    forward: str | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def hit(ttl: float | None, tier: str, reason: str, stamped: bool = False) -> Cached:
+    """The record of a hit (the same few for every hit: built once). ``stamped``: the
+    answer carries its Cache-Status already (the hot tier's entries build it)."""
+    return Cached(CacheStatus.HIT, ttl, True, tier, reason, stamped=stamped)

@@ -7,8 +7,10 @@ import logging
 import httpx
 
 from .. import events
-from .._info import CacheStatus, Call, ResponseInfo
+from .._alert_command import AlertCommand
+from .._info import CacheStatus, ResponseInfo, Route, cached_of, spent_of
 from .._profiles import DEFAULT_PROFILE
+from .._state._books import Settled
 from ..events import Emitter
 from ..exceptions import (
     CircuitOpen,
@@ -21,13 +23,13 @@ from ._stale import stale_reason
 logger = logging.getLogger("quotaflow")
 
 
-def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
+def log_answer(request: httpx.Request, route: Route, info: ResponseInfo) -> None:
     """One DEBUG line per request: what the cache did and why (no secrets: the
     resource is the URL without them)."""
     logger.debug(
         "quotaflow: %s %s -> %s%s, cost %d (%s): %s",
         request.method,
-        call.resource,
+        route.resource,
         info.cache,
         f" from {info.tier}" if info.tier else "",
         info.cost,
@@ -38,7 +40,7 @@ def log_answer(request: httpx.Request, call: Call, info: ResponseInfo) -> None:
 
 def report(
     emit: Emitter,
-    call: Call,
+    route: Route,
     request: httpx.Request,
     response: httpx.Response | None,
     error: BaseException | None,
@@ -47,28 +49,33 @@ def report(
 ) -> None:
     """The one event that ends a request, for subscribers. ``costs`` remembers what
     each resource would cost, so a hit does not run the profile's cost function again."""
-    profile, resource = call.profile.name, call.resource
-    if error is None and call.cache is CacheStatus.HIT:  # the common case, first
+    profile, resource = route.profile.name, route.resource
+    cache = cached_of(response).cache if response is not None else CacheStatus.MISS
+    if error is None and cache is CacheStatus.HIT:  # the common case, first
         saved = costs.get(resource)
         if saved is None:
             saved = (
-                guarded_cost(call.profile, request) if call.profile is not DEFAULT_PROFILE else 0
+                guarded_cost(route.profile, request) if route.profile is not DEFAULT_PROFILE else 0
             )
             if len(costs) > 4096:
                 costs.clear()
             costs[resource] = saved
-        emit.hit(profile, now, resource, saved, call.priority.value, call.waited)
+        emit.hit(profile, now, resource, saved, route.priority.value)
         return
-    priority, waited = call.priority.value, call.waited
+    priority = route.priority.value
     if error is not None:
         if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(
-                events.Refused(profile, now, resource, stale_reason(error), priority, waited=waited)
-            )
+            spent = spent_of(error)
+            waited = spent.waited if spent is not None else 0.0
+            reason = stale_reason(error)
+            emit(events.Refused(profile, now, resource, reason, priority, waited=waited))
         return
     assert response is not None
     info = response.extensions.get("quotaflow")
-    if call.cache is CacheStatus.STALE and info is not None:
+    if not isinstance(info, ResponseInfo):
+        return
+    spent, waited = spent_of(response), info.waited
+    if info.cache is CacheStatus.STALE:
         emit(
             events.Stale(
                 profile,
@@ -80,11 +87,11 @@ def report(
                 waited=waited,
             )
         )
-    elif call.cache is CacheStatus.REVALIDATED:
+    elif info.cache is CacheStatus.REVALIDATED:
         emit(
-            events.Revalidated(profile, now, resource, call.cost, priority=priority, waited=waited)
+            events.Revalidated(profile, now, resource, info.cost, priority=priority, waited=waited)
         )
-    elif call.upstream and 200 <= response.status_code < 300 and call.verdict == "ok":
+    elif spent is not None and 200 <= response.status_code < 300 and spent.verdict == "ok":
         try:
             content = response.content
         except httpx.ResponseNotRead:
@@ -95,10 +102,39 @@ def report(
                 now,
                 resource,
                 response.status_code,
-                call.cost,
-                call.ttl,
+                info.cost,
+                info.ttl,
                 content,
                 priority=priority,
                 waited=waited,
+            )
+        )
+
+
+def quota_alert(
+    emit: Emitter,
+    command: AlertCommand | None,
+    route: Route,
+    settled: Settled,
+    now: float,
+) -> None:
+    """The quota fell to an alert level (the ledger has logged it): run the user's
+    command, tell subscribers."""
+    if not settled.crossed:
+        return
+    if command is not None:
+        for level in settled.crossed:
+            command.run(route.profile.name, settled.remaining or 0, level, settled.total or 0)
+    if not emit.active:
+        return
+    for level in settled.crossed:
+        emit(
+            events.QuotaLow(
+                route.profile.name,
+                now,
+                settled.remaining if settled.remaining is not None else 0,
+                level,
+                settled.total if settled.total is not None else 0,
+                route.account,
             )
         )

@@ -12,7 +12,7 @@ import httpx
 
 from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
-from .._info import Call, ResponseInfo, storage_key
+from .._info import ROUTE, HitKey, ResponseInfo, Route, storage_key
 from .._plugins import Registry
 from .._priority import Priority, current_priority
 from .._profiles import (
@@ -25,11 +25,6 @@ from .._secrets import cache_url, url_credentials
 
 logger = logging.getLogger("quotaflow")
 
-CALL = "quotaflow.call"
-
-# What a hit's ResponseInfo varies by: priority, remaining, ttl, tier.
-HitKey = tuple[Priority, int | None, float | None, str | None]
-
 
 @attrs.frozen
 class _Secrets:
@@ -38,8 +33,9 @@ class _Secrets:
 
 
 @attrs.frozen
-class _Route:
-    """What a URL means to the stack, worked out once per URL."""
+class _UrlRoute:
+    """What a URL means to the stack, worked out once per URL (the per-request
+    ``Route`` adds what the request itself says)."""
 
     profile: ApiProfile
     url: httpx.URL  # without secrets, query sorted: what hishel and storage see
@@ -84,7 +80,7 @@ class Router:
         self.registry = registry
         self.fingerprints = fingerprints
         self._secrets: dict[str, _Secrets] = {}
-        self._routes: dict[tuple[str, str, int | None, bytes, bytes], _Route] = {}
+        self._routes: dict[tuple[str, str, int | None, bytes, bytes], _UrlRoute] = {}
         self._keys: dict[tuple[str, str], str] = {}
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
@@ -103,7 +99,7 @@ class Router:
             )
         return found
 
-    def _route(self, url: httpx.URL) -> _Route:
+    def url_route(self, url: httpx.URL) -> _UrlRoute:
         """Remembered per URL: parsing and rebuilding a URL through httpx costs more than
         a whole cache hit. (Kept in process memory only, like the request itself.)"""
         # Everything that makes two URLs different resources is in the key, and so is
@@ -120,7 +116,7 @@ class Router:
             fingerprint = self.fingerprints.of(credentials)
             resource = str(inner)
             shared = _shared(profile, inner)
-            found = self._routes[key] = _Route(
+            found = self._routes[key] = _UrlRoute(
                 profile,
                 inner,
                 resource,
@@ -132,7 +128,7 @@ class Router:
             )
         return found
 
-    def _key(self, route: _Route, fingerprint: str) -> str:
+    def _key(self, route: _UrlRoute, fingerprint: str) -> str:
         memo = (route.resource, fingerprint)
         found = self._keys.get(memo)
         if found is None:
@@ -141,11 +137,11 @@ class Router:
             found = self._keys[memo] = storage_key(_partition(route.resource, fingerprint))
         return found
 
-    def start(self, request: httpx.Request) -> Call:
-        """The request's Call, put in its extensions. The request itself is left as the
+    def route(self, request: httpx.Request) -> Route:
+        """The request's Route, put in its extensions. The request itself is left as the
         caller made it: a hit from the hot tier never needs the redacted copy."""
-        route = self._route(request.url)
-        profile = route.profile
+        found = self.url_route(request.url)
+        profile = found.profile
         if profile.normalize is not None:
             # Onto the URL the API answers alike (``ApiProfile.normalize``): the request
             # itself changes, so that the key, the cache, the cost and upstream all
@@ -153,39 +149,40 @@ class Router:
             url = _normalized(profile, request)
             if url is not None and url != request.url:
                 request.url = url
-                route = self._route(url)
-                profile = route.profile
+                found = self.url_route(url)
+                profile = found.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
         hot, hidden = _scan_headers(request, self.secrets(profile).headers)
-        fingerprint, key = route.fingerprint, route.key
+        fingerprint, key = found.fingerprint, found.key
         if hidden:
-            fingerprint = self.fingerprints.of(route.credentials + hidden)
-            if not route.shared:
-                key = self._key(route, fingerprint)
+            fingerprint = self.fingerprints.of(found.credentials + hidden)
+            if not found.shared:
+                key = self._key(found, fingerprint)
             # The quota account is the API key's: a session cookie is not one.
             keys = tuple(pair for pair in hidden if pair[0].lower() not in SESSION_HEADERS)
             if len(keys) != len(hidden):
-                fingerprint = self.fingerprints.of(route.credentials + keys)
-        call = Call(
+                fingerprint = self.fingerprints.of(found.credentials + keys)
+        route = Route(
             profile=profile,
             priority=priority,
-            resource=route.resource,
+            resource=found.resource,
             url=request.url,
-            inner_url=route.url,
+            inner_url=found.url,
             key=key,
-            hit_infos=route.hit_infos,
+            hit_infos=found.hit_infos,
             secret_headers=hidden,
             hot=hot,
             account=short(fingerprint) if fingerprint else None,
-            plain_url=route.plain,
+            plain_url=found.plain,
         )
-        request.extensions = {**request.extensions, CALL: call}
-        return call
+        request.extensions = {**request.extensions, ROUTE: route}
+        return route
 
-    def begin(self, request: httpx.Request) -> tuple[Call, httpx.Request]:
-        call = self.start(request)
-        return call, redacted(call, request)
+    def route_redacted(self, request: httpx.Request) -> tuple[Route, httpx.Request]:
+        """The request's Route, and the redacted copy of the request (see redacted)."""
+        route = self.route(request)
+        return route, redacted(route, request)
 
 
 def _normalized(profile: ApiProfile, request: httpx.Request) -> httpx.URL | None:
@@ -204,41 +201,36 @@ def _normalized(profile: ApiProfile, request: httpx.Request) -> httpx.URL | None
     return url
 
 
-def redacted(call: Call, request: httpx.Request) -> httpx.Request:
+def redacted(route: Route, request: httpx.Request) -> httpx.Request:
     """The request as everything below the hot tier sees it, hishel and its storage
     included: no secret parameters or headers, query sorted."""
-    if call.plain_url and not call.secret_headers:
+    if route.plain_url and not route.secret_headers:
         return request  # nothing to hide
     return httpx.Request(
         request.method,
-        call.inner_url,
-        headers=_without_secrets(request.headers, call),
+        route.inner_url,
+        headers=_without_secrets(request.headers, route),
         stream=request.stream,
         extensions=request.extensions,
     )
 
 
-def _without_secrets(headers: httpx.Headers, call: Call) -> httpx.Headers:
-    if not call.secret_headers:
+def _without_secrets(headers: httpx.Headers, route: Route) -> httpx.Headers:
+    if not route.secret_headers:
         return headers
-    hidden = {name.lower().encode("latin-1") for name, _ in call.secret_headers}
+    hidden = {name.lower().encode("latin-1") for name, _ in route.secret_headers}
     return httpx.Headers([(k, v) for k, v in headers.raw if k.lower() not in hidden])
 
 
-def call_of(request: httpx.Request) -> Call | None:
-    call = request.extensions.get(CALL)
-    return call if isinstance(call, Call) else None
-
-
-def upstream_request(request: httpx.Request, call: Call | None) -> httpx.Request:
+def upstream_request(request: httpx.Request, route: Route | None) -> httpx.Request:
     """The request to send: the redacted one with its credentials put back."""
-    if call is None or (call.plain_url and not call.secret_headers):
+    if route is None or (route.plain_url and not route.secret_headers):
         return request  # nothing was hidden
-    headers = _without_secrets(request.headers, call)  # never twice, whatever came down
+    headers = _without_secrets(request.headers, route)  # never twice, whatever came down
     return httpx.Request(
         request.method,
-        call.url,
-        headers=[*headers.multi_items(), *call.secret_headers],
+        route.url,
+        headers=[*headers.multi_items(), *route.secret_headers],
         stream=request.stream,
         extensions=request.extensions,
     )

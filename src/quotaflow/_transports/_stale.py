@@ -11,7 +11,7 @@ import httpx
 from hishel import Entry
 
 from .. import _policy
-from .._info import CacheStatus, Call
+from .._info import Cached, CacheStatus, Route, Spent, assemble
 from ..exceptions import (
     CircuitOpen,
     QuotaExhausted,
@@ -40,11 +40,11 @@ class StaleChoice:
 
 
 def choose_stale(
-    call: Call, request: httpx.Request, entries: Iterable[Entry], now: float
+    route: Route, request: httpx.Request, entries: Iterable[Entry], now: float
 ) -> StaleChoice | None:
     """The newest stored answer still within the profile's max_stale for the request's
     priority, if any."""
-    limit = call.profile.stale_limit(call.priority)
+    limit = route.profile.stale_limit(route.priority)
     best: StaleChoice | None = None
     best_at = float("-inf")
     for entry in entries:
@@ -60,8 +60,8 @@ def choose_stale(
     return best
 
 
-def stale_eligible(call: Call, request: httpx.Request) -> bool:
-    return request.method in SAFE_METHODS and call.profile.stale_limit(call.priority) > 0
+def stale_eligible(route: Route, request: httpx.Request) -> bool:
+    return request.method in SAFE_METHODS and route.profile.stale_limit(route.priority) > 0
 
 
 def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
@@ -72,7 +72,13 @@ def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
 
 
 def stale_response(
-    call: Call, request: httpx.Request, choice: StaleChoice, stream: Any, reason: str
+    route: Route,
+    request: httpx.Request,
+    choice: StaleChoice,
+    stream: Any,
+    reason: str,
+    spent: Spent | None,
+    remaining: int | None,
 ) -> httpx.Response:
     """The stored answer, streamed from storage as it is read, marked stale."""
     headers = httpx.Headers(_pairs(choice.entry))
@@ -80,14 +86,8 @@ def stale_response(
     response = httpx.Response(
         choice.entry.response.status_code, headers=headers, stream=stream, request=request
     )
-    call.cache = CacheStatus.STALE
-    response.extensions["quotaflow"] = call.info(
-        cache=CacheStatus.STALE,
-        ttl=choice.ttl,
-        stale_reason=reason,
-        age=choice.age,
-        stored=True,
-        tier="storage",
-        reason=f"stale ({reason}): {int(choice.age)} s old, within max_stale",
-    )
+    why = f"stale ({reason}): {int(choice.age)} s old, within max_stale"
+    cached = Cached(CacheStatus.STALE, choice.ttl, True, "storage", why)
+    info = assemble(route, cached, spent, remaining)
+    response.extensions["quotaflow"] = attrs.evolve(info, stale_reason=reason, age=choice.age)
     return response

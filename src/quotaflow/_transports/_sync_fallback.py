@@ -10,16 +10,15 @@ import hishel
 import httpx
 
 from .._cache_status import forwarded, stamp
-from .._flight import offload
-from .._info import Call
+from .._info import NOT_CACHED, Route, Spent, assemble, cached_of, spent_of
 from ._body import unread
 from ._cache import Chunks
 from ._core import UpstreamFailed
-from ._layer import Layer
 from ._limiter import Limiter
 from ._report import log_answer, report
 from ._route import Router
 from ._stale import choose_stale, stale_eligible, stale_reason, stale_response
+from ._sync_layer import Layer
 
 logger = logging.getLogger("quotaflow")
 
@@ -45,49 +44,59 @@ class FallbackTransport(Layer):
         self._costs: dict[str, int] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call = self._router.start(request)
+        route = self._router.route(request)
         if not self._emit.active:
-            return unread(self._answer(call, request))
+            return unread(self._answer(route, request))
         try:
-            response = self._answer(call, request)
+            response = self._answer(route, request)
         except Exception as exc:
-            report(self._emit, call, request, None, exc, self._clock.time(), self._costs)
+            report(self._emit, route, request, None, exc, self._clock.time(), self._costs)
             raise
-        report(self._emit, call, request, response, None, self._clock.time(), self._costs)
+        report(self._emit, route, request, response, None, self._clock.time(), self._costs)
         return unread(response)
 
-    def _answer(self, call: Call, request: httpx.Request) -> httpx.Response:
+    def _answer(self, route: Route, request: httpx.Request) -> httpx.Response:
+        """The answer from below, with the ResponseInfo assembled from the route and
+        the layers' records; a stale one if upstream failed and the profile allows."""
         try:
             response = self.next_transport.handle_request(request)
         except UpstreamFailed as failed:
-            stale = self._stale(call, request, failed.reason)
+            spent = spent_of(failed.response)
+            stale = self._stale(route, request, failed.reason, spent)
             if stale is None:
                 response = failed.response
             else:
                 failed.response.close()
-                return stamp(stale, stale.extensions["quotaflow"], call, failed.status)
+                info = stale.extensions["quotaflow"]
+                return stamp(stale, info, cached_of(failed.response), failed.status)
         except httpx.TransportError as exc:
-            stale = self._stale(call, request, stale_reason(exc))
+            stale = self._stale(route, request, stale_reason(exc), spent_of(exc))
             if stale is None:
                 raise
-            return stamp(stale, stale.extensions["quotaflow"], call)
-        if call.remaining is None:
-            call.remaining = self._remaining(call)
-        response.extensions["quotaflow"] = info = call.info()
-        stamp(response, info, call, forwarded(call, response))
+            return stamp(stale, stale.extensions["quotaflow"], NOT_CACHED)
+        spent = spent_of(response)
+        remaining = spent.remaining if spent is not None else None
+        if remaining is None:
+            remaining = self._remaining(route)
+        cached = cached_of(response)
+        response.extensions["quotaflow"] = info = assemble(route, cached, spent, remaining)
+        stamp(response, info, cached, forwarded(cached, spent, response))
         if logger.isEnabledFor(logging.DEBUG):
-            log_answer(request, call, info)
+            log_answer(request, route, info)
         return response
 
-    def _stale(self, call: Call, request: httpx.Request, reason: str) -> httpx.Response | None:
-        if not self._serve_stale or not stale_eligible(call, request):
+    def _stale(
+        self, route: Route, request: httpx.Request, reason: str, spent: Spent | None
+    ) -> httpx.Response | None:
+        if not self._serve_stale or not stale_eligible(route, request):
             return None
-        entries = self._storage.get_entries(call.key)
-        choice = choose_stale(call, request, entries, self._clock.time())
+        entries = self._storage.get_entries(route.key)
+        choice = choose_stale(route, request, entries, self._clock.time())
         if choice is None:
             return None
-        if call.remaining is None:
-            call.remaining = self._remaining(call)
+        remaining = spent.remaining if spent is not None else None
+        if remaining is None:
+            remaining = self._remaining(route)
         stream = choice.entry.response.stream
         assert isinstance(stream, Iterable)
         try:
@@ -99,10 +108,11 @@ class FallbackTransport(Layer):
             body = b"".join(chunks)
         except RuntimeError:  # hishel: "deleted while it was being read"
             return None  # the stale answer is gone: the upstream failure stands
-        return stale_response(call, request, choice, httpx.ByteStream(body), reason)
+        answer = httpx.ByteStream(body)
+        return stale_response(route, request, choice, answer, reason, spent, remaining)
 
-    def _remaining(self, call: Call) -> int | None:
-        ledger, profile, account = self._ledger, call.profile, call.account
+    def _remaining(self, route: Route) -> int | None:
+        ledger, profile, account = self._ledger, route.profile, route.account
         if ledger.needs_peek(profile, account):
-            return offload(ledger.known_remaining, profile, account)
+            return ledger.known_remaining(profile, account)
         return ledger.known_remaining(profile, account)

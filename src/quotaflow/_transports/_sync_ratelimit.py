@@ -5,108 +5,125 @@ from __future__ import annotations
 
 import httpx
 
-from .._flight import offload
-from .._info import Call
+from .._info import SPENT, Route, Spent, route_of, with_spent
 from .._state._books import Ticket
 from .._state._waitroom import WaitRoom
 from ..exceptions import QuotaflowError
+from ._attempts import Tally
 from ._body import read_body
-from ._layer import Layer
 from ._limiter import Limiter
-from ._route import call_of, upstream_request
+from ._probe import probe_request
+from ._route import upstream_request
+from ._sync_layer import Layer
+
+# What an unprofiled request's answer says of upstream: it went there, for nothing.
+FREE = Spent()
 
 
 class RateLimitTransport(Layer):
     """Innermost layer: only real upstream calls spend rate and quota; retries and the
     circuit breaker live here, so every attempt is limited and counted. State I/O runs
-    off the event loop (in the sync twin, in line). Strictly private."""
+    off the event loop (in the sync twin, in line). What it took goes up as a ``Spent``,
+    on the answer or on the error. Strictly private."""
 
     def __init__(
         self,
         next_transport: httpx.BaseTransport,
         limiter: Limiter,
-        rooms: dict[str, WaitRoom],
+        wait_rooms: dict[str, WaitRoom],
     ) -> None:
         self.next_transport = next_transport
         self._limiter = limiter
-        self._rooms = rooms
+        self._wait_rooms = wait_rooms
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call = call_of(request)
-        if call is None or not self._limiter.profiled(call):
-            response = self.next_transport.handle_request(upstream_request(request, call))
-            if call is not None:
-                call.upstream = True
+        route = route_of(request)
+        if route is None or not self._limiter.profiled(route):
+            response = self.next_transport.handle_request(upstream_request(request, route))
+            if route is not None:
+                response.extensions[SPENT] = FREE
             return response
+        tally = Tally()
+        try:
+            response = self._retrying(route, request, tally)
+        except Exception as exc:
+            with_spent(exc, tally.spent())  # for the fallback: what it took, how long
+            raise
+        response.extensions[SPENT] = tally.spent()
+        return response
+
+    def _retrying(self, route: Route, request: httpx.Request, tally: Tally) -> httpx.Response:
         limiter, attempt = self._limiter, 0
         while True:
             try:
-                response = self._attempt(call, request)
+                response = self._attempt(route, request, tally)
             except QuotaflowError:
                 raise
             except httpx.TransportError as exc:
-                delay = limiter.retry_delay(call, request, attempt, error=exc)
+                delay = limiter.retry_delay(route, tally, request, attempt, error=exc)
                 if delay is None:
                     raise
             else:
-                delay = limiter.retry_delay(call, request, attempt, response=response)
+                delay = limiter.retry_delay(route, tally, request, attempt, response=response)
                 if delay is None:
                     return response
                 response.close()
             limiter.clock.sleep(delay)
-            call.waited += delay
+            tally.waited += delay
             attempt += 1
 
-    def _open_circuit(self, call: Call) -> int:
+    def _open_circuit(self, route: Route) -> int:
         limiter = self._limiter
-        if limiter.circuit_io(call):
-            return offload(limiter.open_circuit, call)
-        return limiter.open_circuit(call)
+        if limiter.circuit_io(route):
+            return limiter.open_circuit(route)
+        return limiter.open_circuit(route)
 
-    def _attempt(self, call: Call, request: httpx.Request) -> httpx.Response:
+    def _attempt(self, route: Route, request: httpx.Request, tally: Tally) -> httpx.Response:
         limiter = self._limiter
-        probe = self._open_circuit(call)
+        probe = self._open_circuit(route)
         ticket: Ticket | None = None
         try:
-            if limiter.limits(call, request):
-                ticket = offload(limiter.reserve, call, request)
+            if limiter.limits(route, request):
+                ticket = limiter.reserve(route, request)
                 try:
-                    if limiter.wants_probe(call):
-                        self._probe(call)
-                    if (room := self._rooms.get(call.profile.name)) is not None:
-                        room.admit(call)
+                    if limiter.probe.wanted(route):
+                        self._probe(route, tally)
+                    if (room := self._wait_rooms.get(route.profile.name)) is not None:
+                        room.admit(route, tally)
                     # The check may have found the circuit opened by another process.
-                    probe = probe or self._open_circuit(call)
+                    probe = probe or self._open_circuit(route)
                 except BaseException:
-                    offload(limiter.release, call, ticket)
+                    limiter.release(route, ticket)
                     raise
         except BaseException:
             if probe:  # the store learns that the probe is free again
-                offload(limiter.outcome, call, None, probe)
+                limiter.outcome(route, None, probe)
             raise
         try:
-            response = self.next_transport.handle_request(upstream_request(request, call))
-            if call.profile.reads_body:
+            response = self.next_transport.handle_request(upstream_request(request, route))
+            if route.profile.reads_body:
                 response = read_body(response, limiter.max_body)
-                call.buffered = response.is_stream_consumed
+                tally.buffered = response.is_stream_consumed
         except BaseException as exc:
-            offload(limiter.failed, call, ticket, exc, probe)
+            limiter.failed(route, tally, ticket, exc, probe)
             raise
-        offload(limiter.answered, call, ticket, response, probe)
+        limiter.answered(route, tally, ticket, response, probe)
         return response
 
-    def _probe(self, call: Call) -> None:
+    def _probe(self, route: Route, tally: Tally) -> None:
         """The free probe (``ApiProfile.probe``) for a lost ledger; never fails the
         request, whose own answer syncs the ledger too."""
         try:
-            response = self.next_transport.handle_request(self._limiter.probe_request(call))
+            response = self.next_transport.handle_request(probe_request(route))
             try:
                 response.read()
             finally:
                 response.close()
         except httpx.HTTPError:
             return
-        offload(self._limiter.probed, call, response)
+        settled = self._limiter.probe.answered(route, response)
+        if settled is not None:
+            tally.remaining = settled.remaining
 
     def _close_own(self) -> None:
-        offload(self._limiter.close)
+        self._limiter.close()
