@@ -392,3 +392,22 @@ def test_status_and_plan_show_the_forecast(stack, router, traveller, tmp_path, c
     plain = io.StringIO()
     _cli_status._plain([found], plain)
     assert "forecast   runs out 2026-11-11 00:00 at this rate" in plain.getvalue()
+
+
+def test_the_forecast_rides_on_the_answer_and_the_event(stack, router) -> None:
+    """Half a day into a 30-day period, the API says 90 of 100 are left: at that rate
+    the reset finds 100 - 10 x 60 = -500 (the quota runs out first). The answer's
+    ResponseInfo and the QuotaChanged event say so; a hit, which the API never saw,
+    says nothing."""
+    from quotaflow import events
+
+    seen: list[events.Event] = []
+    router.get(URL).respond(200, json={}, headers={"x-remaining": "90", "x-used": "10"})
+    client = stack(profiles=[api_profile(quota=QUOTA)], subscribers=[seen.append])
+
+    fetched, hit = client.get(URL), client.get(URL)
+
+    assert info(fetched).forecast == pytest.approx(-500)
+    assert (info(hit).cache, info(hit).forecast) == ("hit", None)
+    changed = [e for e in seen if isinstance(e, events.QuotaChanged)]
+    assert [(e.remaining, e.forecast) for e in changed] == [(90, pytest.approx(-500))]

@@ -47,10 +47,14 @@ class ResponseInfo:
         reason: why, in a short sentence: which rule gave which freshness, or why the
             answer was not stored (``no-store``, an error body, over ``max_body``, no
             freshness and no ``default_ttl``...). Logged at DEBUG for every request.
+        forecast: for answers the API counted (a profile with a ``quota``), the units
+            left at the reset if spending goes on at the period's rate so far
+            (negative: the quota runs out before); None for answers that did not reach
+            the API, or too early in the period to say.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 ``stored``, ``tier`` and ``reason``.
-    .. versionchanged:: 0.3 ``tier`` may be ``"cold"``.
+    .. versionchanged:: 0.3 ``tier`` may be ``"cold"``; ``forecast``.
     """
 
     profile: str
@@ -65,6 +69,7 @@ class ResponseInfo:
     stored: bool = False
     tier: str | None = None
     reason: str = ""
+    forecast: float | None = None
 
 
 # What a hit's ResponseInfo varies by: priority, remaining, ttl, tier.
@@ -116,6 +121,8 @@ class Spent:
     verdict: Verdict = "ok"
     # The profile's rules read the body (``reads_body``), so the body is in memory.
     buffered: bool = False
+    # Units left at the reset at the period's rate so far, as the answer was recorded.
+    forecast: float | None = None
 
 
 @attrs.frozen
@@ -175,7 +182,8 @@ def assemble(
     """The outermost layer's ResponseInfo, from the route and the layers' records."""
     cost, waited = (spent.cost, spent.waited) if spent is not None else (0, 0.0)
     if cached.cache is not CacheStatus.HIT or cost or waited:
-        return _info(route, cached, cost, waited, remaining)
+        forecast = spent.forecast if spent is not None else None
+        return _info(route, cached, cost, waited, remaining, forecast)
     # A hit: the same resource, priority, remaining, ttl and tier give the same info.
     infos = route.hit_infos
     key = (route.priority, remaining, cached.ttl, cached.tier)
@@ -188,7 +196,12 @@ def assemble(
 
 
 def _info(
-    route: Route, cached: Cached, cost: int, waited: float, remaining: int | None
+    route: Route,
+    cached: Cached,
+    cost: int,
+    waited: float,
+    remaining: int | None,
+    forecast: float | None = None,
 ) -> ResponseInfo:
     return ResponseInfo(
         profile=route.profile.name,
@@ -201,4 +214,5 @@ def _info(
         stored=cached.stored,
         tier=cached.tier,
         reason=cached.reason,
+        forecast=forecast,
     )

@@ -113,9 +113,17 @@ class UpstreamFailed(Event):
 
 @attrs.frozen
 class QuotaChanged(Event):
-    """The quota as last known, after an answer or a refusal by the API."""
+    """The quota as last known, after an answer or a refusal by the API.
+
+    ``forecast``: units left at the reset if spending goes on at the period's rate so
+    far (negative: it runs out before), None when too little of the period has passed
+    or nothing was recorded.
+
+    .. versionchanged:: 0.3 ``forecast``.
+    """
 
     remaining: int | None
+    forecast: float | None = None
 
 
 @attrs.frozen

@@ -196,6 +196,8 @@ class Settled:
     remaining: int | None
     total: int | None = None
     crossed: tuple[int, ...] = ()
+    # Units left at the reset at the period's rate so far (None: too early to say).
+    forecast: float | None = None
 
 
 def settle_books(
@@ -227,7 +229,8 @@ def settle_books(
     books.row = row
     levels = profile.alert_levels(row.total)
     crossed = tuple(level for level in levels if row.remaining <= level < before)
-    return Settled(row.remaining, row.total, crossed)
+    ahead = snapshot(profile, row, now).forecast(now)
+    return Settled(row.remaining, row.total, crossed, ahead)
 
 
 def forecast(profile: ApiProfile, row: Row | None, now: float) -> float | None:

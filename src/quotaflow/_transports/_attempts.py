@@ -68,9 +68,12 @@ class Tally:
     waited: float = 0.0
     verdict: Verdict = "ok"
     buffered: bool = False
+    forecast: float | None = None
 
     def spent(self) -> Spent:
-        return Spent(self.cost, self.remaining, self.waited, self.verdict, self.buffered)
+        return Spent(
+            self.cost, self.remaining, self.waited, self.verdict, self.buffered, self.forecast
+        )
 
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})

@@ -187,7 +187,7 @@ class Limiter:
                 self.clock.time(),
                 account=route.account,
             )
-            tally.remaining = settled.remaining
+            tally.remaining, tally.forecast = settled.remaining, settled.forecast
             quota_alert(self.emit, self.alert_command, route, settled, self.clock.time())
 
     def settle(
@@ -217,14 +217,17 @@ class Limiter:
                 exhausted=exhausted,
                 account=route.account,
             )
-            tally.remaining = settled.remaining
+            tally.remaining, tally.forecast = settled.remaining, settled.forecast
             quota_alert(self.emit, self.alert_command, route, settled, self.clock.time())
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
             # ledger and is charged when it times out (an over-count, never an under-count).
             logger.warning("profile %s: could not record a cost", profile.name, exc_info=True)
         if self.emit.active and profile.quota is not None:
-            self.emit(events.QuotaChanged(profile.name, self.clock.time(), tally.remaining))
+            changed = events.QuotaChanged(
+                profile.name, self.clock.time(), tally.remaining, forecast=tally.forecast
+            )
+            self.emit(changed)
         if exhausted:
             response.close()
             reset = ""
