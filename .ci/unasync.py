@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSPORTS = ROOT / "src" / "quotaflow" / "_transports"
+STATE = ROOT / "src" / "quotaflow" / "_state"
 FILES = {
     TRANSPORTS / "_async_cache.py": TRANSPORTS / "_sync_cache.py",
     TRANSPORTS / "_async_fallback.py": TRANSPORTS / "_sync_fallback.py",
@@ -26,6 +27,7 @@ FILES = {
     TRANSPORTS / "_async_policy.py": TRANSPORTS / "_sync_policy.py",
     TRANSPORTS / "_async_stored.py": TRANSPORTS / "_sync_stored.py",
     TRANSPORTS / "_async_layer.py": TRANSPORTS / "_sync_layer.py",
+    STATE / "_async_waitroom.py": STATE / "_sync_waitroom.py",
 }
 
 # Whole words (or exact phrases), in this order.
@@ -44,6 +46,7 @@ SUBSTITUTIONS = [
     ("AsyncStoredTiers", "StoredTiers"),
     ("_async_stored", "_sync_stored"),
     ("_async_layer", "_sync_layer"),
+    ("_async_waitroom", "_sync_waitroom"),
     ("AsyncTee", "Tee"),
     ("AsyncChunks", "Chunks"),
     ("AsyncIterable", "Iterable"),
@@ -74,6 +77,11 @@ SUBSTITUTIONS = [
     ("aread_body", "read_body"),
     ("_await_leader", "_wait_leader"),
     ("await_done", "wait_done"),
+    ("await_turn", "wait_turn"),
+    ("_await_turns", "_wait_turns"),
+    ("acondition", "condition"),
+    ("_alooks_ahead", "_looks_ahead"),
+    ("_anext_wait", "_next_wait"),
     # A shield from the caller's cancellation: nothing to shield from in a thread.
     ("anyio.CancelScope(shield=True)", "contextlib.nullcontext()"),
     ("import anyio", "import contextlib"),

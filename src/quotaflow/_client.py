@@ -20,8 +20,9 @@ from ._profiles import ApiProfile
 from ._retention import AsyncRetainingStorage, RetainingStorage
 from ._runtime import Runtime
 from ._settings import load_settings
+from ._state._async_waitroom import AsyncWaitRoom
 from ._state._short import ShortWindow
-from ._state._waitroom import AsyncWaitRoom, WaitRoom
+from ._state._sync_waitroom import WaitRoom
 from ._tls import shared_tls
 from ._transports._async_cache import AsyncCachingTransport
 from ._transports._async_fallback import AsyncFallbackTransport

@@ -7,7 +7,7 @@
   ``_ledger`` (the ledger over a backend's atomic update).
 - ``_window`` (the short window's algorithm), ``_gate`` (the shared pause and circuit),
   ``_lua`` (both in Lua for Redis), ``_short`` (a profile's window as the request path
-  uses it), ``_breaker``, ``_waitroom``.
+  uses it), ``_breaker``, ``_waitroom`` (+ ``_async_waitroom``, generated ``_sync_waitroom``).
 - ``_backend`` (what a backend provides), ``_sqlite`` and ``_redis`` (+ ``_redis_cold``).
 - ``_counters``: the status counters.
 - ``_pyrate``: the one place pyrate-limiter's internals are touched, checked at import.

@@ -7,8 +7,8 @@ import httpx
 
 from .._flight import aoffload
 from .._info import SPENT, Route, Spent, route_of, with_spent
+from .._state._async_waitroom import AsyncWaitRoom
 from .._state._books import Ticket
-from .._state._waitroom import AsyncWaitRoom
 from ..exceptions import QuotaflowError
 from ._async_layer import AsyncLayer
 from ._attempts import Tally

@@ -7,7 +7,7 @@ import httpx
 
 from .._info import SPENT, Route, Spent, route_of, with_spent
 from .._state._books import Ticket
-from .._state._waitroom import WaitRoom
+from .._state._sync_waitroom import WaitRoom
 from ..exceptions import QuotaflowError
 from ._attempts import Tally
 from ._body import read_body
