@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import attrs
 import httpx
 
-from ._defaults import DEFAULT_MAX_WAIT, DEFAULT_RESERVES
+from ._defaults import DEFAULT_MAX_WAIT, DEFAULT_RESERVES, Verdict
 from ._priority import Priority
 from .exceptions import ConfigError
 
@@ -257,48 +257,27 @@ def _numbers_in(low: float, high: float | None) -> Any:
     return validate
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def split_host(pattern: str) -> tuple[str, int | None]:
-    """``"host:port"`` (``"[::1]:8080"`` for IPv6) as (host, port); a bare host has
-    port None. Raises ValueError for a port that is not 1 to 65535."""
-    host, port = pattern, ""
-    if pattern.startswith("["):
-        host, _, rest = pattern[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{pattern!r}: expected '[address]:port'")
-        port = rest[1:]
-    elif pattern.count(":") == 1:  # more colons: a bare IPv6 address
-        host, port = pattern.split(":")
-    if not port and pattern.endswith(":"):
-        raise ValueError(f"{pattern!r}: the port is missing after ':'")
-    if not port:
-        return host, None
-    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{pattern!r}: the port must be a number from 1 to 65535")
-    return host, int(port)
-
-
-def url_port(url: httpx.URL) -> int | None:
-    """The port ``url`` connects to, its scheme's default included."""
-    return url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
-
-
-def _hosts(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    if not value:
-        raise ValueError("must name at least one host")
-    for host in value:
-        if not isinstance(host, str) or not host or "/" in host or host != host.strip():
-            raise ValueError(
-                f"{host!r} is not a host name (e.g. 'api.example.com', '*.example.com' "
-                "or 'localhost:8080')"
-            )
-        if not split_host(host)[0]:
-            raise ValueError(f"{host!r}: the host name is missing")
-
-
 def _names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for name in value:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{name!r} is not a parameter or header name")
+
+
+class FreshnessRule(Protocol):
+    def __call__(
+        self, request: httpx.Request, response: httpx.Response, now: float
+    ) -> float | None:
+        """Seconds the response stays fresh, or None to defer to its HTTP headers."""
+
+
+def probe_path(instance: object, attribute: object, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+        raise ValueError(f"{value!r} is not a path (it starts with '/')")
+
+
+def unit_cost(request: httpx.Request) -> int:
+    return 1
+
+
+def status_verdict(response: httpx.Response) -> Verdict:
+    return "ok"

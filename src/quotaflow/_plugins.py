@@ -13,7 +13,8 @@ import attrs
 import httpx
 
 from ._defaults import DEFAULT_SECRET_PARAMS, ENTRY_POINT_GROUP
-from ._fields import _checked, _tuple, split_host, url_port
+from ._fields import _checked, _tuple
+from ._hosts import split_host, url_port
 from ._profiles import DEFAULT_PROFILE, ApiProfile
 from .exceptions import ConfigError
 

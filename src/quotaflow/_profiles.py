@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping
 
 import attrs
 import httpx
@@ -18,11 +17,10 @@ from ._defaults import (
     Verdict,
 )
 from ._fields import (
+    FreshnessRule,
     Pace,
     _alerts,
     _checked,
-    _hosts,
-    _Malformed,
     _max_stale,
     _max_wait,
     _methods,
@@ -34,9 +32,11 @@ from ._fields import (
     duration,
     optional_duration,
     parse_duration,
-    split_host,
-    url_port,
+    probe_path,
+    status_verdict,
+    unit_cost,
 )
+from ._hosts import host_matches, lower, url_port, valid_hosts
 from ._priority import Priority
 from ._readings import Quota, QuotaHeaders, QuotaReading, Rate, WindowHeaders, WindowReading
 from ._snapshots import Snapshot
@@ -62,40 +62,13 @@ __all__ = [
 ]
 
 
-class FreshnessRule(Protocol):
-    def __call__(
-        self, request: httpx.Request, response: httpx.Response, now: float
-    ) -> float | None:
-        """Seconds the response stays fresh, or None to defer to its HTTP headers."""
-
-
 def _no_reading(response: httpx.Response) -> QuotaReading:
     return QuotaReading()
-
-
-def _probe_path(instance: object, attribute: object, value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-        raise ValueError(f"{value!r} is not a path (it starts with '/')")
 
 
 def reads_quota(profile: ApiProfile) -> bool:
     """Whether the profile reads the API's own count of its quota from answers."""
     return profile.read_quota is not _no_reading
-
-
-def _unit_cost(request: httpx.Request) -> int:
-    return 1
-
-
-def _status_verdict(response: httpx.Response) -> Verdict:
-    return "ok"
-
-
-def _lower(names: Iterable[str]) -> tuple[str, ...]:
-    found = _tuple(names)
-    if isinstance(found, _Malformed):
-        return found
-    return tuple(name.lower() if isinstance(name, str) else name for name in found)
 
 
 @attrs.frozen(kw_only=True)
@@ -207,7 +180,7 @@ class ApiProfile:
     name: str = attrs.field(
         validator=_checked(attrs.validators.instance_of(str), attrs.validators.min_len(1))
     )
-    hosts: tuple[str, ...] = attrs.field(converter=_lower, validator=_checked(_hosts))
+    hosts: tuple[str, ...] = attrs.field(converter=lower, validator=_checked(valid_hosts))
     path_prefix: str = attrs.field(
         default="", validator=_checked(attrs.validators.instance_of(str))
     )
@@ -231,7 +204,7 @@ class ApiProfile:
         validator=_checked(_numbers_in(0.0, None)),
     )
     cost: Callable[[httpx.Request], int] = attrs.field(
-        default=_unit_cost, validator=_checked(attrs.validators.is_callable())
+        default=unit_cost, validator=_checked(attrs.validators.is_callable())
     )
     read_quota: Callable[[httpx.Response], QuotaReading] = attrs.field(
         default=_no_reading, validator=_checked(attrs.validators.is_callable())
@@ -250,10 +223,10 @@ class ApiProfile:
         default=(), converter=_tuple, validator=_checked(_names)
     )
     secret_headers: tuple[str, ...] = attrs.field(
-        default=(), converter=_lower, validator=_checked(_names)
+        default=(), converter=lower, validator=_checked(_names)
     )
     classify: Callable[[httpx.Response], Verdict] = attrs.field(
-        default=_status_verdict, validator=_checked(attrs.validators.is_callable())
+        default=status_verdict, validator=_checked(attrs.validators.is_callable())
     )
     limited_methods: frozenset[str] = attrs.field(
         default=frozenset({"GET", "HEAD"}), converter=_methods, validator=_checked()
@@ -277,7 +250,6 @@ class ApiProfile:
         validator=_checked(attrs.validators.instance_of(int), attrs.validators.ge(0)),
     )
     breaker_cooldown: float = attrs.field(default=30.0, converter=duration, validator=_checked())
-    # Added last: positional construction of the earlier fields keeps working.
     read_window: Callable[[httpx.Response], WindowReading] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
@@ -309,7 +281,6 @@ class ApiProfile:
         }
         return tuple(sorted(levels, reverse=True))
 
-    # Added with the cold tier (``_cold.py``), last for the same reason.
     immutable: Callable[[httpx.Request, httpx.Response], float | None] | None = attrs.field(
         default=None, validator=_checked(attrs.validators.optional(attrs.validators.is_callable()))
     )
@@ -323,7 +294,7 @@ class ApiProfile:
         )
     )
 
-    probe: str | None = attrs.field(default=None, validator=_checked(_probe_path))
+    probe: str | None = attrs.field(default=None, validator=_checked(probe_path))
 
     def matches(self, url: httpx.URL) -> bool:
         """Whether this profile describes ``url``: its host (and port, for a pattern
@@ -331,15 +302,8 @@ class ApiProfile:
         matches any port) and its path."""
         host, port = url.host.lower(), url_port(url)
         return url.path.startswith(self.path_prefix) and any(
-            _host_matches(pattern, host, port) for pattern in self.hosts
+            host_matches(pattern, host, port) for pattern in self.hosts
         )
-
-
-def _host_matches(pattern: str, host: str, port: int | None) -> bool:
-    name, wanted = split_host(pattern)
-    if wanted is not None and wanted != port:
-        return False
-    return host == name or (name.startswith("*.") and host.endswith(name[1:]))
 
 
 #: Requests that match no profile: plain RFC 9111 caching, no limits, no fallback.
