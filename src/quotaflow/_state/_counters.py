@@ -101,9 +101,17 @@ class Counters:
         return path
 
     def _count(
-        self, at: float, profile: str, resource: str, priority: str, column: str, units: int
+        self,
+        at: float,
+        profile: str,
+        resource: str,
+        priority: str,
+        column: str,
+        units: int,
+        times: int = 1,
     ) -> None:
-        """One request answered: its day, its hour, by priority and by endpoint."""
+        """``times`` requests answered alike: their day, their hour, by priority and by
+        endpoint (``units``: each one's cost or saving)."""
         counts, hour, day = self._counts, hour_of(at), (day_of(at), profile, "all", "")
         keys = (
             day,
@@ -113,11 +121,11 @@ class Counters:
         )
         unit = "saved" if column == "hits" else "spent"
         for key in keys:
-            counts[(key, column)] += 1
+            counts[(key, column)] += times
             if key is not day:
-                counts[(key, "requests")] += 1
+                counts[(key, "requests")] += times
             if units:
-                counts[(key, unit)] += units
+                counts[(key, unit)] += units * times
 
     def __call__(self, event: events.Event) -> None:
         if type(event) is events.Hit:
@@ -161,10 +169,14 @@ class Counters:
     def flush(self) -> None:
         with self._lock:
             # Taken one by one: a hit appended meanwhile stays for the next batch.
-            hits = self._hits
+            # Hits grouped first (most of a batch are the same few URLs in the same
+            # hour): the day, the hour and the endpoint are worked out once per group.
+            hits, alike = self._hits, Counter[tuple[float, str, str, str, int]]()
             for _ in range(len(hits)):
                 at, profile, resource, saved, priority = hits.popleft()
-                self._count(at, profile, resource, priority, "hits", saved)
+                alike[(at - at % 3600, profile, resource, priority, saved)] += 1
+            for (hour, profile, resource, priority, saved), times in alike.items():
+                self._count(hour, profile, resource, priority, "hits", saved, times)
             counts, self._counts = self._counts, Counter()
             notes, self._notes = self._notes, {}
             self._pending, self._flushed_at = 0, self._clock.time()

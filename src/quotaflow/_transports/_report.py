@@ -60,7 +60,7 @@ def report(
             if len(costs) > 4096:
                 costs.clear()
             costs[resource] = saved
-        emit.hit(profile, now, resource, saved, route.priority.value)
+        emit.hit(profile, now, resource, saved, route.priority)  # a StrEnum: a str
         return
     priority = route.priority.value
     if error is not None:

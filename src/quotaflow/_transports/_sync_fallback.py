@@ -10,7 +10,7 @@ import hishel
 import httpx
 
 from .._cache_status import forwarded, stamp
-from .._info import NOT_CACHED, Route, Spent, assemble, cached_of, spent_of
+from .._info import NOT_CACHED, CacheStatus, Route, Spent, assemble, cached_of, spent_of
 from ._body import unread
 from ._cache import Chunks
 from ._core import UpstreamFailed
@@ -74,13 +74,15 @@ class FallbackTransport(Layer):
             if stale is None:
                 raise
             return stamp(stale, stale.extensions["quotaflow"], NOT_CACHED)
-        spent = spent_of(response)
+        cached = cached_of(response)
+        # A hit never went upstream: no record of the rate-limit layer to look for.
+        spent = None if cached.cache is CacheStatus.HIT else spent_of(response)
         remaining = spent.remaining if spent is not None else None
         if remaining is None:
             remaining = self._remaining(route)
-        cached = cached_of(response)
         response.extensions["quotaflow"] = info = assemble(route, cached, spent, remaining)
-        stamp(response, info, cached, forwarded(cached, spent, response))
+        if not cached.stamped or cached.collapsed:  # a hot hit carries its member already
+            stamp(response, info, cached, forwarded(cached, spent, response))
         if logger.isEnabledFor(logging.DEBUG):
             log_answer(request, route, info)
         return response
