@@ -94,7 +94,7 @@ def explain(client: httpx.Client, url: str, *, priority: str | None = None) -> E
         url_rule = None
     else:
         url_rule = f"{rule.pattern} -> " + ("no-store" if rule.ttl is None else f"{rule.ttl:g} s")
-    if parts.router._route(call.url).shared:
+    if parts.router.route(call.url).shared:
         credentials = "answers shared by every credential (shared_answers)"
     elif call.account is not None:
         credentials = f"partitioned: this credential's own answers (account #{call.account})"

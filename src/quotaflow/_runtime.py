@@ -17,6 +17,7 @@ from ._cold import COLD_FILE, ColdStore
 from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
+from ._known import EmptyKeys
 from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
@@ -77,7 +78,7 @@ class Runtime:
         db = self.backend.db if isinstance(self.backend, SqliteBackend) else None
         directory = settings.directory
         self.counters = Counters(db or StateDB(directory / STATE_FILE), self.clock, own=db is None)
-        self.emit = Emitter([self.counters, *settings.subscribers])
+        self.emit = Emitter([self.counters, *settings.subscribers], builtin=1)
         self.limiter = self._limiter()
         if directory in _FALLBACKS:
             # Last, once the state files in it are closed.
@@ -86,6 +87,7 @@ class Runtime:
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(settings.hot_entries, settings.hot_bytes, settings.max_body)
         self.gate = Gate(self.backend.leases, self.clock)
+        self.known = EmptyKeys()  # storage keys known to hold nothing (``_known.py``)
         self.cold = self._cold()
         self.storage: Any = None  # the hishel storage of the stack built on this
         redact_logs(self.registry.secret_params)

@@ -21,6 +21,7 @@ from .._flight import (
 )
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CacheStatus, Call
+from .._known import EmptyKeys
 from ._body import aread_body, decoded
 from ._cache import (
     ERROR_BODY,
@@ -51,10 +52,12 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
         next_transport: httpx.AsyncBaseTransport,
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
+        known: EmptyKeys,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
+        self._known = known
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
@@ -66,6 +69,7 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
             for entry in await self._storage.get_entries(call.key):
                 await self._storage.remove_entry(entry.id)
+            self._known.emptied(call.key)  # until an answer is stored under it
         if call is not None and call.profile.immutable is not None:
             call.keep_for = self._policy.immutable(call, request, response)
         return response
@@ -94,6 +98,7 @@ class AsyncCachingTransport(AsyncLayer):
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
         cold: ColdStore | None = None,
+        known: EmptyKeys | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
@@ -108,8 +113,11 @@ class AsyncCachingTransport(AsyncLayer):
         self._max_body = policy.max_body
         self._rules = policy.rules
         self._enabled = enabled
+        # Keys known to hold nothing in storage (``_known.py``; shared with the storage
+        # and the fallback layer): their requests skip the warm read.
+        self._known = known = known if known is not None else EmptyKeys()
         self._hishel = AsyncCacheTransport(
-            _AsyncPolicyTransport(next_transport, storage, policy),
+            _AsyncPolicyTransport(next_transport, storage, policy, known),
             storage=storage,
             rfc=OPTIONS,
         )
@@ -129,7 +137,11 @@ class AsyncCachingTransport(AsyncLayer):
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
             call.stored, call.reason = True, FRESH_IN_MEMORY
             return entry.response(now)
-        if hot and (found := await self._aread_stored(call, request, now)) is not None:
+        if (
+            hot
+            and call.key not in self._known
+            and (found := await self._aread_stored(call, request, now)) is not None
+        ):
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
         return await self._afetch(call, redacted(call, request), now)
@@ -140,6 +152,8 @@ class AsyncCachingTransport(AsyncLayer):
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
             response = await self._hishel.handle_async_request(request)
+            if response.status_code < 400:  # RFC 9111 §4.4: hishel invalidated the key
+                self._known.emptied(call.key)
             outcome(call, response, self._max_body, now)
             return response
         if conditional(request):

@@ -12,6 +12,8 @@ import httpx
 
 from .._flight import offload_async
 from .._info import Call
+from .._known import EmptyKeys
+from ._bare import Bare
 from ._body import unread
 from ._cache import AsyncChunks
 from ._core import UpstreamFailed
@@ -34,8 +36,14 @@ class AsyncFallbackTransport(AsyncLayer):
         storage: hishel.AsyncBaseStorage,
         limiter: Limiter,
         serve_stale: bool = True,
+        *,
+        network: httpx.AsyncBaseTransport | None = None,
+        known: EmptyKeys | None = None,
     ) -> None:
         self.next_transport = next_transport
+        # Requests that need no work go straight to ``network``, the innermost transport.
+        self._network = network
+        self._bare = Bare(router, known, limiter.emit) if known is not None else None
         self._serve_stale = serve_stale
         self._router = router
         self._storage = storage
@@ -45,6 +53,11 @@ class AsyncFallbackTransport(AsyncLayer):
         self._costs: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        bare = self._bare
+        if bare is not None and self._network is not None and (info := bare.info(request)):
+            response = await self._network.handle_async_request(request)
+            response.extensions["quotaflow"] = info
+            return response
         call = self._router.start(request)
         if not self._emit.active:
             return unread(await self._aanswer(call, request))

@@ -103,7 +103,7 @@ class Router:
             )
         return found
 
-    def _route(self, url: httpx.URL) -> _Route:
+    def route(self, url: httpx.URL) -> _Route:
         """Remembered per URL: parsing and rebuilding a URL through httpx costs more than
         a whole cache hit. (Kept in process memory only, like the request itself.)"""
         # Everything that makes two URLs different resources is in the key, and so is
@@ -144,7 +144,7 @@ class Router:
     def start(self, request: httpx.Request) -> Call:
         """The request's Call, put in its extensions. The request itself is left as the
         caller made it: a hit from the hot tier never needs the redacted copy."""
-        route = self._route(request.url)
+        route = self.route(request.url)
         profile = route.profile
         if profile.normalize is not None:
             # Onto the URL the API answers alike (``ApiProfile.normalize``): the request
@@ -153,7 +153,7 @@ class Router:
             url = _normalized(profile, request)
             if url is not None and url != request.url:
                 request.url = url
-                route = self._route(url)
+                route = self.route(url)
                 profile = route.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
