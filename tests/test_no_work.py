@@ -18,7 +18,7 @@ import respx
 from quotaflow import events
 from quotaflow._transports._bare import BARE
 
-from .conftest import Harness, info
+from .conftest import BASE, Harness, api_profile, info
 
 OTHER = "https://example.org/things"
 
@@ -153,20 +153,45 @@ def test_unreusable_answers_are_not_stored_nor_looked_for(
 def test_a_reusable_answer_after_unreusable_ones_is_stored(
     stack: Callable[..., Harness], router: respx.Router
 ) -> None:
-    """Once the origin gives freshness, the answer is stored and served again."""
+    """Once the origin gives freshness, the next answer is stored and served again (the
+    first fresh one went around the cache, as bare httpx would: unprofiled, no quota)."""
+    fresh = {"cache-control": "max-age=600"}
     answers = iter(
         [
             httpx.Response(200, text="a"),
             httpx.Response(200, text="a"),
-            httpx.Response(200, text="b", headers={"cache-control": "max-age=600"}),
+            httpx.Response(200, text="b", headers=fresh),
+            httpx.Response(200, text="c", headers=fresh),
         ]
     )
     route = router.get(OTHER).mock(side_effect=lambda request: next(answers))
     client = stack(hot_entries=0)  # the storage itself must answer
 
-    _, second, third = (client.get(OTHER) for _ in range(3))
-    fourth = client.get(OTHER)
+    _, second, third, fourth = (client.get(OTHER) for _ in range(4))
+    fifth = client.get(OTHER)
+
+    assert route.call_count == 4
+    assert [info(r).stored for r in (second, third, fourth)] == [False, False, True]
+    assert "the next is" in info(third).reason
+    assert (info(fifth).cache, info(fifth).tier, fifth.text) == ("hit", "storage", "c")
+
+
+def test_a_profiled_url_never_goes_around_the_cache(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """A profiled URL's answers are counted: the first fresh one is stored at once."""
+    answers = iter(
+        [
+            httpx.Response(200, json={}),
+            httpx.Response(200, json={}),
+            httpx.Response(200, json={}, headers={"cache-control": "max-age=600"}),
+        ]
+    )
+    route = router.get(f"{BASE}/odds").mock(side_effect=lambda request: next(answers))
+    # The headers decide, and nothing is kept for the fallback: never reused.
+    client = stack(profiles=[api_profile(freshness=None, max_stale=0)])
+
+    responses = [client.get(f"{BASE}/odds") for _ in range(4)]
 
     assert route.call_count == 3
-    assert (info(second).stored, info(third).stored) == (False, True)
-    assert (info(fourth).cache, info(fourth).tier, fourth.text) == ("hit", "storage", "b")
+    assert [info(r).cache for r in responses] == ["miss", "miss", "miss", "hit"]

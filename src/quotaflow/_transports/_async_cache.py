@@ -22,6 +22,8 @@ from .._flight import (
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CacheStatus, Call
 from .._known import EmptyKeys
+from .._profiles import DEFAULT_PROFILE
+from .._retention import is_event_stream
 from ._body import aread_body, decoded
 from ._cache import (
     ERROR_BODY,
@@ -39,7 +41,7 @@ from ._cache import (
     read_fresh_async,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, Policy, outcome
+from ._core import SAFE_METHODS, Policy, outcome, reused
 from ._layer import AsyncLayer
 from ._route import call_of, redacted
 
@@ -116,8 +118,9 @@ class AsyncCachingTransport(AsyncLayer):
         # Keys known to hold nothing in storage (``_known.py``; shared with the storage
         # and the fallback layer): their requests skip the warm read.
         self._known = known = known if known is not None else EmptyKeys()
+        self._policed = _AsyncPolicyTransport(next_transport, storage, policy, known)
         self._hishel = AsyncCacheTransport(
-            _AsyncPolicyTransport(next_transport, storage, policy, known),
+            self._policed,
             storage=storage,
             rfc=OPTIONS,
         )
@@ -162,6 +165,8 @@ class AsyncCachingTransport(AsyncLayer):
         if rule is not None and rule.ttl is None:
             call.reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
             return await self.next_transport.handle_async_request(request)
+        if call.profile is DEFAULT_PROFILE and self._nothing_to_keep(call):
+            return await self._around(call, request, now)  # an answer nobody counts
         request.extensions["caching"] = {"key": call.key}
         try:
             if request.method == "GET" and (found := await self._atake_turn(call, request)):
@@ -208,6 +213,25 @@ class AsyncCachingTransport(AsyncLayer):
         # The answer streams to the caller as it arrives; the flight lands when it ends.
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
+        return response
+
+    def _nothing_to_keep(self, call: Call) -> bool:
+        return call.hot and call.key in self._known and self._gate.unstored(call.key)
+
+    async def _around(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
+        """Nothing is stored under the key and its last answer was never reused: no
+        lookup, no store, no flight (``_known.py``). Should this answer be worth
+        storing after all, the next request goes through hishel again and stores its
+        own (an unprofiled URL: the extra call costs no quota)."""
+        response = await self._policed.handle_async_request(request)
+        headers = response.headers
+        if (
+            reused(call, response, now)
+            and "no-store" not in headers.get("cache-control", "").lower()
+            and not is_event_stream(headers.get("content-type"))
+        ):
+            self._gate.stored(call.key, True)
+            call.reason = "not stored: the last answer here was never reused; the next is"
         return response
 
     async def _atake_turn(self, call: Call, request: httpx.Request) -> httpx.Response | None:

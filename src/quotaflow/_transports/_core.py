@@ -196,7 +196,7 @@ def _header_reason(response: httpx.Response) -> str:
     return "no freshness in the answer's headers and no rule for it"
 
 
-def _reused(call: Call, response: httpx.Response, now: float) -> bool:
+def reused(call: Call, response: httpx.Response, now: float) -> bool:
     """Whether anything could ever use the answer once stored (see _retention)."""
     headers = response.headers
     return (
@@ -235,7 +235,7 @@ def outcome(call: Call, response: httpx.Response, max_body: int, now: float) -> 
         stored, call.reason = False, "an event stream is never stored"
     elif stored and length is not None and length.isdigit() and int(length) > max_body:
         stored, call.reason = False, f"the body is over max_body ({max_body} bytes)"
-    elif stored and not _reused(call, response, now):
+    elif stored and not reused(call, response, now):
         stored = False  # the reason says why: no freshness, no validator, no max_stale
     elif not stored and call.verdict == "ok" and response.status_code < 500:
         call.reason = call.reason or "not storable under RFC 9111"
