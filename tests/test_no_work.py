@@ -195,3 +195,30 @@ def test_a_profiled_url_never_goes_around_the_cache(
 
     assert route.call_count == 3
     assert [info(r).cache for r in responses] == ["miss", "miss", "miss", "hit"]
+
+
+def test_clients_on_one_state_share_what_is_known_empty(
+    tmp_path: Path, router: respx.Router
+) -> None:
+    """A GET stored by one client on the state directory is invalidated by another
+    client's POST, however many POSTs that one sent straight before."""
+    import quotaflow
+
+    get = router.get(OTHER).respond(200, text="v", headers={"cache-control": "max-age=600"})
+    router.post(OTHER).respond(204)
+    settings: dict[str, Any] = {
+        "plugins": False,
+        "state_dir": tmp_path / "s",
+        "transport": httpx.MockTransport(router.handler),
+        "hot_entries": 0,  # the storage answers: no copy in the reader's memory
+    }
+    with quotaflow.make_client(**settings) as poster, quotaflow.make_client(**settings) as reader:
+        poster.post(OTHER)
+        poster.post(OTHER)
+        reader.get(OTHER)
+        posted = poster.post(OTHER)
+        after = reader.get(OTHER)
+
+    assert info(posted).reason != BARE
+    assert info(after).cache == "miss"
+    assert get.call_count == 2

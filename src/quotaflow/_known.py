@@ -3,7 +3,8 @@ storage. Strictly private.
 
 A key is known empty once this process has removed everything stored under it (an answer
 that replaced the old ones, an unsafe request that invalidated them) and stays so until
-this process stores an answer under it. While it is, the storage is not read for it: a
+this process stores an answer under it (one record per state backend, shared by the
+clients on it: ``known_for``). While it is, the storage is not read for it: a
 GET whose answers are never reused (no freshness, no validator, no fallback use) and a
 POST to a host no profile matches go upstream without touching it. Across processes the
 knowledge may lag: an answer another process stores meanwhile is not seen (nor
@@ -13,7 +14,10 @@ the hot tier's lag (``_hot.py``), lasts at most that answer's freshness.
 
 from __future__ import annotations
 
-__all__ = ["EmptyKeys"]
+import threading
+import weakref
+
+__all__ = ["EmptyKeys", "known_for"]
 
 # Kept per key; past this many, forgotten all at once (the next request per key then
 # reads the storage once more, as without this).
@@ -39,3 +43,17 @@ class EmptyKeys:
     def filled(self, key: str) -> None:
         """An answer was stored under ``key``."""
         self._keys.discard(key)
+
+
+_lock = threading.Lock()
+_known: weakref.WeakKeyDictionary[object, EmptyKeys] = weakref.WeakKeyDictionary()
+
+
+def known_for(backend: object) -> EmptyKeys:
+    """The record of the clients on ``backend`` (shared per state directory / Redis
+    prefix, ``_state/_shared.py``): what one stores, the others see."""
+    with _lock:
+        found = _known.get(backend)
+        if found is None:
+            found = _known[backend] = EmptyKeys()
+        return found

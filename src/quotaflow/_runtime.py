@@ -17,7 +17,7 @@ from ._cold import COLD_FILE, ColdStore
 from ._credentials import Fingerprints
 from ._flight import Gate
 from ._hot import HotTier
-from ._known import EmptyKeys
+from ._known import known_for
 from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
@@ -99,7 +99,8 @@ class Runtime:
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(settings.hot_entries, settings.hot_bytes, settings.max_body)
         self.gate = Gate(self.backend.leases, self.clock)
-        self.known = EmptyKeys()  # storage keys known to hold nothing (``_known.py``)
+        # Storage keys known to hold nothing, shared with the backend (``_known.py``).
+        self.known = known_for(self.backend)
         self.cold = self._cold()
         self.storage: Any = None  # the hishel storage of the stack built on this
         redact_logs(self.registry.secret_params)
