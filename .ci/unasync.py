@@ -44,6 +44,7 @@ SUBSTITUTIONS = [
     ("AsyncRateLimitTransport", "RateLimitTransport"),
     ("AsyncWaitRoom", "WaitRoom"),
     ("_aopen_circuit", "_open_circuit"),
+    ("_aprobe", "_probe"),
     ("_aattempt", "_attempt"),
     ("_aanswer", "_answer"),
     ("_astale", "_stale"),

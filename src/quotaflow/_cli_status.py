@@ -45,6 +45,8 @@ def collect(
 def _quota(status: ProfileStatus) -> str:
     if status.total is None:
         return "-"
+    if status.remaining is None:  # a lost ledger, until the next answer with the count
+        return f"unknown of {status.total} left"
     return f"{status.used}/{status.total} used, {status.remaining} left"
 
 
@@ -59,7 +61,7 @@ def forecast_text(status: ProfileStatus) -> str:
 
 def _cell_left(status: ProfileStatus) -> str:
     if status.remaining is None:
-        return "-"
+        return "unknown" if status.total is not None else "-"
     if status.forecast_at_reset is None:
         return str(status.remaining)
     if status.runs_out_at is not None:

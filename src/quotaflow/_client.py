@@ -5,7 +5,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import attrs
@@ -99,6 +99,7 @@ def make_client(
     secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
     cold_bytes: int = COLD_BYTES,
+    alert_command: Sequence[str] | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.Client:
     """Build an :class:`httpx.Client` whose requests go through quotaflow's stack.
@@ -150,6 +151,11 @@ def make_client(
             a profile marks immutable are kept there past any freshness, the least
             recently used leaving once the bodies kept pass this many bytes (default
             256 MiB). Made only when a profile marks answers immutable.
+        alert_command: a command (argv list, run without a shell) run in the background
+            each time a profile's quota falls to one of its ``alerts``, once across the
+            processes sharing the state, with ``QUOTAFLOW_PROFILE``,
+            ``QUOTAFLOW_REMAINING``, ``QUOTAFLOW_THRESHOLD`` and ``QUOTAFLOW_TOTAL`` set;
+            its failures are logged (default: the config file's ``alert_command``).
         **httpx_kwargs: everything else goes to :class:`httpx.Client`.
 
     Raises:
@@ -184,6 +190,7 @@ def make_async_client(
     secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
     cold_bytes: int = COLD_BYTES,
+    alert_command: Sequence[str] | None = None,
     **httpx_kwargs: Any,
 ) -> httpx.AsyncClient:
     """Build an :class:`httpx.AsyncClient` whose requests go through quotaflow's stack.

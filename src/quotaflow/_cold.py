@@ -26,6 +26,7 @@ import attrs
 import hishel
 import httpx
 
+from ._cache_status import unstamped
 from ._info import Call
 from ._retention import stored_headers
 from ._snapshots import Snapshot
@@ -94,6 +95,11 @@ def kept_headers(headers: httpx.Headers, secrets: Collection[str]) -> tuple[tupl
     without those a hit restates."""
     grouped: dict[str, list[str]] = {}
     for name, value in headers.multi_items():
+        if name == "cache-status":  # quotaflow's own member describes one answer only
+            rest = unstamped(value)
+            if rest is None:
+                continue
+            value = rest
         grouped.setdefault(name.lower(), []).append(value)
     redacted = stored_headers(hishel.Headers(grouped), secrets)
     return tuple(

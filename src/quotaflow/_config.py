@@ -18,6 +18,8 @@ Where: ``$QUOTAFLOW_CONFIG``, else ``quotaflow.toml`` in the working directory, 
     pace = "even"           # NORMAL and LOW held to an even plan to the reset (or 24
                             # weights, one per UTC hour: the plan bent by hour of day)
     alerts = [0.1, 50]      # warn at 10 % and at 50 units left
+                            # (top level: alert_command = ["notify-send", "quota low"],
+                            # run at each crossing, see _alert_command)
 
     [profiles.theoddsapi.freshness]   # the freshness rule's own settings
     live = "30s"                      # durations: seconds, or "30s", "5m", "1h", "1d"
@@ -48,6 +50,7 @@ from typing import Any
 
 import attrs
 
+from ._alert_command import alert_command
 from ._profiles import ApiProfile
 from ._rules import cache_rules
 from .exceptions import ConfigError
@@ -87,6 +90,7 @@ class Settings:
     # Checked by _rules.cache_rules when the client is built (make_client's win).
     default_ttl: Any = None
     url_rules: Any = None
+    alert_command: Any = None  # checked here, made by _alert_command.alert_command
 
 
 def _find(explicit: str | os.PathLike[str] | None, cwd: Path) -> tuple[Path, str | None] | None:
@@ -213,7 +217,7 @@ def load(
     data, source, text = _read(found)
     _env_overrides(data)
     where = source or "environment"
-    tables = ("profiles", "apis", "default_ttl", "url_rules")
+    tables = ("profiles", "apis", "default_ttl", "url_rules", "alert_command")
     unknown = set(data) - {*FLAGS, *tables}
     if unknown:
         key = sorted(unknown)[0]
@@ -224,6 +228,8 @@ def load(
     for key in ("default_ttl", "url_rules"):
         if key in data:  # checked here too, to name the file and line
             cache_rules(data.get("default_ttl"), data.get("url_rules"), _at(where, text, "", key))
+    command = data.get("alert_command")
+    alert_command(command, f"{_at(where, text, '', 'alert_command')}: alert_command")
     return Settings(
         source=where,
         flags=flags,
@@ -232,6 +238,7 @@ def load(
         apis=apis,
         default_ttl=data.get("default_ttl"),
         url_rules=data.get("url_rules"),
+        alert_command=command,
     )
 
 

@@ -36,6 +36,13 @@ def _field(name: str, value: object, css: str = "") -> str:
     return f'<dd data-field="{name}"{klass}>{_text(value)}</dd>'
 
 
+def _left(status: ProfileStatus) -> object:
+    """The remaining quota; "unknown" for a lost ledger not synced yet."""
+    if status.remaining is None and status.total is not None:
+        return "unknown"
+    return status.remaining
+
+
 def _meter(status: ProfileStatus) -> str:
     if not status.total or status.used is None:
         return ""
@@ -73,7 +80,7 @@ def _stats(status: ProfileStatus) -> str:
   <div class="stats">
     <div class="group"><h3>Quota</h3>{_meter(status)}
       <dl><dt>used</dt>{_field("used", status.used)}
-      <dt>remaining</dt>{_field("remaining", status.remaining)}
+      <dt>remaining</dt>{_field("remaining", _left(status))}
       <dt>total</dt>{_field("total", status.total)}
       <dt>resets</dt>{_field("resets_at", resets)}
       <dt>forecast</dt>{_field("forecast", _forecast(status))}</dl></div>
@@ -163,7 +170,7 @@ def _profile(status: ProfileStatus, days: list[str]) -> str:
 
 def _idle(status: ProfileStatus, days: list[str]) -> str:
     name = html.escape(status.profile)
-    quota = "" if status.total is None else f"; {status.remaining} of {status.total} left"
+    quota = "" if status.total is None else f"; {_left(status)} of {status.total} left"
     return (
         f'<details class="idle" data-idle="{name}"><summary><b>{name}</b>: no requests in '
         f"{DAYS} days{quota}</summary>{_profile(status, days)}</details>"

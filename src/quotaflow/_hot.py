@@ -24,6 +24,7 @@ import httpx
 from hishel import Entry, Headers
 
 from . import _policy
+from ._cache_status import hit_member, unstamped_pairs
 
 # Requests that ask something of the cache that the hot tier cannot judge.
 HOT_BYPASS = frozenset(
@@ -41,9 +42,10 @@ _NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 
 class HotEntry:
     """One fresh answer. Immutable but for a memo replaced whole (thread-safe): the
-    headers of the current second of age."""
+    headers of the current second of age, ``Cache-Status`` (RFC 9211) included: the
+    fallback layer does not stamp these hits again (``Call.stamped``)."""
 
-    __slots__ = ("_aged", "body", "expires", "headers", "received", "status", "ttl")
+    __slots__ = ("_aged", "_prior", "body", "expires", "headers", "received", "status", "ttl")
 
     def __init__(
         self,
@@ -55,6 +57,11 @@ class HotEntry:
         ttl: float,
     ) -> None:
         self.status = status
+        # Any Cache-Status from the origin's side, on one line, ours to follow.
+        prior = [v for k, v in headers if k.lower() == b"cache-status"]
+        self._prior = b", ".join(prior) + b", " if prior else b""
+        if prior:
+            headers = [(k, v) for k, v in headers if k.lower() != b"cache-status"]
         self.headers = headers
         self.body = body
         self.received = received
@@ -67,7 +74,9 @@ class HotEntry:
         aged = self._aged
         if aged is None or aged[0] != age:
             # Parsed once per second of age; each response copies the parsed list.
-            aged = self._aged = (age, httpx.Headers([*self.headers, (b"age", b"%d" % age)]))
+            status = self._prior + hit_member(self.ttl - age).encode()
+            headers = [*self.headers, (b"age", b"%d" % age), (b"cache-status", status)]
+            aged = self._aged = (age, httpx.Headers(headers))
         # A ready byte stream (content= would re-encode the body), left unread: the
         # client reads it, and so sets ``elapsed`` and decodes it as it would any answer.
         return httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
@@ -96,7 +105,7 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
 
 
 def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
-    kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED]
+    kept = unstamped_pairs([(k, v) for k, v in pairs if k.lower() not in _RESTATED])
     kept.append((b"content-length", b"%d" % len(body)))
     return kept
 

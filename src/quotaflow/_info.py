@@ -115,6 +115,13 @@ class Call:
     # Seconds the profile says the fresh answer stays as it is (``immutable``; inf: for
     # good), so the caching layer keeps it in the cold store; None: an ordinary answer.
     keep_for: float | None = None
+    # RFC 9211 Cache-Status (``_cache_status``): why the cache went upstream (its ``fwd``
+    # value; None: it did not, or nothing finer than ``miss`` is known), and whether the
+    # answer is a single-flight leader's, reused (``collapsed``).
+    forward: str | None = None
+    collapsed: bool = False
+    # The answer is the hot tier's, Cache-Status included (``HotEntry.response``).
+    stamped: bool = False
 
     def info(self, **changes: Any) -> ResponseInfo:
         if changes or self.cache is not CacheStatus.HIT or self.cost or self.waited:

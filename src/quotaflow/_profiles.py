@@ -73,6 +73,16 @@ def _no_reading(response: httpx.Response) -> QuotaReading:
     return QuotaReading()
 
 
+def _probe_path(instance: object, attribute: object, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+        raise ValueError(f"{value!r} is not a path (it starts with '/')")
+
+
+def reads_quota(profile: ApiProfile) -> bool:
+    """Whether the profile reads the API's own count of its quota from answers."""
+    return profile.read_quota is not _no_reading
+
+
 def _unit_cost(request: httpx.Request) -> int:
     return 1
 
@@ -175,6 +185,9 @@ class ApiProfile:
             keyed by a moment, the window of time an immutable answer covers (with
             the response), or the moment a request asks for (response None); the cold
             store then answers any request inside a window it holds.
+        probe: the path of a free request that answers with the quota headers (The
+            Odds API: ``/v4/sports``), sent once, with the request's credentials, when
+            the ledger was lost (its remaining unknown), before spending on a guess.
 
     Raises:
         ConfigError: a field is invalid; the message names it.
@@ -309,6 +322,8 @@ class ApiProfile:
             validator=_checked(attrs.validators.optional(attrs.validators.is_callable())),
         )
     )
+
+    probe: str | None = attrs.field(default=None, validator=_checked(_probe_path))
 
     def matches(self, url: httpx.URL) -> bool:
         """Whether this profile describes ``url``: its host (and port, for a pattern

@@ -142,6 +142,7 @@ class Runtime:
             settings.rate_limit,
             retries=settings.retries,
             max_body=settings.max_body,
+            alert_command=settings.alert_command,
         )
 
     def _cold(self) -> ColdStore | None:

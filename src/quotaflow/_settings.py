@@ -15,13 +15,15 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
 from . import _config
+from ._alert_command import AlertCommand
+from ._alert_command import alert_command as check_command
 from ._clock import Clock
 from ._cold import COLD_BYTES
 from ._plugins import Registry, resolve_plugins
@@ -179,6 +181,7 @@ class Settings:
     redis_prefix: str
     redis_fail: Literal["open", "closed"]
     source: str | None = None
+    alert_command: AlertCommand | None = None
 
 
 def configured(
@@ -224,6 +227,7 @@ def load_settings(
     secret_headers: Iterable[str] = (),
     clock: Clock | None = None,
     cold_bytes: int = COLD_BYTES,
+    alert_command: Sequence[str] | None = None,
     read_only: bool = False,
 ) -> Settings:
     """The one place settings are assembled: code arguments win over the configuration
@@ -238,6 +242,7 @@ def load_settings(
     """
     _check_scalars(locals())
     cache_rules(default_ttl, url_rules)  # the code's, before anything is made
+    command = check_command(alert_command)
     if redis_url is None:
         redis_url = os.environ.get("QUOTAFLOW_REDIS_URL") or None
     if read_only:
@@ -280,5 +285,6 @@ def load_settings(
         redis_prefix=redis_prefix,
         redis_fail=redis_fail,
         source=read.source,
+        alert_command=command if command is not None else check_command(read.alert_command),
         **flags,
     )

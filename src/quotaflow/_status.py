@@ -191,7 +191,8 @@ def _quota_fields(
     if profile.quota is not None:
         quota = backend.ledger.snapshot(profile, now=now)
         assert quota is not None
-        total, remaining = quota.total, quota.remaining
+        # A lost ledger (a rebuilt state file) is unknown until the API says: never full.
+        total, remaining = quota.total, None if quota.unknown else quota.remaining
         found = quota.forecast(now)
         projected = math.floor(found) if found is not None else None
         runs_out = quota.runs_out(now)
@@ -199,7 +200,7 @@ def _quota_fields(
         history = recorded.history.get(profile.name, []) if quota.known else []
         extra = {
             "period_start": _iso(start),
-            "quota_line": quota_line(start, now, remaining, history),
+            "quota_line": [] if remaining is None else quota_line(start, now, remaining, history),
         }
     elif profile.name in recorded.ledger:
         _, total, remaining = recorded.ledger[profile.name]

@@ -338,6 +338,9 @@ PROFILE = ApiProfile(
     max_stale={"critical": 15 * 60, "high": 3600, "normal": 24 * 3600},
     # The documentation says apiKey; the official samples send api_key.
     secret_params=("apiKey", "api_key"),
+    # Free (0 credits) and answered with the quota headers: a lost ledger is synced
+    # before anything is spent on a guess (the-odds-api.com/liveapi/guides/v4, "sports").
+    probe="/v4/sports",
     classify=classify,
     # Freshness follows the nearest kick-off in the body; an empty list costs nothing.
     reads_body=True,

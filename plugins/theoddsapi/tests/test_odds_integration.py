@@ -458,3 +458,32 @@ def test_error_in_a_200_never_replaces_the_good_answer(
         assert _info(during).cache == _info(after).cache == "stale"
         assert _info(during).stale_reason == "error_body"
         assert b"Something went wrong" not in b"".join(_stored_bytes(tmp_path).values())
+
+
+def test_a_lost_ledger_is_synced_by_the_free_sports_probe(
+    tmp_path: Path, router: respx.Router, traveller: time_machine.Traveller, start: float
+) -> None:
+    """state.db corrupted: before spending on a guess, /v4/sports (free, with the quota
+    headers) is asked once, with the apiKey only; the ledger then counts from it."""
+    odds = router.get(host=HOST, path=ODDS).mock(
+        return_value=samples.response(_odds_body(start, 2 * HOUR), used=10, remaining=490, last=2)
+    )
+    sports = router.get(host=HOST, path="/v4/sports").mock(
+        return_value=samples.response(b"[]", used=300, remaining=200, last=0)
+    )
+    with _client(tmp_path, router) as client:
+        client.get(BASE + ODDS, params={**QUERY, "apiKey": SECRET})
+    (tmp_path / "state.db").write_bytes(b"\x00garbage" * 1024)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+    odds.mock(return_value=httpx.Response(200, content=_odds_body(start, 2 * HOUR)))
+
+    with _client(tmp_path, router) as client:
+        first = client.get(BASE + ODDS, params={"regions": "eu", "apiKey": SECRET})
+        second = client.get(BASE + ODDS, params={"regions": "uk", "apiKey": SECRET})
+
+    assert sports.call_count == 1
+    assert sports.calls[0].request.url.params == httpx.QueryParams({"apiKey": SECRET})
+    assert odds.call_count == 3
+    assert _info(first).remaining == 200 - _info(first).cost
+    assert _info(second).remaining == 200 - _info(first).cost - _info(second).cost

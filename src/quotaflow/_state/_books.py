@@ -12,7 +12,7 @@ import attrs
 
 from .. import _policy
 from .._priority import Priority
-from .._profiles import ApiProfile, QuotaReading
+from .._profiles import ApiProfile, QuotaReading, reads_quota
 
 logger = logging.getLogger("quotaflow")
 
@@ -43,6 +43,9 @@ class Books:
     # The row was re-seeded after the store lost it (Redis restarted without persistence)
     # and no API reading came since: each process brings what it saw (``Ledger._seed``).
     seeded: bool = False
+    # The store lost the rows it held (a corrupt state.db rebuilt): an account without a
+    # row has an unknown quota, not a whole one (``QuotaSnapshot.unknown``).
+    lost: bool = False
 
 
 @attrs.frozen
@@ -61,6 +64,10 @@ class QuotaSnapshot:
 
     ``known``: the books hold this period (else nothing was stored for it yet and the
     quota is whole again: ``total`` as last learned, or the profile's).
+    ``unknown``: the store lost its rows (``Books.lost``) and holds none for this
+    account of a profile whose API reports its count: what is left is unknown until an
+    answer says (``remaining`` then holds the plan's size, for the decisions only).
+    A first use counts from the plan's size, as the issue's plans do.
     """
 
     start: float  # the period's first moment (epoch seconds)
@@ -69,6 +76,7 @@ class QuotaSnapshot:
     remaining: int
     used: int | None
     known: bool
+    unknown: bool = False
 
     @property
     def reset(self) -> str:
@@ -97,8 +105,11 @@ class QuotaSnapshot:
         return Row(period=self.start, total=self.total, remaining=self.remaining, used=self.used)
 
 
-def snapshot(profile: ApiProfile, row: Row | None, now: float) -> QuotaSnapshot:
-    """The quota of ``profile`` at ``now``, from its stored ``row`` (None: none)."""
+def snapshot(
+    profile: ApiProfile, row: Row | None, now: float, *, lost: bool = False
+) -> QuotaSnapshot:
+    """The quota of ``profile`` at ``now``, from its stored ``row`` (None: none; ``lost``:
+    the store lost the rows it held)."""
     assert profile.quota is not None
     start = _policy.period_start(profile.quota, now)
     # Periods are keyed on the quota's own period, and only ever move on: a row of a
@@ -110,13 +121,14 @@ def snapshot(profile: ApiProfile, row: Row | None, now: float) -> QuotaSnapshot:
     # A new period: the whole quota again (the size learned from headers is kept).
     total = row.total if row is not None else profile.quota.limit
     end = _policy.period_end(profile.quota, start)
-    return QuotaSnapshot(start, end, total, total, None, known=False)
+    unknown = row is None and lost and reads_quota(profile)
+    return QuotaSnapshot(start, end, total, total, None, known=False, unknown=unknown)
 
 
 def current(books: Books, profile: ApiProfile, now: float) -> QuotaSnapshot:
     """The books moved to the period containing ``now``, abandoned reservations charged;
     the quota as they now stand."""
-    found = snapshot(profile, books.row, now)
+    found = snapshot(profile, books.row, now, lost=books.lost)
     row = found.row()
     abandoned = [
         key for key, (_, started) in books.inflight.items() if started < now - INFLIGHT_TIMEOUT
@@ -125,7 +137,8 @@ def current(books: Books, profile: ApiProfile, now: float) -> QuotaSnapshot:
         spent = sum(books.inflight.pop(key)[0] for key in abandoned)
         row = attrs.evolve(row, remaining=row.remaining - spent)
         found = attrs.evolve(found, remaining=row.remaining)
-    books.row = row
+    if not found.unknown:  # an unknown count stays unknown: no row is made up for it
+        books.row = row
     return found
 
 
@@ -223,6 +236,14 @@ def refusal(
     if cost <= 0:
         return None
     total, reset = quota.total, quota.reset
+    if quota.unknown and priority is not Priority.CRITICAL and available < total:
+        # Nothing stored to count from (a first use, a lost state.db, an emptied Redis):
+        # one request at a time but critical ones, so the first answer's count comes
+        # before more are spent on a guess (ApiProfile.probe asks for it for free).
+        return (
+            f"the remaining quota is unknown until an answer reports it: {priority} "
+            f"requests go one at a time meanwhile"
+        )
     if quota.remaining <= 0:
         return f"quota used up until {reset}"
     if available < cost:
@@ -279,11 +300,14 @@ def settle_books(
     """Record on ``books`` what a request cost and what the API said (the reservation
     ``ticket`` settled): the remaining quota and the alert levels it fell to."""
     books.inflight.pop(ticket, None)
-    row = current(books, profile, now).row()
+    quota = current(books, profile, now)
+    row = quota.row()
     before = row.remaining
     taken, cost = believed(profile, row, reading, spent, estimate, warned)
     if taken.remaining is not None:
         books.seeded = False  # the API's own word: nothing to bring any more
+    elif quota.unknown and not exhausted:
+        return Settled(None)  # counting down from a guess would make it look known
     row = read(row, taken, cost)
     if exhausted:
         row = attrs.evolve(row, remaining=min(row.remaining, 0))

@@ -51,7 +51,9 @@ class StateDB:
         # Transactions begun (each one round trip to the file and its lock): benchmarks
         # read it through ``Backend.round_trips``.
         self.round_trips = 0
-        check(path)
+        existed = path.exists()
+        check(path)  # a corrupt file is moved aside
+        lost = existed and not path.exists()
         try:
             self._connection = self._open()
         except sqlite3.DatabaseError as exc:
@@ -59,6 +61,15 @@ class StateDB:
                 raise ConfigError(f"state_dir: cannot use state file {path}: {exc}") from exc
             set_aside(path, exc)
             self._connection = self._open()
+            lost = True
+        if lost:
+            self._mark_lost()
+
+    def _mark_lost(self) -> None:
+        """The file was rebuilt: the ledger it held is lost, so what is left of a quota
+        is unknown until the API says (``Books.lost``), never the whole plan again."""
+        with contextlib.suppress(sqlite3.Error):
+            self._connection.execute("INSERT INTO lost (at) VALUES (?)", (time.time(),))
 
     def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -123,6 +134,7 @@ class StateDB:
             try:
                 set_aside(self.path, exc)
                 self._connection = self._open()
+                self._mark_lost()
             except (OSError, sqlite3.Error):
                 logger.warning("quotaflow: could not rebuild %s", self.path, exc_info=True)
         else:

@@ -56,6 +56,9 @@ class Ledger(abc.ABC):
         # restarted without persistence) or cannot answer is re-seeded with.
         self._seen: dict[str, Row] = {}
         self._profiles: dict[str, ApiProfile] = {}  # by name, to replay the journal
+        # Rows whose quota a reservation found unknown (a lost ledger), until an answer
+        # with the API's count: what ``ApiProfile.probe`` is sent for.
+        self.unknown: set[str] = set()
         self.journal = journal
 
     @abc.abstractmethod
@@ -109,7 +112,12 @@ class Ledger(abc.ABC):
         """The quota of ``profile`` and ``account`` at ``now`` (None: no quota), read only."""
         if profile.quota is None:
             return None
-        return snapshot(profile, self.peek(profile, account), now)
+        row = self.peek(profile, account)
+        return snapshot(profile, row, now, lost=row is None and self.lost())
+
+    def lost(self) -> bool:
+        """Whether the store lost the rows it held (a corrupt state file rebuilt)."""
+        return False
 
     def _seed(self, name: str, books: Books) -> None:
         """Books without a row, of an account seen here: the row last seen (a store that
@@ -193,6 +201,8 @@ class Ledger(abc.ABC):
             self._seed(name, books)
             seen.append(books)
             quota = current(books, profile, now)
+            if quota.unknown:
+                self.unknown.add(name)
             available = quota.remaining - sum(cost for cost, _ in books.inflight.values())
             why = refusal(profile, priority, quota, available, cost, now)
             if why is not None:
@@ -268,6 +278,8 @@ class Ledger(abc.ABC):
                 exhausted=exhausted,
                 warned=self._warned,
             )
+            if books.row is not None:
+                self.unknown.discard(name)
             self._remember(name, books)
             return found
 

@@ -105,6 +105,27 @@ class RedisLedger(Ledger):
     ) -> None:
         super().__init__(journal)
         self._client, self._prefix, self._guard = client, prefix, guard
+        # A lost ledger (Redis emptied: restarted without persistence, flushed): this
+        # machine saw rows under the prefix (a marker file in the local state directory)
+        # and Redis no longer has the key every row's creation sets. Then an account
+        # without a row is unknown, never whole (``Books.lost``).
+        self._present = f"{prefix}:ledger"
+        safe = "".join(c if c.isalnum() else "_" for c in prefix)
+        self._marker = guard.directory / f"redis-{safe}.ledger-seen"
+        self._marked = self._marker.exists()
+
+    def _lost(self, client: Any) -> bool:
+        return self._marked and not client.exists(self._present)
+
+    def lost(self) -> bool:
+        return bool(self._guard.run(lambda: self._lost(self._client), lambda local: False))
+
+    def _mark(self) -> None:
+        """A row was made: note on this machine that the prefix holds a ledger."""
+        if not self._marked:
+            with contextlib.suppress(OSError):
+                self._marker.touch()
+            self._marked = True
 
     def _keys(self, name: str) -> tuple[str, str]:
         return f"{self._prefix}:quota:{name}", f"{self._prefix}:inflight:{name}"
@@ -159,8 +180,11 @@ class RedisLedger(Ledger):
                     books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
                     books.replayed = replayed
                     books.seeded = was_seeded = raw_row.get(SEEDED) == "1"
+                    created = books.row is None
+                    books.lost = created and self._lost(pipe)
                     result = change(books)
                     row = _encode(books.row)
+                    created = created and books.row is not None
                     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
                     pipe.multi()
                     # Only what changed; an empty EXEC still proves the reads were current.
@@ -179,8 +203,12 @@ class RedisLedger(Ledger):
                             pipe.hset(quota, SEEDED, "1")
                         else:
                             pipe.hdel(quota, SEEDED)
+                    if created:
+                        pipe.set(self._present, 1)
                     then = also(pipe) if also is not None else None
                     _execute(pipe, then)
+                    if created:
+                        self._mark()
                     return result
                 except redis.WatchError:
                     # Another writer won: back off a little (jittered) and read again.

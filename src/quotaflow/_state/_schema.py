@@ -25,6 +25,9 @@ STATE_FILE = "state.db"
 JOURNAL_FILE = "journal"
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS lost (
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quota (
     profile TEXT PRIMARY KEY,
     period REAL NOT NULL,

@@ -41,6 +41,17 @@ class SqliteLedger(Ledger):
         found = cur.fetchone()
         return None if found is None else Row(*found)
 
+    def _lost(self, cur: sqlite3.Cursor) -> bool:
+        (found,) = cur.execute("SELECT EXISTS(SELECT 1 FROM lost)").fetchone()
+        return bool(found)
+
+    def lost(self) -> bool:
+        try:
+            with self._db.transaction() as cur:
+                return self._lost(cur)
+        except LocalStateError:
+            return False
+
     def _peek(self, name: str) -> Row | None:
         try:
             with self._db.transaction() as cur:
@@ -82,6 +93,7 @@ class SqliteLedger(Ledger):
             cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
             books = Books(row=self._load(cur, name), inflight=dict(inflight), replayed=replayed)
+            books.lost = books.row is None and self._lost(cur)
             result = change(books)
             if books.row is not None:
                 row = books.row

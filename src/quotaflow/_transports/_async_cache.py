@@ -63,13 +63,19 @@ class _AsyncPolicyTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = call_of(request)
+        if call is not None and call.forward is None:
+            # hishel forwards a request with validators only to revalidate a stored one.
+            call.forward = "stale" if conditional(request) else "miss"
         response = await self.next_transport.handle_async_request(request)
         if self._policy.failed(call, response):
             # The fallback and any followers keep a copy of an error body (if small).
             response = await aread_body(response, ERROR_BODY)
         if self._policy.judge(call, request, response) and call is not None:
             # The new answer replaces the old ones, so a hit never unpacks a pile of them.
-            for entry in await self._storage.get_entries(call.key):
+            entries = await self._storage.get_entries(call.key)
+            if not entries and call.forward == "miss":
+                call.forward = "uri-miss"  # nothing was stored under the URI
+            for entry in entries:
                 await self._storage.remove_entry(entry.id)
             self._known.emptied(call.key)  # until an answer is stored under it
         if call is not None and call.profile.immutable is not None:
@@ -130,7 +136,7 @@ class AsyncCachingTransport(AsyncLayer):
         if not self._enabled:  # cache = false: straight through
             if call is None:
                 return await self.next_transport.handle_async_request(request)
-            call.reason = "the cache is off (cache=False)"
+            call.reason, call.forward = "the cache is off (cache=False)", "bypass"
             return await self.next_transport.handle_async_request(redacted(call, request))
         if call is None:
             return await self._hishel.handle_async_request(request)
@@ -138,7 +144,7 @@ class AsyncCachingTransport(AsyncLayer):
         hot = call.hot
         if hot and (entry := self._hot.get(call.key, now)) is not None:
             call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, MEMORY
-            call.stored, call.reason = True, FRESH_IN_MEMORY
+            call.stored, call.reason, call.stamped = True, FRESH_IN_MEMORY, True
             return entry.response(now)
         if (
             hot
@@ -152,6 +158,7 @@ class AsyncCachingTransport(AsyncLayer):
     async def _afetch(self, call: Call, request: httpx.Request, now: float) -> httpx.Response:
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
+            call.forward = "method"
             request.extensions["caching"] = {"key": call.key}
             self._hot.discard(call.key)  # hishel invalidates the stored entry too
             response = await self._hishel.handle_async_request(request)
@@ -164,6 +171,7 @@ class AsyncCachingTransport(AsyncLayer):
         rule = self._rules.match(request.url)
         if rule is not None and rule.ttl is None:
             call.reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
+            call.forward = "bypass"
             return await self.next_transport.handle_async_request(request)
         if call.profile is DEFAULT_PROFILE and self._nothing_to_keep(call):
             return await self._around(call, request, now)  # an answer nobody counts
@@ -270,7 +278,10 @@ class AsyncCachingTransport(AsyncLayer):
         it, e.g. a body too big for memory, or the leader's answer was not stored)."""
         if not call.hot:
             return None
-        return await self._aread_stored(call, request, self._clock.time())
+        found = await self._aread_stored(call, request, self._clock.time())
+        if found is not None:
+            call.collapsed = True
+        return found
 
     async def _aread_stored(
         self, call: Call, request: httpx.Request, now: float
@@ -288,7 +299,7 @@ class AsyncCachingTransport(AsyncLayer):
             return None
         self._hot.put(call.key, entry)
         call.cache, call.ttl, call.tier = CacheStatus.HIT, entry.ttl, STORAGE
-        call.stored, call.reason = True, FRESH_IN_STORAGE
+        call.stored, call.reason, call.stamped = True, FRESH_IN_STORAGE, True
         return entry.response(now)
 
     async def _keep_cold(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable
 import hishel
 import httpx
 
+from .._cache_status import forwarded, stamp
 from .._flight import offload_async
 from .._info import Call
 from .._known import EmptyKeys
@@ -78,15 +79,16 @@ class AsyncFallbackTransport(AsyncLayer):
                 response = failed.response
             else:
                 await failed.response.aclose()
-                return stale
+                return stamp(stale, stale.extensions["quotaflow"], call, failed.status)
         except httpx.TransportError as exc:
             stale = await self._astale(call, request, stale_reason(exc))
             if stale is None:
                 raise
-            return stale
+            return stamp(stale, stale.extensions["quotaflow"], call)
         if call.remaining is None:
             call.remaining = await self._aremaining(call)
         response.extensions["quotaflow"] = info = call.info()
+        stamp(response, info, call, forwarded(call, response))
         if logger.isEnabledFor(logging.DEBUG):
             log_answer(request, call, info)
         return response

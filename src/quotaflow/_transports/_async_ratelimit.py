@@ -73,6 +73,8 @@ class AsyncRateLimitTransport(AsyncLayer):
             if limiter.limits(call, request):
                 ticket = await offload_async(limiter.reserve, call, request)
                 try:
+                    if limiter.wants_probe(call):
+                        await self._aprobe(call)
                     if (room := self._rooms.get(call.profile.name)) is not None:
                         await room.admit(call)
                     # The check may have found the circuit opened by another process.
@@ -96,6 +98,21 @@ class AsyncRateLimitTransport(AsyncLayer):
             raise
         await offload_async(limiter.answered, call, ticket, response, probe)
         return response
+
+    async def _aprobe(self, call: Call) -> None:
+        """The free probe (``ApiProfile.probe``) for a lost ledger; never fails the
+        request, whose own answer syncs the ledger too."""
+        try:
+            response = await self.next_transport.handle_async_request(
+                self._limiter.probe_request(call)
+            )
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.HTTPError:
+            return
+        await offload_async(self._limiter.probed, call, response)
 
     async def _aclose_own(self) -> None:
         await offload_async(self._limiter.close)

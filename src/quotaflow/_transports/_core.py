@@ -35,6 +35,7 @@ class UpstreamFailed(Exception):
         super().__init__(reason)
         self.response = response
         self.reason = reason
+        self.status = response.status_code
 
 
 # An origin's Date further than this from our clock is its clock, not the network.

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 
 from .. import _policy, events
+from .._alert_command import AlertCommand
 from .._clock import Clock
 from .._info import Call
 from .._profiles import DEFAULT_PROFILE, ApiProfile, QuotaReading, WindowReading
 from .._state._backend import Backend
-from .._state._books import Settled, Ticket, snapshot
+from .._state._books import Settled, Ticket, account_name, snapshot
 from .._state._breaker import Breaker
 from .._state._pyrate import Decision
 from .._state._shared import release
@@ -88,6 +89,7 @@ class Limiter:
         *,
         retries: int | None = None,
         max_body: int = MAX_BODY,
+        alert_command: AlertCommand | None = None,
     ) -> None:
         self.enabled = enabled
         # Join the window's check to the reservation where the backend can (False: two
@@ -100,6 +102,8 @@ class Limiter:
         self.on_close: list[Callable[[], None]] = []
         self.backend = backend
         self.ledger = backend.ledger
+        self.alert_command = alert_command
+        self._probed: set[str] = set()  # ledger rows this process sent the probe for
         self.clock = clock
         self.windows = windows
         self.breakers = breakers
@@ -200,6 +204,39 @@ class Limiter:
             window.joined(call, found[-1], now)
         return ticket
 
+    def wants_probe(self, call: Call) -> bool:
+        """Whether to send the profile's free probe now: its ledger row was found
+        unknown (lost) and this process has not probed it yet (once per row)."""
+        profile = call.profile
+        if profile.probe is None or not self.ledger.unknown:
+            return False
+        name = account_name(profile, call.account)
+        if name not in self.ledger.unknown or name in self._probed:
+            return False
+        self._probed.add(name)
+        return True
+
+    def probe_request(self, call: Call) -> httpx.Request:
+        """The free probe: a GET of ``ApiProfile.probe`` on the request's host, with its
+        credentials (the secret query parameters and headers) and nothing else."""
+        profile = call.profile
+        assert profile.probe is not None
+        params = httpx.QueryParams(
+            [(k, v) for k, v in call.url.params.multi_items() if k in profile.secret_params]
+        )
+        url = call.url.copy_with(path=profile.probe, query=None)
+        return httpx.Request("GET", url, params=params, headers=list(call.secret_headers))
+
+    def probed(self, call: Call, response: httpx.Response) -> None:
+        """The probe's answer: the API's count syncs the ledger (it cost nothing)."""
+        reading = guarded_reading(call.profile, response)
+        if reading.remaining is None:
+            return
+        settled = self.ledger.record(
+            call.profile, None, 0, reading, self.clock.time(), account=call.account
+        )
+        call.remaining = settled.remaining
+
     def release(self, call: Call, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
         self.ledger.release(call.profile, ticket)
@@ -270,8 +307,16 @@ class Limiter:
             )
 
     def _alert(self, call: Call, settled: Settled) -> None:
-        """The quota fell to an alert level (the ledger has logged it): tell subscribers."""
-        if not settled.crossed or not self.emit.active:
+        """The quota fell to an alert level (the ledger has logged it): run the user's
+        command, tell subscribers."""
+        if not settled.crossed:
+            return
+        if self.alert_command is not None:
+            for level in settled.crossed:
+                self.alert_command.run(
+                    call.profile.name, settled.remaining or 0, level, settled.total or 0
+                )
+        if not self.emit.active:
             return
         now = self.clock.time()
         for level in settled.crossed:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import hishel
 import httpx
 
+from .._cache_status import forwarded, stamp
 from .._flight import offload
 from .._info import Call
 from .._known import EmptyKeys
@@ -77,15 +78,16 @@ class FallbackTransport(Layer):
                 response = failed.response
             else:
                 failed.response.close()
-                return stale
+                return stamp(stale, stale.extensions["quotaflow"], call, failed.status)
         except httpx.TransportError as exc:
             stale = self._stale(call, request, stale_reason(exc))
             if stale is None:
                 raise
-            return stale
+            return stamp(stale, stale.extensions["quotaflow"], call)
         if call.remaining is None:
             call.remaining = self._remaining(call)
         response.extensions["quotaflow"] = info = call.info()
+        stamp(response, info, call, forwarded(call, response))
         if logger.isEnabledFor(logging.DEBUG):
             log_answer(request, call, info)
         return response

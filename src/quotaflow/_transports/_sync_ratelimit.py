@@ -71,6 +71,8 @@ class RateLimitTransport(Layer):
             if limiter.limits(call, request):
                 ticket = offload(limiter.reserve, call, request)
                 try:
+                    if limiter.wants_probe(call):
+                        self._probe(call)
                     if (room := self._rooms.get(call.profile.name)) is not None:
                         room.admit(call)
                     # The check may have found the circuit opened by another process.
@@ -92,6 +94,19 @@ class RateLimitTransport(Layer):
             raise
         offload(limiter.answered, call, ticket, response, probe)
         return response
+
+    def _probe(self, call: Call) -> None:
+        """The free probe (``ApiProfile.probe``) for a lost ledger; never fails the
+        request, whose own answer syncs the ledger too."""
+        try:
+            response = self.next_transport.handle_request(self._limiter.probe_request(call))
+            try:
+                response.read()
+            finally:
+                response.close()
+        except httpx.HTTPError:
+            return
+        offload(self._limiter.probed, call, response)
 
     def _close_own(self) -> None:
         offload(self._limiter.close)
