@@ -59,6 +59,10 @@ def test_unprofiled_post_goes_straight_once_nothing_is_stored(
         ("default", "miss", 0)
     }
     assert statements["cache.db"] == 0
+    # RFC 9211: the same Cache-Status member as the whole stack gives.
+    assert {r.headers["cache-status"] for r in [first, *rest]} == {
+        "quotaflow; fwd=method; fwd-status=201"
+    }
 
 
 def test_post_still_invalidates_a_get_stored_after_it(

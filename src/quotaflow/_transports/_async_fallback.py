@@ -14,7 +14,7 @@ from .._cache_status import forwarded, stamp
 from .._flight import offload_async
 from .._info import Call
 from .._known import EmptyKeys
-from ._bare import Bare
+from ._bare import Bare, stamp_bare
 from ._body import unread
 from ._cache import AsyncChunks
 from ._core import UpstreamFailed
@@ -58,7 +58,7 @@ class AsyncFallbackTransport(AsyncLayer):
         if bare is not None and self._network is not None and (info := bare.info(request)):
             response = await self._network.handle_async_request(request)
             response.extensions["quotaflow"] = info
-            return response
+            return stamp_bare(response)
         call = self._router.start(request)
         if not self._emit.active:
             return unread(await self._aanswer(call, request))

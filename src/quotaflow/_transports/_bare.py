@@ -14,6 +14,7 @@ import logging
 
 import httpx
 
+from .._cache_status import HEADER, NAME
 from .._info import CacheStatus, ResponseInfo
 from .._known import EmptyKeys
 from .._priority import Priority, current_priority
@@ -58,3 +59,13 @@ class Bare:
                 DEFAULT_PROFILE.name, priority, CacheStatus.MISS, reason=BARE
             )
         return info
+
+
+def stamp_bare(response: httpx.Response) -> httpx.Response:
+    """quotaflow's ``Cache-Status`` member (RFC 9211), as the whole stack would give an
+    unsafe request: forwarded for its method."""
+    ours = f"{NAME}; fwd=method; fwd-status={response.status_code}"
+    headers = response.headers
+    prior = headers.get(HEADER)
+    headers[HEADER] = ours if not prior else f"{prior}, {ours}"
+    return response

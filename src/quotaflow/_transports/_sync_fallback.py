@@ -13,7 +13,7 @@ from .._cache_status import forwarded, stamp
 from .._flight import offload
 from .._info import Call
 from .._known import EmptyKeys
-from ._bare import Bare
+from ._bare import Bare, stamp_bare
 from ._body import unread
 from ._cache import Chunks
 from ._core import UpstreamFailed
@@ -57,7 +57,7 @@ class FallbackTransport(Layer):
         if bare is not None and self._network is not None and (info := bare.info(request)):
             response = self._network.handle_request(request)
             response.extensions["quotaflow"] = info
-            return response
+            return stamp_bare(response)
         call = self._router.start(request)
         if not self._emit.active:
             return unread(self._answer(call, request))
