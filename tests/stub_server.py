@@ -48,9 +48,13 @@ class StubServer(LocalServer):
     A request header ``x-slow: <seconds>`` delays the answer, so that concurrent
     misses overlap; ``x-status: <code>`` sets the status (and ``x-retry-after`` the
     Retry-After header), so that upstream can fail or ask to hold off.
+
+    With ``quota``, every answer reports usage as a quota API does (The Odds API's
+    convention): ``x-requests-used`` (requests received so far, this one included),
+    ``x-requests-remaining`` (``quota`` less that) and ``x-requests-last: 1``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, quota: int | None = None) -> None:
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         stub = self
@@ -59,11 +63,16 @@ class StubServer(LocalServer):
             def do_GET(self) -> None:
                 with stub._lock:
                     stub.hits[self.path] += 1
+                    used = sum(stub.hits.values())
                 time.sleep(float(self.headers.get("x-slow") or 0))
                 body = json.dumps({"path": self.path}).encode()
                 self.send_response(int(self.headers.get("x-status") or 200))
                 if retry_after := self.headers.get("x-retry-after"):
                     self.send_header("retry-after", retry_after)
+                if quota is not None:
+                    self.send_header("x-requests-used", str(used))
+                    self.send_header("x-requests-remaining", str(max(0, quota - used)))
+                    self.send_header("x-requests-last", "1")
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()

@@ -26,13 +26,14 @@ def chaos_run(tmp_path: Path, *options: str) -> dict[str, Any]:
     out = tmp_path / "summary.json"
     command = [sys.executable, "-m", "tests.faults.chaos_run", "--dir", str(tmp_path / "run")]
     command += ["--out", str(out), "--workers", "4", *options]
-    subprocess.run(command, cwd=ROOT, check=True, timeout=180, stderr=subprocess.DEVNULL)
+    subprocess.run(command, cwd=ROOT, check=True, timeout=300, stderr=subprocess.DEVNULL)
     summary: dict[str, Any] = json.loads(out.read_text())
     return summary
 
 
 def check_run(summary: dict[str, Any]) -> None:
-    """Everything but the ledger: the run did work, nothing undocumented, nothing late."""
+    """Everything but the ledger: the run did work, nothing undocumented, nothing late
+    (wall time less the time the worker was stalled, past the deadline plus SLACK)."""
     assert summary["calls"] > 0, summary["events"]
     assert summary["requests"] > summary["workers"], summary["outcomes"]
     assert summary["unexpected"] == [], "\n".join(summary["unexpected"][:5])
@@ -71,9 +72,25 @@ def test_a_frozen_and_restarted_redis(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_a_redis_restarted_without_persistence(tmp_path: Path) -> None:
-    """Redis without an append-only file, frozen then SIGKILLed and restarted empty: no
-    request past its deadline, nothing undocumented; the ledger >= upstream calls once a
-    store that lost its rows is re-seeded with every process's calls."""
+    """Redis without an append-only file, frozen then SIGKILLed and restarted empty, with
+    an upstream that reports its usage as a quota API does (``x-requests-used``): no
+    request past its deadline, nothing undocumented, and the ledger >= upstream calls:
+    the emptied ledger is "unknown" until the next answer, whose reading brings it back
+    to the API's own count (issue 14)."""
+    summary = chaos_run(
+        tmp_path,
+        *("--backend", "redis", "--seconds", "14", "--kills", "2", "--freeze", "2"),
+        *("--no-persist", "--headers", "x-requests"),
+    )
+    check_run(summary)
+    assert summary["spent"] >= summary["calls"], summary
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_a_redis_restarted_without_persistence_and_no_quota_headers(tmp_path: Path) -> None:
+    """The same with an API that reports no usage: everything but the ledger holds; the
+    ledger part is an expected failure with its cause named (docs/reliability.md, "What
+    is not covered")."""
     summary = chaos_run(
         tmp_path,
         *("--backend", "redis", "--seconds", "8", "--kills", "2", "--freeze", "2"),
@@ -81,11 +98,11 @@ def test_a_redis_restarted_without_persistence(tmp_path: Path) -> None:
     )
     check_run(summary)
     if summary["spent"] < summary["calls"]:
-        # Known cause (issue 13 item 15): the emptied store is re-seeded with the row a
-        # process stored last, when that process next writes; calls the other processes
-        # recorded after that row are lost, and all of them if no process that held a row
-        # writes again (it exited or was SIGKILLed).
+        # Known cause (issue 13 item 15): with no reading from the API, the emptied store
+        # is re-seeded with the row a process stored last, when that process next
+        # writes; calls the other processes recorded after that row are lost, and all of
+        # them if no process that held a row writes again (it exited or was SIGKILLed).
         pytest.xfail(
             f"{summary['calls'] - summary['spent']} of {summary['calls']} calls lost when "
-            "Redis restarted without persistence (re-seeded from a process's last row, if any)"
+            "Redis restarted without persistence and the API reports no usage"
         )

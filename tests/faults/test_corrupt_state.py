@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -225,3 +226,82 @@ def run_as_nobody(state: Path, home: Path) -> subprocess.CompletedProcess[str]:
         timeout=60,
         env={**os.environ, "HOME": str(home), "TMPDIR": str(home / "tmp")},
     )
+
+
+def hold_locked(path: Path) -> subprocess.Popen[str]:
+    """Another process holding ``path``'s write lock (BEGIN EXCLUSIVE) until told."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sqlite3, sys
+                db = sqlite3.connect({str(path)!r}, isolation_level=None)
+                db.execute("BEGIN EXCLUSIVE")
+                print("locked", flush=True)
+                sys.stdin.readline()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_cache_locked_past_the_busy_timeout(
+    tmp_path, router, clock, caplog, monkeypatch, flavour
+) -> None:
+    """Another process holds cache.db's write lock: a request waits for it once (not
+    hishel's 5 s per statement, per request); for the spell after that, stores wait
+    50 ms and the answers go unstored, while stored answers are still hits (issue 13
+    item 12)."""
+    from quotaflow._state import _hishel
+
+    monkeypatch.setattr(_hishel, "BUSY_TIMEOUT", 0.2)
+    state = tmp_path / "state"
+    fresh = {"cache-control": "max-age=600"}
+    route = router.get(url__startswith=BASE).respond(200, json={}, headers=fresh)
+    options: dict[str, object] = {"profiles": [api_profile()], "plugins": False}
+    options.update(state_dir=state, clock=clock)
+
+    def run(urls: list[str]) -> tuple[list[int], float]:
+        """Status codes, and the cache's busy wait after them (seconds)."""
+
+        async def arun() -> tuple[list[int], float]:
+            transport = httpx.MockTransport(router.async_handler)
+            async with quotaflow.make_async_client(**options, transport=transport) as client:
+                codes = [(await client.get(url)).status_code for url in urls]
+                return codes, _PARTS[client].storage.storage.spell.busy_timeout
+
+        if flavour == "async":
+            return asyncio.run(arun())
+        transport = httpx.MockTransport(router.handler)
+        with quotaflow.make_client(**options, transport=transport) as client:
+            codes = [client.get(url).status_code for url in urls]
+            return codes, _PARTS[client].storage.storage.spell.busy_timeout
+
+    run([f"{BASE}/warm"])  # stored, fresh for 10 minutes
+    holder = hold_locked(state / "cache.db")
+    try:
+        with caplog.at_level(logging.WARNING):
+            urls = [f"{BASE}/warm", *(f"{BASE}/{n}" for n in range(3)), f"{BASE}/warm"]
+            codes, waiting = run(urls)
+    finally:
+        holder.communicate("go\n", timeout=10)
+
+    assert codes == [200] * 5
+    assert waiting == _state.BUSY_SHORT  # one full wait, then short ones
+    # The stored answer stayed a hit both times; the three new URLs went upstream once.
+    assert route.call_count == 1 + 3
+    assert len(warnings_about(caplog, "cache.db")) == 1
+    assert aside(state, "cache.db") == []  # busy is not corrupt: nothing moved
+    # The lock gone, a new client stores again (and waits in full for a lock).
+    codes, waiting = run([f"{BASE}/0", f"{BASE}/0"])
+    assert route.call_count == 1 + 3 + 1
+    assert waiting == 0.2

@@ -30,7 +30,10 @@ Failure policy (``redis_fail``):
   (``_journal``) and is recorded in Redis, once, when it answers again (settling the
   call's reservation if it was made there); a Redis restarted without persistence is
   re-seeded with the row each process last stored, so the period's count survives.
-- hishel's storages turn Redis errors into cache misses themselves.
+- hishel's storages run on guarded clients (``_redis_client``), a guard each: a
+  lookup Redis cannot answer is a miss (``"open"``: the request goes upstream) or
+  StateUnavailable (``"closed"``); an answer Redis cannot store is delivered unstored.
+  No Redis or socket error reaches the caller from them.
 - Clients connect within CONNECT_TIMEOUT and wait SOCKET_TIMEOUT for each answer (a
   frozen server, one that accepts connections but never answers, would otherwise block
   a request for ever: with it, the timeout is an outage as above). A command is retried
@@ -63,6 +66,13 @@ from ._backend import Backend, Leases
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
 from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
+from ._redis_client import (
+    GuardedAsyncRedis,
+    GuardedAsyncRedisStorage,
+    GuardedRedis,
+    GuardedRedisStorage,
+    guarded,
+)
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
 
@@ -240,14 +250,19 @@ class RedisBackend(Backend):
 
         return self._guard.run(remote, lambda local: local.fingerprint_key())
 
-    # hishel closes its storage's client when the transport closes.
+    # hishel closes its storage's client with the transport. A guard per storage: a
+    # ledger cut off from Redis must not hide a stored answer that could stand in.
+    def _storage_guard(self) -> Guard:
+        return Guard(self._url, self._guard.fail, self._guard.directory)
+
     def storage(self) -> hishel.BaseStorage:
-        client = redis.Redis.from_url(self._url, **options(Retry))
-        return hishel.RedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
+        client = guarded(GuardedRedis, self._url, self._storage_guard(), **options(Retry))
+        return GuardedRedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
 
     def async_storage(self) -> hishel.AsyncBaseStorage:
-        client = redis.asyncio.Redis.from_url(self._url, **options(redis.asyncio.retry.Retry))
-        return hishel.AsyncRedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
+        retry = redis.asyncio.retry.Retry
+        client = guarded(GuardedAsyncRedis, self._url, self._storage_guard(), **options(retry))
+        return GuardedAsyncRedisStorage(client, key_prefix=self._cache, default_ttl=self._retention)
 
     def cold_store(self, max_bytes: int, secrets: Collection[str]) -> ColdStore | None:
         return RedisColdStore(self.client, self._prefix, max_bytes, secrets)
@@ -271,7 +286,7 @@ def redis_backend(
     """The Redis backend for ``url``; see ``make_client(redis_url=...)``."""
     guard = Guard(url, fail, directory)
     try:
-        client = redis.Redis.from_url(url, **options(Retry))
+        client = guarded(GuardedRedis, url, guard, **options(Retry))
     except ValueError as exc:
         raise ConfigError(f"redis_url: {guard.url} is not a Redis URL ({exc})") from exc
     try:

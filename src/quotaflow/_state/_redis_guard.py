@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -21,8 +21,9 @@ from ._sqlite import SqliteBackend
 T = TypeVar("T")
 logger = logging.getLogger("quotaflow")
 
-# "Redis is not there", as opposed to a refused command or a bug.
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+# "Redis is not there", as opposed to a refused command or a bug. A socket error that
+# redis-py did not wrap (a bare ConnectionRefusedError during a restart) is one too.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 RETRY_AFTER = 5.0  # seconds a failed Redis is left alone
 CONNECT_TIMEOUT = 2.0
 # Every command we send is O(1) or a short script; 0.5 s is well above a healthy
@@ -59,18 +60,61 @@ class Guard:
         self._error: Exception = redis.ConnectionError("unreachable")
         self._lock = threading.Lock()
         self.trips = 0  # round trips to Redis (RedisBackend.round_trips)
+        self.losses = 0  # outages seen: an operation compares it before and after
+
+    def reachable(self) -> bool:
+        """False for RETRY_AFTER seconds after Redis was found unreachable."""
+        return time.monotonic() >= self._retry_at
+
+    def lost(self, exc: Exception) -> None:
+        self._error, self._retry_at = exc, time.monotonic() + RETRY_AFTER
+        self.losses += 1
+
+    def refusal(self) -> StateUnavailable:
+        """What ``redis_fail="closed"`` raises (``from`` the error that tripped it)."""
+        error = StateUnavailable(f"redis_url {self.url}: shared state unavailable ({self._error})")
+        error.__cause__ = self._error
+        return error
+
+    def _lost_command(self, exc: Exception) -> None:
+        self.lost(exc)
+        if not isinstance(exc, redis.RedisError):
+            raise redis.ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _skipped(self) -> redis.ConnectionError:
+        return redis.ConnectionError(f"not tried for {RETRY_AFTER:g} s after: {self._error}")
+
+    def call(self, command: Callable[[], T]) -> T:
+        """One command of a guarded client (``_redis_client``): not sent while Redis is
+        left alone; an outage noted here; always a ``RedisError``, never a bare
+        ``OSError`` (hishel's storage turns a ``RedisError`` into a miss)."""
+        if not self.reachable():
+            raise self._skipped()
+        try:
+            return command()
+        except UNREACHABLE as exc:
+            self._lost_command(exc)
+            raise
+
+    async def acall(self, command: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`call` for an async client."""
+        if not self.reachable():
+            raise self._skipped()
+        try:
+            return await command()
+        except UNREACHABLE as exc:
+            self._lost_command(exc)
+            raise
 
     def run(self, remote: Callable[[], T], local: Callable[[SqliteBackend], T]) -> T:
-        if time.monotonic() >= self._retry_at:
+        if self.reachable():
             try:
                 self.trips += 1  # one command or script (a transaction counts its own)
                 return remote()
             except UNREACHABLE as exc:
-                self._error, self._retry_at = exc, time.monotonic() + RETRY_AFTER
+                self.lost(exc)
         if self.fail == "closed":
-            raise StateUnavailable(
-                f"redis_url {self.url}: shared state unavailable ({self._error})"
-            ) from self._error
+            raise self.refusal()
         with self._lock:
             if self.local is None:
                 logger.warning("redis_url %s: %s; using local state", self.url, self._error)

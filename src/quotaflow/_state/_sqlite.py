@@ -19,7 +19,7 @@ from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases
 from ._books import Books, Row
 from ._db import LocalStateError, StateDB
 from ._gate import JUMP_MS
-from ._hishel import index_cache
+from ._hishel import AsyncSqliteCache, SqliteCache, index_cache
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
@@ -289,10 +289,10 @@ class SqliteBackend(Backend):
         return SqliteWindowStore(self.db, key)
 
     def storage(self) -> hishel.BaseStorage:
-        return hishel.SqliteStorage(database_path=self.directory / CACHE_FILE)
+        return SqliteCache(self.directory / CACHE_FILE)
 
     def async_storage(self) -> hishel.AsyncBaseStorage:
-        return hishel.AsyncSqliteStorage(database_path=self.directory / CACHE_FILE)
+        return AsyncSqliteCache(self.directory / CACHE_FILE)
 
     def reader(self) -> hishel.BaseStorage | None:
         # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
