@@ -135,9 +135,12 @@ Subscriber = Callable[[Event], None]
 class Emitter:
     """Hands events to subscribers, shielding requests from their failures. Strictly private."""
 
-    def __init__(self, subscribers: Iterable[Subscriber]) -> None:
+    def __init__(self, subscribers: Iterable[Subscriber], *, builtin: int = 0) -> None:
         self.subscribers = tuple(subscribers)
         self.active = bool(self.subscribers)
+        # Whether anyone besides the first ``builtin`` subscribers (quotaflow's own
+        # status counters) listens: only they see requests that need no work.
+        self.listening = len(self.subscribers) > builtin
         # When every subscriber can count a hit directly, hits build no event object.
         self._hit_counters = (
             [getattr(s, "hit") for s in self.subscribers]  # noqa: B009
