@@ -23,7 +23,6 @@ from ._backend import Also, Unreachable
 from ._books import (
     Books,
     QuotaSnapshot,
-    Row,
     Settled,
     Ticket,
     account_name,
@@ -35,6 +34,7 @@ from ._books import (
 from ._journal import Journal
 from ._pyrate import StateStore
 from ._replay import replayed
+from ._trust import Row
 
 __all__ = ["Also", "Ledger", "Unreachable"]
 

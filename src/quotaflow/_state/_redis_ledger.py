@@ -14,11 +14,12 @@ import redis
 from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
-from ._books import Books, Row
+from ._books import Books
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import StateStore
 from ._redis_guard import Guard
+from ._trust import Row
 
 T = TypeVar("T")
 MAX_TRIES = 50  # optimistic transaction attempts before giving up

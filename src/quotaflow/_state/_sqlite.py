@@ -16,7 +16,7 @@ import hishel
 
 from .._credentials import load_key
 from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases
-from ._books import Books, Row
+from ._books import Books
 from ._db import LocalStateError, StateDB
 from ._gate import JUMP_MS
 from ._hishel import AsyncSqliteCache, SqliteCache, index_cache
@@ -25,6 +25,7 @@ from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
 from ._schema import JOURNAL_FILE
+from ._trust import Row
 
 T = TypeVar("T")
 
