@@ -286,6 +286,19 @@ def test_page_in_a_browser(browser, traffic, dashboard) -> None:
         "return document.querySelectorAll('[data-profile=api] svg[data-chart=spent] rect').length"
     )
     assert bars == len(TRAFFIC_DAYS)
+    # Today by hour and by priority, as the shared state counted them.
+    hourly = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'[data-profile=api] svg[data-chart=hourly] rect[data-hour]'),"
+        " (r) => [r.dataset.hour, r.dataset.value])"
+    )
+    assert hourly == [[row["hour"][-2:], str(row["spent"])] for row in status.hours]
+    assert hourly  # today's traffic has an hour
+    priorities = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-profile=api] tr[data-priority]'),"
+        " (r) => r.dataset.priority)"
+    )
+    assert priorities == list(status.by_priority)
     if shot := os.environ.get("QUOTAFLOW_DASHBOARD_SCREENSHOT"):
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1280, height + 300)
@@ -366,7 +379,16 @@ def test_today_by_hour_priority_and_endpoint_where_recorded(traffic) -> None:
         s for s in _cli_status.collect(state, None, "quotaflow", [profile]) if s.profile == "api"
     ]
     now = START.timestamp() + 61
-    plain = _dashboard.render_page([status], now)
+    # The state records hours: the traffic's requests, each in one hour and priority.
+    answered = sum(status.today[k] for k in ("hits", "misses", "revalidated", "stale", "refused"))
+    assert answered > 0
+    assert sum(row["requests"] for row in status.hours) == answered
+    assert sum(row["requests"] for row in status.by_priority.values()) == answered
+    assert sum(row["requests"] for row in status.by_endpoint.values()) == answered
+    assert 'data-chart="hourly"' in _dashboard.render_page([status], now)
+    plain = _dashboard.render_page(
+        [attrs.evolve(status, hours=[], by_priority={}, by_endpoint={})], now
+    )
     assert 'data-chart="hourly"' not in plain
     assert "Today by priority" not in plain
 

@@ -54,6 +54,37 @@ def test_one_served_event_per_request(stack, router, traveller, seen) -> None:
     assert [(f.resource, f.detail) for f in failures] == [(URL, "ConnectError")]
 
 
+def test_served_events_carry_priority_and_waited(tmp_path, router, traveller) -> None:
+    """Every event that ends a request names the request's priority and how long it
+    waited for the short window, the hit built on the emitter's fast path too."""
+    seen: list[events.Event] = []
+    router.get(url__startswith=URL).respond(200, json={})
+
+    def sleep(seconds: float) -> None:
+        traveller.shift(seconds)
+
+    profile = api_profile(rates=(quotaflow.Rate(1, per=10.0, burst=1),), quota=None)
+    with quotaflow.make_client(
+        profiles=[profile],
+        plugins=False,
+        state_dir=tmp_path,
+        transport=httpx.MockTransport(router.handler),
+        clock=quotaflow.Clock(sleep=sleep),
+        subscribers=[seen.append],
+    ) as client:
+        client.get(f"{URL}/a", extensions={"priority": "critical"})
+        client.get(f"{URL}/a", extensions={"priority": "high"})  # a hit
+        client.get(f"{URL}/b", extensions={"priority": "critical"})  # waits for the window
+
+    served = [
+        (type(e).__name__, e.priority, e.waited) for e in seen if isinstance(e, events.Served)
+    ]
+    assert served[:2] == [("Fetched", "critical", 0.0), ("Hit", "high", 0.0)]
+    name, priority, waited = served[2]
+    assert (name, priority) == ("Fetched", "critical")
+    assert waited == pytest.approx(10.0, abs=0.01)
+
+
 def test_circuit_events(stack, router, traveller, seen) -> None:
     """The breaker says when it opens and closes."""
     route = router.get(url__startswith=BASE).mock(side_effect=httpx.ConnectError("down"))

@@ -94,17 +94,11 @@ def test_opentelemetry_counts_what_happened(stack, router, reader) -> None:
 def test_opentelemetry_records_waits_and_failures(reader) -> None:
     """Events that carry ``waited`` feed the wait histogram; failed attempts count as
     upstream calls that failed."""
-    import attrs
-
     from quotaflow import events
-
-    @attrs.frozen
-    class Waited(events.Fetched):  # an event that tells how long its request waited
-        waited: float = 0.0
 
     metrics = _metrics.OpenTelemetryMetrics(reader.provider.get_meter("test"))
     metrics(events.UpstreamFailed("api", 1.0, f"{BASE}/a", "ConnectError"))
-    metrics(Waited("api", 1.0, f"{BASE}/a", 200, 2, 60.0, b"{}", waited=1.5))
+    metrics(events.Fetched("api", 1.0, f"{BASE}/a", 200, 2, 60.0, b"{}", waited=1.5))
     found = points(reader)
     assert found["quotaflow.upstream.calls"] == {
         key("normal", result="failed"): 1,
@@ -113,6 +107,23 @@ def test_opentelemetry_records_waits_and_failures(reader) -> None:
     assert found["quotaflow.credits.spent"] == {key("normal"): 2}
     assert found["quotaflow.requests"] == {key("normal", outcome="miss"): 1}
     assert found["quotaflow.wait"] == {key("normal"): (1, 1.5)}
+
+
+def test_opentelemetry_labels_by_the_events_priority(reader) -> None:
+    """The event's own priority labels it, not the one in force where it is handled
+    (an async client's subscriber, a queue drained elsewhere)."""
+    from quotaflow import events
+
+    metrics = _metrics.OpenTelemetryMetrics(reader.provider.get_meter("test"))
+    with quotaflow.priority("low"):
+        metrics(events.Fetched("api", 1.0, f"{BASE}/a", 200, 1, 60.0, b"{}", priority="critical"))
+        metrics.served_hit("api", 1.0, f"{BASE}/a", 1, "high", 0.25)
+    found = points(reader)
+    assert found["quotaflow.requests"] == {
+        key("critical", outcome="miss"): 1,
+        key("high", outcome="hit"): 1,
+    }
+    assert found["quotaflow.wait"] == {key("high"): (1, 0.25)}
 
 
 def test_without_the_extra_the_error_names_it(monkeypatch) -> None:

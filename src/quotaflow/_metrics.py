@@ -60,9 +60,9 @@ class OpenTelemetryMetrics:
     carry ``waited``) and ``quotaflow.quota.remaining`` (an observable gauge: the
     remaining quota as last known, by profile).
 
-    The priority is the event's own when it carries one (refusals do), else the one in
-    force where the request was made (:func:`quotaflow.priority`): subscribers run on
-    the request's thread.
+    The priority is the event's own (request events carry the request's); other events
+    (failed attempts, quota changes) take the one in force where they were emitted
+    (:func:`quotaflow.priority`).
 
     Args:
         meter: where to record; default ``opentelemetry.metrics.get_meter("quotaflow")``.
@@ -112,11 +112,15 @@ class OpenTelemetryMetrics:
         priority = getattr(event, "priority", None) or current_priority()
         return {"quotaflow.profile": event.profile, "quotaflow.priority": str(priority)}
 
-    def hit(self, profile: str, at: float, saved: int) -> None:
+    def served_hit(
+        self, profile: str, at: float, resource: str, saved: int, priority: str, waited: float
+    ) -> None:
         """A cache hit, counted without an event (the emitter's fast path)."""
-        attributes = {"quotaflow.profile": profile, "quotaflow.priority": str(current_priority())}
+        attributes = {"quotaflow.profile": profile, "quotaflow.priority": priority}
         self._hits.add(1, attributes)
         self._requests.add(1, {**attributes, "quotaflow.outcome": "hit"})
+        if waited:
+            self._wait.record(waited, attributes)
 
     def __call__(self, event: events.Event) -> None:
         attributes = self._attributes(event)

@@ -22,6 +22,7 @@ from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
 from ._state._backend import STATE_FILE, Backend
+from ._state._board import Board, SqliteBoard
 from ._state._breaker import Breaker
 from ._state._counters import Counters
 from ._state._db import StateDB
@@ -29,6 +30,7 @@ from ._state._shared import open_shared
 from ._state._short import ShortWindow
 from ._state._sqlite import SqliteBackend
 from ._state._sqlite_cold import SqliteColdStore
+from ._state._tallies import SqliteTally
 from ._transports._core import Policy
 from ._transports._limiter import Limiter
 from ._transports._route import Router
@@ -86,10 +88,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = open_backend(settings)
-        # The status counters live in the local state file, whatever the backend.
+        # The status counters live in the shared state: Redis's, or the state file.
         db = self.backend.db if isinstance(self.backend, SqliteBackend) else None
         directory = settings.directory
-        self.counters = Counters(db or StateDB(directory / STATE_FILE), self.clock, own=db is None)
+        tally = self.backend.tally() or SqliteTally(
+            db or StateDB(directory / STATE_FILE), own=db is None
+        )
+        self.counters = Counters(tally, self.clock)
         self.emit = Emitter([self.counters, *settings.subscribers], builtin=1)
         self.limiter = self._limiter()
         if directory in _FALLBACKS:
@@ -117,12 +122,20 @@ class Runtime:
     def windows(self) -> dict[str, ShortWindow]:
         return self.limiter.windows
 
+    def _board(self, profile: str) -> Board | None:
+        backend = self.backend
+        if isinstance(backend, SqliteBackend):
+            return SqliteBoard(backend.db, profile)
+        return backend.board(profile)
+
     def _limiter(self) -> Limiter:
         settings = self.settings
         windows = {
             profile.name: ShortWindow(profile, self.backend.window_store(f"rate:{profile.name}"))
             for profile in self.registry.profiles
         }
+        for name, window in windows.items():
+            window.board = self._board(name) if window.rates else None
         breakers = {
             profile.name: Breaker(
                 profile.name,

@@ -5,7 +5,6 @@ state goes by: the API's 429 pause and the circuit breaker. Strictly private."""
 from __future__ import annotations
 
 import math
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,13 @@ from . import _policy
 from ._cold import COLD_FILE, STATS_SQL, ColdStats, read_stats
 from ._plugins import Registry
 from ._profiles import ApiProfile
-from ._state._backend import STATE_FILE, Backend
-from ._state._counters import COLUMNS, day_of
+from ._state._backend import Backend
+from ._state._counters import COLUMNS, MAX_ENDPOINTS, OTHER, day_of
 from ._state._gate import NO_GATE
 from ._state._short import ShortWindow
+from ._state._tallies import HOUR_COLUMNS
 from ._status_gate import circuit_text, gate_fields, pause_text
+from ._status_rows import ledger_rows, read_tallies, rows
 
 
 @attrs.frozen
@@ -88,16 +89,6 @@ def _next_reset(profile: ApiProfile, now: float) -> float | None:
     return None if quota is None else _policy.period_end(quota, now)
 
 
-def _rows(db: Path, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    if not db.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0) as connection:
-            return connection.execute(sql, args).fetchall()
-    except sqlite3.Error:
-        return []
-
-
 @attrs.frozen
 class _Recorded:
     """What the state file and the backend hold for the status, read once."""
@@ -109,36 +100,40 @@ class _Recorded:
     ledger: dict[str, tuple[float, int, int]]  # profile -> (period, total, remaining)
     cold: dict[str, ColdStats]
     strangers: frozenset[str] = frozenset()
+    # profile -> "all" (hour -> counts), "priority" / "endpoint" (name -> today's counts)
+    hourly: dict[str, dict[str, dict[str, dict[str, int]]]] = attrs.field(factory=dict)
 
 
 def _recorded(directory: Path, backend: Backend, now: float, days: int) -> _Recorded:
-    db = directory / STATE_FILE
     cold = backend.cold_stats()
     if cold is None:
-        cold = read_stats(_rows(directory / COLD_FILE, STATS_SQL, ()))
+        cold = read_stats(rows(directory / COLD_FILE, STATS_SQL, ()))
     # A month at least, for the quota line of a monthly period; ``days`` for the charts.
-    since = day_of(now - (max(days, LINE_DAYS) - 1) * 86400)
-    counted = _rows(
-        db,
-        f"SELECT day, profile, {', '.join(COLUMNS)} FROM counters WHERE day >= ? ORDER BY day",
-        (since,),
-    )
+    span = max(days, LINE_DAYS)
+    day_list = [day_of(now - n * 86400) for n in range(span - 1, -1, -1)]
+    today = day_of(now)
+    hour_list = [f"{today}T{n:02d}" for n in range(24)]
+    found = read_tallies(directory, backend, day_list, hour_list)
     history: dict[str, list[dict[str, Any]]] = {}
-    for day, name, *values in counted:
-        history.setdefault(name, []).append({"day": day, **dict(zip(COLUMNS, values, strict=True))})
-    # The circuit this table also notes is only what this machine's events saw: the
-    # shared gate, read by _status_of, is what every process goes by.
-    notes = {
-        row[0]: row[1:]
-        for row in _rows(db, "SELECT profile, last_error, last_error_at FROM profile_status", ())
-    }
-    ledger = {
-        name: (period, total, remaining)
-        for name, period, total, remaining in _rows(
-            db, "SELECT profile, period, total, remaining FROM quota", ()
-        )
-    }
-    return _Recorded(day_of(now), day_of(now - (days - 1) * 86400), history, notes, ledger, cold)
+    for day, name, counts in found.days:
+        history.setdefault(name, []).append({"day": day, **counts})
+    hourly: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    for (hour, name, kind, which), counts in found.hours:
+        into = hourly.setdefault(name, {}).setdefault(kind, {})
+        slot = into.setdefault(hour if kind == "all" else which, dict.fromkeys(HOUR_COLUMNS, 0))
+        for column, value in counts.items():
+            slot[column] = slot.get(column, 0) + value
+    # The circuit the notes also keep is only what the events seen saw: the shared
+    # gate, read by _status_of, is what every process goes by.
+    return _Recorded(
+        today,
+        day_of(now - (days - 1) * 86400),
+        history,
+        found.notes,
+        ledger_rows(directory, backend),
+        cold,
+        hourly=hourly,
+    )
 
 
 def _profiles(
@@ -256,7 +251,24 @@ def _status_of(
         cold_bytes=kept.size,
         cold_hits=kept.hits,
         cold_saved=kept.saved,
+        **_today_fields(recorded.hourly.get(profile.name, {})),
     )
+
+
+def _today_fields(hourly: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
+    """Today's hours (with traffic), and today's counts by priority and by endpoint."""
+    hours = [{"hour": hour, **counts} for hour, counts in sorted(hourly.get("all", {}).items())]
+    endpoints = sorted(hourly.get("endpoint", {}).items(), key=lambda kv: -kv[1]["requests"])
+    by_endpoint = dict(endpoints[:MAX_ENDPOINTS])
+    for _, counts in endpoints[MAX_ENDPOINTS:]:  # several processes' own picks, folded
+        other = by_endpoint.setdefault(OTHER, dict.fromkeys(HOUR_COLUMNS, 0))
+        for column, value in counts.items():
+            other[column] = other.get(column, 0) + value
+    return {
+        "hours": hours,
+        "by_priority": dict(sorted(hourly.get("priority", {}).items())),
+        "by_endpoint": by_endpoint,
+    }
 
 
 def read_status(

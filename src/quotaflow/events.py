@@ -8,9 +8,14 @@ is logged and never reaches the request. A subscriber with a ``close()`` method 
 closed with the client. No event object is built when nobody listens.
 
 Every event has ``profile`` (its name) and ``at`` (epoch seconds); request events
-also have ``resource``, the request's URL without secrets.
+also have ``resource``, the request's URL without secrets, ``priority`` (the request's,
+see :func:`quotaflow.priority`) and ``waited`` (seconds it waited for the limiter).
 
 .. versionadded:: 0.1
+
+.. versionchanged:: 0.2
+   Request events (:class:`Served` and its subclasses) carry ``priority`` and ``waited``,
+   keyword fields with defaults (``"normal"``, ``0.0``).
 """
 
 from __future__ import annotations
@@ -46,9 +51,16 @@ class Event:
 
 @attrs.frozen
 class Served(Event):
-    """Base of the events that end a request (exactly one per request)."""
+    """Base of the events that end a request (exactly one per request).
+
+    .. versionchanged:: 0.2
+       ``priority`` (the request's priority) and ``waited`` (seconds waited for the
+       short-window limiter), keyword-only with defaults.
+    """
 
     resource: str
+    priority: str = attrs.field(default="normal", kw_only=True)
+    waited: float = attrs.field(default=0.0, kw_only=True)
 
 
 @attrs.frozen
@@ -133,7 +145,10 @@ Subscriber = Callable[[Event], None]
 
 
 class Emitter:
-    """Hands events to subscribers, shielding requests from their failures. Strictly private."""
+    """Hands events to subscribers, shielding requests from their failures. Strictly private.
+
+    A subscriber may count a hit without an event: ``served_hit(profile, at, resource,
+    saved, priority, waited)``, or the older ``hit(profile, at, saved)``."""
 
     def __init__(self, subscribers: Iterable[Subscriber], *, builtin: int = 0) -> None:
         self.subscribers = tuple(subscribers)
@@ -142,19 +157,24 @@ class Emitter:
         # status counters) listens: only they see requests that need no work.
         self.listening = len(self.subscribers) > builtin
         # When every subscriber can count a hit directly, hits build no event object.
-        self._hit_counters = (
-            [getattr(s, "hit") for s in self.subscribers]  # noqa: B009
-            if all(callable(getattr(s, "hit", None)) for s in self.subscribers)
-            else None
-        )
+        fast = [_hit_counter(s) for s in self.subscribers]
+        self._hit_counters = None if None in fast else fast
 
-    def hit(self, profile: str, at: float, resource: str, saved: int) -> None:
+    def hit(
+        self,
+        profile: str,
+        at: float,
+        resource: str,
+        saved: int,
+        priority: str = "normal",
+        waited: float = 0.0,
+    ) -> None:
         if self._hit_counters is None:
-            self(Hit(profile, at, resource, saved))
+            self(Hit(profile, at, resource, saved, priority=priority, waited=waited))
             return
         for count in self._hit_counters:
             try:
-                count(profile, at, saved)
+                count(profile, at, resource, saved, priority, waited)  # type: ignore[misc]
             except Exception:
                 logger.exception("quotaflow: event subscriber %r failed", count)
 
@@ -173,3 +193,19 @@ class Emitter:
                     close()
                 except Exception:
                     logger.exception("quotaflow: closing subscriber %r failed", subscriber)
+
+
+def _hit_counter(subscriber: Subscriber) -> Callable[..., None] | None:
+    full = getattr(subscriber, "served_hit", None)
+    if callable(full):
+        return full  # type: ignore[no-any-return]
+    short = getattr(subscriber, "hit", None)
+    if not callable(short):
+        return None
+
+    def count(
+        profile: str, at: float, resource: str, saved: int, priority: str, waited: float
+    ) -> None:
+        short(profile, at, saved)
+
+    return count

@@ -16,7 +16,9 @@ from ._schema import CACHE_FILE, STATE_FILE
 
 if TYPE_CHECKING:
     from .._cold import ColdStats, ColdStore
+    from ._board import Board
     from ._ledger import Ledger
+    from ._tallies import Tally
 
 __all__ = ["CACHE_FILE", "STATE_FILE", "Also", "Backend", "Leases", "Unreachable"]
 
@@ -86,6 +88,16 @@ class Backend(abc.ABC):
     def cold_stats(self) -> dict[str, ColdStats] | None:
         """Per profile, what the cold store kept with this state holds; None: read
         the state directory's ``cold.db``."""
+        return None
+
+    def tally(self) -> Tally | None:
+        """Where the status counters are kept with this state (``_tallies``); None:
+        the state directory's ``state.db``."""
+        return None
+
+    def board(self, profile: str) -> Board | None:
+        """The waiters of every process on this state (``_board``); None: the state
+        directory's ``state.db``."""
         return None
 
     def round_trips(self) -> int:

@@ -1,5 +1,6 @@
-"""The built-in subscriber behind ``quotaflow status``: per profile and day, how requests
-were answered, kept in the state file. Strictly private.
+"""The built-in subscriber behind ``quotaflow status``: per profile, how requests were
+answered, per UTC day and per hour by priority and by endpoint, kept in the shared
+state (``_tallies``: the state file, or Redis). Strictly private.
 
 It counts in memory and writes a batch from a short-lived thread at most every
 FLUSH_SECONDS (or FLUSH_EVENTS events), and when the client closes, so a request never
@@ -8,19 +9,23 @@ waits for a write.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections import Counter, deque
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from .. import events
 from .._clock import Clock
-from ._db import LocalStateError, StateDB
+from ._tallies import COLUMNS, Key, Tally
+
+__all__ = ["COLUMNS", "MAX_ENDPOINTS", "OTHER", "Counters", "day_of", "endpoint_of", "hour_of"]
 
 FLUSH_SECONDS = 5.0
 FLUSH_EVENTS = 1000
-COLUMNS = ("hits", "misses", "revalidated", "stale", "refused", "saved", "spent")
+# Distinct endpoints counted per profile (per process); the rest count as "other".
+MAX_ENDPOINTS = 24
+OTHER = "other"
 
 
 @functools.lru_cache(maxsize=8)
@@ -28,55 +33,107 @@ def _day(number: int) -> str:
     return datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
 
 
+@functools.lru_cache(maxsize=64)
+def _hour(number: int) -> str:
+    return datetime.fromtimestamp(number * 3600, UTC).strftime("%Y-%m-%dT%H")
+
+
 def day_of(moment: float) -> str:
     """The UTC date of ``moment`` (formatted once per day, not once per event)."""
     return _day(int(moment // 86400))
 
 
+def hour_of(moment: float) -> str:
+    """The UTC hour of ``moment``, ``2026-11-29T13``."""
+    return _hour(int(moment // 3600))
+
+
+@functools.lru_cache(maxsize=1024)
+def endpoint_of(resource: str) -> str:
+    """The resource's path, without scheme, host and query."""
+    return urlsplit(resource).path or "/"
+
+
+_COLUMN = {
+    events.Hit: ("hits", "saved"),
+    events.Fetched: ("misses", "cost"),
+    events.Revalidated: ("revalidated", "cost"),
+    events.Stale: ("stale", ""),
+    events.Refused: ("refused", ""),
+}
+
+
 class Counters:
-    def __init__(self, db: StateDB, clock: Clock, *, own: bool = False) -> None:
-        self._db = db
-        self._own = own
+    def __init__(self, tally: Tally, clock: Clock) -> None:
+        self._tally = tally
         self._clock = clock
         self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str, str]] = Counter()
-        self._hits: deque[tuple[float, str, int]] = deque()
+        self._counts: Counter[tuple[Key, str]] = Counter()
+        self._hits: deque[tuple[float, str, str, int, str]] = deque()
         self._notes: dict[str, dict[str, object]] = {}
+        self._endpoints: dict[str, set[str]] = {}
         self._pending = 0
         self._flushed_at = clock.time()
         self._flushing = threading.Lock()
 
-    def hit(self, profile: str, at: float, saved: int) -> None:
+    def served_hit(
+        self, profile: str, at: float, resource: str, saved: int, priority: str, waited: float
+    ) -> None:
         """A cache hit, counted without building an event (the hot path's common case):
         one append (atomic, no lock), summed when the batch is written."""
         hits = self._hits
-        hits.append((at, profile, saved))
+        hits.append((at, profile, resource, saved, priority))
         due = len(hits) >= FLUSH_EVENTS or at - self._flushed_at >= FLUSH_SECONDS
         if due and not self._flushing.locked():
-            threading.Thread(
-                target=self._flush_once, name="quotaflow-counters", daemon=True
-            ).start()
+            self._start_flush()
+
+    def _start_flush(self) -> None:
+        # Written off the request's thread (and off any event loop).
+        threading.Thread(target=self._flush_once, name="quotaflow-counters", daemon=True).start()
+
+    def _endpoint(self, profile: str, resource: str) -> str:
+        path = endpoint_of(resource)
+        seen = self._endpoints.setdefault(profile, set())
+        if path not in seen:
+            if len(seen) >= MAX_ENDPOINTS:
+                return OTHER
+            seen.add(path)
+        return path
+
+    def _count(
+        self, at: float, profile: str, resource: str, priority: str, column: str, units: int
+    ) -> None:
+        """One request answered: its day, its hour, by priority and by endpoint."""
+        counts, hour, day = self._counts, hour_of(at), (day_of(at), profile, "all", "")
+        keys = (
+            day,
+            (hour, profile, "all", ""),
+            (hour, profile, "priority", priority),
+            (hour, profile, "endpoint", self._endpoint(profile, resource)),
+        )
+        unit = "saved" if column == "hits" else "spent"
+        for key in keys:
+            counts[(key, column)] += 1
+            if key is not day:
+                counts[(key, "requests")] += 1
+            if units:
+                counts[(key, unit)] += units
 
     def __call__(self, event: events.Event) -> None:
         if type(event) is events.Hit:
-            self.hit(event.profile, event.at, event.saved)
+            self.served_hit(
+                event.profile, event.at, event.resource, event.saved, event.priority, 0.0
+            )
             return
-        day = day_of(event.at)
         with self._lock:
-            counts, key = self._counts, (day, event.profile)
-            if isinstance(event, events.Hit):
-                counts[(*key, "hits")] += 1
-                counts[(*key, "saved")] += event.saved
-            elif isinstance(event, events.Fetched):
-                counts[(*key, "misses")] += 1
-                counts[(*key, "spent")] += event.cost
-            elif isinstance(event, events.Revalidated):
-                counts[(*key, "revalidated")] += 1
-                counts[(*key, "spent")] += event.cost
-            elif isinstance(event, events.Stale):
-                counts[(*key, "stale")] += 1
-            elif isinstance(event, events.Refused):
-                counts[(*key, "refused")] += 1
+            if isinstance(event, events.Served):
+                column, field = next(
+                    (v for kind, v in _COLUMN.items() if isinstance(event, kind)), ("", "")
+                )
+                if not column:
+                    return
+                units = int(getattr(event, field)) if field else 0
+                self._count(event.at, event.profile, event.resource, event.priority, column, units)
             elif isinstance(event, events.UpstreamFailed):
                 note = self._notes.setdefault(event.profile, {})
                 note["last_error"], note["last_error_at"] = event.detail, event.at
@@ -92,10 +149,7 @@ class Counters:
                 or isinstance(event, events.CircuitChanged)
             )
         if due and not self._flushing.locked():
-            # Written off the request's thread (and off any event loop).
-            threading.Thread(
-                target=self._flush_once, name="quotaflow-counters", daemon=True
-            ).start()
+            self._start_flush()
 
     def _flush_once(self) -> None:
         if self._flushing.acquire(blocking=False):
@@ -106,46 +160,23 @@ class Counters:
 
     def flush(self) -> None:
         with self._lock:
-            counts, self._counts = self._counts, Counter()
             # Taken one by one: a hit appended meanwhile stays for the next batch.
             hits = self._hits
             for _ in range(len(hits)):
-                at, profile, saved = hits.popleft()
-                key = (day_of(at), profile)
-                counts[(*key, "hits")] += 1
-                counts[(*key, "saved")] += saved
+                at, profile, resource, saved, priority = hits.popleft()
+                self._count(at, profile, resource, priority, "hits", saved)
+            counts, self._counts = self._counts, Counter()
             notes, self._notes = self._notes, {}
             self._pending, self._flushed_at = 0, self._clock.time()
         if not counts and not notes:
             return
-        rows: dict[tuple[str, str], dict[str, int]] = {}
-        for (day, profile, column), value in counts.items():
-            rows.setdefault((day, profile), dict.fromkeys(COLUMNS, 0))[column] += value
-        # Counters are a convenience: a busy or broken state file loses a batch, no more.
-        with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO counters (day, profile, hits, misses, revalidated, stale, refused,"
-                " saved, spent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (day, profile) DO UPDATE SET"
-                + ",".join(f" {c} = {c} + excluded.{c}" for c in COLUMNS),
-                [
-                    (day, profile, *(row[c] for c in COLUMNS))
-                    for (day, profile), row in rows.items()
-                ],
-            )
-            for profile, note in notes.items():
-                cur.execute(
-                    "INSERT INTO profile_status (profile) VALUES (?) ON CONFLICT DO NOTHING",
-                    (profile,),
-                )
-                for column, noted in note.items():
-                    cur.execute(
-                        f"UPDATE profile_status SET {column} = ? WHERE profile = ?",
-                        (noted, profile),
-                    )
+        rows: dict[Key, dict[str, int]] = {}
+        for (key, column), value in counts.items():
+            rows.setdefault(key, {})[column] = rows.get(key, {}).get(column, 0) + value
+        # Counters are a convenience: a busy or broken store loses a batch, no more.
+        self._tally.add(rows, notes)
 
     def close(self) -> None:
         with self._flushing:
             self.flush()
-        if self._own:
-            self._db.close()
+        self._tally.close()

@@ -10,6 +10,9 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:rate:{profile}      the short window's state and the gate: the 429 pause and
                                  the circuit breaker (MessagePack; Lua, see _window)
     {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
+    {prefix}:counts:{bucket}     the status counters of a UTC day or hour (``_tallies``)
+    {prefix}:notes               per profile: the last error and circuit change seen
+    {prefix}:waiting:{profile}   waiters by priority, of every process (``_board``)
     {prefix}:cold:...            the cold store (``_cold``), no TTL: e:{key} one answer
                                  (hash), lru (zset key -> use sequence), seq, size (bytes
                                  kept), w:{sha256 of series} snapshot windows (zset
@@ -63,6 +66,7 @@ from .._cold import ColdStats, ColdStore
 from .._credentials import new_key
 from ..exceptions import ConfigError, StateUnavailable
 from ._backend import Backend, Leases
+from ._board import Board, RedisBoard
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
 from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
@@ -75,6 +79,7 @@ from ._redis_client import (
 )
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
+from ._tallies import RedisTally, Tally
 
 __all__ = ["RedisBackend", "redact", "redis_backend"]
 from ._journal import Journal
@@ -269,6 +274,12 @@ class RedisBackend(Backend):
 
     def cold_stats(self) -> dict[str, ColdStats] | None:
         return RedisColdStore(self.client, self._prefix, 0, ()).profile_stats()
+
+    def tally(self) -> Tally | None:
+        return RedisTally(self.client, self._prefix)
+
+    def board(self, profile: str) -> Board | None:
+        return RedisBoard(self.client, self._prefix, profile)
 
     def round_trips(self) -> int:
         local = self._guard.local

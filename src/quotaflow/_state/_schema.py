@@ -9,7 +9,9 @@ cold store's)::
     leases          single-flight leases, each naming the process holding it
     limiter         the short windows' and gates' states (see ``_window``, ``_gate``)
     counters        per day and profile: how requests were answered (``_counters``)
+    hourly          per UTC hour, profile, and priority or endpoint (``_tallies``)
     profile_status  per profile: the last error and circuit change seen here
+    waiting         requests waiting for a short window, by priority (``_board``)
 
 The journal (``journal``, see ``_journal``) is a file of its own, 0600: it is written
 when the state file (or Redis) cannot be.
@@ -66,6 +68,27 @@ CREATE TABLE IF NOT EXISTS counters (
     saved INTEGER NOT NULL DEFAULT 0,
     spent INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, profile)
+);
+CREATE TABLE IF NOT EXISTS hourly (
+    hour TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    hits INTEGER NOT NULL DEFAULT 0,
+    misses INTEGER NOT NULL DEFAULT 0,
+    revalidated INTEGER NOT NULL DEFAULT 0,
+    stale INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0,
+    saved INTEGER NOT NULL DEFAULT 0,
+    spent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, profile, kind, name)
+);
+CREATE TABLE IF NOT EXISTS waiting (
+    token TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS profile_status (
     profile TEXT PRIMARY KEY,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._profiles import ApiProfile
+from ._board import LOWEST, Board
 from ._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision, gate_of
 from ._pyrate import Decision, StateStore, WindowRate, check
 from ._sqlite import SqliteWindowStore
@@ -57,6 +58,8 @@ class ShortWindow:
         # not hashable), holding the call so the id cannot be reused meanwhile.
         self._credits: dict[int, object] = {}
         self.waiters = 0  # in this process's wait room: a joined check would jump them
+        # Other processes' waiters on the shared state (``_board``), None: not shared.
+        self.board: Board | None = None
 
     def _learn(self, decision: Decision, now: float) -> Decision:
         if isinstance(decision, WindowDecision):  # every store running SlidingCap answers one
@@ -113,7 +116,12 @@ class ShortWindow:
     def joinable(self, ledger: Ledger, now: float) -> bool:
         """Whether a check can be joined to a reservation in ``ledger``'s transaction
         (one round trip for both): nobody waits here, no pause, the same state file."""
-        return self.waiters == 0 and self._paused_for(now) <= 0 and ledger.joint(self.store)
+        return (
+            self.waiters == 0
+            and self._paused_for(now) <= 0
+            and ledger.joint(self.store)
+            and (self.board is None or not self.board.ahead(LOWEST, now))
+        )
 
     def check_in(
         self, handle: Any, now: float, done: Callable[[Decision], None]

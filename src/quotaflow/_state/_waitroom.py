@@ -6,6 +6,10 @@ first served within a level. Aging keeps anything from waiting forever: each
 ``AGING`` seconds spent waiting count as one level more, so a request that may wait
 long enough overtakes newer, more important ones after ``AGING`` seconds per level
 between them. Each request still gives up after its priority's ``max_wait``.
+
+Across processes (``_board``): a waiter above LOW is put on the shared board until
+its deadline, and a request defers (waits, at most its own ``max_wait``) while
+another process has a more important one waiting.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import attrs
 from .._clock import Clock
 from .._priority import Priority
 from ..exceptions import RateLimited
+from ._board import LOWEST
 from ._short import ShortWindow
 
 if TYPE_CHECKING:
@@ -76,6 +81,25 @@ def _refuse(route: Route, wait: float) -> RateLimited:
     )
 
 
+def _ahead(window: ShortWindow, route: Route, now: float) -> bool:
+    """Whether another process on the state has a more important request waiting."""
+    board = window.board
+    return board is not None and board.ahead(_RANK[route.priority], now)
+
+
+def _put_up(window: ShortWindow, route: Route, now: float, budget: float) -> str | None:
+    """Put a waiter others should let go first on the board, until its deadline."""
+    board, rank = window.board, _RANK[route.priority]
+    if board is None or rank >= LOWEST:
+        return None
+    return board.enter(rank, now + budget, now)
+
+
+def _take_down(window: ShortWindow, token: str | None) -> None:
+    if token is not None and window.board is not None:
+        window.board.leave(token)
+
+
 class WaitRoom:
     """The queue for one profile's bucket, for threads."""
 
@@ -96,7 +120,7 @@ class WaitRoom:
         if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         with self._cond:
-            if not self.queue:
+            if not self.queue and not _ahead(self._window, route, clock.time()):
                 wait = self._window.try_acquire(clock.time())
                 if wait == 0:
                     return
@@ -106,6 +130,7 @@ class WaitRoom:
                 raise _refuse(route, 0.0)
             me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
+            token = _put_up(self._window, route, clock.time(), budget)
             try:
                 while True:
                     # Waited and queued on steady time: a clock stepped back never
@@ -114,11 +139,9 @@ class WaitRoom:
                     moment = steady.at(now)
                     tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
-                        wait = self._window.try_acquire(now)
+                        wait = self._next_wait(route, tally, now, budget)
                         if wait == 0:
                             return
-                        if wait < 0 or tally.waited + wait > budget + 1e-9:
-                            raise _refuse(route, wait)
                         self._cond.release()
                         try:
                             clock.sleep(wait)
@@ -133,7 +156,19 @@ class WaitRoom:
             finally:
                 self._window.waiters -= 1
                 self.queue.leave(me)
+                _take_down(self._window, token)
                 self._cond.notify_all()
+
+    def _next_wait(self, route: Route, tally: Tally, now: float, budget: float) -> float:
+        """0: admitted; else seconds to wait before looking again (or refused)."""
+        if _ahead(self._window, route, now):
+            if tally.waited >= budget:
+                raise _refuse(route, 0.0)
+            return min(_RECHECK, budget - tally.waited)
+        wait = self._window.try_acquire(now)
+        if wait != 0 and (wait < 0 or tally.waited + wait > budget + 1e-9):
+            raise _refuse(route, wait)
+        return wait
 
 
 class AsyncWaitRoom:
@@ -148,13 +183,29 @@ class AsyncWaitRoom:
     async def _try(self, now: float) -> float:
         return await anyio.to_thread.run_sync(self._window.try_acquire, now)
 
+    async def _ahead(self, route: Route, now: float) -> bool:
+        if self._window.board is None:
+            return False
+        return await anyio.to_thread.run_sync(_ahead, self._window, route, now)
+
+    async def _next_wait(self, route: Route, tally: Tally, now: float, budget: float) -> float:
+        """0: admitted; else seconds to wait before looking again (or refused)."""
+        if await self._ahead(route, now):
+            if tally.waited >= budget:
+                raise _refuse(route, 0.0)
+            return min(_RECHECK, budget - tally.waited)
+        wait = await self._try(now)
+        if wait != 0 and (wait < 0 or tally.waited + wait > budget + 1e-9):
+            raise _refuse(route, wait)
+        return wait
+
     async def admit(self, route: Route, tally: Tally) -> None:
         clock, budget = self._clock, route.profile.max_wait[route.priority]
         steady = self._window.steady
         if self._window.take_credit(route):
             return  # its place was taken with its reservation (Limiter.reserve)
         async with self._cond:
-            if not self.queue:
+            if not self.queue and not await self._ahead(route, clock.time()):
                 wait = await self._try(clock.time())
                 if wait == 0:
                     return
@@ -164,17 +215,18 @@ class AsyncWaitRoom:
                 raise _refuse(route, 0.0)
             me = self.queue.enter(route.priority, steady.at(clock.time()))
             self._window.waiters += 1
+            token = await anyio.to_thread.run_sync(
+                _put_up, self._window, route, clock.time(), budget
+            )
             try:
                 while True:
                     now = clock.time()
                     moment = steady.at(now)
                     tally.waited = moment - me.since
                     if self.queue.head(moment) is me:
-                        wait = await self._try(now)
+                        wait = await self._next_wait(route, tally, now, budget)
                         if wait == 0:
                             return
-                        if wait < 0 or tally.waited + wait > budget + 1e-9:
-                            raise _refuse(route, wait)
                         self._cond.release()
                         try:
                             await clock.asleep(wait)
@@ -189,4 +241,7 @@ class AsyncWaitRoom:
             finally:
                 self._window.waiters -= 1
                 self.queue.leave(me)
+                if token is not None:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_take_down, self._window, token)
                 self._cond.notify_all()

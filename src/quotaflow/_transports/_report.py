@@ -60,21 +60,37 @@ def report(
             if len(costs) > 4096:
                 costs.clear()
             costs[resource] = saved
-        emit.hit(profile, now, resource, saved)
+        emit.hit(profile, now, resource, saved, route.priority.value)
         return
+    priority = route.priority.value
     if error is not None:
         if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            emit(events.Refused(profile, now, resource, stale_reason(error), route.priority.value))
+            spent = spent_of(error)
+            waited = spent.waited if spent is not None else 0.0
+            reason = stale_reason(error)
+            emit(events.Refused(profile, now, resource, reason, priority, waited=waited))
         return
     assert response is not None
     info = response.extensions.get("quotaflow")
     if not isinstance(info, ResponseInfo):
         return
-    spent = spent_of(response)
+    spent, waited = spent_of(response), info.waited
     if info.cache is CacheStatus.STALE:
-        emit(events.Stale(profile, now, resource, info.stale_reason or "", info.age or 0.0))
+        emit(
+            events.Stale(
+                profile,
+                now,
+                resource,
+                info.stale_reason or "",
+                info.age or 0.0,
+                priority=priority,
+                waited=waited,
+            )
+        )
     elif info.cache is CacheStatus.REVALIDATED:
-        emit(events.Revalidated(profile, now, resource, info.cost))
+        emit(
+            events.Revalidated(profile, now, resource, info.cost, priority=priority, waited=waited)
+        )
     elif spent is not None and 200 <= response.status_code < 300 and spent.verdict == "ok":
         try:
             content = response.content
@@ -82,7 +98,15 @@ def report(
             content = b""
         emit(
             events.Fetched(
-                profile, now, resource, response.status_code, info.cost, info.ttl, content
+                profile,
+                now,
+                resource,
+                response.status_code,
+                info.cost,
+                info.ttl,
+                content,
+                priority=priority,
+                waited=waited,
             )
         )
 
