@@ -15,6 +15,7 @@ from ._profiles import ApiProfile
 from ._runtime import open_backend
 from ._settings import load_settings
 from ._state._counters import COLUMNS
+from ._state._shared import release
 from ._status import ProfileStatus, circuit_text, pause_text, read_status
 
 
@@ -38,7 +39,7 @@ def collect(
     try:
         return read_status(directory, registry, backend, time.time())
     finally:
-        backend.close()
+        release(backend)
 
 
 def _quota(status: ProfileStatus) -> str:

@@ -286,7 +286,8 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
     hishel_storage = getattr(runtime.backend, flavour.storage)()
     # Bodies past max_body stream through unstored (hishel stops keeping them).
     hishel_storage.max_stream_size = settings.max_body
-    storage = flavour.retaining(hishel_storage, runtime.registry, runtime.clock)
+    known = runtime.known
+    storage = flavour.retaining(hishel_storage, runtime.registry, runtime.clock, known)
     runtime.storage = storage
     # The async stack reads fresh stored answers in one worker-thread hop, if the
     # backend has a blocking storage for that (its async one hops once per SQL call).
@@ -300,10 +301,13 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
             runtime.flights,
             settings.cache,
             cold=runtime.cold,
+            known=known,
             **reader,
         ),
         runtime.router,
         storage,
         runtime.limiter,
         settings.fallback and settings.cache,
+        network=inner,
+        known=known,
     )

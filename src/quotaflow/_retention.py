@@ -25,6 +25,7 @@ import httpx
 
 from . import _policy
 from ._clock import Clock
+from ._known import EmptyKeys
 from ._plugins import Registry
 from ._secrets import redact_header_url, redact_links, redact_url
 
@@ -137,7 +138,13 @@ def _live(entry: hishel.Entry, response: hishel.Response) -> hishel.Entry:
 class RetainingStorage(hishel.BaseStorage):
     """A hishel storage whose entries get the profile's retention as their TTL."""
 
-    def __init__(self, storage: hishel.BaseStorage, registry: Registry, clock: Clock) -> None:
+    def __init__(
+        self,
+        storage: hishel.BaseStorage,
+        registry: Registry,
+        clock: Clock,
+        known: EmptyKeys | None = None,
+    ) -> None:
         super().__init__(
             default_ttl=storage.default_ttl,
             default_tti=storage.default_tti,
@@ -146,6 +153,8 @@ class RetainingStorage(hishel.BaseStorage):
         self.storage = storage
         self._registry = registry
         self._clock = clock
+        # Keys known to hold nothing (``_known.py``): not read, until stored under.
+        self._known = known if known is not None else EmptyKeys()
 
     def create_entry(
         self,
@@ -167,9 +176,12 @@ class RetainingStorage(hishel.BaseStorage):
         entry = self.storage.create_entry(
             stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
         )
+        self._known.filled(key)
         return _live(entry, response)
 
     def get_entries(self, key: str) -> list[hishel.Entry]:
+        if key in self._known:
+            return []
         return self.storage.get_entries(key)
 
     def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
@@ -186,7 +198,13 @@ class RetainingStorage(hishel.BaseStorage):
 class AsyncRetainingStorage(hishel.AsyncBaseStorage):
     """Async twin of :class:`RetainingStorage`."""
 
-    def __init__(self, storage: hishel.AsyncBaseStorage, registry: Registry, clock: Clock) -> None:
+    def __init__(
+        self,
+        storage: hishel.AsyncBaseStorage,
+        registry: Registry,
+        clock: Clock,
+        known: EmptyKeys | None = None,
+    ) -> None:
         super().__init__(
             default_ttl=storage.default_ttl,
             default_tti=storage.default_tti,
@@ -195,6 +213,8 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         self.storage = storage
         self._registry = registry
         self._clock = clock
+        # Keys known to hold nothing (``_known.py``): not read, until stored under.
+        self._known = known if known is not None else EmptyKeys()
 
     async def create_entry(
         self,
@@ -216,9 +236,12 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         entry = await self.storage.create_entry(
             stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
         )
+        self._known.filled(key)
         return _live(entry, response)
 
     async def get_entries(self, key: str) -> list[hishel.Entry]:
+        if key in self._known:
+            return []
         return await self.storage.get_entries(key)
 
     async def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:

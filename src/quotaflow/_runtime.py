@@ -17,6 +17,7 @@ from ._cold import COLD_FILE, ColdStore
 from ._credentials import Fingerprints
 from ._flight import SingleFlight
 from ._hot import HotTier
+from ._known import known_for
 from ._plugins import Registry
 from ._secrets import redact_logs
 from ._settings import _FALLBACKS, Settings, remove_fallback
@@ -25,6 +26,7 @@ from ._state._board import Board, SqliteBoard
 from ._state._breaker import Breaker
 from ._state._counters import Counters
 from ._state._db import StateDB
+from ._state._shared import open_shared
 from ._state._short import ShortWindow
 from ._state._sqlite import SqliteBackend
 from ._state._sqlite_cold import SqliteColdStore
@@ -48,20 +50,31 @@ RETENTION = 31 * 86400.0
 
 def open_backend(settings: Settings) -> Backend:
     """The shared state the settings name: Redis when ``redis_url`` is set, else SQLite
-    files in the state directory. ``quotaflow status`` and the dashboard read it too."""
+    files in the state directory. ``quotaflow status`` and the dashboard read it too.
+
+    One per state directory (or Redis URL and prefix) within a process, shared by the
+    clients on it (``_state/_shared.py``): let it go with ``release``, never ``close``.
+    """
+    directory = settings.directory.resolve()
     if not settings.redis_url:
-        return SqliteBackend(settings.directory)
+        return open_shared(("sqlite", directory), lambda: SqliteBackend(settings.directory))
+    # Entries must outlive their freshness plus the longest fallback window.
+    profiles = settings.registry.profiles
+    retention = max((p.max_stale for p in profiles), default=0.0) + RETENTION
+    key = (settings.redis_url, settings.redis_prefix, settings.redis_fail, directory, retention)
+    url = settings.redis_url
+    return open_shared(("redis", *key), lambda: _redis_backend(settings, url, retention))
+
+
+def _redis_backend(settings: Settings, url: str, retention: float) -> Backend:
     try:
         from ._state._redis import redis_backend
     except ImportError as exc:  # the extra is not installed
         raise ConfigError(
             f"redis_url: needs the redis extra: pip install 'quotaflow[redis]' ({exc})"
         ) from exc
-    # Entries must outlive their freshness plus the longest fallback window.
-    profiles = settings.registry.profiles
-    retention = max((p.max_stale for p in profiles), default=0.0) + RETENTION
     return redis_backend(
-        settings.redis_url,
+        url,
         prefix=settings.redis_prefix,
         fail=settings.redis_fail,
         directory=settings.directory,
@@ -82,7 +95,7 @@ class Runtime:
             db or StateDB(directory / STATE_FILE), own=db is None
         )
         self.counters = Counters(tally, self.clock)
-        self.emit = Emitter([self.counters, *settings.subscribers])
+        self.emit = Emitter([self.counters, *settings.subscribers], builtin=1)
         self.limiter = self._limiter()
         if directory in _FALLBACKS:
             # Last, once the state files in it are closed.
@@ -91,6 +104,8 @@ class Runtime:
         self.router = Router(self.registry, Fingerprints(self.backend.fingerprint_key()))
         self.hot = HotTier(settings.hot_entries, settings.hot_bytes, settings.max_body)
         self.flights = SingleFlight(self.backend.leases, self.clock)
+        # Storage keys known to hold nothing, shared with the backend (``_known.py``).
+        self.known = known_for(self.backend)
         self.cold = self._cold()
         self.storage: Any = None  # the hishel storage of the stack built on this
         redact_logs(self.registry.secret_params)

@@ -158,9 +158,12 @@ class Emitter:
     A subscriber may count a hit without an event: ``served_hit(profile, at, resource,
     saved, priority, waited)``, or the older ``hit(profile, at, saved)``."""
 
-    def __init__(self, subscribers: Iterable[Subscriber]) -> None:
+    def __init__(self, subscribers: Iterable[Subscriber], *, builtin: int = 0) -> None:
         self.subscribers = tuple(subscribers)
         self.active = bool(self.subscribers)
+        # Whether anyone besides the first ``builtin`` subscribers (quotaflow's own
+        # status counters) listens: only they see requests that need no work.
+        self.listening = len(self.subscribers) > builtin
         # When every subscriber can count a hit directly, hits build no event object.
         fast = [_hit_counter(s) for s in self.subscribers]
         self._hit_counters = None if None in fast else fast

@@ -25,9 +25,10 @@ from .._flight import (
     wait_limit,
 )
 from .._hot import HotTier, entry_for
-from .._info import CACHED, SPENT, Cached, CacheStatus, Route, route_of
+from .._info import CACHED, Cached, CacheStatus, Route, route_of
+from .._known import EmptyKeys
 from ._async_layer import AsyncLayer
-from ._async_policy import AsyncPolicyTransport
+from ._async_policy import AsyncAround, AsyncPolicyTransport, athrough
 from ._async_stored import AsyncStoredTiers
 from ._body import decoded
 from ._cache import (
@@ -40,7 +41,7 @@ from ._cache import (
     not_modified,
     worth_keeping,
 )
-from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, UpstreamFailed, hit, outcome
+from ._core import SAFE_METHODS, FromBelow, Policy, hit
 from ._route import redacted
 
 CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
@@ -64,6 +65,7 @@ class AsyncCachingTransport(AsyncLayer):
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
         cold: ColdStore | None = None,
+        known: EmptyKeys | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._stored = AsyncStoredTiers(storage, hot, policy.clock, policy.max_body, reader, cold)
@@ -74,11 +76,12 @@ class AsyncCachingTransport(AsyncLayer):
         self._max_body = policy.max_body
         self._rules = policy.rules
         self._enabled = enabled
-        self._hishel = AsyncCacheTransport(
-            AsyncPolicyTransport(next_transport, storage, policy),
-            storage=storage,
-            rfc=OPTIONS,
-        )
+        # Keys known to hold nothing in storage (``_known.py``; shared with the storage
+        # and the fallback layer): their requests skip the warm read.
+        self._known = known = known if known is not None else EmptyKeys()
+        policed = AsyncPolicyTransport(next_transport, storage, policy, known)
+        self._around = AsyncAround(policed, known, flights, policy.max_body)
+        self._hishel = AsyncCacheTransport(policed, storage=storage, rfc=OPTIONS)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
@@ -96,7 +99,11 @@ class AsyncCachingTransport(AsyncLayer):
             response = entry.response(now)
             response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY, True)
             return response
-        if hot and (found := await self._stored.aread(route, request, now)) is not None:
+        if (
+            hot
+            and route.key not in self._known
+            and (found := await self._stored.aread(route, request, now)) is not None
+        ):
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
         return await self._afetch(route, redacted(route, request), now)
@@ -105,7 +112,10 @@ class AsyncCachingTransport(AsyncLayer):
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             self._hot.discard(route.key)  # hishel invalidates the stored entry too
-            return (await self._athrough_hishel(route, request, now, "method"))[0]
+            response = (await self._athrough_hishel(route, request, now, "method"))[0]
+            if response.status_code < 400:  # RFC 9111 §4.4: hishel invalidated the key
+                self._known.emptied(route.key)
+            return response
         if conditional(request):
             return await self._aconditional(route, request, now)
         rule = self._rules.match(request.url)
@@ -114,6 +124,8 @@ class AsyncCachingTransport(AsyncLayer):
             reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
             response.extensions[CACHED] = Cached(reason=reason, forward="bypass")
             return response
+        if self._around.applies(route):
+            return await self._around.afetch(route, request, now)  # an answer nobody counts
         leading: Flight | None = None
         try:
             if request.method == "GET" and not self._flights.unstored(route.key):
@@ -132,24 +144,7 @@ class AsyncCachingTransport(AsyncLayer):
     async def _athrough_hishel(
         self, route: Route, request: httpx.Request, now: float, forward: str | None = None
     ) -> tuple[httpx.Response, FromBelow]:
-        """hishel, once: its answer carries what the cache did (and what upstream took);
-        so does a failure it passes on (``UpstreamFailed``)."""
-        below = FromBelow(forward=forward)
-        request.extensions["caching"] = {"key": route.key}
-        request.extensions[BELOW] = below
-        try:
-            response = await self._hishel.handle_async_request(request)
-        except UpstreamFailed as failed:
-            failed.response.extensions[CACHED] = Cached(forward=below.forward)
-            raise
-        spent = below.spent
-        verdict = spent.verdict if spent is not None else None
-        max_body = self._max_body
-        cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
-        response.extensions[CACHED] = cached
-        if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
-            response.extensions[SPENT] = spent
-        return response, below
+        return await athrough(self._hishel, route, request, now, self._max_body, forward)
 
     async def _ahand_on(
         self,

@@ -13,7 +13,9 @@ import httpx
 from .._cache_status import forwarded, stamp
 from .._flight import aoffload
 from .._info import NOT_CACHED, CacheStatus, Route, Spent, assemble, cached_of, spent_of
+from .._known import EmptyKeys
 from ._async_layer import AsyncLayer
+from ._bare import Bare, stamp_bare
 from ._body import unread
 from ._cache import AsyncChunks
 from ._core import UpstreamFailed
@@ -35,8 +37,15 @@ class AsyncFallbackTransport(AsyncLayer):
         storage: hishel.AsyncBaseStorage,
         limiter: Limiter,
         serve_stale: bool = True,
+        *,
+        network: httpx.AsyncBaseTransport | None = None,
+        known: EmptyKeys | None = None,
     ) -> None:
         self.next_transport = next_transport
+        # Requests that need no work go straight to ``network``, the innermost transport
+        # (``_bare.py``): decided here, from the URL, before any Route is made.
+        self._network = network
+        self._bare = Bare(router, known, limiter.emit) if known is not None else None
         self._serve_stale = serve_stale
         self._router = router
         self._storage = storage
@@ -46,6 +55,11 @@ class AsyncFallbackTransport(AsyncLayer):
         self._costs: dict[str, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        bare = self._bare
+        if bare is not None and self._network is not None and (info := bare.info(request)):
+            response = await self._network.handle_async_request(request)
+            response.extensions["quotaflow"] = info
+            return stamp_bare(response)
         route = self._router.route(request)
         if not self._emit.active:
             return unread(await self._aanswer(route, request))

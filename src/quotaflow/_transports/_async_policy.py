@@ -4,13 +4,20 @@ profile's rules on what comes back from upstream. Written once, async:
 
 from __future__ import annotations
 
+import attrs
 import hishel
 import httpx
 
-from .._info import route_of, spent_of
+from .._flight import SingleFlight
+from .._info import CACHED, SPENT, Cached, Route, route_of, spent_of
+from .._known import EmptyKeys
+from .._profiles import DEFAULT_PROFILE
+from .._retention import is_event_stream
 from ._body import aread_body
 from ._cache import ERROR_BODY, conditional
-from ._core import BELOW, FromBelow, Policy
+from ._core import BELOW, FromBelow, Policy, UpstreamFailed, outcome, reused
+
+NEXT_STORED = "not stored: the last answer here was never reused; the next is"
 
 
 class AsyncPolicyTransport(httpx.AsyncBaseTransport):
@@ -22,10 +29,12 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
         next_transport: httpx.AsyncBaseTransport,
         storage: hishel.AsyncBaseStorage,
         policy: Policy,
+        known: EmptyKeys,
     ) -> None:
         self.next_transport = next_transport
         self._storage = storage
         self._policy = policy
+        self._known = known
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
@@ -47,6 +56,7 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
                 below.forward = "uri-miss"  # nothing was stored under the URI
             for entry in entries:
                 await self._storage.remove_entry(entry.id)
+            self._known.emptied(route.key)  # until an answer is stored under it
         if isinstance(below, FromBelow):
             below.spent, below.judged = spent, judged
             if route is not None and route.profile.immutable is not None:
@@ -55,3 +65,72 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.next_transport.aclose()
+
+
+async def athrough(
+    transport: httpx.AsyncBaseTransport,
+    route: Route,
+    request: httpx.Request,
+    now: float,
+    max_body: int,
+    forward: str | None = None,
+) -> tuple[httpx.Response, FromBelow]:
+    """Through ``transport`` once (hishel over the policy half, or the policy half
+    alone): its answer carries what the cache did (``Cached``) and what upstream took
+    (``Spent``); so does a failure it passes on (``UpstreamFailed``)."""
+    below = FromBelow(forward=forward)
+    request.extensions["caching"] = {"key": route.key}
+    request.extensions[BELOW] = below
+    try:
+        response = await transport.handle_async_request(request)
+    except UpstreamFailed as failed:
+        failed.response.extensions[CACHED] = Cached(forward=below.forward)
+        raise
+    spent = below.spent
+    verdict = spent.verdict if spent is not None else None
+    cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
+    response.extensions[CACHED] = cached
+    if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
+        response.extensions[SPENT] = spent
+    return response, below
+
+
+class AsyncAround:
+    """GETs that go around hishel (``_known.py``): to a URL no profile matches, whose
+    key is known to hold nothing and whose last answer was never reused. No lookup, no
+    store, no flight: the policy half alone. Should this answer be worth storing after
+    all, the next request goes through hishel again and stores its own (an unprofiled
+    URL: the extra call costs no quota)."""
+
+    def __init__(
+        self,
+        policed: AsyncPolicyTransport,
+        known: EmptyKeys,
+        flights: SingleFlight,
+        max_body: int,
+    ) -> None:
+        self._policed = policed
+        self._known = known
+        self._flights = flights
+        self._max_body = max_body
+
+    def applies(self, route: Route) -> bool:
+        return (
+            route.hot
+            and route.profile is DEFAULT_PROFILE
+            and route.key in self._known
+            and self._flights.unstored(route.key)
+        )
+
+    async def afetch(self, route: Route, request: httpx.Request, now: float) -> httpx.Response:
+        response, _ = await athrough(self._policed, route, request, now, self._max_body)
+        headers = response.headers
+        if (
+            reused(route, response, now)
+            and "no-store" not in headers.get("cache-control", "").lower()
+            and not is_event_stream(headers.get("content-type"))
+        ):
+            self._flights.stored(route.key, True)  # the next request goes through hishel
+            cached = response.extensions[CACHED]
+            response.extensions[CACHED] = attrs.evolve(cached, reason=NEXT_STORED)
+        return response

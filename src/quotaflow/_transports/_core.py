@@ -218,7 +218,7 @@ def _header_reason(response: httpx.Response) -> str:
     return "no freshness in the answer's headers and no rule for it"
 
 
-def _reused(route: Route, response: httpx.Response, now: float) -> bool:
+def reused(route: Route, response: httpx.Response, now: float) -> bool:
     """Whether anything could ever use the answer once stored (see _retention)."""
     headers = response.headers
     return (
@@ -267,7 +267,7 @@ def outcome(
         stored, reason = False, "an event stream is never stored"
     elif stored and length is not None and length.isdigit() and int(length) > max_body:
         stored, reason = False, f"the body is over max_body ({max_body} bytes)"
-    elif stored and not _reused(route, response, now):
+    elif stored and not reused(route, response, now):
         stored = False  # the reason says why: no freshness, no validator, no max_stale
     elif not stored and verdict in ("ok", None) and response.status_code < 500:
         reason = reason or "not storable under RFC 9111"

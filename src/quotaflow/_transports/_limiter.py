@@ -18,6 +18,7 @@ from .._state._backend import Backend
 from .._state._books import Ticket, snapshot
 from .._state._breaker import Breaker
 from .._state._pyrate import Decision
+from .._state._shared import release
 from .._state._short import ShortWindow
 from .._state._steady import Steady
 from ..events import Emitter
@@ -76,7 +77,7 @@ class Limiter:
     def close(self) -> None:
         try:
             self.emit.close()
-            self.backend.close()
+            release(self.backend)  # closed if no other client shares it
         finally:
             for callback in self.on_close:
                 callback()

@@ -24,7 +24,8 @@ from .._flight import (
     wait_limit,
 )
 from .._hot import HotTier, entry_for
-from .._info import CACHED, SPENT, Cached, CacheStatus, Route, route_of
+from .._info import CACHED, Cached, CacheStatus, Route, route_of
+from .._known import EmptyKeys
 from ._body import decoded
 from ._cache import (
     FRESH_IN_MEMORY,
@@ -36,10 +37,10 @@ from ._cache import (
     not_modified,
     worth_keeping,
 )
-from ._core import BELOW, SAFE_METHODS, FromBelow, Policy, UpstreamFailed, hit, outcome
+from ._core import SAFE_METHODS, FromBelow, Policy, hit
 from ._route import redacted
 from ._sync_layer import Layer
-from ._sync_policy import PolicyTransport
+from ._sync_policy import Around, PolicyTransport, through
 from ._sync_stored import StoredTiers
 
 CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
@@ -63,6 +64,7 @@ class CachingTransport(Layer):
         enabled: bool = True,
         reader: hishel.BaseStorage | None = None,
         cold: ColdStore | None = None,
+        known: EmptyKeys | None = None,
     ) -> None:
         self.next_transport = next_transport
         self._stored = StoredTiers(storage, hot, policy.clock, policy.max_body, reader, cold)
@@ -73,11 +75,12 @@ class CachingTransport(Layer):
         self._max_body = policy.max_body
         self._rules = policy.rules
         self._enabled = enabled
-        self._hishel = CacheTransport(
-            PolicyTransport(next_transport, storage, policy),
-            storage=storage,
-            rfc=OPTIONS,
-        )
+        # Keys known to hold nothing in storage (``_known.py``; shared with the storage
+        # and the fallback layer): their requests skip the warm read.
+        self._known = known = known if known is not None else EmptyKeys()
+        policed = PolicyTransport(next_transport, storage, policy, known)
+        self._around = Around(policed, known, flights, policy.max_body)
+        self._hishel = CacheTransport(policed, storage=storage, rfc=OPTIONS)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
@@ -95,7 +98,11 @@ class CachingTransport(Layer):
             response = entry.response(now)
             response.extensions[CACHED] = hit(entry.ttl, MEMORY, FRESH_IN_MEMORY, True)
             return response
-        if hot and (found := self._stored.read(route, request, now)) is not None:
+        if (
+            hot
+            and route.key not in self._known
+            and (found := self._stored.read(route, request, now)) is not None
+        ):
             return found
         # Below this point, hishel and its storage included, only the redacted copy.
         return self._fetch(route, redacted(route, request), now)
@@ -104,7 +111,10 @@ class CachingTransport(Layer):
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             self._hot.discard(route.key)  # hishel invalidates the stored entry too
-            return (self._through_hishel(route, request, now, "method"))[0]
+            response = (self._through_hishel(route, request, now, "method"))[0]
+            if response.status_code < 400:  # RFC 9111 §4.4: hishel invalidated the key
+                self._known.emptied(route.key)
+            return response
         if conditional(request):
             return self._conditional(route, request, now)
         rule = self._rules.match(request.url)
@@ -113,6 +123,8 @@ class CachingTransport(Layer):
             reason = f"never stored: the URL rule {rule.pattern!r} says no-store"
             response.extensions[CACHED] = Cached(reason=reason, forward="bypass")
             return response
+        if self._around.applies(route):
+            return self._around.fetch(route, request, now)  # an answer nobody counts
         leading: Flight | None = None
         try:
             if request.method == "GET" and not self._flights.unstored(route.key):
@@ -131,24 +143,7 @@ class CachingTransport(Layer):
     def _through_hishel(
         self, route: Route, request: httpx.Request, now: float, forward: str | None = None
     ) -> tuple[httpx.Response, FromBelow]:
-        """hishel, once: its answer carries what the cache did (and what upstream took);
-        so does a failure it passes on (``UpstreamFailed``)."""
-        below = FromBelow(forward=forward)
-        request.extensions["caching"] = {"key": route.key}
-        request.extensions[BELOW] = below
-        try:
-            response = self._hishel.handle_request(request)
-        except UpstreamFailed as failed:
-            failed.response.extensions[CACHED] = Cached(forward=below.forward)
-            raise
-        spent = below.spent
-        verdict = spent.verdict if spent is not None else None
-        max_body = self._max_body
-        cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
-        response.extensions[CACHED] = cached
-        if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
-            response.extensions[SPENT] = spent
-        return response, below
+        return through(self._hishel, route, request, now, self._max_body, forward)
 
     def _hand_on(
         self,
