@@ -228,10 +228,13 @@ def test_ledger_holds_normal_and_low_to_the_pace(tmp_path) -> None:
     with pytest.raises(QuotaExhausted) as held:
         ledger.reserve(profile, Priority.LOW, 1, NOW)
     assert "held to the pace: 0 of 0 spent by now (resets 2026-12-29T00:00:00Z)" in str(held.value)
+    # LOW's 5 % reserve is ahead of the plan's line: the refusal says what to change.
+    assert "not yet passed low's 5% reserve" in str(held.value)
     ledger.reserve(profile, Priority.NORMAL, 1, NOW)
     ledger.reserve(profile, Priority.NORMAL, 1, NOW)
-    with pytest.raises(QuotaExhausted, match="held to the pace: 2 of 2 spent by now"):
+    with pytest.raises(QuotaExhausted, match="held to the pace: 2 of 2 spent by now") as normal:
         ledger.reserve(profile, Priority.NORMAL, 1, NOW)
+    assert "reserve" not in str(normal.value)  # NORMAL has none: only the plan holds it
     for level in (Priority.HIGH, Priority.CRITICAL):
         assert ledger.reserve(profile, level, 5, NOW) is not None
     # A week on, LOW may have spent 100 x (7.5 / 30 - 5 % + 1 %) = 21.

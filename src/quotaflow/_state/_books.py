@@ -181,10 +181,16 @@ def refusal(
         )
         spent = total - available
         if not _policy.within_budget(budget, total=total, spent=spent, cost=cost):
-            return (
+            why = (
                 f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
                 f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
             )
+            if budget < _policy.PACE_ALLOWANCE * total:  # the plan has not passed the reserve
+                why += (
+                    f"; the plan has not yet passed {priority}'s {reserve:.0%} reserve "
+                    "(with a pace, keep reserves to a few percent: ApiProfile.reserves)"
+                )
+            return why
     return None
 
 
