@@ -28,6 +28,7 @@ FILES = {
     TRANSPORTS / "_async_stored.py": TRANSPORTS / "_sync_stored.py",
     TRANSPORTS / "_async_layer.py": TRANSPORTS / "_sync_layer.py",
     STATE / "_async_waitroom.py": STATE / "_sync_waitroom.py",
+    TRANSPORTS / "_async_lead.py": TRANSPORTS / "_sync_lead.py",
 }
 
 # Whole words (or exact phrases), in this order.
@@ -50,9 +51,12 @@ SUBSTITUTIONS = [
     ("_async_stored", "_sync_stored"),
     ("_async_layer", "_sync_layer"),
     ("_async_waitroom", "_sync_waitroom"),
+    ("_async_lead", "_sync_lead"),
+    ("AsyncLeading", "Leading"),
     ("AsyncTee", "Tee"),
     ("AsyncChunks", "Chunks"),
     ("AsyncIterable", "Iterable"),
+    ("Awaitable[tuple[httpx.Response, FromBelow]]", "tuple[httpx.Response, FromBelow]"),
     ("AsyncFallbackTransport", "FallbackTransport"),
     ("AsyncRateLimitTransport", "RateLimitTransport"),
     ("AsyncWaitRoom", "WaitRoom"),
@@ -71,6 +75,10 @@ SUBSTITUTIONS = [
     ("_ahand_on", "_hand_on"),
     ("_await_lease", "_wait_lease"),
     ("_afollow", "_follow"),
+    ("afollow", "follow"),
+    ("alead", "lead"),
+    ("arelease", "release"),
+    ("_await_elsewhere", "_wait_elsewhere"),
     ("akeep_cold", "keep_cold"),
     ("_alook", "_look"),
     ("_abuffered", "_buffered"),

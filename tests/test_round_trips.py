@@ -1,6 +1,7 @@
-"""State round trips per upstream call (issue 16): the ledger's reservation and the short
-window's check (with the pause and the circuit) share one SQLite transaction; the
-backend counts its round trips so benchmarks can report them per miss."""
+"""State round trips per upstream call (issue 16): the ledger's reservation, the short
+window's check (with the pause and the circuit) and the single-flight lease share one
+SQLite transaction before the upstream call, the settle and the lease's landing one
+after; the backend counts its round trips so benchmarks can report them per miss."""
 
 from __future__ import annotations
 
@@ -31,15 +32,15 @@ def misses(client: Harness, n: int, start: int = 0) -> int:
 def test_a_miss_costs_one_round_trip_less_joined(
     stack: Callable[..., Harness], router: respx.Router, joint: bool
 ) -> None:
-    """On SQLite a miss makes 4 transactions joined (reservation and window check, the
-    settle, the single-flight lease taken and given back), 5 apart; the ledger and the
-    window count the same either way."""
+    """On SQLite a miss makes 2 transactions joined (reservation, window check and
+    lease; settle and the lease's landing), 3 with the window's check apart; the ledger
+    and the window count the same either way."""
     router.get(url__startswith=f"{BASE}/m").respond(200, json={})
     client = stack(profiles=[api_profile(rates=(Rate(100, per=1.0),))])
     _PARTS[client.client].limiter.joint = joint
     client.get(f"{BASE}/m-warm")
 
-    assert misses(client, 10) == 10 * (4 if joint else 5)
+    assert misses(client, 10) == 10 * (2 if joint else 3)
     last = client.get(f"{BASE}/m-last")
     assert info(last).remaining == 100 - 12
     window = _PARTS[client.client].limiter.windows["api"]

@@ -15,7 +15,7 @@ import respx
 import time_machine
 
 from quotaflow import ApiProfile, ConfigError, Rate, WindowHeaders, WindowReading
-from quotaflow._transports._limiter import window_hold
+from quotaflow._transports._attempts import window_hold
 from tests.conftest import BASE, Harness, api_profile, held_for_30s
 
 READER = WindowHeaders(remaining="x-window-left", reset="x-window-reset", limit="x-window-size")

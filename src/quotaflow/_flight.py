@@ -20,18 +20,18 @@ import attrs
 import httpx
 
 from ._clock import Clock
+from ._info import Lease
 from ._state._backend import Leases
+from ._state._leasing import FOLLOW_BODY, LEASE_TTL
+
+__all__ = ["FOLLOW_BODY", "FOLLOW_POLL", "LEASE_POLL", "LEASE_TTL", "Flight", "SingleFlight"]
 
 T = TypeVar("T")
 
-# How long a lease is held at most: a leader that died lets go after this.
-LEASE_TTL = 30.0
-# How often a process waiting for another process's lease looks again.
+# How often a process waiting for another process's lease looks again. (LEASE_TTL, the
+# longest a lease is held, and FOLLOW_BODY, the longest a follower waits for a leader's
+# streaming answer, are ``_state._leasing``'s.)
 LEASE_POLL = 0.05
-# How long a follower waits for a leader whose answer is streaming to its caller: a
-# leader that reads slowly, never reads, or streams a feed must not hold the others up
-# (they then fetch for themselves, as they would without quotaflow).
-FOLLOW_BODY = 1.0
 # How often a waiting follower looks whether that time has come.
 FOLLOW_POLL = 0.05
 # Keys whose last answer was not stored, remembered per client (at most this many):
@@ -51,6 +51,14 @@ class Flight:
     streaming: float | None = None
     # Whether the leader has let the followers go (``SingleFlight.release``).
     released: bool = False
+    # Whether the lease was landed with the rate-limit layer's settle (``_leasing``): a
+    # stored answer then lets it lapse, with no release of its own.
+    landed: bool = False
+
+    def gives_back(self, error: BaseException | None) -> bool:
+        """Whether landing the flight releases a lease (a write to the state): not
+        one the settle landed, once its answer is stored."""
+        return self.token is not None and not (self.landed and error is None)
 
     # The one primitive each stack waits on differently: a thread's event, or a task's.
 
@@ -149,6 +157,12 @@ class SingleFlight:
         flight.token = self._leases.acquire(flight.key, LEASE_TTL, self._clock.time())
         return flight.token is not None
 
+    def delegate(self, flight: Flight) -> Lease:
+        """The lease for the rate-limit layer to take with its reservation (``_leasing``);
+        the flight holds its token, to give it back should it not land."""
+        flight.token = self._leases.token()
+        return Lease(flight.key, flight.token)
+
     def leased_elsewhere(self, key: str) -> bool:
         return self._leases.held(key, self._clock.time())
 
@@ -160,7 +174,8 @@ class SingleFlight:
                 return
             flight.released = True
         flight.error = error
-        if flight.token is not None:
+        if flight.gives_back(error):
+            assert flight.token is not None
             self._leases.release(flight.key, flight.token)
         with self._lock:
             if self._flights.get(flight.key) is flight:

@@ -107,6 +107,19 @@ class Route:
     account: str | None = None
     # The caller's URL needs no redacted copy (nothing secret, query already sorted).
     plain_url: bool = False
+    # The single-flight lease the caching layer's leader asks the rate-limit layer to
+    # take with its reservation (one round trip for both) and land with its settle.
+    lease: Lease | None = None
+
+
+@attrs.frozen
+class Lease:
+    """A cross-process single-flight lease a leader asks for: the storage key, and the
+    token that will hold it (made by the caching layer, so it can give it back whatever
+    happened below). Strictly private."""
+
+    key: str
+    token: str
 
 
 @attrs.frozen
@@ -123,6 +136,9 @@ class Spent:
     buffered: bool = False
     # Units left at the reset at the period's rate so far, as the answer was recorded.
     forecast: float | None = None
+    # The route's lease was landed with the settle (``Limiter.settle``): it lapses
+    # ``FOLLOW_BODY`` later by itself, so a stored answer needs no release of its own.
+    landed: bool = False
 
 
 @attrs.frozen

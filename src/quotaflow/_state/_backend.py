@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import uuid
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +21,36 @@ if TYPE_CHECKING:
     from ._ledger import Ledger
     from ._tallies import Tally
 
-__all__ = ["CACHE_FILE", "STATE_FILE", "Also", "Backend", "Leases", "Unreachable"]
+__all__ = [
+    "CACHE_FILE",
+    "STATE_FILE",
+    "Also",
+    "Backend",
+    "First",
+    "LeaseHeld",
+    "Leases",
+    "Unreachable",
+]
 
 # Run in the same transaction as a ledger change, on the backend's own handle: the short
 # window's check joined to a reservation (``Limiter.reserve``). With a SQLite cursor it
 # runs at once; with a Redis pipeline in MULTI it queues a command and returns what
 # reads the command's reply after EXEC.
 Also = Callable[[Any], Callable[[Any], None] | None]
+# Run first in a ledger change's transaction, on the backend's own handle: the
+# single-flight lease taken with a reservation (``_leasing``). Raising (``LeaseHeld``),
+# it leaves the transaction undone.
+First = Callable[[Any], None]
 
 
 class Unreachable(Exception):
     """The store cannot keep a change now (busy, unreachable). Strictly private."""
+
+
+class LeaseHeld(Exception):
+    """Another process holds the single-flight lease a reservation asked for, so
+    nothing was reserved (``_leasing``): the caching layer waits for that process's
+    answer instead. Strictly private."""
 
 
 logger = logging.getLogger("quotaflow")
@@ -39,9 +59,14 @@ logger = logging.getLogger("quotaflow")
 class Leases(abc.ABC):
     """Locks with an expiry, so that one process at a time fetches a resource."""
 
+    def token(self) -> str:
+        """A new token to hold a lease with."""
+        return uuid.uuid4().hex
+
     @abc.abstractmethod
-    def acquire(self, key: str, ttl: float, now: float) -> str | None:
-        """Take the lease on ``key``; return its token, or None if another holds it."""
+    def acquire(self, key: str, ttl: float, now: float, token: str | None = None) -> str | None:
+        """Take the lease on ``key`` (with ``token``, or a new one); return its token, or
+        None if another holds it."""
 
     @abc.abstractmethod
     def release(self, key: str, token: str) -> None:

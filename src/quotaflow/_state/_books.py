@@ -204,6 +204,8 @@ class Settled:
     crossed: tuple[int, ...] = ()
     # Units left at the reset at the period's rate so far (None: too early to say).
     forecast: float | None = None
+    # Whether the store kept it (and what ran in its transaction, ``Ledger.record``).
+    stored: bool = False
 
 
 def settle_books(
@@ -250,3 +252,15 @@ def account_name(profile: ApiProfile, account: str | None) -> str:
     """The ledger's row for ``profile`` and a credential's short fingerprint: every
     credential (API key) is its own quota; a request without one uses the profile's."""
     return profile.name if account is None else f"{profile.name}#{account}"
+
+
+def warn_crossed(profile: ApiProfile, name: str, settled: Settled, now: float) -> None:
+    """Log the alert levels a recorded answer made the quota of row ``name`` fall to."""
+    logger.warning(
+        "profile %s: %d of %d quota units left (alert at %s), resets %s",
+        name,
+        settled.remaining,
+        settled.total,
+        " and ".join(str(level) for level in settled.crossed),
+        snapshot(profile, None, now).reset,
+    )

@@ -9,7 +9,6 @@ backend answers again. Strictly private.
 from __future__ import annotations
 
 import abc
-import logging
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,7 +18,7 @@ import attrs
 from .._priority import Priority
 from .._profiles import ApiProfile, QuotaReading
 from ..exceptions import QuotaExhausted
-from ._backend import Also, Unreachable
+from ._backend import Also, First, Leases, Unreachable
 from ._books import (
     Books,
     QuotaSnapshot,
@@ -30,16 +29,16 @@ from ._books import (
     refusal,
     settle_books,
     snapshot,
+    warn_crossed,
 )
 from ._journal import Journal
 from ._pyrate import StateStore
 from ._replay import replayed
 from ._trust import Row
 
-__all__ = ["Also", "Ledger", "Unreachable"]
+__all__ = ["Also", "First", "Ledger", "Unreachable"]
 
 T = TypeVar("T")
-logger = logging.getLogger("quotaflow")
 
 
 class Ledger(abc.ABC):
@@ -63,22 +62,29 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def _store(
-        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        once: str = "",
+        also: Also | None = None,
+        first: First | None = None,
     ) -> T:
         """Run ``change`` on the books of row ``name`` and store them, atomically.
 
         ``change`` may run more than once (optimistic backends retry it); if it
         raises, nothing is stored. ``once``: the id of the journal entry the change
         applies; the books tell whether one of that id was stored before
-        (``Books.replayed``), and the id is stored with the change. ``also``: run in
-        the same transaction, if the backend can (see :meth:`joint`).
+        (``Books.replayed``), and the id is stored with the change. ``also`` (after
+        ``change``) and ``first`` (before it; raising, it stops the transaction): run
+        in the same transaction, if the backend can (see :meth:`joint`).
 
         Raises:
             Unreachable: the store cannot keep it now.
         """
 
-    def joint(self, store: StateStore) -> bool:
-        """Whether a check on ``store`` can join this ledger's transactions (``also``)."""
+    def joint(self, store: StateStore | Leases) -> bool:
+        """Whether a check on ``store`` (or a lease) can join this ledger's transactions
+        (``also``, ``first``)."""
         return False
 
     def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
@@ -86,11 +92,15 @@ class Ledger(abc.ABC):
         return change(Books(row=None))
 
     def _update(
-        self, name: str, change: Callable[[Books], T], also: Also | None = None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        also: Also | None = None,
+        first: First | None = None,
     ) -> tuple[T, bool]:
         """``change`` stored (True), or decided without the store (False)."""
         try:
-            return self._store(name, change, also=also), True
+            return self._store(name, change, also=also, first=first), True
         except Unreachable:
             return self._fallback(name, change), False
 
@@ -182,12 +192,14 @@ class Ledger(abc.ABC):
         now: float,
         account: str | None = None,
         also: Also | None = None,
+        first: First | None = None,
     ) -> tuple[Ticket | None, bool]:
-        """:meth:`reserve`, with ``also`` run in the same transaction if the backend can
-        (:meth:`joint`); also whether the reservation (and ``also``) was stored.
+        """:meth:`reserve`, with ``also`` and ``first`` run in the same transaction if the
+        backend can (:meth:`joint`); also whether the reservation (and they) was stored.
 
         Raises:
             QuotaExhausted: the units would come out of ``priority``'s reserve.
+            LeaseHeld: ``first`` found the lease it takes held by another process.
         """
         if profile.quota is None:
             return None, False
@@ -216,7 +228,7 @@ class Ledger(abc.ABC):
             self._remember(name, books)
             return ticket
 
-        found, stored = self._update(name, change, also)
+        found, stored = self._update(name, change, also, first)
         if stored:
             self._stored(name, seen, now)
         return found, stored
@@ -252,10 +264,12 @@ class Ledger(abc.ABC):
         *,
         exhausted: bool = False,
         account: str | None = None,
+        also: Also | None = None,
     ) -> Settled:
         """:meth:`settle`, also telling which alert levels the quota fell to (each is
         told once, to the one process whose answer crossed it), and logging them. A
-        call the store cannot record now goes to the journal."""
+        call the store cannot record now goes to the journal. ``also``: as for
+        :meth:`reserve_with`; whether it was stored is :attr:`Settled.stored`."""
         if profile.quota is None:
             return Settled(reading.remaining)
         name = ticket.profile if ticket is not None else account_name(profile, account)
@@ -283,25 +297,16 @@ class Ledger(abc.ABC):
             self._remember(name, books)
             return found
 
-        settled, stored = self._update(name, change)
+        settled, stored = self._update(name, change, also)
         if stored:
             self._stored(name, seen, now)
+            settled = attrs.evolve(settled, stored=True)
         elif self.journal is not None:
             entry = self.journal.new(profile.name, name, held, spent, reading, now)
             self.journal.write(attrs.evolve(entry, exhausted=exhausted))
         if settled.crossed:
-            self._warn(profile, name, settled, now)
+            warn_crossed(profile, name, settled, now)
         return settled
-
-    def _warn(self, profile: ApiProfile, name: str, settled: Settled, now: float) -> None:
-        logger.warning(
-            "profile %s: %d of %d quota units left (alert at %s), resets %s",
-            name,
-            settled.remaining,
-            settled.total,
-            " and ".join(str(level) for level in settled.crossed),
-            snapshot(profile, None, now).reset,
-        )
 
     def replay(self, now: float) -> int:
         """Record the journal's entries, each exactly once, if the store now answers;

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -109,12 +108,12 @@ class RedisLeases(Leases):
     def _key(self, key: str) -> str:
         return f"{self._prefix}:lease:{key}"
 
-    def acquire(self, key: str, ttl: float, now: float) -> str | None:
-        token = uuid.uuid4().hex
+    def acquire(self, key: str, ttl: float, now: float, token: str | None = None) -> str | None:
+        held = token or self.token()
         px = max(1, round(ttl * 1000))
         return self._guard.run(
-            lambda: token if self._client.set(self._key(key), token, nx=True, px=px) else None,
-            lambda local: local.leases.acquire(key, ttl, now),
+            lambda: held if self._client.set(self._key(key), held, nx=True, px=px) else None,
+            lambda local: local.leases.acquire(key, ttl, now, held),
         )
 
     def release(self, key: str, token: str) -> None:

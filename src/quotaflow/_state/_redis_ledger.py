@@ -14,6 +14,7 @@ import redis
 from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
+from ._backend import First, Leases
 from ._books import Books
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
@@ -150,11 +151,17 @@ class RedisLedger(Ledger):
         )
 
     def _store(
-        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        once: str = "",
+        also: Also | None = None,
+        first: First | None = None,
     ) -> T:
+        assert first is None  # leases do not join a Redis ledger's transactions
         return self._guard.run(lambda: self._transact(name, change, once, also), _unreachable)
 
-    def joint(self, store: StateStore) -> bool:
+    def joint(self, store: StateStore | Leases) -> bool:
         joins = getattr(store, "joins", None)
         return joins is not None and bool(joins(self._client))
 

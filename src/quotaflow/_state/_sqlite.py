@@ -4,10 +4,8 @@ leases in the state file (``_db``), hishel's cache in ``cache.db``. Strictly pri
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -15,17 +13,19 @@ from typing import TypeVar
 import hishel
 
 from .._credentials import load_key
-from ._backend import CACHE_FILE, STATE_FILE, Backend, Leases
+from ._backend import CACHE_FILE, STATE_FILE, Backend, First, Leases
 from ._books import Books
 from ._db import LocalStateError, StateDB
-from ._gate import JUMP_MS
 from ._hishel import AsyncSqliteCache, SqliteCache, index_cache
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
 from ._schema import JOURNAL_FILE
+from ._sqlite_leases import SqliteLeases
 from ._trust import Row
+
+__all__ = ["SqliteBackend", "SqliteLeases", "SqliteLedger", "SqliteWindowStore"]
 
 T = TypeVar("T")
 
@@ -69,21 +69,33 @@ class SqliteLedger(Ledger):
             return []
 
     def _store(
-        self, name: str, change: Callable[[Books], T], once: str = "", also: Also | None = None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        once: str = "",
+        also: Also | None = None,
+        first: First | None = None,
     ) -> T:
         try:
-            return self._stored_update(name, change, once, also)
+            return self._stored_update(name, change, once, also, first)
         except LocalStateError as exc:
             raise Unreachable(str(exc)) from exc
 
-    def joint(self, store: StateStore) -> bool:
+    def joint(self, store: StateStore | Leases) -> bool:
         joins = getattr(store, "joins", None)
         return joins is not None and bool(joins(self._db))
 
     def _stored_update(
-        self, name: str, change: Callable[[Books], T], once: str, also: Also | None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        once: str,
+        also: Also | None,
+        first: First | None = None,
     ) -> T:
         with self._db.transaction() as cur:
+            if first is not None:
+                first(cur)
             replayed = False
             if once:
                 # Kept as long as Redis keeps them: an entry older is of an ended period.
@@ -200,74 +212,6 @@ class SqliteWindowStore(StateStore):
         self._local.reset()
         with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
             cur.execute("DELETE FROM limiter WHERE key = ?", (self._key,))
-
-
-# No lease is taken for longer (seconds): single flight's last 30 s.
-LONGEST_LEASE = 300.0
-
-
-def _holds(expires: float, now: float, ttl: float) -> bool:
-    """Whether a lease expiring at ``expires`` still runs at ``now``: one that runs
-    longer than it could have been taken for (more than a clock step's tolerance, see
-    ``_window.JUMP_MS``: another process may have read its clock a little later) was
-    taken before the clock stepped back, and has run its course."""
-    return now < expires <= now + ttl + JUMP_MS / 1000
-
-
-def _alive(token: str) -> bool:
-    """Whether the process that took a lease (its pid leads the token) still runs. The
-    processes sharing a SQLite state share a machine, so a leader that died (SIGKILL)
-    is seen at once, not when its lease expires. A token of another form: alive."""
-    pid, _, _ = token.partition("-")
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: it exists
-        return True
-    return True
-
-
-class SqliteLeases(Leases):
-    """Leases in the state file, each naming the process that holds it: a holder that
-    died lets go at once."""
-
-    def __init__(self, db: StateDB) -> None:
-        self._db = db
-
-    def acquire(self, key: str, ttl: float, now: float) -> str | None:
-        token = f"{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            return self._acquire(key, token, ttl, now)
-        except LocalStateError:
-            return token  # fail open: lead without a lease
-
-    def _acquire(self, key: str, token: str, ttl: float, now: float) -> str | None:
-        with self._db.transaction() as cur:
-            cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
-            row = cur.fetchone()
-            if row is not None and _holds(row[0], now, ttl) and _alive(row[1]):
-                return None
-            cur.execute(
-                "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
-                (key, token, now + ttl),
-            )
-        return token
-
-    def release(self, key: str, token: str) -> None:
-        with contextlib.suppress(LocalStateError), self._db.transaction() as cur:
-            cur.execute("DELETE FROM leases WHERE key = ? AND token = ?", (key, token))
-
-    def held(self, key: str, now: float) -> bool:
-        try:
-            with self._db.transaction() as cur:
-                cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
-                row = cur.fetchone()
-        except LocalStateError:
-            return False
-        return row is not None and _holds(row[0], now, LONGEST_LEASE) and _alive(row[1])
 
 
 class SqliteBackend(Backend):

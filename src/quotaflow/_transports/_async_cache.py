@@ -3,31 +3,20 @@
 
 from __future__ import annotations
 
-import time
-
-import anyio
-import attrs
 import hishel
 import httpx
 from hishel.httpx import AsyncCacheTransport
 
-from .._clock import Clock
 from .._cold import ColdStore
 from .._flight import (
-    FOLLOW_POLL,
-    LEASE_POLL,
-    LEASE_TTL,
     Flight,
     SingleFlight,
-    aoffload,
-    follower_error,
-    given_up,
-    wait_limit,
 )
 from .._hot import HotTier, entry_for
 from .._info import CACHED, Cached, CacheStatus, Route, route_of
 from .._known import EmptyKeys
 from ._async_layer import AsyncLayer
+from ._async_lead import AsyncLeading
 from ._async_policy import AsyncAround, AsyncPolicyTransport, athrough
 from ._async_stored import AsyncStoredTiers
 from ._body import decoded
@@ -82,6 +71,7 @@ class AsyncCachingTransport(AsyncLayer):
         policed = AsyncPolicyTransport(next_transport, storage, policy, known)
         self._around = AsyncAround(policed, known, flights, policy.max_body)
         self._hishel = AsyncCacheTransport(policed, storage=storage, rfc=OPTIONS)
+        self._leading = AsyncLeading(flights, policy.clock, self._stored, self._athrough_hishel)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
@@ -132,12 +122,18 @@ class AsyncCachingTransport(AsyncLayer):
                 flight, leads = self._flights.join(route.key, asynchronous=True)
                 if leads:
                     leading = flight
-                    await self._await_lease(route, request, flight)
-                elif (found := await self._afollow(route, request, flight)) is not None:
+                elif (found := await self._leading.afollow(route, request, flight)) is not None:
                     return found  # a follower: the leader's answer, read from storage
-            response, below = await self._athrough_hishel(route, request, now)
+            if leading is None:
+                response, below = await self._athrough_hishel(route, request, now)
+            else:
+                led = await self._leading.alead(route, request, now, leading)
+                if isinstance(led, httpx.Response):  # another process's, from storage
+                    await self._leading.arelease(leading, None)
+                    return led
+                response, below = led
         except BaseException as exc:
-            await self._arelease(leading, exc)
+            await self._leading.arelease(leading, exc)
             raise
         return await self._ahand_on(route, request, response, below, leading)
 
@@ -166,10 +162,12 @@ class AsyncCachingTransport(AsyncLayer):
         if below.spent is not None and below.spent.buffered:
             return await self._abuffered(route, request, response, below, leading)
         keep = worth_keeping(response, self._hot) if hot else 0
-        if not cached.stored:
+        if not cached.stored and leading is not None:
             # Nothing will be stored to wait for (an event stream, no-store, no
-            # freshness...): the followers go upstream now, side by side.
-            await self._arelease(leading, None)
+            # freshness...): the followers go upstream now, side by side (a landed lease
+            # too is given back).
+            leading.landed = False
+            await self._leading.arelease(leading, None)
             leading = None
         if leading is None and not keep and cold is None:
             return response
@@ -185,54 +183,14 @@ class AsyncCachingTransport(AsyncLayer):
                     self._hot.put(route.key, entry)
             if body is not None and below.keep_for is not None:
                 await self._stored.akeep_cold(route, request, response, body, below.keep_for, cost)
-            await self._arelease(leading, None)
+            if body is None and leading is not None:
+                leading.landed = False  # not stored: give the lease back
+            await self._leading.arelease(leading, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = AsyncTee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
-
-    async def _await_lease(self, route: Route, request: httpx.Request, flight: Flight) -> None:
-        """The leader in this process: take the cross-process lease, or wait (within
-        the request's own limit) while another process holds it. Either way hishel's
-        lookup then runs once, and finds what another process stored meanwhile."""
-        if await aoffload(self._flights.lease, flight):
-            return
-        clock: Clock = self._clock
-        limit = wait_limit(request) or LEASE_TTL
-        waited = 0.0
-        while await aoffload(self._flights.leased_elsewhere, route.key):
-            if waited >= limit:
-                return  # the other process is slow: fetch for ourselves, leading
-            await clock.asleep(LEASE_POLL)
-            waited += LEASE_POLL
-
-    @staticmethod
-    async def _await_leader(flight: Flight, timeout: float | None) -> bool:
-        """Wait for the leader to land; False if ``timeout`` passed first, or the
-        leader's answer has been streaming to its caller too long (``given_up``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not await flight.await_done(FOLLOW_POLL):
-            if given_up(flight, deadline):
-                return False
-        return True
-
-    async def _afollow(
-        self, route: Route, request: httpx.Request, flight: Flight
-    ) -> httpx.Response | None:
-        """A follower: wait for the leader, then the one warm read of what it stored
-        (None: go on to hishel: a leader too slow, a body too big for memory, an
-        answer not stored, a refused leader)."""
-        if not await self._await_leader(flight, wait_limit(request)):
-            return None  # as without quotaflow: this request fetches its own answer
-        if flight.error is not None and (error := follower_error(flight, request)):
-            raise error
-        if not route.hot:
-            return None
-        found = await self._stored.aread(route, request, self._clock.time())
-        if found is not None:
-            found.extensions[CACHED] = attrs.evolve(found.extensions[CACHED], collapsed=True)
-        return found
 
     async def _abuffered(
         self,
@@ -249,7 +207,7 @@ class AsyncCachingTransport(AsyncLayer):
             async for chunk in response.aiter_raw():
                 chunks.append(chunk)
         except BaseException as exc:
-            await self._arelease(leading, exc)
+            await self._leading.arelease(leading, exc)
             raise
         raw = b"".join(chunks)
         read = decoded(response, raw, self._max_body)
@@ -260,7 +218,7 @@ class AsyncCachingTransport(AsyncLayer):
         if self._cold is not None and below.keep_for is not None:
             cost = below.spent.cost if below.spent is not None else 0
             await self._stored.akeep_cold(route, request, read, raw, below.keep_for, cost)
-        await self._arelease(leading, None)
+        await self._leading.arelease(leading, None)
         return read
 
     async def _aconditional(
@@ -279,17 +237,6 @@ class AsyncCachingTransport(AsyncLayer):
         reason = "the caller's conditional request went to the origin, unstored"
         response.extensions[CACHED] = Cached(reason=reason)
         return response
-
-    async def _arelease(self, flight: Flight | None, error: BaseException | None) -> None:
-        """The leader is done: release its followers (and a shared lease), even when
-        its own request was cancelled."""
-        if flight is None:
-            return
-        with anyio.CancelScope(shield=True):  # the caller's cancellation stops short
-            if flight.token is not None:
-                await aoffload(self._flights.release, flight, error)
-            else:
-                self._flights.release(flight, error)
 
     async def _aclose_own(self) -> None:
         await self._stored.aclose()

@@ -88,8 +88,10 @@ class AsyncRateLimitTransport(AsyncLayer):
         probe = await self._aopen_circuit(route)
         ticket: Ticket | None = None
         try:
-            if limiter.limits(route, request):
-                ticket = await aoffload(limiter.reserve, route, request)
+            limits = limiter.limits(route, request)
+            if limits or (route.lease is not None and not tally.leased):
+                ticket = await aoffload(limiter.before, route, request, tally)
+            if limits:
                 try:
                     if limiter.probe.wanted(route):
                         await self._aprobe(route, tally)

@@ -69,10 +69,19 @@ class Tally:
     verdict: Verdict = "ok"
     buffered: bool = False
     forecast: float | None = None
+    # The route's lease was taken (``Limiter.before``), and landed with the settle.
+    leased: bool = False
+    landed: bool = False
 
     def spent(self) -> Spent:
         return Spent(
-            self.cost, self.remaining, self.waited, self.verdict, self.buffered, self.forecast
+            self.cost,
+            self.remaining,
+            self.waited,
+            self.verdict,
+            self.buffered,
+            self.forecast,
+            self.landed,
         )
 
 

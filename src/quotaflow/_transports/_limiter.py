@@ -9,23 +9,25 @@ from typing import Any
 
 import httpx
 
-from .. import _policy, events
+from .. import events
 from .._alert_command import AlertCommand
 from .._clock import Clock
-from .._info import Route
+from .._info import Lease, Route
 from .._profiles import DEFAULT_PROFILE, QuotaReading
 from .._state._backend import Backend
 from .._state._books import Ticket, snapshot
 from .._state._breaker import Breaker
+from .._state._leasing import Leasing
 from .._state._pyrate import Decision
 from .._state._shared import release
 from .._state._short import ShortWindow
 from .._state._steady import Steady
 from ..events import Emitter
 from ..exceptions import QuotaExhausted, StateUnavailable
-from ._attempts import Tally, charged, retry_delay, window_hold
+from ._attempts import Tally, charged, retry_delay
 from ._core import MAX_BODY
-from ._guarded import guarded_cost, guarded_reading, guarded_verdict, guarded_window
+from ._guarded import guarded_cost, guarded_reading, guarded_verdict
+from ._pauses import hold
 from ._probe import LostLedgerProbe
 from ._report import quota_alert
 
@@ -59,6 +61,7 @@ class Limiter:
         self.on_close: list[Callable[[], None]] = []
         self.backend = backend
         self.ledger = backend.ledger
+        self.leasing = Leasing(backend.leases, backend.ledger)
         self.alert_command = alert_command
         self.probe = LostLedgerProbe(self.ledger, clock)
         self.clock = clock
@@ -147,11 +150,33 @@ class Limiter:
         self.outcome(route, failed, probe, type(exc).__name__)
         self.abandon(route, tally, ticket, exc)
 
-    def reserve(self, route: Route, request: httpx.Request) -> Ticket | None:
+    def before(self, route: Route, request: httpx.Request, tally: Tally) -> Ticket | None:
+        """The one round trip before an upstream call: the reservation, the short
+        window's check (with the pause and the circuit) and the route's single-flight
+        lease (``_leasing``, taken on the first attempt only), in one transaction where
+        the backend joins them; the lease alone for a request that reserves nothing.
+
+        Raises:
+            QuotaExhausted: the quota refuses (nothing was reserved, no lease taken).
+            LeaseHeld: another process leads this resource: nothing was reserved.
+        """
+        lease = route.lease if not tally.leased else None
+        ticket, took = None, False
+        if self.limits(route, request):
+            ticket, took = self._reserve(route, request, lease)
+        if lease is not None:
+            if not took:
+                self.leasing.take(lease, self.clock.time())
+            tally.leased = True
+        return ticket
+
+    def _reserve(
+        self, route: Route, request: httpx.Request, lease: Lease | None
+    ) -> tuple[Ticket | None, bool]:
         """Set the request's cost aside; where the ledger and the short window share a
         state file, the window's check (and the pause and the circuit with it) runs in
         the same transaction: one round trip, and the wait room, unless it must wait,
-        asks nothing more (``ShortWindow.joined``)."""
+        asks nothing more (``ShortWindow.joined``). Also whether ``lease`` was taken."""
         cost, now = guarded_cost(route.profile, request), self.clock.time()
         window = self.windows.get(route.profile.name) if self.joint else None
         found: list[Decision] = []
@@ -161,12 +186,13 @@ class Limiter:
             def also(handle: Any) -> Callable[[Any], None] | None:
                 return window.check_in(handle, now, found.append)
 
+        first = self.leasing.first(lease, now) if lease is not None else None
         ticket, stored = self.ledger.reserve_with(
-            route.profile, route.priority, cost, now, route.account, also
+            route.profile, route.priority, cost, now, route.account, also, first
         )
         if window is not None and stored and found:
             window.joined(route, found[-1], now)
-        return ticket
+        return ticket, stored and first is not None
 
     def release(self, route: Route, ticket: Ticket | None) -> None:
         """The request was never sent: it spent nothing."""
@@ -198,16 +224,17 @@ class Limiter:
         spent, pauses the profile everywhere); raise QuotaExhausted if the API says the
         quota is gone."""
         profile = route.profile
-        if response.status_code == 429:
-            self._hold(route, response)
-        if profile.read_window is not None:
-            self._hold_window(route, response)
+        hold(self.windows.get(profile.name), route, response, self.clock.time())
         reading = guarded_reading(profile, response)
         tally.verdict = guarded_verdict(profile, response)
         exhausted = tally.verdict == "quota_exhausted"
         estimate = ticket.cost if ticket is not None else 0
         spent = charged(response.status_code, reading, estimate, exhausted=exhausted)
         tally.cost += spent
+        # The answer came: the lease lands with the settle (a failure may be retried,
+        # and is not stored: its lease is given back as before).
+        lease = route.lease if tally.leased and response.status_code < 400 else None
+        land = self.leasing.land(lease, self.clock.time()) if lease is not None else None
         try:
             settled = self.ledger.record(
                 profile,
@@ -217,8 +244,10 @@ class Limiter:
                 self.clock.time(),
                 exhausted=exhausted,
                 account=route.account,
+                also=land,
             )
             tally.remaining, tally.forecast = settled.remaining, settled.forecast
+            tally.landed = land is not None and settled.stored
             quota_alert(self.emit, self.alert_command, route, settled, self.clock.time())
         except StateUnavailable:
             # The answer is paid for: deliver it. The reservation stays in the shared
@@ -241,36 +270,6 @@ class Limiter:
                 remaining=tally.remaining,
                 cost=tally.cost,
             )
-
-    def _hold(self, route: Route, response: httpx.Response) -> None:
-        """A 429 with Retry-After: the API asks everyone on the key to hold off, not just
-        this request. Every process on the profile's state waits until then."""
-        now = self.clock.time()
-        delay = _policy.retry_after(response.headers.get("retry-after"), now)
-        if delay is not None:
-            self._pause(route, now + delay, now)
-
-    def _hold_window(self, route: Route, response: httpx.Response) -> None:
-        """The API says its short window is spent: requests on the same key we don't
-        know of (another client, a machine not sharing our state) used it up, and our
-        own window would let the next request collect a 429. Hold off until it resets."""
-        reading = guarded_window(route.profile, response)
-        if reading is None:
-            return
-        now = self.clock.time()
-        delay = window_hold(route.profile, reading, now)
-        if delay > 0:
-            self._pause(route, now + delay, now)
-
-    def _pause(self, route: Route, until: float, now: float) -> None:
-        window = self.windows.get(route.profile.name)
-        if window is None:
-            return
-        try:
-            window.pause(until, now)
-        except StateUnavailable:
-            # Paused here all the same; the other processes learn from their own answers.
-            logger.warning("profile %s: could not share a pause", route.profile.name)
 
     def retry_delay(
         self,

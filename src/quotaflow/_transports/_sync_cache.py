@@ -3,25 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
-
-import attrs
 import hishel
 import httpx
 from hishel.httpx import CacheTransport
 
-from .._clock import Clock
 from .._cold import ColdStore
 from .._flight import (
-    FOLLOW_POLL,
-    LEASE_POLL,
-    LEASE_TTL,
     Flight,
     SingleFlight,
-    follower_error,
-    given_up,
-    wait_limit,
 )
 from .._hot import HotTier, entry_for
 from .._info import CACHED, Cached, CacheStatus, Route, route_of
@@ -40,6 +29,7 @@ from ._cache import (
 from ._core import SAFE_METHODS, FromBelow, Policy, hit
 from ._route import redacted
 from ._sync_layer import Layer
+from ._sync_lead import Leading
 from ._sync_policy import Around, PolicyTransport, through
 from ._sync_stored import StoredTiers
 
@@ -81,6 +71,7 @@ class CachingTransport(Layer):
         policed = PolicyTransport(next_transport, storage, policy, known)
         self._around = Around(policed, known, flights, policy.max_body)
         self._hishel = CacheTransport(policed, storage=storage, rfc=OPTIONS)
+        self._leading = Leading(flights, policy.clock, self._stored, self._through_hishel)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         route = route_of(request)
@@ -131,12 +122,18 @@ class CachingTransport(Layer):
                 flight, leads = self._flights.join(route.key, asynchronous=False)
                 if leads:
                     leading = flight
-                    self._wait_lease(route, request, flight)
-                elif (found := self._follow(route, request, flight)) is not None:
+                elif (found := self._leading.follow(route, request, flight)) is not None:
                     return found  # a follower: the leader's answer, read from storage
-            response, below = self._through_hishel(route, request, now)
+            if leading is None:
+                response, below = self._through_hishel(route, request, now)
+            else:
+                led = self._leading.lead(route, request, now, leading)
+                if isinstance(led, httpx.Response):  # another process's, from storage
+                    self._leading.release(leading, None)
+                    return led
+                response, below = led
         except BaseException as exc:
-            self._release(leading, exc)
+            self._leading.release(leading, exc)
             raise
         return self._hand_on(route, request, response, below, leading)
 
@@ -165,10 +162,12 @@ class CachingTransport(Layer):
         if below.spent is not None and below.spent.buffered:
             return self._buffered(route, request, response, below, leading)
         keep = worth_keeping(response, self._hot) if hot else 0
-        if not cached.stored:
+        if not cached.stored and leading is not None:
             # Nothing will be stored to wait for (an event stream, no-store, no
-            # freshness...): the followers go upstream now, side by side.
-            self._release(leading, None)
+            # freshness...): the followers go upstream now, side by side (a landed lease
+            # too is given back).
+            leading.landed = False
+            self._leading.release(leading, None)
             leading = None
         if leading is None and not keep and cold is None:
             return response
@@ -184,54 +183,14 @@ class CachingTransport(Layer):
                     self._hot.put(route.key, entry)
             if body is not None and below.keep_for is not None:
                 self._stored.keep_cold(route, request, response, body, below.keep_for, cost)
-            self._release(leading, None)
+            if body is None and leading is not None:
+                leading.landed = False  # not stored: give the lease back
+            self._leading.release(leading, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
         response.stream = Tee(response.stream, tee, done)  # type: ignore[arg-type]
         return response
-
-    def _wait_lease(self, route: Route, request: httpx.Request, flight: Flight) -> None:
-        """The leader in this process: take the cross-process lease, or wait (within
-        the request's own limit) while another process holds it. Either way hishel's
-        lookup then runs once, and finds what another process stored meanwhile."""
-        if self._flights.lease(flight):
-            return
-        clock: Clock = self._clock
-        limit = wait_limit(request) or LEASE_TTL
-        waited = 0.0
-        while self._flights.leased_elsewhere(route.key):
-            if waited >= limit:
-                return  # the other process is slow: fetch for ourselves, leading
-            clock.sleep(LEASE_POLL)
-            waited += LEASE_POLL
-
-    @staticmethod
-    def _wait_leader(flight: Flight, timeout: float | None) -> bool:
-        """Wait for the leader to land; False if ``timeout`` passed first, or the
-        leader's answer has been streaming to its caller too long (``given_up``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not flight.wait_done(FOLLOW_POLL):
-            if given_up(flight, deadline):
-                return False
-        return True
-
-    def _follow(
-        self, route: Route, request: httpx.Request, flight: Flight
-    ) -> httpx.Response | None:
-        """A follower: wait for the leader, then the one warm read of what it stored
-        (None: go on to hishel: a leader too slow, a body too big for memory, an
-        answer not stored, a refused leader)."""
-        if not self._wait_leader(flight, wait_limit(request)):
-            return None  # as without quotaflow: this request fetches its own answer
-        if flight.error is not None and (error := follower_error(flight, request)):
-            raise error
-        if not route.hot:
-            return None
-        found = self._stored.read(route, request, self._clock.time())
-        if found is not None:
-            found.extensions[CACHED] = attrs.evolve(found.extensions[CACHED], collapsed=True)
-        return found
 
     def _buffered(
         self,
@@ -248,7 +207,7 @@ class CachingTransport(Layer):
             for chunk in response.iter_raw():
                 chunks.append(chunk)
         except BaseException as exc:
-            self._release(leading, exc)
+            self._leading.release(leading, exc)
             raise
         raw = b"".join(chunks)
         read = decoded(response, raw, self._max_body)
@@ -259,7 +218,7 @@ class CachingTransport(Layer):
         if self._cold is not None and below.keep_for is not None:
             cost = below.spent.cost if below.spent is not None else 0
             self._stored.keep_cold(route, request, read, raw, below.keep_for, cost)
-        self._release(leading, None)
+        self._leading.release(leading, None)
         return read
 
     def _conditional(self, route: Route, request: httpx.Request, now: float) -> httpx.Response:
@@ -276,17 +235,6 @@ class CachingTransport(Layer):
         reason = "the caller's conditional request went to the origin, unstored"
         response.extensions[CACHED] = Cached(reason=reason)
         return response
-
-    def _release(self, flight: Flight | None, error: BaseException | None) -> None:
-        """The leader is done: release its followers (and a shared lease), even when
-        its own request was cancelled."""
-        if flight is None:
-            return
-        with contextlib.nullcontext():  # the caller's cancellation stops short
-            if flight.token is not None:
-                self._flights.release(flight, error)
-            else:
-                self._flights.release(flight, error)
 
     def _close_own(self) -> None:
         self._stored.close()

@@ -83,8 +83,10 @@ class RateLimitTransport(Layer):
         probe = self._open_circuit(route)
         ticket: Ticket | None = None
         try:
-            if limiter.limits(route, request):
-                ticket = limiter.reserve(route, request)
+            limits = limiter.limits(route, request)
+            if limits or (route.lease is not None and not tally.leased):
+                ticket = limiter.before(route, request, tally)
+            if limits:
                 try:
                     if limiter.probe.wanted(route):
                         self._probe(route, tally)
