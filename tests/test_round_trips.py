@@ -18,6 +18,8 @@ from quotaflow._state._sqlite import SqliteLedger
 
 from .conftest import BASE, START, Harness, api_profile, info
 
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
 
 def misses(client: Harness, n: int, start: int = 0) -> int:
     """State round trips of ``n`` misses."""
@@ -45,6 +47,44 @@ def test_a_miss_costs_one_round_trip_less_joined(
     assert info(last).remaining == 100 - 12
     window = _PARTS[client.client].limiter.windows["api"]
     assert window.available(START.timestamp()) == 100 - 12
+
+
+def test_a_miss_writes_state_db_twice_as_the_benchmark_counts(
+    stack: Callable[..., Harness],
+    router: respx.Router,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted as ``benchmarks/paths.py`` counts them (a trace on every sqlite3
+    connection the client opens): a miss begins 2 write transactions on state.db, one
+    before the upstream call and one after, as the backend's own count says."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import paths
+
+    route = router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+    with paths.sql_traced() as counts:
+        client = stack(profiles=[api_profile(rates=(Rate(100, per=1.0),))])
+        client.get(f"{BASE}/m-warm")
+        counts.clear()
+        assert misses(client, 10) == 20
+        assert counts[("state.db", "writes")] == 20
+    assert route.call_count == 11
+
+
+def test_a_post_to_a_profiled_host_is_one_round_trip_before_and_one_after(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """A request that takes no lease (a POST is never cached) on a profile that limits
+    POSTs: its reservation with the window's check, then its settle."""
+    route = router.post(url__startswith=f"{BASE}/p").respond(200, json={})
+    profile = api_profile(rates=(Rate(100, per=1.0),), limited_methods=("GET", "POST"))
+    client = stack(profiles=[profile])
+    client.request("POST", f"{BASE}/p-warm", json={})
+    backend = _PARTS[client.client].backend
+    before = backend.round_trips()
+    for i in range(10):
+        client.request("POST", f"{BASE}/p{i}", json={})
+    assert backend.round_trips() - before == 20
+    assert route.call_count == 11
 
 
 def test_a_joined_check_that_refuses_leaves_the_wait_to_the_room(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import itertools
+import sqlite3
 import threading
 import uuid
 from typing import Any
@@ -97,13 +98,28 @@ class SqliteBoard(Board):
     def _waiting(self, now: float) -> list[tuple[str, int]]:
         try:
             with self._db.transaction() as cur:
-                rows = cur.execute(
-                    "SELECT token, rank FROM waiting WHERE profile = ? AND until >= ?",
-                    (self._profile, now),
-                ).fetchall()
+                return self._rows(cur, now)
         except LocalStateError:
             return []
+
+    def _rows(self, cur: sqlite3.Cursor, now: float) -> list[tuple[str, int]]:
+        rows = cur.execute(
+            "SELECT token, rank FROM waiting WHERE profile = ? AND until >= ?",
+            (self._profile, now),
+        ).fetchall()
         return [(str(token), int(rank)) for token, rank in rows]
+
+    def joins(self, db: StateDB) -> bool:
+        """Whether the board can be read in a transaction of ``db``'s."""
+        return db is self._db
+
+    def ahead_in(self, cur: sqlite3.Cursor, rank: int, now: float) -> bool:
+        """:meth:`ahead` in a transaction of the caller's (a reservation's: no round
+        trip of its own). Without the board's lock: a thread in :meth:`ahead` may hold
+        it waiting for the transaction's (a stale read is a courtesy's worth)."""
+        if not self._seen_at <= now < self._seen_at + REFRESH:
+            self._seen, self._seen_at = self._rows(cur, now), now
+        return any(r < rank and not token.startswith(self._me) for token, r in self._seen)
 
 
 class RedisBoard(Board):

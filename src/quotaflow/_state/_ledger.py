@@ -19,6 +19,7 @@ from .._priority import Priority
 from .._profiles import ApiProfile, QuotaReading
 from ..exceptions import QuotaExhausted
 from ._backend import Also, First, Leases, Unreachable
+from ._board import Board
 from ._books import (
     Books,
     QuotaSnapshot,
@@ -82,7 +83,7 @@ class Ledger(abc.ABC):
             Unreachable: the store cannot keep it now.
         """
 
-    def joint(self, store: StateStore | Leases) -> bool:
+    def joint(self, store: StateStore | Leases | Board) -> bool:
         """Whether a check on ``store`` (or a lease) can join this ledger's transactions
         (``also``, ``first``)."""
         return False

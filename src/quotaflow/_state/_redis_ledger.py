@@ -15,6 +15,7 @@ from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
 from ._backend import First, Leases
+from ._board import Board
 from ._books import Books
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
@@ -161,7 +162,7 @@ class RedisLedger(Ledger):
         assert first is None  # leases do not join a Redis ledger's transactions
         return self._guard.run(lambda: self._transact(name, change, once, also), _unreachable)
 
-    def joint(self, store: StateStore | Leases) -> bool:
+    def joint(self, store: StateStore | Leases | Board) -> bool:
         joins = getattr(store, "joins", None)
         return joins is not None and bool(joins(self._client))
 

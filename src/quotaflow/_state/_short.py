@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._profiles import ApiProfile
-from ._board import LOWEST, Board
+from ._board import LOWEST, Board, SqliteBoard
 from ._gate import NO_GATE, PAUSED, GateOp, GateState, WindowDecision, gate_of
 from ._pyrate import Decision, StateStore, WindowRate, check
 from ._sqlite import SqliteWindowStore
@@ -116,11 +116,13 @@ class ShortWindow:
     def joinable(self, ledger: Ledger, now: float) -> bool:
         """Whether a check can be joined to a reservation in ``ledger``'s transaction
         (one round trip for both): nobody waits here, no pause, the same state file."""
+        board = self.board
         return (
             self.waiters == 0
             and self._paused_for(now) <= 0
             and ledger.joint(self.store)
-            and (self.board is None or not self.board.ahead(LOWEST, now))
+            # A board in the same file is read in the transaction (``check_in``).
+            and (board is None or ledger.joint(board) or not board.ahead(LOWEST, now))
         )
 
     def check_in(
@@ -131,6 +133,8 @@ class ShortWindow:
         what reads its reply is returned."""
         store, algorithm, now_ms = self.store, self._algorithm(), math.floor(now * 1000)
         if isinstance(store, SqliteWindowStore):
+            if isinstance(self.board, SqliteBoard) and self.board.ahead_in(handle, LOWEST, now):
+                return None  # another process's waiter goes first: the wait room checks
             done(store.check_in(handle, algorithm, self.rates, now_ms, 1))
             return None
         read = store.queue(handle, algorithm, self.rates, now_ms, 1)  # type: ignore[attr-defined]

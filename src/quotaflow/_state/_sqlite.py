@@ -14,6 +14,7 @@ import hishel
 
 from .._credentials import load_key
 from ._backend import CACHE_FILE, STATE_FILE, Backend, First, Leases
+from ._board import Board
 from ._books import Books
 from ._db import LocalStateError, StateDB
 from ._hishel import AsyncSqliteCache, SqliteCache, index_cache
@@ -81,7 +82,7 @@ class SqliteLedger(Ledger):
         except LocalStateError as exc:
             raise Unreachable(str(exc)) from exc
 
-    def joint(self, store: StateStore | Leases) -> bool:
+    def joint(self, store: StateStore | Leases | Board) -> bool:
         joins = getattr(store, "joins", None)
         return joins is not None and bool(joins(self._db))
 
