@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import hishel
 
 from ._pyrate import StateStore
@@ -26,7 +27,6 @@ __all__ = [
     "STATE_FILE",
     "Also",
     "Backend",
-    "First",
     "LeaseHeld",
     "Leases",
     "Unreachable",
@@ -37,10 +37,20 @@ __all__ = [
 # runs at once; with a Redis pipeline in MULTI it queues a command and returns what
 # reads the command's reply after EXEC.
 Also = Callable[[Any], Callable[[Any], None] | None]
-# Run first in a ledger change's transaction, on the backend's own handle: the
-# single-flight lease taken with a reservation (``_leasing``). Raising (``LeaseHeld``),
-# it leaves the transaction undone.
-First = Callable[[Any], None]
+
+
+@attrs.frozen
+class LeaseStep:
+    """A single-flight lease taken with a reservation (``take``: first in its
+    transaction, for ``seconds``; held by another process, it raises ``LeaseHeld`` and
+    leaves the transaction undone) or landed with a settle (lapsing ``seconds`` after
+    ``now``), in the ledger's transaction (``_leasing``). Strictly private."""
+
+    key: str
+    token: str
+    seconds: float
+    now: float
+    take: bool
 
 
 class Unreachable(Exception):
@@ -58,6 +68,11 @@ logger = logging.getLogger("quotaflow")
 
 class Leases(abc.ABC):
     """Locks with an expiry, so that one process at a time fetches a resource."""
+
+    # Whether a lease may be landed with a settle (``_leasing``): its expiry is judged
+    # on the clock the waiters judge it on (SQLite: the client's). Redis expires keys on
+    # its own clock, so there a lease is given back once the answer is stored.
+    lands = False
 
     def token(self) -> str:
         """A new token to hold a lease with."""

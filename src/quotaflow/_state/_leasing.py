@@ -9,15 +9,16 @@ body yet, and the other processes wait for it in storage) but set to lapse
 for a streaming answer (``_flight.given_up``). Once the answer is stored nothing more is
 written: the other processes' waiters find it in storage (or see the lease lapse). An
 answer that will not be stored, a failure and an error give the lease back as before.
+On Redis the lease is taken with the reservation too (queued in its MULTI, WATCHed and
+read with the books) but given back once the answer is stored, as before: Redis expires
+keys on its own clock, not the client's (``Leases.lands``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._info import Lease
-from ._backend import First, LeaseHeld, Leases
-from ._ledger import Also, Ledger
+from ._backend import LeaseHeld, Leases, LeaseStep
+from ._ledger import Ledger
 
 __all__ = ["FOLLOW_BODY", "LEASE_TTL", "Leasing"]
 
@@ -38,18 +39,12 @@ class Leasing:
         self.leases = leases
         self.joint = ledger.joint(leases)
 
-    def first(self, lease: Lease, now: float) -> First | None:
-        """What takes ``lease`` first in a reservation's transaction (None: the backend
+    def first(self, lease: Lease, now: float) -> LeaseStep | None:
+        """``lease`` to take first in a reservation's transaction (None: the backend
         cannot; :meth:`take` then)."""
         if not self.joint:
             return None
-        take = self.leases.acquire_in  # type: ignore[attr-defined]
-
-        def first(handle: Any) -> None:
-            if not take(handle, lease.key, lease.token, LEASE_TTL, now):
-                raise LeaseHeld(lease.key)
-
-        return first
+        return LeaseStep(lease.key, lease.token, LEASE_TTL, now, take=True)
 
     def take(self, lease: Lease, now: float) -> None:
         """Take ``lease`` in a round trip of its own.
@@ -60,14 +55,9 @@ class Leasing:
         if self.leases.acquire(lease.key, LEASE_TTL, now, lease.token) is None:
             raise LeaseHeld(lease.key)
 
-    def land(self, lease: Lease, now: float) -> Also | None:
-        """What lands ``lease`` in a settle's transaction (None: the backend cannot; the
+    def land(self, lease: Lease, now: float) -> LeaseStep | None:
+        """``lease`` to land in a settle's transaction (None: the backend cannot; the
         caching layer then releases it once the answer is stored, as before)."""
-        if not self.joint:
+        if not (self.joint and self.leases.lands):
             return None
-        land = self.leases.land_in  # type: ignore[attr-defined]
-
-        def also(handle: Any) -> None:
-            land(handle, lease.key, lease.token, now + FOLLOW_BODY)
-
-        return also
+        return LeaseStep(lease.key, lease.token, FOLLOW_BODY, now, take=False)

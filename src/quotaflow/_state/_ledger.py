@@ -18,7 +18,7 @@ import attrs
 from .._priority import Priority
 from .._profiles import ApiProfile, QuotaReading
 from ..exceptions import QuotaExhausted
-from ._backend import Also, First, Leases, Unreachable
+from ._backend import Also, Leases, LeaseStep, Unreachable
 from ._board import Board
 from ._books import (
     Books,
@@ -37,7 +37,7 @@ from ._pyrate import StateStore
 from ._replay import replayed
 from ._trust import Row
 
-__all__ = ["Also", "First", "Ledger", "Unreachable"]
+__all__ = ["Also", "Ledger", "Unreachable"]
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class Ledger(abc.ABC):
         change: Callable[[Books], T],
         once: str = "",
         also: Also | None = None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> T:
         """Run ``change`` on the books of row ``name`` and store them, atomically.
 
@@ -76,8 +76,8 @@ class Ledger(abc.ABC):
         raises, nothing is stored. ``once``: the id of the journal entry the change
         applies; the books tell whether one of that id was stored before
         (``Books.replayed``), and the id is stored with the change. ``also`` (after
-        ``change``) and ``first`` (before it; raising, it stops the transaction): run
-        in the same transaction, if the backend can (see :meth:`joint`).
+        ``change``) and ``lease`` (see ``LeaseStep``): in the same transaction, if
+        the backend can (see :meth:`joint`).
 
         Raises:
             Unreachable: the store cannot keep it now.
@@ -85,7 +85,7 @@ class Ledger(abc.ABC):
 
     def joint(self, store: StateStore | Leases | Board) -> bool:
         """Whether a check on ``store`` (or a lease) can join this ledger's transactions
-        (``also``, ``first``)."""
+        (``also``, ``lease``)."""
         return False
 
     def _fallback(self, name: str, change: Callable[[Books], T]) -> T:
@@ -97,11 +97,11 @@ class Ledger(abc.ABC):
         name: str,
         change: Callable[[Books], T],
         also: Also | None = None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> tuple[T, bool]:
         """``change`` stored (True), or decided without the store (False)."""
         try:
-            return self._store(name, change, also=also, first=first), True
+            return self._store(name, change, also=also, lease=lease), True
         except Unreachable:
             return self._fallback(name, change), False
 
@@ -193,14 +193,14 @@ class Ledger(abc.ABC):
         now: float,
         account: str | None = None,
         also: Also | None = None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> tuple[Ticket | None, bool]:
-        """:meth:`reserve`, with ``also`` and ``first`` run in the same transaction if the
+        """:meth:`reserve`, with ``also`` and ``lease`` in the same transaction if the
         backend can (:meth:`joint`); also whether the reservation (and they) was stored.
 
         Raises:
             QuotaExhausted: the units would come out of ``priority``'s reserve.
-            LeaseHeld: ``first`` found the lease it takes held by another process.
+            LeaseHeld: ``lease`` is held by another process.
         """
         if profile.quota is None:
             return None, False
@@ -229,7 +229,7 @@ class Ledger(abc.ABC):
             self._remember(name, books)
             return ticket
 
-        found, stored = self._update(name, change, also, first)
+        found, stored = self._update(name, change, also, lease)
         if stored:
             self._stored(name, seen, now)
         return found, stored
@@ -265,12 +265,12 @@ class Ledger(abc.ABC):
         *,
         exhausted: bool = False,
         account: str | None = None,
-        also: Also | None = None,
+        lease: LeaseStep | None = None,
     ) -> Settled:
         """:meth:`settle`, also telling which alert levels the quota fell to (each is
         told once, to the one process whose answer crossed it), and logging them. A
-        call the store cannot record now goes to the journal. ``also``: as for
-        :meth:`reserve_with`; whether it was stored is :attr:`Settled.stored`."""
+        call the store cannot record now goes to the journal. ``lease``: landed in the
+        same transaction if the backend can; whether it was stored: ``Settled.stored``."""
         if profile.quota is None:
             return Settled(reading.remaining)
         name = ticket.profile if ticket is not None else account_name(profile, account)
@@ -298,7 +298,7 @@ class Ledger(abc.ABC):
             self._remember(name, books)
             return found
 
-        settled, stored = self._update(name, change, also)
+        settled, stored = self._update(name, change, lease=lease)
         if stored:
             self._stored(name, seen, now)
             settled = attrs.evolve(settled, stored=True)

@@ -106,7 +106,11 @@ class RedisLeases(Leases):
         self._release = client.register_script(_RELEASE)
 
     def _key(self, key: str) -> str:
-        return f"{self._prefix}:lease:{key}"
+        return f"{self._prefix}:lease:{key}"  # also the ledger's (``_redis_ledger._lease``)
+
+    def joins(self, client: redis.Redis) -> bool:
+        """Whether the lease can be taken in a transaction of ``client``'s."""
+        return client is self._client
 
     def acquire(self, key: str, ttl: float, now: float, token: str | None = None) -> str | None:
         held = token or self.token()

@@ -14,7 +14,7 @@ import redis
 from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
-from ._backend import First, Leases
+from ._backend import LeaseHeld, Leases, LeaseStep
 from ._board import Board
 from ._books import Books
 from ._journal import REPLAYED_KEEP, Journal
@@ -29,11 +29,17 @@ MAX_TRIES = 50  # optimistic transaction attempts before giving up
 SEEDED = "seeded"
 
 
-# The books in one round trip: the row's hash, the reservations' hash, and whether a
-# journal entry was recorded (a third key, for a replay).
+# The books in one round trip: the row's hash, the reservations' hash, whether a
+# journal entry was recorded (a third key, for a replay: ARGV[1] is 1) and who holds a
+# single-flight lease (the last key: ARGV[2] is 1; ``_leasing``).
 _READ = """
-local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), 0}
-if KEYS[3] then out[3] = redis.call('EXISTS', KEYS[3]) end
+local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), 0, false}
+local at = 3
+if ARGV[1] == '1' then
+    out[3] = redis.call('EXISTS', KEYS[3])
+    at = 4
+end
+if ARGV[2] == '1' then out[4] = redis.call('GET', KEYS[at]) end
 return out
 """
 
@@ -43,11 +49,22 @@ def _pairs(flat: list[bytes | str]) -> dict[str, str]:
 
 
 def _read(
-    pipe: redis.client.Pipeline, keys: list[str]
-) -> tuple[dict[str, str], dict[str, str], bool]:
-    """The row, the reservations and whether the entry was replayed, as WATCHed."""
-    row, inflight, replayed = pipe.eval(_READ, len(keys), *keys)
-    return _pairs(row), _pairs(inflight), bool(replayed)
+    pipe: redis.client.Pipeline, keys: list[str], once: bool, lease: bool
+) -> tuple[dict[str, str], dict[str, str], bool, str | None]:
+    """The row, the reservations, whether the entry was replayed and the lease's holder,
+    as WATCHed."""
+    row, inflight, replayed, holder = pipe.eval(_READ, len(keys), *keys, int(once), int(lease))
+    return _pairs(row), _pairs(inflight), bool(replayed), None if holder is None else _text(holder)
+
+
+def _lease(pipe: redis.client.Pipeline, key: str, step: LeaseStep, holder: str | None) -> None:
+    """The lease's part of a transaction, queued in its MULTI: taken (renewed if its
+    token holds it), or landed while its token still holds it."""
+    ms = max(1, round(step.seconds * 1000))
+    if step.take:
+        pipe.set(key, step.token, px=ms)
+    elif holder == step.token:
+        pipe.pexpire(key, ms)
 
 
 def _execute(pipe: redis.client.Pipeline, then: Callable[[Any], None] | None) -> None:
@@ -157,10 +174,11 @@ class RedisLedger(Ledger):
         change: Callable[[Books], T],
         once: str = "",
         also: Also | None = None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> T:
-        assert first is None  # leases do not join a Redis ledger's transactions
-        return self._guard.run(lambda: self._transact(name, change, once, also), _unreachable)
+        return self._guard.run(
+            lambda: self._transact(name, change, once, also, lease), _unreachable
+        )
 
     def joint(self, store: StateStore | Leases | Board) -> bool:
         joins = getattr(store, "joins", None)
@@ -173,18 +191,28 @@ class RedisLedger(Ledger):
         return change(Books(row=None)) if local is None else local.ledger._update(name, change)[0]
 
     def _transact(
-        self, name: str, change: Callable[[Books], T], once: str, also: Also | None = None
+        self,
+        name: str,
+        change: Callable[[Books], T],
+        once: str,
+        also: Also | None = None,
+        lease: LeaseStep | None = None,
     ) -> T:
         quota, inflight = self._keys(name)
         done = f"{self._prefix}:replayed:{once}"
+        leased = f"{self._prefix}:lease:{lease.key}" if lease is not None else ""
         with self._client.pipeline() as pipe:
             for attempt in range(MAX_TRIES):
                 try:
                     # WATCH, one script reading it all, EXEC: one is counted by run().
                     self._guard.trips += 2 if attempt == 0 else 3
-                    keys = [quota, inflight, *([done] if once else [])]
+                    keys = [quota, inflight, *([done] if once else []), *([leased] * bool(lease))]
                     pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    raw_row, old_inflight, replayed = _read(pipe, keys)
+                    raw_row, old_inflight, replayed, holder = _read(
+                        pipe, keys, bool(once), lease is not None
+                    )
+                    if lease is not None and lease.take and holder not in (None, lease.token):
+                        raise LeaseHeld(lease.key)  # nothing reserved: the EXEC never comes
                     old_row = _encode(_decode(raw_row))
                     books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
                     books.replayed = replayed
@@ -196,6 +224,8 @@ class RedisLedger(Ledger):
                     created = created and books.row is not None
                     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
                     pipe.multi()
+                    if lease is not None:
+                        _lease(pipe, leased, lease, holder)
                     # Only what changed; an empty EXEC still proves the reads were current.
                     if changed := _changes(row, old_row):
                         pipe.hset(quota, mapping=changed)

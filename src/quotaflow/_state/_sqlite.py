@@ -13,7 +13,7 @@ from typing import TypeVar
 import hishel
 
 from .._credentials import load_key
-from ._backend import CACHE_FILE, STATE_FILE, Backend, First, Leases
+from ._backend import CACHE_FILE, STATE_FILE, Backend, LeaseHeld, Leases, LeaseStep
 from ._board import Board
 from ._books import Books
 from ._db import LocalStateError, StateDB
@@ -23,7 +23,7 @@ from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
 from ._recovery import check
 from ._schema import JOURNAL_FILE
-from ._sqlite_leases import SqliteLeases
+from ._sqlite_leases import SqliteLeases, acquire_in, land_in
 from ._trust import Row
 
 __all__ = ["SqliteBackend", "SqliteLeases", "SqliteLedger", "SqliteWindowStore"]
@@ -75,10 +75,10 @@ class SqliteLedger(Ledger):
         change: Callable[[Books], T],
         once: str = "",
         also: Also | None = None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> T:
         try:
-            return self._stored_update(name, change, once, also, first)
+            return self._stored_update(name, change, once, also, lease)
         except LocalStateError as exc:
             raise Unreachable(str(exc)) from exc
 
@@ -92,11 +92,11 @@ class SqliteLedger(Ledger):
         change: Callable[[Books], T],
         once: str,
         also: Also | None,
-        first: First | None = None,
+        lease: LeaseStep | None = None,
     ) -> T:
         with self._db.transaction() as cur:
-            if first is not None:
-                first(cur)
+            if lease is not None and lease.take and not acquire_in(cur, lease):
+                raise LeaseHeld(lease.key)
             replayed = False
             if once:
                 # Kept as long as Redis keeps them: an entry older is of an ended period.
@@ -128,6 +128,8 @@ class SqliteLedger(Ledger):
             )
             if also is not None:
                 also(cur)
+            if lease is not None and not lease.take:
+                land_in(cur, lease)
             return result
 
 

@@ -9,11 +9,11 @@ import os
 import sqlite3
 import uuid
 
-from ._backend import Leases
+from ._backend import Leases, LeaseStep
 from ._db import LocalStateError, StateDB
 from ._gate import JUMP_MS
 
-__all__ = ["LONGEST_LEASE", "SqliteLeases"]
+__all__ = ["LONGEST_LEASE", "SqliteLeases", "acquire_in", "land_in"]
 
 # No lease is taken for longer (seconds): single flight's last 30 s.
 LONGEST_LEASE = 300.0
@@ -43,8 +43,34 @@ def _alive(token: str) -> bool:
     return True
 
 
+def acquire_in(cur: sqlite3.Cursor, step: LeaseStep) -> bool:
+    """Take a lease in a transaction of the caller's (a reservation's: ``_leasing``);
+    False if another process holds it. Taking one its token holds already renews it."""
+    cur.execute("SELECT expires, token FROM leases WHERE key = ?", (step.key,))
+    row = cur.fetchone()
+    other = row is not None and row[1] != step.token
+    if other and _holds(row[0], step.now, step.seconds) and _alive(row[1]):
+        return False
+    cur.execute(
+        "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
+        (step.key, step.token, step.now + step.seconds),
+    )
+    return True
+
+
+def land_in(cur: sqlite3.Cursor, step: LeaseStep) -> None:
+    """In a transaction of the caller's (a settle's): the lease lapses ``step.seconds``
+    from now at the latest, with no release of its own."""
+    cur.execute(
+        "UPDATE leases SET expires = MIN(expires, ?) WHERE key = ? AND token = ?",
+        (step.now + step.seconds, step.key, step.token),
+    )
+
+
 class SqliteLeases(Leases):
     """Leases in the state file, each naming the process that holds it."""
+
+    lands = True
 
     def __init__(self, db: StateDB) -> None:
         self._db = db
@@ -56,30 +82,10 @@ class SqliteLeases(Leases):
         token = token or self.token()
         try:
             with self._db.transaction() as cur:
-                return token if self.acquire_in(cur, key, token, ttl, now) else None
+                taken = acquire_in(cur, LeaseStep(key, token, ttl, now, take=True))
+                return token if taken else None
         except LocalStateError:
             return token  # fail open: lead without a lease
-
-    def acquire_in(self, cur: sqlite3.Cursor, key: str, token: str, ttl: float, now: float) -> bool:
-        """:meth:`acquire` in a transaction of the caller's (a reservation's); taking a
-        lease ``token`` holds already (a retry) renews it."""
-        cur.execute("SELECT expires, token FROM leases WHERE key = ?", (key,))
-        row = cur.fetchone()
-        if row is not None and row[1] != token and _holds(row[0], now, ttl) and _alive(row[1]):
-            return False
-        cur.execute(
-            "INSERT OR REPLACE INTO leases (key, token, expires) VALUES (?, ?, ?)",
-            (key, token, now + ttl),
-        )
-        return True
-
-    def land_in(self, cur: sqlite3.Cursor, key: str, token: str, until: float) -> None:
-        """In a transaction of the caller's (a settle's): the lease lapses at ``until``
-        at the latest, with no release of its own."""
-        cur.execute(
-            "UPDATE leases SET expires = MIN(expires, ?) WHERE key = ? AND token = ?",
-            (until, key, token),
-        )
 
     def joins(self, db: StateDB) -> bool:
         """Whether the lease can be taken in a transaction of ``db``'s."""

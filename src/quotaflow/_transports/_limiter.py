@@ -188,7 +188,7 @@ class Limiter:
 
         first = self.leasing.first(lease, now) if lease is not None else None
         ticket, stored = self.ledger.reserve_with(
-            route.profile, route.priority, cost, now, route.account, also, first
+            route.profile, route.priority, cost, now, route.account, also, lease=first
         )
         if window is not None and stored and found:
             window.joined(route, found[-1], now)
@@ -244,7 +244,7 @@ class Limiter:
                 self.clock.time(),
                 exhausted=exhausted,
                 account=route.account,
-                also=land,
+                lease=land,
             )
             tally.remaining, tally.forecast = settled.remaining, settled.forecast
             tally.landed = land is not None and settled.stored
