@@ -82,6 +82,34 @@ def _execute(pipe: redis.client.Pipeline, then: Callable[[Any], None] | None) ->
         then(theirs)
 
 
+def _queue_books(
+    pipe: redis.client.Pipeline,
+    quota: str,
+    inflight: str,
+    books: Books,
+    old_row: dict[str, str],
+    old_inflight: dict[str, str],
+    was_seeded: bool,
+) -> None:
+    """The books' changes, queued in a transaction's MULTI: only what changed (an empty
+    EXEC still proves the reads were current)."""
+    row = _encode(books.row)
+    tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
+    if changed := _changes(row, old_row):
+        pipe.hset(quota, mapping=changed)
+    if dropped := old_row.keys() - row.keys():
+        pipe.hdel(quota, *dropped)
+    if added := _changes(tickets, old_inflight):
+        pipe.hset(inflight, mapping=added)
+    if gone := old_inflight.keys() - tickets.keys():
+        pipe.hdel(inflight, *gone)
+    if books.seeded != was_seeded:  # a field of the row's hash, _decode skips it
+        if books.seeded:
+            pipe.hset(quota, SEEDED, "1")
+        else:
+            pipe.hdel(quota, SEEDED)
+
+
 def _unreachable(local: object) -> NoReturn:
     raise Unreachable("redis unreachable")
 
@@ -220,28 +248,13 @@ class RedisLedger(Ledger):
                     created = books.row is None
                     books.lost = created and self._lost(pipe)
                     result = change(books)
-                    row = _encode(books.row)
                     created = created and books.row is not None
-                    tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
                     pipe.multi()
                     if lease is not None:
                         _lease(pipe, leased, lease, holder)
-                    # Only what changed; an empty EXEC still proves the reads were current.
-                    if changed := _changes(row, old_row):
-                        pipe.hset(quota, mapping=changed)
-                    if dropped := old_row.keys() - row.keys():
-                        pipe.hdel(quota, *dropped)
-                    if added := _changes(tickets, old_inflight):
-                        pipe.hset(inflight, mapping=added)
-                    if gone := old_inflight.keys() - tickets.keys():
-                        pipe.hdel(inflight, *gone)
+                    _queue_books(pipe, quota, inflight, books, old_row, old_inflight, was_seeded)
                     if once and not books.replayed:
                         pipe.set(done, 1, ex=REPLAYED_KEEP)
-                    if books.seeded != was_seeded:  # a field of the row's hash, _decode skips it
-                        if books.seeded:
-                            pipe.hset(quota, SEEDED, "1")
-                        else:
-                            pipe.hdel(quota, SEEDED)
                     if created:
                         pipe.set(self._present, 1)
                     then = also(pipe) if also is not None else None

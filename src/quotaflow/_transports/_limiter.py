@@ -14,7 +14,7 @@ from .._alert_command import AlertCommand
 from .._clock import Clock
 from .._info import Lease, Route
 from .._profiles import DEFAULT_PROFILE, QuotaReading
-from .._state._backend import Backend
+from .._state._backend import Backend, LeaseStep
 from .._state._books import Ticket, snapshot
 from .._state._breaker import Breaker
 from .._state._leasing import Leasing
@@ -231,10 +231,7 @@ class Limiter:
         estimate = ticket.cost if ticket is not None else 0
         spent = charged(response.status_code, reading, estimate, exhausted=exhausted)
         tally.cost += spent
-        # The answer came: the lease lands with the settle (a failure may be retried,
-        # and is not stored: its lease is given back as before).
-        lease = route.lease if tally.leased and response.status_code < 400 else None
-        land = self.leasing.land(lease, self.clock.time()) if lease is not None else None
+        land = self._landing(route, tally, response)
         try:
             settled = self.ledger.record(
                 profile,
@@ -270,6 +267,13 @@ class Limiter:
                 remaining=tally.remaining,
                 cost=tally.cost,
             )
+
+    def _landing(self, route: Route, tally: Tally, response: httpx.Response) -> LeaseStep | None:
+        """The answer came: the lease it took lands with the settle (``_leasing``); not a
+        failure's, which may be retried and is not stored (given back as before)."""
+        if route.lease is None or not tally.leased or response.status_code >= 400:
+            return None
+        return self.leasing.land(route.lease, self.clock.time())
 
     def retry_delay(
         self,
