@@ -28,6 +28,7 @@ __all__ = [
     "Also",
     "Backend",
     "LeaseHeld",
+    "LeaseStep",
     "Leases",
     "Unreachable",
 ]
