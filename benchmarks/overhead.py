@@ -265,7 +265,11 @@ async def async_variants(
 
 
 async def measure(
-    directory: Path, requests: int, rounds: int, routes: PlainRoutes
+    directory: Path,
+    requests: int,
+    rounds: int,
+    routes: PlainRoutes,
+    only: frozenset[str] | None = None,
 ) -> list[Variant]:
     """Per round, for each row: blocks of BLOCK requests of the floor and of the row,
     alternating; the row's sample is divided by the floor blocks it alternated with.
@@ -281,6 +285,9 @@ async def measure(
                 variants += await async_variants(
                     f"async {size}", url, routes, directory / f"async-{size[:2]}", astack
                 )
+            if only is not None:  # --rows: the floor and the A/A gauge, then those rows
+                keep_rows = only | {"httpx (floor)", "httpx (A/A)"}
+                variants = [variant for variant in variants if variant.row in keep_rows]
             groups: dict[str, list[Variant]] = {}
             for variant in variants:
                 groups.setdefault(variant.group, []).append(variant)
@@ -396,7 +403,8 @@ def report(variants: list[Variant], rounds: int, requests: int) -> dict[str, Any
     )
     print(f"{'row':<22}" + "".join(f"{group:>22}" for group in groups))
     for row in ROWS:
-        print(f"{row:<22}" + "".join(f"{spread(rows[g][row]):>22}" for g in groups))
+        if row in rows[groups[0]]:
+            print(f"{row:<22}" + "".join(f"{spread(rows[g][row]):>22}" for g in groups))
     print(
         f"{'floor, us/request':<22}"
         + "".join(f"{rows[g]['httpx (floor)']['us']:>22.0f}" for g in groups)
@@ -534,8 +542,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--archive-misses", type=int, default=1000, help="200 KB misses for the archive's RSS"
     )
+    parser.add_argument(
+        "--rows",
+        help="comma-separated rows to measure beside the floor and the A/A gauge, and "
+        "nothing else (no memory, paths, archive or targets; nothing written)",
+    )
     args = parser.parse_args(argv)
     routes = _routes()
+    if args.rows:
+        only = frozenset(row.strip() for row in args.rows.split(","))
+        if unknown := only - set(ROWS):
+            parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+        with tempfile.TemporaryDirectory() as tmp:
+            variants = asyncio.run(measure(Path(tmp), args.requests, args.rounds, routes, only))
+        report(variants, args.rounds, args.requests)
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         variants = asyncio.run(measure(Path(tmp), args.requests, args.rounds, routes))

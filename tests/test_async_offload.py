@@ -52,26 +52,40 @@ def test_state_io_runs_off_the_event_loop(tmp_path, monkeypatch, clock) -> None:
     assert loop_thread[0] not in threads
 
 
-def test_async_warm_reads_take_one_worker_thread_hop(tmp_path, monkeypatch, clock) -> None:
-    """A fresh stored answer is read with blocking SQLite calls in a worker thread
-    (one hop for the whole read), never on the event loop."""
+def test_async_warm_reads_run_on_the_loop_unless_they_would_wait_or_write(
+    tmp_path, monkeypatch, clock
+) -> None:
+    """A fresh stored answer is read on the event loop in one query that never waits
+    for a lock nor writes (``SqliteCache.peek``: a hop to a worker thread costs more than
+    the read). When it would have to (here: the entry's last use is due its once-a-minute
+    write, as hishel keeps it), the read goes to a worker thread once (``fresh``), and the
+    next is on the loop again. hishel's own lookup never runs on a hit."""
+    import sqlite3
+
     import hishel
 
-    reads: list[int] = []
-    original = hishel.SqliteStorage.get_entries
+    from quotaflow._state._hishel import SqliteCache
 
-    def spy(self, key):  # type: ignore[no-untyped-def]
-        reads.append(threading.get_ident())
-        return original(self, key)
+    seen: list[tuple[str, int]] = []
+    peek, fresh, lookup = SqliteCache.peek, SqliteCache.fresh, hishel.SqliteStorage.get_entries
 
-    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    def spy(name, original):  # type: ignore[no-untyped-def]
+        def spied(self, *args):  # type: ignore[no-untyped-def]
+            seen.append((name, threading.get_ident()))
+            return original(self, *args)
+
+        return spied
+
+    monkeypatch.setattr(SqliteCache, "peek", spy("peek", peek))
+    monkeypatch.setattr(SqliteCache, "fresh", spy("fresh", fresh))
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy("lookup", lookup))
     router = respx.Router()
     route = router.get(f"{BASE}/a").respond(200, json={"v": 1})
-    loop_thread: list[int] = []
-    answers: list[object] = []
+    loop: list[int] = []
+    hits: list[tuple[object, object, list[str]]] = []
 
     async def main() -> None:
-        loop_thread.append(threading.get_ident())
+        loop.append(threading.get_ident())
         async with quotaflow.make_async_client(
             profiles=[api_profile()],
             plugins=False,
@@ -80,14 +94,24 @@ def test_async_warm_reads_take_one_worker_thread_hop(tmp_path, monkeypatch, cloc
             clock=clock,
             hot_entries=0,
         ) as client:
-            reads.clear()  # building the client may read synchronously (it is not async)
             await client.get(f"{BASE}/a")  # the miss stores it
-            before = len(reads)
-            hit = await client.get(f"{BASE}/a")
-            answers.append((hit.json(), hit.extensions["quotaflow"].cache, len(reads) - before))
+            for old in (False, True, False):
+                if old:
+                    with sqlite3.connect(tmp_path / "cache.db") as db:
+                        db.execute("UPDATE entries SET last_accessed_at = 0")
+                seen.clear()
+                hit = await client.get(f"{BASE}/a")
+                where = ["loop" if t == loop[0] else "thread" for _, t in seen]
+                calls = [
+                    f"{name} on the {place}" for (name, _), place in zip(seen, where, strict=True)
+                ]
+                hits.append((hit.json(), hit.extensions["quotaflow"].cache, calls))
 
     anyio.run(main)
 
-    assert answers == [({"v": 1}, "hit", 1)]
+    assert hits == [
+        ({"v": 1}, "hit", ["peek on the loop"]),
+        ({"v": 1}, "hit", ["peek on the loop", "fresh on the thread"]),
+        ({"v": 1}, "hit", ["peek on the loop"]),
+    ]
     assert route.call_count == 1
-    assert loop_thread[0] not in reads

@@ -9,6 +9,8 @@ import pytest
 import respx
 
 from quotaflow._hot import HotEntry, HotTier
+from quotaflow._state import _hishel
+from quotaflow._state._hishel import SqliteCache
 
 from .conftest import BASE, api_profile, info
 
@@ -48,10 +50,13 @@ def test_oversized_bodies_and_expired_entries_are_not_served() -> None:
 
 @pytest.fixture
 def warm_reads(monkeypatch) -> list[str]:
-    """Every key hishel's storage is asked for (sync and async storages)."""
+    """Every key the SQLite cache is asked for: hishel's lookups (sync and async
+    storages) and the one-query fresh reads beside them (``SqliteCache.fresh``, and
+    ``peek`` on the event loop)."""
     reads: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
     async_get = hishel.AsyncSqliteStorage.get_entries
+    fresh, peek = SqliteCache.fresh, SqliteCache.peek
 
     def spy(self, key):  # type: ignore[no-untyped-def]
         reads.append(key)
@@ -61,8 +66,18 @@ def warm_reads(monkeypatch) -> list[str]:
         reads.append(key)
         return await async_get(self, key)
 
+    def fresh_spy(self, key, *args):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        return fresh(self, key, *args)
+
+    def peek_spy(self, key, *args):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        return peek(self, key, *args)
+
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
     monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
+    monkeypatch.setattr(SqliteCache, "fresh", fresh_spy)
+    monkeypatch.setattr(SqliteCache, "peek", peek_spy)
     return reads
 
 
@@ -296,31 +311,91 @@ def test_compressed_answers_read_from_storage_are_decoded(stack, router) -> None
 
 
 def test_a_failing_storage_read_is_left_to_hishel(stack, router, monkeypatch) -> None:
-    """If reading the entry directly fails, hishel's own lookup still answers."""
+    """If reading the entry directly fails (its one query, whatever the reason), hishel's
+    own lookup still answers."""
     route = router.get(URL).respond(200, json={"v": 1})
     client = stack(hot_entries=0)
     client.get(URL)
-    failures: list[str] = []
+    lookups: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
     async_get = hishel.AsyncSqliteStorage.get_entries
 
-    def flaky(self, key):  # type: ignore[no-untyped-def]
-        if not failures:
-            failures.append(key)
-            raise OSError("disk I/O error")
+    def spy(self, key):  # type: ignore[no-untyped-def]
+        lookups.append(key)
         return sync_get(self, key)
 
-    async def aflaky(self, key):  # type: ignore[no-untyped-def]
-        if not failures:
-            failures.append(key)
-            raise OSError("disk I/O error")
+    async def aspy(self, key):  # type: ignore[no-untyped-def]
+        lookups.append(key)
         return await async_get(self, key)
 
-    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", flaky)
-    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aflaky)
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
+    monkeypatch.setattr(_hishel, "READ_FRESH", "SELECT * FROM no_such_table")
 
     hit = client.get(URL)
 
-    assert len(failures) == 1
+    assert lookups  # hishel looked the entry up itself
     assert (hit.json(), info(hit).cache) == ({"v": 1}, "hit")
+    assert route.call_count == 1
+
+
+@pytest.fixture
+def hishel_lookups(monkeypatch) -> list[str]:
+    """Every key hishel's own lookup (its state machine's) is asked for."""
+    seen: list[str] = []
+    sync_get = hishel.SqliteStorage.get_entries
+    async_get = hishel.AsyncSqliteStorage.get_entries
+
+    def spy(self, key):  # type: ignore[no-untyped-def]
+        seen.append(key)
+        return sync_get(self, key)
+
+    async def aspy(self, key):  # type: ignore[no-untyped-def]
+        seen.append(key)
+        return await async_get(self, key)
+
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
+    return seen
+
+
+def test_warm_reads_follow_revalidation_and_invalidation(
+    stack, router, traveller, hishel_lookups
+) -> None:
+    """With no hot tier, a fresh stored answer is read in one query over what was judged
+    of it when stored (hishel's lookup never runs): a 304 that renews it (RFC 9111
+    §4.3.4) renews that too, and an unsafe request's invalidation (§4.4) ends it."""
+    route = router.get(URL).respond(200, json={"v": 1}, headers={"etag": '"a"'})
+    router.post(URL).respond(204)
+    client = stack(hot_entries=0)
+    client.get(URL)
+    traveller.shift(61)  # past the rule's 60 s: hishel revalidates
+    route.respond(304, headers={"etag": '"a"'})
+    renewed = client.get(URL)
+    hishel_lookups.clear()
+
+    warm = client.get(URL)
+
+    assert hishel_lookups == []
+    assert route.call_count == 2
+    assert (renewed.json(), warm.json()) == ({"v": 1}, {"v": 1})
+    assert (info(warm).cache, info(warm).reason) == ("hit", "fresh in storage")
+    assert warm.headers["age"] == "0"  # the renewed answer's Date, not the first one's
+    client.request("POST", URL)
+    route.respond(200, json={"v": 2})
+    assert client.get(URL).json() == {"v": 2}
+    assert route.call_count == 3
+
+
+def test_an_empty_stored_body_is_a_warm_hit(stack, router, hishel_lookups) -> None:
+    """An answer with no body has no chunk stored: still read in the one query."""
+    route = router.get(URL).respond(200, content=b"", headers={"content-length": "0"})
+    client = stack(hot_entries=0)
+    client.get(URL)
+    hishel_lookups.clear()
+
+    hit = client.get(URL)
+
+    assert hishel_lookups == []
+    assert (hit.content, info(hit).reason) == (b"", "fresh in storage")
     assert route.call_count == 1

@@ -12,6 +12,8 @@ import httpx
 import pytest
 import respx
 
+from quotaflow._state._hishel import SqliteCache
+
 from .conftest import BASE, info
 
 URL = f"{BASE}/odds"
@@ -19,10 +21,23 @@ URL = f"{BASE}/odds"
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The keys of every storage lookup (hishel's SQLite storages, sync and async)."""
+    """The keys of every storage lookup (hishel's SQLite storages, sync and async, and
+    the one-query fresh reads beside them: ``fresh``, or ``peek`` on the event loop)."""
     seen: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
     async_get = hishel.AsyncSqliteStorage.get_entries
+    fresh, peek = SqliteCache.fresh, SqliteCache.peek
+
+    def fresh_spy(self: Any, key: str, *args: Any) -> Any:
+        seen.append(key)
+        return fresh(self, key, *args)
+
+    def peek_spy(self: Any, key: str, *args: Any) -> Any:
+        seen.append(key)
+        return peek(self, key, *args)
+
+    monkeypatch.setattr(SqliteCache, "fresh", fresh_spy)
+    monkeypatch.setattr(SqliteCache, "peek", peek_spy)
 
     def counted(self: Any, key: Any) -> Any:
         seen.append(str(key))

@@ -19,6 +19,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, Protocol
 
 import httpx
 from hishel import Entry, Headers
@@ -43,7 +44,8 @@ _NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
 class HotEntry:
     """One fresh answer. Immutable but for a memo replaced whole (thread-safe): the
     headers of the current second of age, ``Cache-Status`` (RFC 9211) included: the
-    fallback layer does not stamp these hits again (``Cached.stamped``)."""
+    fallback layer does not stamp these hits again (``Cached.stamped``). Entries made
+    by :meth:`carrying` share it."""
 
     __slots__ = ("_aged", "_prior", "body", "expires", "headers", "received", "status", "ttl")
 
@@ -67,16 +69,25 @@ class HotEntry:
         self.received = received
         self.expires = expires
         self.ttl = ttl
-        self._aged: tuple[int, httpx.Headers] | None = None
+        self._aged: list[tuple[int, httpx.Headers] | None] = [None]
+
+    def carrying(self, body: bytes) -> HotEntry:
+        """This answer with ``body`` in place of its own, of the same length (the same
+        stored answer read again): its headers' memo shared, so not parsed again."""
+        twin = HotEntry.__new__(HotEntry)
+        twin.status, twin.headers, twin._prior = self.status, self.headers, self._prior
+        twin.received, twin.expires, twin.ttl = self.received, self.expires, self.ttl
+        twin.body, twin._aged = body, self._aged
+        return twin
 
     def response(self, now: float) -> httpx.Response:
         age = max(0, int(now - self.received))
-        aged = self._aged
+        aged = self._aged[0]
         if aged is None or aged[0] != age:
             # Parsed once per second of age; each response copies the parsed list.
             status = self._prior + hit_member(self.ttl - age).encode()
             headers = [*self.headers, (b"age", b"%d" % age), (b"cache-status", status)]
-            aged = self._aged = (age, httpx.Headers(headers))
+            aged = self._aged[0] = (age, httpx.Headers(headers))
         # A ready byte stream (content= would re-encode the body), left unread: the
         # client reads it, and so sets ``elapsed`` and decodes it as it would any answer.
         return httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
@@ -85,8 +96,8 @@ class HotEntry:
 _Lifetime = tuple[float, float, float]  # received, expires, ttl
 
 
-def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
-    """(received, expires, ttl) of a fresh answer anyone may reuse as is, or None.
+def _reusable(get: Callable[[str], str | None]) -> tuple[float, int] | None:
+    """(received, max-age) of an answer anyone may reuse as is while fresh, or None.
     ``get`` reads one header (several values joined), from httpx or hishel headers."""
     if get("vary") is not None:
         return None
@@ -97,6 +108,15 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
     received = _policy.timestamp(get("date"))
     if received is None:
         return None
+    return received, ttl
+
+
+def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
+    """(received, expires, ttl) of a fresh answer anyone may reuse as is, or None."""
+    reusable = _reusable(get)
+    if reusable is None:
+        return None
+    received, ttl = reusable
     # hishel: fresh while int(now - Date) < max-age.
     expires = received + ttl
     if expires <= now:
@@ -155,20 +175,74 @@ def fresh_stored(
     return _lifetime(get, now)
 
 
-def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
-    """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
-    body as stored (still in its Content-Encoding, if it has one, like its headers)."""
-    headers = entry.response.headers
+def _kept_stored(headers: Headers) -> list[tuple[bytes, bytes]]:
     values_of = headers.get_list
     # hishel keeps names in lower case: one pass over them, as _kept would.
-    kept = [
+    return [
         (k.encode(), v.encode())
         for k in headers
         if k not in _NAMES_RESTATED
         for v in values_of(k) or ()
     ]
+
+
+def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
+    """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
+    body as stored (still in its Content-Encoding, if it has one, like its headers)."""
+    kept = _kept_stored(entry.response.headers)
     kept.append((b"content-length", b"%d" % len(body)))
     return HotEntry(200, kept, body, *lifetime)
+
+
+class Shape(NamedTuple):
+    """What :func:`fresh_stored` judges of a stored answer on its headers alone, worked
+    out once when it is stored (kept beside the entry, ``_state/_hishel.py``), so that
+    a warm read parses nothing: the answer's Date and max-age, its stated length and
+    its headers as a hit restates them (Content-Length from the body read)."""
+
+    received: float
+    ttl: int
+    length: int
+    headers: list[tuple[bytes, bytes]]
+
+
+def stored_shape(method: str, status: int, headers: Headers) -> Shape | None:
+    """The :class:`Shape` of an answer :func:`fresh_stored` accepts while it is fresh
+    (a 200 to a GET whose Content-Length is stated, reusable as is), or None."""
+    if method != "GET" or status != 200:
+        return None
+    get = _stored_header(headers)
+    length = get("content-length")
+    if length is None or not length.isdigit():
+        return None
+    reusable = _reusable(get)
+    if reusable is None:
+        return None
+    return Shape(reusable[0], reusable[1], int(length), _kept_stored(headers))
+
+
+def warm_entry(
+    headers: list[tuple[bytes, bytes]], body: bytes, received: float, ttl: float
+) -> HotEntry:
+    """The hot entry of a stored answer read with its :class:`Shape`, fresh until
+    ``received + ttl`` (as :func:`fresh_stored` then :func:`stored_entry` make it)."""
+    headers.append((b"content-length", b"%d" % len(body)))
+    return HotEntry(200, headers, body, received, received + ttl, float(ttl))
+
+
+class FreshRows(Protocol):
+    """A storage's own read of a fresh stored answer, in one query over the shapes kept
+    beside its entries: the answer :func:`fresh_stored` and :func:`stored_entry` would
+    give, or None (anything else is hishel's to answer).
+
+    ``fresh`` reads as the storage does (waiting for a lock, keeping the entry's
+    last use current); ``peek`` never waits nor writes, to run on an event loop:
+    ``(False, None)`` when it would have to (read again with ``fresh``, off the loop).
+    """
+
+    def fresh(self, key: str, url: str, now: float, limit: int) -> HotEntry | None: ...
+
+    def peek(self, key: str, url: str, now: float, limit: int) -> tuple[bool, HotEntry | None]: ...
 
 
 class HotTier:

@@ -9,7 +9,15 @@ Checked against hishel 2.0.x (``CHECKED``). What is relied on:
 - the layout of :class:`hishel.SqliteStorage`'s table, ``entries (id, expires_at,
   last_accessed_at, ...)``, to add the index its cleanup needs (:func:`index_cache`).
   If a later hishel changes it, creating the index fails and is logged at WARNING: the
-  cache still works, only stores get slower as it grows.
+  cache still works, only stores get slower as it grows;
+- the layout of both its tables (``entries (id, cache_key, data, expires_at,
+  last_accessed_at, chunk_count, tti)``, ``streams (entry_id, chunk_number,
+  chunk_data)``), the packing of ``data`` (``_packing.unpack``), the touch of an
+  entry's last use (``_touch_interval``, ``_try_write``) and the lock and connection of
+  its sync storage (``_lock``, ``_ensure_connection``), to read a fresh answer in one
+  query (:class:`SqliteCache` ``fresh``/``peek``, over the shapes kept beside the
+  entries, :data:`SHAPES`). If a later hishel changes them, that query fails (logged
+  at DEBUG) and every warm read is left to hishel: slower, never wrong.
 
 Everything else quotaflow uses of hishel is public: the storages and their
 ``max_stream_size``, ``Entry``/``Request``/``Response``/``Headers``, the
@@ -21,16 +29,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import anysqlite
 import hishel
+from hishel._core._storages._packing import unpack
 
-from ._db import BUSY_SHORT, BUSY_SPELL, BUSY_TIMEOUT
+from .._hot import HotEntry
+from ._db import BUSY_TIMEOUT
+from ._hishel_shapes import (
+    CREATE_SHAPES,
+    DROP_SHAPE,
+    ENTRY,
+    KEEP_SHAPE,
+    READ_FRESH,
+    SHAPES,
+    TOUCH,
+    Made,
+    answer,
+    shape_row,
+)
+from ._spell import Spell
 
-__all__ = ["CHECKED", "EXPIRY_INDEX", "AsyncSqliteCache", "SqliteCache", "index_cache"]
+__all__ = ["CHECKED", "EXPIRY_INDEX", "SHAPES", "AsyncSqliteCache", "SqliteCache", "index_cache"]
 
 logger = logging.getLogger("quotaflow")
 
@@ -54,8 +78,9 @@ _CREATE_EXPIRY_INDEX = (
 
 
 def index_cache(path: Path) -> None:
-    """Give the hishel cache at ``path`` the index its cleanup needs. Never raises:
-    without it the cache still works, only stores get slower as it grows."""
+    """Give the hishel cache at ``path`` the index its cleanup needs, and the table of
+    shapes beside its entries. Never raises: without them the cache still works, only
+    slower."""
     # hishel creates its tables when it first opens the file; a throwaway storage does
     # that now, so the index exists before the first store of a fresh cache.
     storage = hishel.SqliteStorage(database_path=path)
@@ -68,7 +93,8 @@ def index_cache(path: Path) -> None:
         storage.close()
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as connection:
-            connection.execute(_CREATE_EXPIRY_INDEX)
+            for statement in (_CREATE_EXPIRY_INDEX, *CREATE_SHAPES):
+                connection.execute(statement)
     except sqlite3.Error as exc:
         logger.warning("quotaflow: cannot index the cache %s: %s", path, exc)
 
@@ -81,67 +107,83 @@ def _connect(path: Path) -> sqlite3.Connection:
     )
 
 
-class _Spell:
-    """``state.db``'s one-wait rule (``_db``) for ``cache.db``: once an operation has
-    waited out another process's lock, the statements of the next ``BUSY_SPELL`` seconds
-    wait ``BUSY_SHORT``. Reads go on (WAL: a writer's lock does not block them), so hits
-    are still hits; a store that cannot get the lock leaves the answer unstored (hishel
-    serves it uncached) instead of holding the request."""
-
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._connection = connection
-        self._path = path
-        self._until = 0.0  # monotonic: until then, waits are BUSY_SHORT
-        self._warned = False
-        # hishel sets its own busy timeout (5 s) when it first uses the connection: the
-        # first operation's end sets ours back.
-        self._ours = False
-
-    def begin(self) -> float:
-        now = time.monotonic()
-        if self._until and now >= self._until:
-            self._until = 0.0
-            self._wait(BUSY_TIMEOUT)
-        return now
-
-    def end(self, started: float) -> None:
-        if not self._ours:
-            self._ours = True
-            self._wait(BUSY_SHORT if self._until else BUSY_TIMEOUT)
-        if self._until or time.monotonic() - started < BUSY_TIMEOUT * 0.9:
-            return
-        self._until = time.monotonic() + BUSY_SPELL
-        self._wait(BUSY_SHORT)
-        level = logging.DEBUG if self._warned else logging.WARNING
-        self._warned = True
-        logger.log(
-            level,
-            "quotaflow: the cache %s is locked by another process; for %.0f s its writes "
-            "wait %.0f ms (answers meanwhile may go unstored)",
-            self._path,
-            BUSY_SPELL,
-            BUSY_SHORT * 1000,
-        )
-
-    @property
-    def busy_timeout(self) -> float:
-        """The wait for another process's lock now, in seconds (for tests)."""
-        (value,) = self._connection.execute("PRAGMA busy_timeout").fetchone()
-        return float(value) / 1000
-
-    def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-
-
 class SqliteCache(hishel.SqliteStorage):
-    """hishel's SQLite storage with ``cache.db``'s busy waits bounded (:class:`_Spell`)."""
+    """hishel's SQLite storage with ``cache.db``'s busy waits bounded (:class:`Spell`),
+    each entry's shape kept beside it, and a fresh answer read in one query
+    (``_hot.FreshRows``)."""
 
     def __init__(self, path: Path) -> None:
         connection = _connect(path)
         super().__init__(connection=connection, database_path=path)
-        self.spell = _Spell(connection, path)
+        self.spell = Spell(connection, path, BUSY_TIMEOUT)
+        # peek's own connection (opened on first use), which never waits for a lock.
+        self._peeker: sqlite3.Connection | None = None
+        self._peek_lock = threading.Lock()
+        self._made: Made = {}
         self.get_entries("")  # hishel sets the file up now, so every request has our wait
+
+    def fresh(self, key: str, url: str, now: float, limit: int) -> HotEntry | None:
+        wall = time.time()  # hishel's expiry is on the wall clock, freshness on ours
+        found = {"key": key.encode(), "url": url, "limit": limit, "now": now, "wall": wall}
+        started = self.spell.begin()
+        try:
+            with self._lock:
+                rows = self._ensure_connection().execute(READ_FRESH, found).fetchall()
+            entry, entry_id, used = answer(rows, self._made)
+            # As hishel's get_entries: its last use kept current (at most once a minute),
+            # and not served if it was removed since the read.
+            touch = entry is not None and wall - used >= self._touch_interval
+            if touch and self._try_write(TOUCH, (wall, entry_id, wall)) == 0:
+                return None
+            return entry
+        finally:
+            self.spell.end(started)
+
+    def peek(self, key: str, url: str, now: float, limit: int) -> tuple[bool, HotEntry | None]:
+        if not self._peek_lock.acquire(blocking=False):
+            return False, None  # another thread reads with it: off the loop, then
+        wall = time.time()
+        found = {"key": key.encode(), "url": url, "limit": limit, "now": now, "wall": wall}
+        try:
+            if self._peeker is None and not self._closed:
+                self._peeker = sqlite3.connect(
+                    str(self.database_path), timeout=0, check_same_thread=False
+                )
+            if self._peeker is None:
+                return False, None
+            entry, _, used = answer(self._peeker.execute(READ_FRESH, found).fetchall(), self._made)
+        except Exception:  # busy (it never waits), or anything else: fresh() says
+            return False, None
+        finally:
+            self._peek_lock.release()
+        if entry is not None and wall - used >= self._touch_interval:
+            return False, None  # its last use is due a write: fresh() does it
+        return True, entry
+
+    def close(self) -> None:
+        try:
+            with self._peek_lock:
+                if self._peeker is not None:
+                    self._peeker.close()
+                    self._peeker = None
+        finally:
+            super().close()
+
+    def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
+        try:
+            with self._lock:
+                self._ensure_connection().execute(sql, parameters)
+        except sqlite3.Error:  # no shape: hishel answers that entry's reads
+            logger.debug("quotaflow: cannot keep an entry's shape", exc_info=True)
+
+    def _reshape(self, id: uuid.UUID) -> None:
+        """The shape of an entry whose headers hishel replaced (RFC 9111 §4.3.4)."""
+        with self._lock:
+            cursor = self._ensure_connection().execute(ENTRY, (id.bytes,))
+            found = cursor.fetchone()
+        if found is not None:
+            row = shape_row(id, bytes(found[0]).decode(), *unpack(bytes(found[1])))
+            self._write(KEEP_SHAPE, row) if row else self._write(DROP_SHAPE, (id.bytes,))
 
     def create_entry(
         self,
@@ -154,7 +196,10 @@ class SqliteCache(hishel.SqliteStorage):
     ) -> hishel.Entry:
         started = self.spell.begin()
         try:
-            return super().create_entry(request, response, key, ttl=ttl, tti=tti)
+            entry = super().create_entry(request, response, key, ttl=ttl, tti=tti)
+            if (row := shape_row(entry.id, key, request, response)) is not None:
+                self._write(KEEP_SHAPE, row)
+            return entry
         finally:
             self.spell.end(started)
 
@@ -169,6 +214,7 @@ class SqliteCache(hishel.SqliteStorage):
         started = self.spell.begin()
         try:
             super().update_headers(id, headers)
+            self._reshape(id)
         finally:
             self.spell.end(started)
 
@@ -187,7 +233,7 @@ class AsyncSqliteCache(hishel.AsyncSqliteStorage):
     def __init__(self, path: Path) -> None:
         connection = _connect(path)
         super().__init__(connection=anysqlite.Connection(connection), database_path=path)
-        self.spell = _Spell(connection, path)
+        self.spell = Spell(connection, path, BUSY_TIMEOUT)
 
     async def create_entry(
         self,
@@ -200,7 +246,10 @@ class AsyncSqliteCache(hishel.AsyncSqliteStorage):
     ) -> hishel.Entry:
         started = self.spell.begin()
         try:
-            return await super().create_entry(request, response, key, ttl=ttl, tti=tti)
+            entry = await super().create_entry(request, response, key, ttl=ttl, tti=tti)
+            if (row := shape_row(entry.id, key, request, response)) is not None:
+                await self._awrite(KEEP_SHAPE, row)
+            return entry
         finally:
             self.spell.end(started)
 
@@ -215,6 +264,7 @@ class AsyncSqliteCache(hishel.AsyncSqliteStorage):
         started = self.spell.begin()
         try:
             await super().update_headers(id, headers)
+            await self._areshape(id)
         finally:
             self.spell.end(started)
 
@@ -224,3 +274,18 @@ class AsyncSqliteCache(hishel.AsyncSqliteStorage):
             await super().remove_entry(id)
         finally:
             self.spell.end(started)
+
+    async def _awrite(self, sql: str, parameters: tuple[object, ...]) -> None:
+        try:
+            if self.connection is not None:
+                await self.connection.execute(sql, parameters)
+        except sqlite3.Error:
+            logger.debug("quotaflow: cannot keep an entry's shape", exc_info=True)
+
+    async def _areshape(self, id: uuid.UUID) -> None:
+        if self.connection is None:
+            return
+        found = await (await self.connection.execute(ENTRY, (id.bytes,))).fetchone()
+        if found is not None:
+            row = shape_row(id, bytes(found[0]).decode(), *unpack(bytes(found[1])))
+            await (self._awrite(KEEP_SHAPE, row) if row else self._awrite(DROP_SHAPE, (id.bytes,)))

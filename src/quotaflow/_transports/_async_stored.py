@@ -11,7 +11,7 @@ import httpx
 from .._clock import Clock
 from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
 from .._flight import aoffload
-from .._hot import HotEntry, HotTier, entry_for
+from .._hot import FreshRows, HotEntry, HotTier, entry_for
 from .._info import CACHED, Route
 from ._body import decoded
 from ._cache import (
@@ -26,11 +26,21 @@ from ._core import hit
 from ._route import redacted
 
 
+def fresh_rows(storage: object) -> FreshRows | None:
+    """The storage's own one-query read of a fresh answer (SQLite's, under the retaining
+    wrapper), or None (Redis: hishel's entries are read and judged here)."""
+    inner = getattr(storage, "storage", storage)
+    return inner if callable(getattr(inner, "fresh", None)) else None  # type: ignore[return-value]
+
+
 class AsyncStoredTiers:
     """The cold store and the warm storage, as the caching layer reads and fills them.
 
     ``reader``: a blocking storage over the same entries; given, a fresh answer is read
-    with it in one worker-thread hop (hishel's async SQLite storage hops per statement).
+    with it in one worker-thread hop (hishel's async SQLite storage hops per statement),
+    or with none at all when the reader can answer on the event loop without waiting
+    (``FreshRows.peek``: SQLite in WAL mode reads a small row in microseconds, less
+    than a hop costs).
     ``cold``: the cold store (``_cold.py``) of answers the profile says never change.
     """
 
@@ -46,6 +56,9 @@ class AsyncStoredTiers:
         self.storage = storage
         self.cold = cold
         self._reader = reader
+        # The storage's own one-query read (SQLite), if it has one: the reader's for
+        # the async stack (its storage is async), the storage's for the sync one.
+        self._rows = fresh_rows(reader if reader is not None else storage)
         self._hot = hot
         self._clock = clock
         self._max_body = max_body
@@ -104,11 +117,17 @@ class AsyncStoredTiers:
         if cold is not None and self._not_cold.get(route.key, 0.0) > now:
             cold = None  # looked for a moment ago: not there
         inner = redacted(route, request) if cold is not None else request
+        rows = self._rows
         if self._reader is not None:
-            kept, entry = await aoffload(look_up, cold, self._reader, route, inner, now, limit)
+            if cold is None and rows is not None:
+                answered, entry = rows.peek(route.key, route.resource, now, limit)
+                if answered:
+                    return None, entry
+            reader = self._reader
+            kept, entry = await aoffload(look_up, cold, reader, route, inner, now, limit, rows)
         else:
             kept = await aoffload(cold_lookup, cold, route, inner, now) if cold else None
-            entry = None if kept else await aread_fresh(self.storage, route, now, limit)
+            entry = None if kept else await aread_fresh(self.storage, route, now, limit, rows)
         if cold is not None and kept is None:
             if len(self._not_cold) >= 4096:
                 self._not_cold.clear()

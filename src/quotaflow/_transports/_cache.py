@@ -21,7 +21,7 @@ import httpx
 
 from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
-from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
+from .._hot import FreshRows, HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Route
 from .._retention import is_event_stream
 
@@ -69,13 +69,20 @@ def worth_keeping(response: httpx.Response, hot: HotTier) -> int:
 
 
 def read_fresh(
-    storage: hishel.BaseStorage, route: Route, now: float, limit: int
+    storage: hishel.BaseStorage,
+    route: Route,
+    now: float,
+    limit: int,
+    rows: FreshRows | None = None,
 ) -> HotEntry | None:
     """A fresh answer read from storage without hishel's state machine: what hishel
     serves a plain GET (RFC 9111 §4) when one fresh 200 of at most ``limit`` bytes is
-    stored, at a fraction of the cost. Anything else, errors included, is left to
-    hishel (which streams larger bodies from storage in chunks)."""
+    stored, at a fraction of the cost; with ``rows``, in one query that parses nothing.
+    Anything else, errors included, is left to hishel (which streams larger bodies from
+    storage in chunks)."""
     try:
+        if rows is not None:
+            return rows.fresh(route.key, route.resource, now, limit)
         entries = storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
@@ -89,9 +96,14 @@ def read_fresh(
 
 
 async def aread_fresh(
-    storage: hishel.AsyncBaseStorage, route: Route, now: float, limit: int
+    storage: hishel.AsyncBaseStorage,
+    route: Route,
+    now: float,
+    limit: int,
+    rows: FreshRows | None = None,
 ) -> HotEntry | None:
-    """:func:`read_fresh` on an async storage."""
+    """:func:`read_fresh` on an async storage (``rows``: its twin's only, see
+    ``AsyncStoredTiers``)."""
     try:
         entries = await storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
@@ -281,6 +293,7 @@ def look_up(
     request: httpx.Request,
     now: float,
     limit: int,
+    rows: FreshRows | None = None,
 ) -> tuple[ColdEntry | None, HotEntry | None]:
     """The cold store's answer (``cold`` given), else a plain fresh stored one
     (:func:`read_fresh`): both blocking reads, for one worker-thread hop."""
@@ -288,4 +301,4 @@ def look_up(
         kept = cold_lookup(cold, route, request, now)
         if kept is not None:
             return kept, None
-    return None, read_fresh(reader, route, now, limit)
+    return None, read_fresh(reader, route, now, limit, rows)
