@@ -158,17 +158,54 @@ def fresh_stored(
 def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
     body as stored (still in its Content-Encoding, if it has one, like its headers)."""
-    headers = entry.response.headers
+    kept = _stored_pairs(entry.response.headers)
+    kept.append((b"content-length", b"%d" % len(body)))
+    return HotEntry(200, kept, body, *lifetime)
+
+
+def _stored_pairs(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Stored headers as a hit restates them (less age, length...)."""
     values_of = headers.get_list
     # hishel keeps names in lower case: one pass over them, as _kept would.
-    kept = [
+    return [
         (k.encode(), v.encode())
         for k in headers
         if k not in _NAMES_RESTATED
         for v in values_of(k) or ()
     ]
-    kept.append((b"content-length", b"%d" % len(body)))
-    return HotEntry(200, kept, body, *lifetime)
+
+
+# What a hit needs of a stored answer, worked out once when it is stored (the Redis
+# storage keeps it beside the entry, ``_redis_entries``): the URL it answers, its
+# Content-Length, (received, expires, ttl) and its headers as a hit restates them.
+Record = tuple[str, int, float, float, float, list[tuple[bytes, bytes]]]
+
+
+def record_of(method: str, url: str, status: int, headers: Headers) -> Record | None:
+    """The record of a stored answer :func:`fresh_stored` could accept while fresh (a
+    200 to a GET with a Content-Length and a max-age anyone may reuse), or None."""
+    if method != "GET" or status != 200:
+        return None
+    get = _stored_header(headers)
+    length = get("content-length")
+    if length is None or not length.isdigit():
+        return None
+    lifetime = _lifetime(get, 0.0)  # freshness is judged when it is read
+    if lifetime is None:
+        return None
+    return (url, int(length), *lifetime, _stored_pairs(headers))
+
+
+def recorded_entry(
+    record: Record, body: bytes, resource: str, now: float, max_body: int
+) -> HotEntry | None:
+    """A hot entry for the only stored answer under a key, from its record: what
+    :func:`fresh_stored` and :func:`stored_entry` make of it, without parsing a header."""
+    url, length, received, expires, ttl, headers = record
+    if url != resource or length > max_body or expires <= now:
+        return None
+    kept = [*headers, (b"content-length", b"%d" % len(body))]
+    return HotEntry(200, kept, body, received, expires, ttl)
 
 
 class HotTier:

@@ -65,20 +65,16 @@ from redis.retry import Retry
 from .._cold import ColdStats, ColdStore
 from .._credentials import new_key
 from ..exceptions import ConfigError, StateUnavailable
+from ._async_redis_storage import GuardedAsyncRedisStorage
 from ._backend import Backend, Leases
 from ._board import Board, RedisBoard
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
 from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
-from ._redis_client import (
-    GuardedAsyncRedis,
-    GuardedAsyncRedisStorage,
-    GuardedRedis,
-    GuardedRedisStorage,
-    guarded,
-)
+from ._redis_client import GuardedAsyncRedis, GuardedRedis, guarded
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
+from ._sync_redis_storage import GuardedRedisStorage
 from ._tallies import RedisTally, Tally
 
 __all__ = ["RedisBackend", "redact", "redis_backend"]

@@ -23,7 +23,7 @@ from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
 from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Route
-from .._retention import is_event_stream
+from .._retention import AsyncRetainingStorage, RetainingStorage, is_event_stream
 
 logger = logging.getLogger("quotaflow")
 
@@ -76,6 +76,8 @@ def read_fresh(
     stored, at a fraction of the cost. Anything else, errors included, is left to
     hishel (which streams larger bodies from storage in chunks)."""
     try:
+        if isinstance(storage, RetainingStorage) and storage.one_read:
+            return storage.fresh(route.key, route.resource, now, limit)
         entries = storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
@@ -93,6 +95,8 @@ async def aread_fresh(
 ) -> HotEntry | None:
     """:func:`read_fresh` on an async storage."""
     try:
+        if isinstance(storage, AsyncRetainingStorage) and storage.one_read:
+            return await storage.afresh(route.key, route.resource, now, limit)
         entries = await storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
