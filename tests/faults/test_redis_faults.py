@@ -27,9 +27,10 @@ from ..stub_server import REDIS_URL
 URL = f"{BASE}/odds"
 
 # A step: the fragments the packed command contains (its name and its key's kind). A
-# lookup is one script, the stored bodies in its reply; a store is one script too.
+# fresh answer's lookup is one GET of its hit record, the body in the reply; a store is
+# one script.
 STEPS = {
-    "lookup": (b"EVALSHA", b":cache:idx:"),
+    "lookup": (b"GET", b":cache:hit:"),
     "store": (b"EVALSHA", b":cache:entry:"),
     "ledger": (b":quota:",),
     "lease": (b":lease:",),

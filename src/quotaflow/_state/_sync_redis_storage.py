@@ -9,22 +9,27 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import hishel
 import redis
+from hishel._core._storages._packing import pack, unpack
 from hishel._utils import make_sync_iterator
 
 from .._hot import HotEntry
 from ._redis_client import GuardedRedis
 from ._redis_entries import (
     LOOKUP_LUA,
+    REMOVE_LUA,
     STORE_LUA,
     Found,
     Store,
+    cache_key,
     found_entries,
     hit_of,
     missed,
+    record,
+    record_body,
     unstored,
 )
 
@@ -42,25 +47,23 @@ class GuardedRedisStorage(hishel.RedisStorage):
         self._guard = client.guard
         self._lookup = client.register_script(LOOKUP_LUA)
         self._store = client.register_script(STORE_LUA)
+        self._remove = client.register_script(REMOVE_LUA)
         self._data = f"{self._key_prefix}:"
 
-    def _hit_key(self, id: uuid.UUID) -> str:
-        return f"{self._key_prefix}:hit:{id.hex}"
+    def _hit_key(self, key: str) -> str:
+        return f"{self._key_prefix}:hit:{key}"
 
     def fresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None:
         """The fresh answer a plain GET of ``resource`` is served as it is (what
-        ``_cache.read_fresh`` makes of :meth:`get_entries`), in one round trip; None
-        when there is none (``StateUnavailable`` for a lookup that failed, closed)."""
+        ``_cache.read_fresh`` makes of :meth:`get_entries`), from the key's hit record:
+        one ``GET``. None when there is none (``StateUnavailable`` for a lookup that
+        failed, closed); a key without a record is left to hishel."""
         guard = self._guard
         if guard.reachable():
             losses = guard.losses
             try:
-                stored = time.time()
-                reply = self._lookup(keys=[self._idx_key(key)], args=[repr(stored), self._data, 1])
-                if reply and isinstance(reply[0], bytes):
-                    return hit_of(reply, resource, now, max_body)
-                found = self._found(key, reply, stored)
-                return found.fresh(resource, now, max_body)
+                raw = cast("bytes | None", self._client.get(self._hit_key(key)))
+                return None if raw is None else hit_of(raw, resource, now, max_body)
             except redis.RedisError:
                 logger.debug("quotaflow: a lookup in Redis failed", exc_info=True)
             if guard.losses == losses:
@@ -74,7 +77,7 @@ class GuardedRedisStorage(hishel.RedisStorage):
             losses = guard.losses
             try:
                 stored = time.time()
-                rows = self._lookup(keys=[self._idx_key(key)], args=[repr(stored), self._data, 0])
+                rows = self._lookup(keys=[self._idx_key(key)], args=[repr(stored), self._data])
                 found = self._found(key, rows, stored)
                 return found.with_bodies(make_sync_iterator)
             except redis.RedisError:
@@ -89,9 +92,10 @@ class GuardedRedisStorage(hishel.RedisStorage):
         is gone dropped, TTIs extended)."""
         found = found_entries(rows, now, self._expires_at)
         index = self._idx_key(key)
-        if found.dropped:
+        if found.dropped:  # as hishel's lookup does; the hit record may be theirs
             with contextlib.suppress(redis.RedisError):
                 self._client.zrem(index, *found.dropped)
+                self._client.delete(self._hit_key(key))
         for id_, expires_at in found.extend:
             self._extend_expiry(index, id_, expires_at, now)
         return found
@@ -137,19 +141,62 @@ class GuardedRedisStorage(hishel.RedisStorage):
         now = time.time()
         expires_at = self._expires_at(store.ttl_deadline, store.tti, now)
         ttl_ms = self._keys_ttl_ms(expires_at, now)
-        keys = [*self._data_keys(store.id), self._idx_key(store.key), self._hit_key(store.id)]
+        keys = [*self._data_keys(store.id), self._idx_key(store.key), self._hit_key(store.key)]
         try:
             self._store(keys=keys, args=store.args(body, now, expires_at, ttl_ms))
         except redis.RedisError:
             logger.warning("quotaflow: an answer could not be stored in Redis", exc_info=True)
 
     def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
-        if self._guard.reachable():
-            super().update_headers(id, headers)
-            # The record says what a hit served before: lookups read the entry now.
-            with contextlib.suppress(redis.RedisError):
-                self._client.delete(self._hit_key(id))
+        """hishel's, and the key's hit record, if it is this entry's, rewritten with
+        the new headers (a 304 renews the freshness: hits go on reading it)."""
+        if not self._guard.reachable():
+            return
+        entry_key, _, done_key = self._data_keys(id)
+        try:
+            data, done = cast("list[bytes | None]", self._client.mget(entry_key, done_key))
+            if data is None:
+                return
+            request, response = unpack(bytes(data))
+            response = dataclasses.replace(response, headers=headers)
+            hit_key, hit = self._renewed(id, done, request, response)
+            with self._client.pipeline(transaction=True) as pipe:
+                # xx: never brings back an entry that expired meanwhile (as hishel).
+                pipe.set(entry_key, pack(request, response), xx=True, keepttl=True)
+                if hit_key is not None:
+                    if hit:
+                        pipe.set(hit_key, hit, xx=True, keepttl=True)
+                    else:
+                        pipe.delete(hit_key)
+                pipe.execute()
+        except redis.RedisError:
+            logger.warning("quotaflow: a stored answer's headers were not renewed", exc_info=True)
+
+    def _renewed(
+        self, id: uuid.UUID, done: bytes | None, request: hishel.Request, response: hishel.Response
+    ) -> tuple[str | None, bytes]:
+        """The key's hit record and what it becomes, if it is entry ``id``'s."""
+        if done is None:
+            return None, b""
+        hit_key = self._hit_key(cache_key(done))
+        raw = cast("bytes | None", self._client.get(hit_key))
+        body = None if raw is None else record_body(raw, id)
+        if body is None:
+            return None, b""
+        return hit_key, record(id, request, response, body)
 
     def remove_entry(self, id: uuid.UUID) -> None:
-        if self._guard.reachable():
-            super().remove_entry(id)
+        """hishel's in two calls (:data:`REMOVE_LUA`), the hit record with it."""
+        if not self._guard.reachable():
+            return
+        entry_key, stream_key, done_key = self._data_keys(id)
+        try:
+            done = cast("bytes | None", self._client.get(done_key))
+            if done is None:  # still being written: no reader to protect (as hishel)
+                self._client.delete(entry_key, stream_key)
+                return
+            key = cache_key(done)
+            keys = [entry_key, stream_key, done_key, self._idx_key(key), self._hit_key(key)]
+            self._remove(keys=keys, args=[id.hex, self._soft_delete_ttl_ms])
+        except redis.RedisError:
+            logger.warning("quotaflow: a stored answer could not be removed", exc_info=True)
