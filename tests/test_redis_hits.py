@@ -5,8 +5,11 @@ at 127.0.0.1:6379, each test on a prefix of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
 
+import hishel
 import pytest
 import redis
 import redis.asyncio.connection
@@ -15,6 +18,9 @@ import respx
 import time_machine
 
 import quotaflow
+from quotaflow._state._redis_client import GuardedRedis, guarded
+from quotaflow._state._redis_guard import Guard
+from quotaflow._state._sync_redis_storage import GuardedRedisStorage
 
 from .conftest import BASE, Harness, api_profile, info
 from .stub_server import REDIS_URL
@@ -180,3 +186,36 @@ def test_answers_that_vary_keep_no_record(
         response = other.get(URL, headers={"accept-language": lang})
         assert response.json() == {"lang": lang}
         assert info(response).cache is quotaflow.CacheStatus.HIT
+
+
+def test_hishel_and_quotaflow_read_each_others_entries(prefix: str, tmp_path: Path) -> None:
+    """The scripts keep hishel's RedisStorage layout (``_hishel.CHECKED``): an entry one
+    stores, the other reads, body and all; one removed by quotaflow is gone for hishel.
+    A hishel release that changes its layout fails here, not in production."""
+    client = guarded(GuardedRedis, REDIS_URL, Guard(REDIS_URL, "open", tmp_path))
+    ours = GuardedRedisStorage(client, key_prefix=f"{prefix}:cache", default_ttl=60)
+    theirs = hishel.RedisStorage(redis.Redis.from_url(REDIS_URL), key_prefix=f"{prefix}:cache")
+    request = hishel.Request(method="GET", url=URL)
+    headers = hishel.Headers({"content-length": "3", "cache-control": "max-age=60"})
+
+    def store(storage: hishel.RedisStorage, key: str, body: bytes) -> None:
+        response = hishel.Response(status_code=200, headers=headers, stream=iter([body]))
+        stream = storage.create_entry(request, response, key).response.stream
+        assert b"".join(cast("Iterator[bytes]", stream)) == body
+
+    def bodies(storage: hishel.RedisStorage, key: str) -> list[bytes]:
+        entries = storage.get_entries(key)
+        return [b"".join(cast("Iterator[bytes]", e.response.stream)) for e in entries]
+
+    try:
+        store(ours, "by-quotaflow", b"abc")
+        store(theirs, "by-hishel", b"xyz")
+
+        assert bodies(theirs, "by-quotaflow") == [b"abc"]
+        assert bodies(ours, "by-hishel") == [b"xyz"]
+        assert [e.request.url for e in ours.get_entries("by-quotaflow")] == [URL]
+        ours.remove_entry(ours.get_entries("by-quotaflow")[0].id)
+        assert bodies(theirs, "by-quotaflow") == []
+    finally:
+        ours.close()
+        theirs.close()

@@ -10,6 +10,9 @@ Checked against hishel 2.0.x (``CHECKED``). What is relied on:
   last_accessed_at, ...)``, to add the index its cleanup needs (:func:`index_cache`).
   If a later hishel changes it, creating the index fails and is logged at WARNING: the
   cache still works, only stores get slower as it grows.
+- the key layout and helpers of :class:`hishel.RedisStorage`, which
+  ``_redis_entries`` lists: its scripts read and write hishel's entries in one call
+  each, so both read what the other wrote.
 
 Everything else quotaflow uses of hishel is public: the storages and their
 ``max_stream_size``, ``Entry``/``Request``/``Response``/``Headers``, the

@@ -9,7 +9,8 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:replayed:{id}       a journal entry recorded (kept 40 days: each counts once)
     {prefix}:rate:{profile}      the short window's state and the gate: the 429 pause and
                                  the circuit breaker (MessagePack; Lua, see _window)
-    {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
+    {prefix}:cache:...           hishel's RedisStorage entries, read and written in one
+                                 call each; hit:{key} a fresh hit's record (_redis_entries)
     {prefix}:counts:{bucket}     the status counters of a UTC day or hour (``_tallies``)
     {prefix}:notes               per profile: the last error and circuit change seen
     {prefix}:waiting:{profile}   waiters by priority, of every process (``_board``)
