@@ -149,6 +149,8 @@ class GuardedAsyncRedisStorage(hishel.AsyncRedisStorage):
             await self._write(store, b"".join(chunks))
 
     async def _write(self, store: Store, body: bytes) -> None:
+        if not self._guard.reachable():  # lost while the body streamed: left unstored
+            return
         now = time.time()
         expires_at = self._expires_at(store.ttl_deadline, store.tti, now)
         ttl_ms = self._keys_ttl_ms(expires_at, now)
