@@ -29,6 +29,7 @@ FILES = {
     TRANSPORTS / "_async_layer.py": TRANSPORTS / "_sync_layer.py",
     STATE / "_async_waitroom.py": STATE / "_sync_waitroom.py",
     TRANSPORTS / "_async_lead.py": TRANSPORTS / "_sync_lead.py",
+    STATE / "_async_redis_storage.py": STATE / "_sync_redis_storage.py",
 }
 
 # Whole words (or exact phrases), in this order.
@@ -100,6 +101,13 @@ SUBSTITUTIONS = [
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
     ("asleep", "sleep"),
+    ("GuardedAsyncRedisStorage", "GuardedRedisStorage"),
+    ("GuardedAsyncRedis", "GuardedRedis"),
+    ("AsyncRedisStorage", "RedisStorage"),
+    ("_async_redis_storage", "_sync_redis_storage"),
+    ("make_async_iterator", "make_sync_iterator"),
+    ("AsyncIterator", "Iterator"),
+    ("afresh", "fresh"),
     ("aclose", "close"),
     ("aread", "read"),
     ("asynchronous=True", "asynchronous=False"),

@@ -176,6 +176,7 @@ def fresh_stored(
 
 
 def _kept_stored(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Stored headers as a hit restates them (less age, length...)."""
     values_of = headers.get_list
     # hishel keeps names in lower case: one pass over them, as _kept would.
     return [
@@ -192,6 +193,35 @@ def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     kept = _kept_stored(entry.response.headers)
     kept.append((b"content-length", b"%d" % len(body)))
     return HotEntry(200, kept, body, *lifetime)
+
+
+# What a hit needs of a stored answer, worked out once when it is stored (the Redis
+# storage keeps it beside the entry, ``_redis_entries``): the URL it answers, its
+# Content-Length, (received, expires, ttl) and its headers as a hit restates them.
+Record = tuple[str, int, float, float, float, list[tuple[bytes, bytes]]]
+
+
+def record_of(method: str, url: str, status: int, headers: Headers) -> Record | None:
+    """The record of a stored answer :func:`fresh_stored` could accept while fresh (a
+    200 to a GET with a Content-Length and a max-age anyone may reuse), or None: its
+    :class:`Shape` with the URL it answers."""
+    shape = stored_shape(method, status, headers)
+    if shape is None:
+        return None
+    received, ttl, length, kept = shape
+    return (url, length, received, received + ttl, float(ttl), kept)
+
+
+def recorded_entry(
+    record: Record, body: bytes, resource: str, now: float, max_body: int
+) -> HotEntry | None:
+    """A hot entry for the only stored answer under a key, from its record: what
+    :func:`fresh_stored` and :func:`stored_entry` make of it, without parsing a header."""
+    url, length, received, expires, ttl, headers = record
+    if url != resource or length > max_body or expires <= now:
+        return None
+    kept = [*headers, (b"content-length", b"%d" % len(body))]
+    return HotEntry(200, kept, body, received, expires, ttl)
 
 
 class Shape(NamedTuple):

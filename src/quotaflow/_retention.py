@@ -19,17 +19,29 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Collection
+from typing import Protocol, cast
 
 import hishel
 import httpx
 
 from . import _policy
 from ._clock import Clock
+from ._hot import HotEntry
 from ._known import EmptyKeys
 from ._plugins import Registry
 from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")
+
+
+class OneRead(Protocol):
+    def fresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None: ...
+
+
+class AsyncOneRead(Protocol):
+    async def afresh(
+        self, key: str, resource: str, now: float, max_body: int
+    ) -> HotEntry | None: ...
 
 
 def entry_ttl(
@@ -155,6 +167,8 @@ class RetainingStorage(hishel.BaseStorage):
         self._clock = clock
         # Keys known to hold nothing (``_known.py``): not read, until stored under.
         self._known = known if known is not None else EmptyKeys()
+        # A storage that reads a fresh answer whole in one go (Redis): ``fresh``.
+        self.one_read = callable(getattr(storage, "fresh", None))
 
     def create_entry(
         self,
@@ -183,6 +197,12 @@ class RetainingStorage(hishel.BaseStorage):
         if key in self._known:
             return []
         return self.storage.get_entries(key)
+
+    def fresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None:
+        """The storage's own fresh read (``one_read``), see ``_cache.read_fresh``."""
+        if key in self._known:
+            return None
+        return cast(OneRead, self.storage).fresh(key, resource, now, max_body)
 
     def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
         # A 304's headers join the stored ones (RFC 9111 §4.3.4): the same rules apply.
@@ -215,6 +235,7 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         self._clock = clock
         # Keys known to hold nothing (``_known.py``): not read, until stored under.
         self._known = known if known is not None else EmptyKeys()
+        self.one_read = callable(getattr(storage, "afresh", None))
 
     async def create_entry(
         self,
@@ -243,6 +264,12 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         if key in self._known:
             return []
         return await self.storage.get_entries(key)
+
+    async def afresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None:
+        """:meth:`RetainingStorage.fresh`."""
+        if key in self._known:
+            return None
+        return await cast(AsyncOneRead, self.storage).afresh(key, resource, now, max_body)
 
     async def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
         await self.storage.update_headers(id, stored_headers(headers, self._registry.secret_params))

@@ -17,7 +17,10 @@ Checked against hishel 2.0.x (``CHECKED``). What is relied on:
   its sync storage (``_lock``, ``_ensure_connection``), to read a fresh answer in one
   query (:class:`SqliteCache` ``fresh``/``peek``, over the shapes kept beside the
   entries, :data:`SHAPES`). If a later hishel changes them, that query fails (logged
-  at DEBUG) and every warm read is left to hishel: slower, never wrong.
+  at DEBUG) and every warm read is left to hishel: slower, never wrong;
+- the key layout and helpers of :class:`hishel.RedisStorage`, which
+  ``_redis_entries`` lists: its scripts read and write hishel's entries in one call
+  each, so both read what the other wrote.
 
 Everything else quotaflow uses of hishel is public: the storages and their
 ``max_stream_size``, ``Entry``/``Request``/``Response``/``Headers``, the

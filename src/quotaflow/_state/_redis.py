@@ -9,7 +9,8 @@ Imported only when ``redis_url`` is given. Keys, all under the prefix::
     {prefix}:replayed:{id}       a journal entry recorded (kept 40 days: each counts once)
     {prefix}:rate:{profile}      the short window's state and the gate: the 429 pause and
                                  the circuit breaker (MessagePack; Lua, see _window)
-    {prefix}:cache:...           hishel's RedisStorage / AsyncRedisStorage entries
+    {prefix}:cache:...           hishel's RedisStorage entries, read and written in one
+                                 call each; hit:{key} a fresh hit's record (_redis_entries)
     {prefix}:counts:{bucket}     the status counters of a UTC day or hour (``_tallies``)
     {prefix}:notes               per profile: the last error and circuit change seen
     {prefix}:waiting:{profile}   waiters by priority, of every process (``_board``)
@@ -64,20 +65,16 @@ from redis.retry import Retry
 from .._cold import ColdStats, ColdStore
 from .._credentials import new_key
 from ..exceptions import ConfigError, StateUnavailable
+from ._async_redis_storage import GuardedAsyncRedisStorage
 from ._backend import Backend, Leases
 from ._board import Board, RedisBoard
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
 from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
-from ._redis_client import (
-    GuardedAsyncRedis,
-    GuardedAsyncRedisStorage,
-    GuardedRedis,
-    GuardedRedisStorage,
-    guarded,
-)
+from ._redis_client import GuardedAsyncRedis, GuardedRedis, guarded
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
+from ._sync_redis_storage import GuardedRedisStorage
 from ._tallies import RedisTally, Tally
 
 __all__ = ["RedisBackend", "redact", "redis_backend"]

@@ -23,7 +23,7 @@ from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
 from .._hot import FreshRows, HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Route
-from .._retention import is_event_stream
+from .._retention import AsyncRetainingStorage, RetainingStorage, is_event_stream
 
 logger = logging.getLogger("quotaflow")
 
@@ -83,6 +83,8 @@ def read_fresh(
     try:
         if rows is not None:
             return rows.fresh(route.key, route.resource, now, limit)
+        if isinstance(storage, RetainingStorage) and storage.one_read:
+            return storage.fresh(route.key, route.resource, now, limit)
         entries = storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
@@ -105,6 +107,8 @@ async def aread_fresh(
     """:func:`read_fresh` on an async storage (``rows``: its twin's only, see
     ``AsyncStoredTiers``)."""
     try:
+        if isinstance(storage, AsyncRetainingStorage) and storage.one_read:
+            return await storage.afresh(route.key, route.resource, now, limit)
         entries = await storage.get_entries(route.key)
         lifetime = fresh_stored(entries, route.resource, now, limit)
         if lifetime is None:
