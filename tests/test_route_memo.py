@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from quotaflow import _urlkey
+from quotaflow import _httpx_fast
 from quotaflow._credentials import Fingerprints
 from quotaflow._plugins import Registry
 from quotaflow._secrets import cache_url, split_url, url_credentials
@@ -51,7 +51,7 @@ def test_split_url_is_cache_url_and_url_credentials_at_once(
     assert not split.kept & {name.lower() for name in NAMES}
 
 
-@pytest.mark.parametrize("key", [_urlkey.url_key, _urlkey.public_key])
+@pytest.mark.parametrize("key", [_httpx_fast.url_key, _httpx_fast.public_key])
 def test_url_routes_are_remembered_per_whole_url(monkeypatch, key) -> None:
     """httpx's parsed components or its public properties: the same routes either way,
     and two URLs that differ in anything (a fragment, userinfo) are told apart."""
@@ -70,12 +70,18 @@ def test_url_routes_are_remembered_per_whole_url(monkeypatch, key) -> None:
     assert router.url_route(httpx.URL(f"{BASE}/odds?region=us&key=K1#top")) is not first
 
 
-def test_url_key_falls_back_to_public_properties(monkeypatch) -> None:
-    """Should httpx keep a URL's components otherwise, the public key is chosen."""
-    monkeypatch.setattr(_urlkey, "_components", lambda url: ("changed",))
+def test_httpx_reads_fall_back_to_public_properties(monkeypatch) -> None:
+    """Should httpx keep a URL's components or header names otherwise, the public API
+    is chosen, and answers alike."""
+    monkeypatch.setattr(_httpx_fast, "_components", lambda url: ("changed",))
+    monkeypatch.setattr(_httpx_fast, "_lowered", lambda headers: {b"changed"})
+    headers = httpx.Headers({"Cache-Control": "no-cache", "x-Token": "t"})
 
-    assert _urlkey._choose() is _urlkey.public_key
-    assert _urlkey.public_key(httpx.URL("https://h/p?q#f")) == (
+    assert _httpx_fast._choose_url_key() is _httpx_fast.public_key
+    assert _httpx_fast._choose_header_names() is _httpx_fast.public_names
+    assert _httpx_fast.public_names(headers) == {b"cache-control", b"x-token"}
+    assert _httpx_fast.header_names(headers) == {b"cache-control", b"x-token"}
+    assert _httpx_fast.public_key(httpx.URL("https://h/p?q#f")) == (
         "https",
         b"",
         "h",
@@ -127,3 +133,24 @@ def test_remembered_routes_keep_credentials_apart(stack, router) -> None:
     assert [answer.json()["for"] for answer in answers] == list("AABBAABB")
     assert [info(answer).cache for answer in answers] == ["miss", "hit"] * 2 + ["hit"] * 4
     assert [info(answer).priority for answer in answers] == ["low", "critical"] * 4
+
+
+@pytest.mark.parametrize(
+    ("headers", "hot", "hidden"),
+    [
+        ({}, True, ()),
+        ({"Cache-Control": "no-cache"}, False, ()),
+        ({"x-token": "T", "Accept": "*/*"}, True, (("x-token", "T"),)),
+        # A name the client calls secret is hidden, never read as a cache directive.
+        ({"Range": "bytes=0-1", "Pragma": "no-cache"}, False, (("Range", "bytes=0-1"),)),
+        ({"Range": "bytes=0-1"}, True, (("Range", "bytes=0-1"),)),
+    ],
+)
+def test_header_scan(headers, hot, hidden) -> None:
+    """One look at the header names: may the hot tier answer, which headers to hide."""
+    router = Router(Registry([api_profile()], secret_headers=["Range"]), Fingerprints(b"k" * 32))
+    request = httpx.Request("GET", f"{BASE}/odds", headers=headers)
+
+    route = router.route(request)
+
+    assert (route.hot, route.secret_headers) == (hot, hidden)

@@ -5,13 +5,14 @@ private."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Hashable
+from collections.abc import Hashable
 
 import attrs
 import httpx
 
 from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
+from .._httpx_fast import header_names, url_key
 from .._info import ROUTE, HitKey, ResponseInfo, Route, storage_key
 from .._plugins import Registry
 from .._priority import Priority, current_priority
@@ -22,7 +23,6 @@ from .._profiles import (
     ApiProfile,
 )
 from .._secrets import split_url
-from .._urlkey import url_key
 
 logger = logging.getLogger("quotaflow")
 
@@ -31,6 +31,12 @@ logger = logging.getLogger("quotaflow")
 class _Secrets:
     params: frozenset[str]
     headers: frozenset[bytes]  # lower case, as httpx keeps raw header names
+    # The cache directives the hot tier cannot judge, but for secret headers (hidden).
+    bypass: frozenset[bytes] = attrs.field(init=False)
+
+    @bypass.default
+    def _bypass(self) -> frozenset[bytes]:
+        return HOT_BYPASS - self.headers
 
 
 # What a Route depends on besides its URL: the priority, whether the hot tier may
@@ -177,7 +183,7 @@ class Router:
                 profile = found.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
-        hot, hidden = _scan_headers(request, self.secrets(profile).headers)
+        hot, hidden = _scan_headers(request, self.secrets(profile))
         memo = (priority, hot, hidden)
         route = found.routes.get(memo)
         if route is None:
@@ -276,19 +282,14 @@ def upstream_request(request: httpx.Request, route: Route | None) -> httpx.Reque
 
 
 def _scan_headers(
-    request: httpx.Request, secret_names: Collection[bytes]
+    request: httpx.Request, secrets: _Secrets
 ) -> tuple[bool, tuple[tuple[str, str], ...]]:
-    """One pass over the raw pairs: whether the hot tier may answer (a GET without
-    directives it can't judge), and the secret headers to hide (name, value)."""
-    hot = request.method == "GET"
-    secret = False
-    for name, _ in request.headers.raw:
-        lowered = name.lower()
-        if lowered in secret_names:
-            secret = True
-        elif lowered in HOT_BYPASS:
-            hot = False
-    if not secret:
+    """Whether the hot tier may answer (a GET without directives it can't judge), and
+    the secret headers to hide (name, value)."""
+    names = header_names(request.headers)
+    hot = request.method == "GET" and names.isdisjoint(secrets.bypass)
+    secret_names = secrets.headers
+    if names.isdisjoint(secret_names):
         return hot, ()
     hidden = tuple(
         (k.decode("latin-1"), v.decode("latin-1"))
