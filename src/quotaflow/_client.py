@@ -287,7 +287,8 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
     # Bodies past max_body stream through unstored (hishel stops keeping them).
     hishel_storage.max_stream_size = settings.max_body
     known = runtime.known
-    storage = flavour.retaining(hishel_storage, runtime.registry, runtime.clock, known)
+    resources = runtime.router.stored_profile  # URLs the router made clean, and their profile
+    storage = flavour.retaining(hishel_storage, runtime.registry, runtime.clock, known, resources)
     runtime.storage = storage
     # The async stack reads fresh stored answers in one worker-thread hop, if the
     # backend has a blocking storage for that (its async one hops once per SQL call).

@@ -90,7 +90,10 @@ class HotEntry:
             aged = self._aged[0] = (age, httpx.Headers(headers))
         # A ready byte stream (content= would re-encode the body), left unread: the
         # client reads it, and so sets ``elapsed`` and decodes it as it would any answer.
-        return httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
+        response = httpx.Response(self.status, headers=aged[1], stream=httpx.ByteStream(self.body))
+        # The copy of the headers would work their encoding out again on first use.
+        response.headers.encoding = aged[1].encoding
+        return response
 
 
 _Lifetime = tuple[float, float, float]  # received, expires, ttl

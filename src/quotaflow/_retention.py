@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Protocol, cast
 
 import hishel
@@ -29,9 +29,14 @@ from ._clock import Clock
 from ._hot import HotEntry
 from ._known import EmptyKeys
 from ._plugins import Registry
+from ._profiles import ApiProfile
 from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")
+
+# The profile of a URL (a hishel request's) whose text the storage may keep as it is:
+# no userinfo, no secret parameter (``Router.stored_profile``); None if not known so.
+Resources = Callable[[str], ApiProfile | None]
 
 
 class OneRead(Protocol):
@@ -45,12 +50,18 @@ class AsyncOneRead(Protocol):
 
 
 def entry_ttl(
-    registry: Registry, clock: Clock, request: hishel.Request, response: hishel.Response
+    registry: Registry,
+    clock: Clock,
+    request: hishel.Request,
+    response: hishel.Response,
+    profile: ApiProfile | None = None,
 ) -> float | None:
     """Seconds to keep ``response``, stored for ``request`` now (None: the storage's
-    default, should the answer be beyond reading; storing never fails a request)."""
+    default, should the answer be beyond reading; storing never fails a request).
+    ``profile``: the URL's, if known (else matched here)."""
     try:
-        profile = registry.match(httpx.URL(request.url))
+        if profile is None:
+            profile = registry.match(httpx.URL(request.url))
         headers = response.headers
         return _policy.retention(
             freshness=_policy.freshness_lifetime(headers, clock.time()),
@@ -156,6 +167,7 @@ class RetainingStorage(hishel.BaseStorage):
         registry: Registry,
         clock: Clock,
         known: EmptyKeys | None = None,
+        resources: Resources | None = None,
     ) -> None:
         super().__init__(
             default_ttl=storage.default_ttl,
@@ -169,6 +181,7 @@ class RetainingStorage(hishel.BaseStorage):
         self._known = known if known is not None else EmptyKeys()
         # A storage that reads a fresh answer whole in one go (Redis): ``fresh``.
         self.one_read = callable(getattr(storage, "fresh", None))
+        self._resources = resources
 
     def create_entry(
         self,
@@ -183,13 +196,14 @@ class RetainingStorage(hishel.BaseStorage):
         stored = stored_response(response, secrets)
         if never_stored(response, stored):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
+        # A URL the router made clean needs no parsing again (``Router.stored_profile``).
+        profile = self._resources(request.url) if self._resources is not None else None
         if ttl is None:  # a TTL the caller set in extensions["caching"] wins
-            ttl = entry_ttl(self._registry, self._clock, request, stored)
+            ttl = entry_ttl(self._registry, self._clock, request, stored, profile)
             if ttl is not None and ttl <= 0:  # never reused: not worth a write
                 return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
-        entry = self.storage.create_entry(
-            stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
-        )
+        kept = request if profile is not None else stored_request(request, secrets)
+        entry = self.storage.create_entry(kept, stored, key, ttl=ttl, tti=tti)
         self._known.filled(key)
         return _live(entry, response)
 
@@ -224,6 +238,7 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         registry: Registry,
         clock: Clock,
         known: EmptyKeys | None = None,
+        resources: Resources | None = None,
     ) -> None:
         super().__init__(
             default_ttl=storage.default_ttl,
@@ -236,6 +251,7 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         # Keys known to hold nothing (``_known.py``): not read, until stored under.
         self._known = known if known is not None else EmptyKeys()
         self.one_read = callable(getattr(storage, "afresh", None))
+        self._resources = resources
 
     async def create_entry(
         self,
@@ -250,13 +266,13 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
         stored = stored_response(response, secrets)
         if never_stored(response, stored):
             return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
+        profile = self._resources(request.url) if self._resources is not None else None
         if ttl is None:
-            ttl = entry_ttl(self._registry, self._clock, request, stored)
+            ttl = entry_ttl(self._registry, self._clock, request, stored, profile)
             if ttl is not None and ttl <= 0:
                 return hishel.Entry(id=uuid.uuid4(), request=request, response=response)
-        entry = await self.storage.create_entry(
-            stored_request(request, secrets), stored, key, ttl=ttl, tti=tti
-        )
+        kept = request if profile is not None else stored_request(request, secrets)
+        entry = await self.storage.create_entry(kept, stored, key, ttl=ttl, tti=tti)
         self._known.filled(key)
         return _live(entry, response)
 

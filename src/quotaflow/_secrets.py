@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection
-from urllib.parse import urlencode
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -17,24 +18,55 @@ def _secret_names(secrets: Collection[str]) -> frozenset[str]:
     return frozenset(name.lower() for name in secrets)
 
 
+class Split(NamedTuple):
+    """A URL as the router needs it, from one parse of its query (:func:`split_url`)."""
+
+    url: httpx.URL  # as :func:`cache_url` gives it
+    credentials: tuple[tuple[str, str], ...]  # as :func:`url_credentials` gives them
+    kept: frozenset[str]  # the names of the parameters left in ``url``, lower case
+
+
+def split_url(url: httpx.URL, secrets: Collection[str]) -> Split:
+    """:func:`cache_url` and :func:`url_credentials` of ``url`` at once: its query is
+    parsed once, and the URL rebuilt at most once (a new URL is parsed again by httpx,
+    which costs more than the rest of a cache hit)."""
+    names = _secret_names(secrets)
+    credentials: list[tuple[str, str]] = []
+    kept_names: set[str] = set()
+    changes: dict[str, bytes | None] = {}
+    query = url.query
+    if query:
+        # Grouped by name in order of first appearance, as ``httpx.QueryParams`` keeps
+        # them (``multi_items()``): a query already in that order and sorted is kept as
+        # it was written, as before.
+        grouped: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query.decode("ascii"), keep_blank_values=True):
+            grouped.setdefault(name, []).append(value)
+        items = [(name, value) for name, values in grouped.items() for value in values]
+        kept = []
+        for name, value in items:
+            lowered = name.lower()
+            if lowered in names:
+                credentials.append((f"?{name}", value))
+            else:
+                kept.append((name, value))
+                kept_names.add(lowered)
+        ordered = sorted(kept)
+        if ordered != items:
+            # No parameters left: no "?" either, so /x?apiKey=... and /x are one resource.
+            changes["query"] = urlencode(ordered).encode("ascii") if ordered else None
+    userinfo = url.userinfo
+    if userinfo:
+        credentials.append(("@userinfo", userinfo.decode("latin-1")))
+        changes["userinfo"] = b""
+    inner = url.copy_with(**changes) if changes else url
+    return Split(inner, tuple(credentials), frozenset(kept_names))
+
+
 def cache_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
     """``url`` without userinfo or secret parameters (any casing of their names), its
     query sorted, so equal requests share a key and no credential reaches storage."""
-    if url.userinfo:
-        url = url.copy_with(userinfo=b"")
-    if not url.query:
-        return url
-    names = _secret_names(secrets)
-    params = url.params
-    if any(name.lower() in names for name in params):
-        kept = [(k, v) for k, v in params.multi_items() if k.lower() not in names]
-    else:
-        kept = params.multi_items()
-    ordered = sorted(kept)
-    if ordered == params.multi_items():
-        return url
-    # No parameters left: no "?" either, so /x?apiKey=... and /x are one resource.
-    return url.copy_with(query=urlencode(ordered).encode("ascii") if ordered else None)
+    return split_url(url, secrets).url
 
 
 def redact_url(url: httpx.URL, secrets: Collection[str]) -> httpx.URL:
@@ -100,10 +132,4 @@ def redact_logs(secrets: Collection[str]) -> None:
 def url_credentials(url: httpx.URL, secrets: Collection[str]) -> tuple[tuple[str, str], ...]:
     """The credentials ``url`` carries: its secret parameters (names in any casing) and
     its userinfo, as ``(name, value)`` pairs for a fingerprint (see ``_credentials``)."""
-    found: list[tuple[str, str]] = []
-    if url.query:
-        lowered = {name.lower() for name in secrets}
-        found = [(f"?{k}", v) for k, v in url.params.multi_items() if k.lower() in lowered]
-    if url.userinfo:
-        found.append(("@userinfo", url.userinfo.decode("latin-1")))
-    return tuple(found)
+    return split_url(url, secrets).credentials

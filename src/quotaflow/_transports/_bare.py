@@ -15,6 +15,7 @@ import logging
 import httpx
 
 from .._cache_status import HEADER, NAME
+from .._httpx_fast import header_names
 from .._info import CacheStatus, ResponseInfo
 from .._known import EmptyKeys
 from .._priority import Priority, current_priority
@@ -45,10 +46,10 @@ class Bare:
         if route.profile is not DEFAULT_PROFILE or route.key not in self._known:
             return None
         # A credential header partitions the stored answers: the key is another one.
-        secrets = self._router.secrets(DEFAULT_PROFILE).headers
-        for name, _ in request.headers.raw:
-            if name.lower() in secrets:
-                return None
+        if not header_names(request.headers).isdisjoint(
+            self._router.secrets(DEFAULT_PROFILE).headers
+        ):
+            return None
         if logger.isEnabledFor(logging.DEBUG):
             return None  # the stack logs every request's line
         chosen = request.extensions.get("priority")

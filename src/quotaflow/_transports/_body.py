@@ -67,11 +67,15 @@ def decoded(response: httpx.Response, raw: bytes, limit: int) -> httpx.Response:
     """A read copy of ``response`` over its ``raw`` bytes, if they decode to at most
     ``limit`` bytes; else an unread one (the rules then see the headers alone). Decoded
     in slices, so a decompression bomb stops at the limit instead of filling memory."""
-    size = 0
-    for part in _copy(response, _Slices(raw)).iter_bytes():
-        size += len(part)
-        if size > limit:
+    if "content-encoding" not in response.headers:
+        if len(raw) > limit:  # not encoded: the decoded size is the raw one
             return _copy(response, httpx.ByteStream(raw))
+    else:
+        size = 0
+        for part in _copy(response, _Slices(raw)).iter_bytes():
+            size += len(part)
+            if size > limit:
+                return _copy(response, httpx.ByteStream(raw))
     read = _copy(response, httpx.ByteStream(raw), raw)
     read.read()  # within the limit: proven just above
     return read

@@ -5,13 +5,14 @@ private."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Hashable
 
 import attrs
 import httpx
 
 from .._credentials import Fingerprints, short
 from .._hot import HOT_BYPASS
+from .._httpx_fast import header_names, url_key
 from .._info import ROUTE, HitKey, ResponseInfo, Route, storage_key
 from .._plugins import Registry
 from .._priority import Priority, current_priority
@@ -21,7 +22,7 @@ from .._profiles import (
     SESSION_HEADERS,
     ApiProfile,
 )
-from .._secrets import cache_url, url_credentials
+from .._secrets import split_url
 
 logger = logging.getLogger("quotaflow")
 
@@ -30,6 +31,17 @@ logger = logging.getLogger("quotaflow")
 class _Secrets:
     params: frozenset[str]
     headers: frozenset[bytes]  # lower case, as httpx keeps raw header names
+    # The cache directives the hot tier cannot judge, but for secret headers (hidden).
+    bypass: frozenset[bytes] = attrs.field(init=False)
+
+    @bypass.default
+    def _bypass(self) -> frozenset[bytes]:
+        return HOT_BYPASS - self.headers
+
+
+# What a Route depends on besides its URL: the priority, whether the hot tier may
+# answer, and the secret headers (name, value).
+_RouteKey = tuple[Priority, bool, tuple[tuple[str, str], ...]]
 
 
 @attrs.frozen
@@ -52,6 +64,8 @@ class _UrlRoute:
     plain: bool
     # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
     hit_infos: dict[HitKey, ResponseInfo] = attrs.field(factory=dict, eq=False)
+    # The Routes of requests for it, which only change with what _RouteKey holds.
+    routes: dict[_RouteKey, Route] = attrs.field(factory=dict, eq=False)
 
 
 def _shared(profile: ApiProfile, url: httpx.URL) -> bool:
@@ -80,8 +94,11 @@ class Router:
         self.registry = registry
         self.fingerprints = fingerprints
         self._secrets: dict[str, _Secrets] = {}
-        self._routes: dict[tuple[str, str, int | None, bytes, bytes], _UrlRoute] = {}
+        self._routes: dict[Hashable, _UrlRoute] = {}
         self._keys: dict[tuple[str, str], str] = {}
+        # Resources whose URL the storage keeps as it is, and their profile.
+        self._clean: dict[str, ApiProfile] = {}
+        self._stored_secrets = frozenset(name.lower() for name in registry.secret_params)
 
     def secrets(self, profile: ApiProfile) -> _Secrets:
         found = self._secrets.get(profile.name)
@@ -104,29 +121,42 @@ class Router:
         a whole cache hit. (Kept in process memory only, like the request itself.)"""
         # Everything that makes two URLs different resources is in the key, and so is
         # every credential the URL carries.
-        key = (url.scheme, url.host, url.port, url.raw_path, url.userinfo)
+        key = url_key(url)
         found = self._routes.get(key)
         if found is None:
             if len(self._routes) >= 4096:
                 self._routes.clear()
-            profile = self.registry.match(url)
-            names = self.secrets(profile).params
-            inner = cache_url(url, names)
-            credentials = url_credentials(url, names)
-            fingerprint = self.fingerprints.of(credentials)
-            resource = str(inner)
-            shared = _shared(profile, inner)
-            found = self._routes[key] = _UrlRoute(
-                profile,
-                inner,
-                resource,
-                credentials,
-                fingerprint,
-                storage_key(_partition(resource, "" if shared else fingerprint)),
-                shared,
-                inner is url,
-            )
+            found = self._routes[key] = self._url_route(url)
         return found
+
+    def _url_route(self, url: httpx.URL) -> _UrlRoute:
+        profile = self.registry.match(url)
+        inner, credentials, kept = split_url(url, self.secrets(profile).params)
+        fingerprint = self.fingerprints.of(credentials)
+        resource = str(inner)
+        shared = _shared(profile, inner)
+        if kept.isdisjoint(self._stored_secrets):
+            # Stored as it is (``_retention``): no userinfo, no parameter any profile
+            # calls secret. The storage learns its profile here instead of parsing it.
+            if len(self._clean) >= 4096:
+                self._clean.clear()
+            self._clean[resource] = profile
+        return _UrlRoute(
+            profile,
+            inner,
+            resource,
+            credentials,
+            fingerprint,
+            storage_key(_partition(resource, "" if shared else fingerprint)),
+            shared,
+            inner is url,
+        )
+
+    def stored_profile(self, resource: str) -> ApiProfile | None:
+        """The profile of ``resource``, if this router made it and storage keeps its URL
+        as it is (no userinfo, no parameter named in ``Registry.secret_params``); None:
+        the storage works both out itself."""
+        return self._clean.get(resource)
 
     def _key(self, route: _UrlRoute, fingerprint: str) -> str:
         memo = (route.resource, fingerprint)
@@ -153,7 +183,24 @@ class Router:
                 profile = found.profile
         chosen = request.extensions.get("priority")
         priority = Priority.parse(chosen) if chosen is not None else current_priority()
-        hot, hidden = _scan_headers(request, self.secrets(profile).headers)
+        hot, hidden = _scan_headers(request, self.secrets(profile))
+        memo = (priority, hot, hidden)
+        route = found.routes.get(memo)
+        if route is None:
+            if len(found.routes) >= 16:
+                found.routes.clear()
+            route = found.routes[memo] = self._route(found, request.url, *memo)
+        request.extensions = {**request.extensions, ROUTE: route}
+        return route
+
+    def _route(
+        self,
+        found: _UrlRoute,
+        url: httpx.URL,
+        priority: Priority,
+        hot: bool,
+        hidden: tuple[tuple[str, str], ...],
+    ) -> Route:
         fingerprint, key = found.fingerprint, found.key
         if hidden:
             fingerprint = self.fingerprints.of(found.credentials + hidden)
@@ -163,11 +210,11 @@ class Router:
             keys = tuple(pair for pair in hidden if pair[0].lower() not in SESSION_HEADERS)
             if len(keys) != len(hidden):
                 fingerprint = self.fingerprints.of(found.credentials + keys)
-        route = Route(
-            profile=profile,
+        return Route(
+            profile=found.profile,
             priority=priority,
             resource=found.resource,
-            url=request.url,
+            url=url,
             inner_url=found.url,
             key=key,
             hit_infos=found.hit_infos,
@@ -176,8 +223,6 @@ class Router:
             account=short(fingerprint) if fingerprint else None,
             plain_url=found.plain,
         )
-        request.extensions = {**request.extensions, ROUTE: route}
-        return route
 
     def route_redacted(self, request: httpx.Request) -> tuple[Route, httpx.Request]:
         """The request's Route, and the redacted copy of the request (see redacted)."""
@@ -237,19 +282,14 @@ def upstream_request(request: httpx.Request, route: Route | None) -> httpx.Reque
 
 
 def _scan_headers(
-    request: httpx.Request, secret_names: Collection[bytes]
+    request: httpx.Request, secrets: _Secrets
 ) -> tuple[bool, tuple[tuple[str, str], ...]]:
-    """One pass over the raw pairs: whether the hot tier may answer (a GET without
-    directives it can't judge), and the secret headers to hide (name, value)."""
-    hot = request.method == "GET"
-    secret = False
-    for name, _ in request.headers.raw:
-        lowered = name.lower()
-        if lowered in secret_names:
-            secret = True
-        elif lowered in HOT_BYPASS:
-            hot = False
-    if not secret:
+    """Whether the hot tier may answer (a GET without directives it can't judge), and
+    the secret headers to hide (name, value)."""
+    names = header_names(request.headers)
+    hot = request.method == "GET" and names.isdisjoint(secrets.bypass)
+    secret_names = secrets.headers
+    if names.isdisjoint(secret_names):
         return hot, ()
     hidden = tuple(
         (k.decode("latin-1"), v.decode("latin-1"))

@@ -1,0 +1,135 @@
+"""CPU instructions per request, counted by valgrind: a figure that noise cannot move.
+
+On a shared machine wall-clock ratios move by more than a small change (see the A/A
+rows of ``overhead.py``). valgrind's callgrind counts the instructions a process runs,
+the same count for the same code whatever else runs. Each row runs ``overhead.py``'s
+set-up (the odds profile, the 2 KB recorded answer over a plain ``httpx.MockTransport``)
+in a child under ``valgrind --tool=callgrind --instr-atstart=no``; the child switches
+instrumentation on (``callgrind_control -i on``) only around its measured requests, and
+a row's figure is the difference between two children making ``--few`` and ``--many``
+requests, divided by the difference (set-up and the switch cancel out). All threads
+count; the status counters flush by count only (their 5 s timer would fire many times
+under valgrind's slowdown). Needs ``valgrind`` on the PATH; slow (~1 min a row). Run::
+
+    python benchmarks/instructions.py                 # bare, ready, hot, miss
+    python benchmarks/instructions.py --kinds hot --many 300
+
+Rows:
+    bare    bare httpx over the plain MockTransport (overhead.py's floor)
+    ready   a transport handing back a ready answer with a hot hit's 9 headers: what
+            any hit costs the client, quotaflow or not
+    hot     quotaflow answering from its hot tier
+    miss    quotaflow going upstream, a new URL each time (fewer requests: --many / 5)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("bare", "ready", "hot", "miss")
+
+
+def _client(kind: str, directory: Path) -> Any:
+    sys.path.insert(0, str(HERE))
+    import httpx
+    import overhead
+
+    import quotaflow
+
+    mock = httpx.MockTransport(overhead._routes().handler)
+    if kind == "bare":
+        return httpx.Client(transport=mock)
+    ours = quotaflow.make_client(**overhead._quotaflow_kwargs(directory, mock))
+    if kind != "ready":
+        return ours
+    with ours:
+        answer = ours.get(overhead.keyed(overhead.SIZES["2 KB"]))
+    headers, body = httpx.Headers(answer.headers.raw), answer.content
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body))
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def child(kind: str, requests: int, switch: bool) -> None:
+    """The measured process: set up, warm up, then ``requests`` requests instrumented."""
+    sys.path.insert(0, str(HERE))
+    import overhead
+
+    if switch:
+        import quotaflow._state._counters as counters
+
+        counters.FLUSH_SECONDS = 1e9  # see the module docstring
+    with tempfile.TemporaryDirectory() as tmp, _client(kind, Path(tmp)) as client:
+        url = overhead.keyed(overhead.SIZES["2 KB"])
+        new = overhead._urls(url)
+        for _ in range(30):
+            client.get(new() if kind == "miss" else url)
+        pid = str(os.getpid())
+        if switch:
+            subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
+        for _ in range(requests):
+            client.get(new() if kind == "miss" else url)
+        if switch:
+            subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True)
+
+
+def _count(kind: str, requests: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={tmp}/callgrind.out",
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            str(requests),
+        ]
+        found = subprocess.run(command, capture_output=True, text=True, check=True)
+    match = re.search(r"Collected : (\d+)", found.stderr)
+    if match is None:
+        raise RuntimeError(f"no count from valgrind: {found.stderr[-500:]}")
+    return int(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated rows")
+    parser.add_argument("--few", type=int, default=100, help="requests of the shorter run")
+    parser.add_argument("--many", type=int, default=500, help="requests of the longer run")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help="--child without valgrind")
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], int(args.child[1]), switch=not args.bare)
+        return 0
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("instructions.py needs valgrind (callgrind_control) on the PATH")
+        return 1
+    kinds = [kind.strip() for kind in args.kinds.split(",")]
+    found: dict[str, float] = {}
+    print(f"{'row':<8}{'instructions per request':>26}{'x bare':>8}")
+    for kind in kinds:
+        few, many = (args.few // 5, args.many // 5) if kind == "miss" else (args.few, args.many)
+        found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
+        ratio = f"{found[kind] / found['bare']:.3f}" if "bare" in found else ""
+        print(f"{kind:<8}{found[kind]:>26,.0f}{ratio:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
