@@ -171,27 +171,37 @@ def refusal(
             f"inside the {reserve:.0%} reserve of priority {priority}"
         )
     if profile.pace is not None and priority in PACED:
-        budget = _policy.pace_budget(
-            now=now,
-            start=quota.start,
-            end=quota.end,
-            total=total,
-            reserve=reserve,
-            pace=profile.pace,
-        )
-        spent = total - available
-        if not _policy.within_budget(budget, total=total, spent=spent, cost=cost):
-            why = (
-                f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
-                f"(resets {reset}); {priority} requests wait for the plan (this one costs {cost})"
-            )
-            if budget < _policy.PACE_ALLOWANCE * total:  # the plan has not passed the reserve
-                why += (
-                    f"; the plan has not yet passed {priority}'s {reserve:.0%} reserve "
-                    "(with a pace, keep reserves to a few percent: ApiProfile.reserves)"
-                )
-            return why
+        return _off_pace(profile, priority, quota, available, cost, now)
     return None
+
+
+def _off_pace(
+    profile: ApiProfile,
+    priority: Priority,
+    quota: QuotaSnapshot,
+    available: int,
+    cost: int,
+    now: float,
+) -> str | None:
+    """Why a paced request may not go now (ahead of the plan), or None."""
+    total, reserve = quota.total, profile.reserves[priority]
+    assert profile.pace is not None
+    budget = _policy.pace_budget(
+        now=now, start=quota.start, end=quota.end, total=total, reserve=reserve, pace=profile.pace
+    )
+    spent = total - available
+    if _policy.within_budget(budget, total=total, spent=spent, cost=cost):
+        return None
+    why = (
+        f"held to the pace: {spent} of {max(math.floor(budget), 0)} spent by now "
+        f"(resets {quota.reset}); {priority} requests wait for the plan (this one costs {cost})"
+    )
+    if budget < _policy.PACE_ALLOWANCE * total:  # the plan has not passed the reserve
+        why += (
+            f"; the plan has not yet passed {priority}'s {reserve:.0%} reserve "
+            "(with a pace, keep reserves to a few percent: ApiProfile.reserves)"
+        )
+    return why
 
 
 @attrs.frozen
@@ -215,7 +225,6 @@ def settle_books(
     spent: int,
     reading: QuotaReading,
     now: float,
-    *,
     estimate: int,
     exhausted: bool,
     warned: set[str],

@@ -113,7 +113,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteCache(hishel.SqliteStorage):
     """hishel's SQLite storage with ``cache.db``'s busy waits bounded (:class:`Spell`),
     each entry's shape kept beside it, and a fresh answer read in one query
-    (``_hot.FreshRows``)."""
+    (``_shapes.FreshRows``)."""
 
     def __init__(self, path: Path) -> None:
         connection = _connect(path)

@@ -10,7 +10,8 @@ import uuid
 
 import hishel
 
-from .._hot import HotEntry, Shape, stored_shape, warm_entry
+from .._hot import HotEntry
+from .._shapes import Shape, stored_shape, warm_entry
 
 __all__ = [
     "CREATE_SHAPES",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 # Beside each entry a warm read can serve, what was judged of it when it was stored
-# (``_hot.Shape``): written after hishel's insert, while the entry is still hidden (hishel
+# (``_shapes.Shape``): written after hishel's insert, while the entry is still hidden (hishel
 # shows it once its body is stored), and gone with it (the foreign key: hishel turns
 # foreign keys on). The read below joins the entry, so a shape never outlives it.
 SHAPES = "quotaflow_shapes"

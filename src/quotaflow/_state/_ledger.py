@@ -283,15 +283,7 @@ class Ledger(abc.ABC):
             self._seed(name, books)
             seen.append(books)
             found = settle_books(
-                books,
-                profile,
-                held,
-                spent,
-                reading,
-                now,
-                estimate=estimate,
-                exhausted=exhausted,
-                warned=self._warned,
+                books, profile, held, spent, reading, now, estimate, exhausted, self._warned
             )
             if books.row is not None:
                 self.unknown.discard(name)

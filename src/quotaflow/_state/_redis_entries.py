@@ -14,7 +14,7 @@ hishel's WATCH guarded against).
 Beside them, per cache key, the store keeps the hit record ``{key_prefix}:hit:{key}``
 while the key holds exactly one live entry a plain GET could be served as it is: the
 entry's id, then the URL, Content-Length, freshness and headers as a hit restates them
-(:func:`quotaflow._hot.record_of`, worked out once) and the body. A fresh hit is then
+(:func:`quotaflow._shapes.record_of`, worked out once) and the body. A fresh hit is then
 one ``GET`` into a response, nothing unpacked or parsed but that record. Every change to
 a key's entries keeps it true: the store (:data:`STORE_LUA`) writes it or deletes it,
 :data:`REMOVE_LUA` deletes it with its entry, a revalidation rewrites it, and it expires
@@ -42,7 +42,8 @@ import hishel
 import msgpack  # type: ignore[import-untyped]  # hishel's own dependency
 from hishel._core._storages._packing import pack, unpack
 
-from .._hot import HotEntry, Record, record_of, recorded_entry
+from .._hot import HotEntry
+from .._shapes import Record, record_of, recorded_entry
 from ._redis_guard import Guard
 
 __all__ = [

@@ -11,8 +11,9 @@ import httpx
 from .._clock import Clock
 from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
 from .._flight import aoffload
-from .._hot import FreshRows, HotEntry, HotTier, entry_for
+from .._hot import HotEntry, HotTier, entry_for
 from .._info import CACHED, Route
+from .._shapes import FreshRows
 from ._body import decoded
 from ._cache import (
     FRESH_IN_STORAGE,

@@ -21,9 +21,10 @@ import httpx
 
 from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
-from .._hot import FreshRows, HotEntry, HotTier, fresh_stored, stored_entry
+from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
 from .._info import Route
 from .._retention import AsyncRetainingStorage, RetainingStorage, is_event_stream
+from .._shapes import FreshRows
 
 logger = logging.getLogger("quotaflow")
 

@@ -49,44 +49,49 @@ def report(
 ) -> None:
     """The one event that ends a request, for subscribers. ``costs`` remembers what
     each resource would cost, so a hit does not run the profile's cost function again."""
-    profile, resource = route.profile.name, route.resource
     cache = cached_of(response).cache if response is not None else CacheStatus.MISS
     if error is None and cache is CacheStatus.HIT:  # the common case, first
-        saved = costs.get(resource)
-        if saved is None:
-            saved = (
-                guarded_cost(route.profile, request) if route.profile is not DEFAULT_PROFILE else 0
+        _hit(emit, route, request, now, costs)
+    elif error is not None:
+        _refused(emit, route, error, now)
+    elif response is not None:
+        _answered(emit, route, response, now)
+
+
+def _hit(
+    emit: Emitter, route: Route, request: httpx.Request, now: float, costs: dict[str, int]
+) -> None:
+    resource = route.resource
+    saved = costs.get(resource)
+    if saved is None:
+        saved = guarded_cost(route.profile, request) if route.profile is not DEFAULT_PROFILE else 0
+        if len(costs) > 4096:
+            costs.clear()
+        costs[resource] = saved
+    emit.hit(route.profile.name, now, resource, saved, route.priority)  # a StrEnum: a str
+
+
+def _refused(emit: Emitter, route: Route, error: BaseException, now: float) -> None:
+    if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
+        spent = spent_of(error)
+        waited = spent.waited if spent is not None else 0.0
+        reason = stale_reason(error)
+        emit(
+            events.Refused(
+                route.profile.name, now, route.resource, reason, route.priority.value, waited=waited
             )
-            if len(costs) > 4096:
-                costs.clear()
-            costs[resource] = saved
-        emit.hit(profile, now, resource, saved, route.priority)  # a StrEnum: a str
-        return
-    priority = route.priority.value
-    if error is not None:
-        if isinstance(error, QuotaExhausted | RateLimited | CircuitOpen):
-            spent = spent_of(error)
-            waited = spent.waited if spent is not None else 0.0
-            reason = stale_reason(error)
-            emit(events.Refused(profile, now, resource, reason, priority, waited=waited))
-        return
-    assert response is not None
+        )
+
+
+def _answered(emit: Emitter, route: Route, response: httpx.Response, now: float) -> None:
     info = response.extensions.get("quotaflow")
     if not isinstance(info, ResponseInfo):
         return
+    profile, resource, priority = route.profile.name, route.resource, route.priority.value
     spent, waited = spent_of(response), info.waited
     if info.cache is CacheStatus.STALE:
-        emit(
-            events.Stale(
-                profile,
-                now,
-                resource,
-                info.stale_reason or "",
-                info.age or 0.0,
-                priority=priority,
-                waited=waited,
-            )
-        )
+        reason, age = info.stale_reason or "", info.age or 0.0
+        emit(events.Stale(profile, now, resource, reason, age, priority=priority, waited=waited))
     elif info.cache is CacheStatus.REVALIDATED:
         emit(
             events.Revalidated(profile, now, resource, info.cost, priority=priority, waited=waited)
@@ -96,17 +101,10 @@ def report(
             content = response.content
         except httpx.ResponseNotRead:
             content = b""
+        status, cost, ttl = response.status_code, info.cost, info.ttl
         emit(
             events.Fetched(
-                profile,
-                now,
-                resource,
-                response.status_code,
-                info.cost,
-                info.ttl,
-                content,
-                priority=priority,
-                waited=waited,
+                profile, now, resource, status, cost, ttl, content, priority=priority, waited=waited
             )
         )
 
