@@ -204,6 +204,17 @@ def configured(
 _SECRETS = ("secret_params", "secret_headers")
 
 
+def _check_exists(state_dir: str | os.PathLike[str] | None) -> None:
+    """Reading a state must not create one: a typo would show a believable empty quota.
+    (With Redis the shared state is there; the directory may well be new.)"""
+    directory = _given_dir(state_dir)
+    if not directory.exists():
+        raise ConfigError(
+            f"state directory {directory} does not exist: nothing has run with it "
+            "(check --state-dir or $QUOTAFLOW_HOME)"
+        )
+
+
 def load_settings(
     *,
     profiles: Iterable[ApiProfile] | None = None,
@@ -245,15 +256,8 @@ def load_settings(
     command = check_command(alert_command)
     if redis_url is None:
         redis_url = os.environ.get("QUOTAFLOW_REDIS_URL") or None
-    if read_only:
-        directory = _given_dir(state_dir)
-        if not redis_url and not directory.exists():
-            # Reading a state must not create one: a typo would show a believable empty
-            # quota. (With Redis the shared state is there; the directory may well be new.)
-            raise ConfigError(
-                f"state directory {directory} does not exist: nothing has run with it "
-                "(check --state-dir or $QUOTAFLOW_HOME)"
-            )
+    if read_only and not redis_url:
+        _check_exists(state_dir)
     directory = state_dir_made(state_dir)
     registry, found, read = configured(
         profiles,
@@ -262,10 +266,9 @@ def load_settings(
         None if read_only else directory,
         (secret_params, secret_headers),
     )
+    given = {"cache": cache, "rate_limit": rate_limit, "fallback": fallback}
     flags = {flag: read.flags.get(flag, True) for flag in _FLAGS}
-    flags.update({f: v for f, v in (("cache", cache), ("rate_limit", rate_limit)) if v is not None})
-    if fallback is not None:
-        flags["fallback"] = fallback
+    flags.update({flag: value for flag, value in given.items() if value is not None})
     rules = cache_rules(
         default_ttl if default_ttl is not None else read.default_ttl,
         url_rules if url_rules is not None else read.url_rules,
