@@ -91,9 +91,17 @@ def _sdist() -> Path:
     return unpacked
 
 
+# httpx's own tests whose outcome on bare httpx depends on when the garbage collector
+# runs: test_write_timeout[trio] fails when its request body's async generator is
+# collected unexhausted after the test (trio's ResourceWarning, an error under httpx's
+# filterwarnings); run alone it passed 1 time of 2 on bare httpx and on quotaflow alike.
+FLAKY_ON_BARE = ("tests/test_timeouts.py::test_write_timeout[trio]",)
+
+
 def _command(where: Path, swap: bool, targets: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "pytest", *targets,
+        *(f"--deselect={node}" for node in FLAKY_ON_BARE),
         "-q", "-p", "no:cacheprovider", "-m", "not network", "-p", "free_port",
         *(["-p", "quotaflow_swap"] if swap else []),
         f"--basetemp={where / 'tmp'}", f"--junitxml={where / 'junit.xml'}",
