@@ -20,6 +20,10 @@ Rows:
             any hit costs the client, quotaflow or not
     hot     quotaflow answering from its hot tier
     miss    quotaflow going upstream, a new URL each time (fewer requests: --many / 5)
+    plain   bare httpx GET to a host no profile matches, an answer without caching
+            headers (paths.py's floor)
+    get     quotaflow's GET there (x plain)
+    plainpost, post   the same with POST (post x plainpost)
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import functools
 import shutil
 import subprocess
 import sys
@@ -36,6 +41,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("bare", "ready", "hot", "miss")
+# paths.py's rows on a host no profile matches (an answer with no caching headers): bare
+# httpx's GET and POST, and quotaflow's.
+PLAIN = ("plain", "get", "plainpost", "post")
 
 
 def _client(kind: str, directory: Path) -> Any:
@@ -45,6 +53,13 @@ def _client(kind: str, directory: Path) -> Any:
 
     import quotaflow
 
+    if kind in PLAIN:
+        import paths
+
+        mock = httpx.MockTransport(paths.answer)
+        if kind.startswith("plain"):
+            return httpx.Client(transport=mock)
+        return quotaflow.make_client(**paths._ours(directory, overhead.BENCH_PROFILE))
     mock = httpx.MockTransport(overhead._routes().handler)
     if kind == "bare":
         return httpx.Client(transport=mock)
@@ -73,6 +88,13 @@ def child(kind: str, requests: int, switch: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, _client(kind, Path(tmp)) as client:
         url = overhead.keyed(overhead.SIZES["2 KB"])
         new = overhead._urls(url)
+        if kind in PLAIN:
+            import paths
+
+            post = kind.endswith("post")
+            url, new = paths.UNPROFILED, lambda: paths.UNPROFILED
+            if post:
+                client.get = functools.partial(client.post, content=b'{"query": 1}')
         for _ in range(30):
             client.get(new() if kind == "miss" else url)
         pid = str(os.getpid())
@@ -122,12 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     kinds = [kind.strip() for kind in args.kinds.split(",")]
     found: dict[str, float] = {}
-    print(f"{'row':<8}{'instructions per request':>26}{'x bare':>8}")
+    print(f"{'row':<10}{'instructions per request':>26}{'x bare':>8}")
     for kind in kinds:
         few, many = (args.few // 5, args.many // 5) if kind == "miss" else (args.few, args.many)
         found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
-        ratio = f"{found[kind] / found['bare']:.3f}" if "bare" in found else ""
-        print(f"{kind:<8}{found[kind]:>26,.0f}{ratio:>8}")
+        floor = {"get": "plain", "post": "plainpost"}.get(kind, "bare")
+        ratio = f"{found[kind] / found[floor]:.3f}" if floor in found else ""
+        print(f"{kind:<10}{found[kind]:>26,.0f}{ratio:>8}")
     return 0
 
 

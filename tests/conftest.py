@@ -3,6 +3,8 @@ simulated clock, and one harness that drives the sync or the async client."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
@@ -213,3 +215,20 @@ def held_for_30s(
     assert sleeps == [30.0]
     assert info(response).waited == pytest.approx(30)
     return response
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """SQL statements on every SQLite file the client opens, by file name (the client
+    must be opened after this fixture)."""
+    counts: Counter[str] = Counter()
+    connect = sqlite3.connect
+
+    def traced(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(database, *args, **kwargs)
+        name = Path(str(database)).name
+        connection.set_trace_callback(lambda _sql: counts.update([name]))
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    return counts

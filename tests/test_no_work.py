@@ -5,14 +5,12 @@ storage. Drop-in behaviour stays: a POST still invalidates what is stored."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import respx
 
 from quotaflow import events
@@ -21,23 +19,6 @@ from quotaflow._transports._bare import BARE
 from .conftest import BASE, Harness, api_profile, info
 
 OTHER = "https://example.org/things"
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """SQL statements on every SQLite file the client opens, by file name (the client
-    must be opened after this fixture)."""
-    counts: Counter[str] = Counter()
-    connect = sqlite3.connect
-
-    def traced(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = connect(database, *args, **kwargs)
-        name = Path(str(database)).name
-        connection.set_trace_callback(lambda _sql: counts.update([name]))
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    return counts
 
 
 def test_unprofiled_post_goes_straight_once_nothing_is_stored(

@@ -91,6 +91,27 @@ def test_httpx_reads_fall_back_to_public_properties(monkeypatch) -> None:
     )
 
 
+@pytest.mark.parametrize("add", [_httpx_fast.add_header, _httpx_fast.public_add])
+def test_an_added_header_reads_as_one_set_through_httpx(add) -> None:
+    """A header added either way reads back like one set through the public API."""
+    headers = httpx.Headers({"Content-Type": "text/plain"})
+    public = httpx.Headers({"Content-Type": "text/plain"})
+
+    add(headers, b"cache-status", "quotaflow; fwd=miss")
+    public["cache-status"] = "quotaflow; fwd=miss"
+
+    assert headers == public
+    assert headers.raw == public.raw
+    assert headers["Cache-Status"] == "quotaflow; fwd=miss"
+    assert _httpx_fast.header_names(headers) == {b"content-type", b"cache-status"}
+
+
+def test_adding_falls_back_to_the_public_api(monkeypatch) -> None:
+    monkeypatch.setattr(_httpx_fast, "_add", lambda headers, name, value: None)
+
+    assert _httpx_fast._choose_add() is _httpx_fast.public_add
+
+
 def test_storage_redacts_a_parameter_another_profile_calls_secret(stack, router, tmp_path):
     """The router keeps a parameter only another profile names secret (it is no secret
     of this URL's profile), but storage still keeps it out of the files."""

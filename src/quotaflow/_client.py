@@ -311,4 +311,6 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
         settings.fallback and settings.cache,
         network=inner,
         known=known,
+        policy=runtime.policy if settings.cache else None,
+        flights=runtime.flights,
     )

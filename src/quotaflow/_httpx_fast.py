@@ -11,6 +11,8 @@ httpx keeps both ready: in httpx 0.28.1 (its last release), ``URL._uri_reference
 (hashable, as a dict key), and ``Headers._list`` holds ``(raw name, lower-case name,
 value)`` triples.
 
+A header known to be absent is added the same way, as httpx adds one.
+
 Each is checked once, at import, on a value whose layout is known; should httpx keep
 them otherwise, the public API is used instead (slower, the same answers).
 """
@@ -21,7 +23,7 @@ from collections.abc import Callable, Hashable
 
 import httpx
 
-__all__ = ["header_names", "url_key"]
+__all__ = ["add_header", "header_names", "url_key"]
 
 # Checked against httpx 0.28.1.
 _PROBE_URL = "https://user:pw@Example.com:8443/a%20b?q=1&r=#frag"
@@ -48,6 +50,15 @@ def _lowered(headers: httpx.Headers) -> set[bytes]:
     return {lowered for _, lowered, _ in headers._list}  # httpx 0.28.1: see above
 
 
+def public_add(headers: httpx.Headers, name: bytes, value: str) -> None:
+    """Add a header known to be absent, through the public API."""
+    headers[name.decode("ascii")] = value
+
+
+def _add(headers: httpx.Headers, name: bytes, value: str) -> None:
+    headers._list.append((name, name, value.encode("ascii")))  # httpx 0.28.1: see above
+
+
 def _choose_url_key() -> Callable[[httpx.URL], Hashable]:
     try:
         found = _components(httpx.URL(_PROBE_URL))
@@ -66,8 +77,21 @@ def _choose_header_names() -> Callable[[httpx.Headers], set[bytes]]:
     return _lowered if ok else public_names
 
 
+def _choose_add() -> Callable[[httpx.Headers, bytes, str], None]:
+    try:
+        headers = httpx.Headers(_PROBE_HEADERS)
+        _add(headers, b"x-three", "3")
+        ok = headers._list[-1] == (b"x-three", b"x-three", b"3") and headers["X-Three"] == "3"
+    except Exception:
+        ok = False
+    return _add if ok else public_add
+
+
 url_key: Callable[[httpx.URL], Hashable] = _choose_url_key()
 """A URL as a dictionary key: equal for equal URLs (fragment included)."""
 
 header_names: Callable[[httpx.Headers], set[bytes]] = _choose_header_names()
 """The lower-case names of the headers."""
+
+add_header: Callable[[httpx.Headers, bytes, str], None] = _choose_add()
+"""Add a header, named in lower case ASCII, that the headers are known not to hold."""

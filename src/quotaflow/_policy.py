@@ -273,8 +273,18 @@ def iso_utc(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The last second written as an HTTP-date: answers without a Date are given one each.
+_LAST_DATE: tuple[int, str] = (0, "")
+
+
 def http_date(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    global _LAST_DATE
+    second, text = _LAST_DATE
+    if second != int(now) or not text:
+        second = int(now)
+        text = datetime.fromtimestamp(second, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        _LAST_DATE = (second, text)
+    return text
 
 
 # A Retry-After beyond this is not worth waiting for in-process (seconds).

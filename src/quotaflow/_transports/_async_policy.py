@@ -12,12 +12,9 @@ from .._flight import SingleFlight
 from .._info import CACHED, SPENT, Cached, Route, route_of, spent_of
 from .._known import EmptyKeys
 from .._profiles import DEFAULT_PROFILE
-from .._retention import is_event_stream
 from ._body import aread_body
 from ._cache import ERROR_BODY, conditional
-from ._core import BELOW, FromBelow, Policy, UpstreamFailed, outcome, reused
-
-NEXT_STORED = "not stored: the last answer here was never reused; the next is"
+from ._core import BELOW, NEXT_STORED, FromBelow, Policy, UpstreamFailed, outcome, worth_storing
 
 
 class AsyncPolicyTransport(httpx.AsyncBaseTransport):
@@ -124,12 +121,7 @@ class AsyncAround:
 
     async def afetch(self, route: Route, request: httpx.Request, now: float) -> httpx.Response:
         response, _ = await athrough(self._policed, route, request, now, self._max_body)
-        headers = response.headers
-        if (
-            reused(route, response, now)
-            and "no-store" not in headers.get("cache-control", "").lower()
-            and not is_event_stream(headers.get("content-type"))
-        ):
+        if worth_storing(route.profile, response.headers, now):
             self._flights.stored(route.key, True)  # the next request goes through hishel
             cached = response.extensions[CACHED]
             response.extensions[CACHED] = attrs.evolve(cached, reason=NEXT_STORED)

@@ -118,7 +118,7 @@ class Policy:
             # A new answer replaces the old ones (a forced refresh included), unless the
             # answers vary by request header and live side by side under one key.
             replaces = 200 <= response.status_code < 300 and "vary" not in response.headers
-            return Judged(_policy.max_age(response.headers), _header_reason(response), replaces)
+            return Judged(_policy.max_age(response.headers), header_reason(response), replaces)
         response.headers["cache-control"] = f"max-age={int(ttl)}"
         response.headers.pop("expires", None)
         if date is not None and date < now - CLOCK_SKEW:
@@ -196,7 +196,7 @@ class Policy:
         return float(keep_for)
 
 
-def _header_reason(response: httpx.Response) -> str:
+def header_reason(response: httpx.Response) -> str:
     """What the answer's own headers say of its freshness (RFC 9111 §4.2.1)."""
     headers = response.headers
     directives = headers.get("cache-control", "").lower()
@@ -220,15 +220,33 @@ def _header_reason(response: httpx.Response) -> str:
 
 def reused(route: Route, response: httpx.Response, now: float) -> bool:
     """Whether anything could ever use the answer once stored (see _retention)."""
-    headers = response.headers
+    return reusable(route.profile, response.headers, now)
+
+
+def reusable(profile: ApiProfile, headers: httpx.Headers, now: float) -> bool:
+    """:func:`reused`, for an answer to ``profile`` with ``headers``."""
     return (
         _policy.retention(
             freshness=_policy.freshness_lifetime(headers, now),
-            max_stale=route.profile.max_stale,
-            revalidation_window=route.profile.revalidation_window,
+            max_stale=profile.max_stale,
+            revalidation_window=profile.revalidation_window,
             validated=_policy.has_validator(headers),
         )
         > 0
+    )
+
+
+# The reason given an answer let through unstored (``Around``, ``Bare``) that is reusable.
+NEXT_STORED = "not stored: the last answer here was never reused; the next is"
+
+
+def worth_storing(profile: ApiProfile, headers: httpx.Headers, now: float) -> bool:
+    """Whether an answer let through unstored would have been stored: reusable, neither
+    ``no-store`` nor an event stream."""
+    return (
+        reusable(profile, headers, now)
+        and "no-store" not in headers.get("cache-control", "").lower()
+        and not is_event_stream(headers.get("content-type"))
     )
 
 

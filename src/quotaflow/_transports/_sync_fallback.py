@@ -10,12 +10,13 @@ import hishel
 import httpx
 
 from .._cache_status import forwarded, stamp
+from .._flight import SingleFlight
 from .._info import NOT_CACHED, CacheStatus, Route, Spent, assemble, cached_of, spent_of
 from .._known import EmptyKeys
 from ._bare import Bare, stamp_bare
 from ._body import unread
 from ._cache import Chunks
-from ._core import UpstreamFailed
+from ._core import Policy, UpstreamFailed
 from ._limiter import Limiter
 from ._report import log_answer, report
 from ._route import Router
@@ -38,12 +39,18 @@ class FallbackTransport(Layer):
         *,
         network: httpx.BaseTransport | None = None,
         known: EmptyKeys | None = None,
+        policy: Policy | None = None,
+        flights: SingleFlight | None = None,
     ) -> None:
         self.next_transport = next_transport
         # Requests that need no work go straight to ``network``, the innermost transport
         # (``_bare.py``): decided here, from the URL, before any Route is made.
         self._network = network
-        self._bare = Bare(router, known, limiter.emit) if known is not None else None
+        self._bare = (
+            Bare(router, known, limiter.emit, policy, flights)
+            if known is not None and network is not None
+            else None
+        )
         self._serve_stale = serve_stale
         self._router = router
         self._storage = storage
@@ -53,11 +60,16 @@ class FallbackTransport(Layer):
         self._costs: dict[str, int] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        bare = self._bare
-        if bare is not None and self._network is not None and (info := bare.info(request)):
-            response = self._network.handle_request(request)
-            response.extensions["quotaflow"] = info
-            return stamp_bare(response)
+        bare, network = self._bare, self._network
+        if bare is not None and network is not None:
+            if (found := bare.get(request)) is not None:
+                response = network.handle_request(request)
+                bare.answered(found, request, response)
+                return response
+            if (info := bare.info(request)) is not None:
+                response = network.handle_request(request)
+                response.extensions["quotaflow"] = info
+                return stamp_bare(response)
         route = self._router.route(request)
         if not self._emit.active:
             return unread(self._answer(route, request))
