@@ -168,7 +168,7 @@ def _priority(request: httpx.Request) -> Priority:
 def stamp_bare(response: httpx.Response) -> httpx.Response:
     """quotaflow's ``Cache-Status`` member (RFC 9211), as the whole stack would give an
     unsafe request: forwarded for its method."""
-    return _stamp(response, "method", True)
+    return _stamp(response, "method", b"cache-status" in header_names(response.headers))
 
 
 def _stamp(response: httpx.Response, forward: str, prior: bool) -> httpx.Response:
