@@ -29,9 +29,9 @@ Rows:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
-import functools
 import shutil
 import subprocess
 import sys
