@@ -11,7 +11,7 @@ requests, divided by the difference (set-up and the switch cancel out). All thre
 count; the status counters flush by count only (their 5 s timer would fire many times
 under valgrind's slowdown). Needs ``valgrind`` on the PATH; slow (~1 min a row). Run::
 
-    python benchmarks/instructions.py                 # bare, ready, hot, miss
+    python benchmarks/instructions.py                 # bare, ready, hot, warm, miss
     python benchmarks/instructions.py --kinds hot --many 300
 
 Rows:
@@ -19,6 +19,7 @@ Rows:
     ready   a transport handing back a ready answer with a hot hit's 9 headers: what
             any hit costs the client, quotaflow or not
     hot     quotaflow answering from its hot tier
+    warm    quotaflow answering from SQLite (make_client(hot_entries=0))
     miss    quotaflow going upstream, a new URL each time (fewer requests: --many / 5)
     plain   bare httpx GET to a host no profile matches, an answer without caching
             headers (paths.py's floor)
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("bare", "ready", "hot", "miss")
+KINDS = ("bare", "ready", "hot", "warm", "miss")
 # paths.py's rows on a host no profile matches (an answer with no caching headers): bare
 # httpx's GET and POST, and quotaflow's.
 PLAIN = ("plain", "get", "plainpost", "post")
@@ -63,7 +64,8 @@ def _client(kind: str, directory: Path) -> Any:
     mock = httpx.MockTransport(overhead._routes().handler)
     if kind == "bare":
         return httpx.Client(transport=mock)
-    ours = quotaflow.make_client(**overhead._quotaflow_kwargs(directory, mock))
+    extra = {"hot_entries": 0} if kind == "warm" else {}
+    ours = quotaflow.make_client(**overhead._quotaflow_kwargs(directory, mock, **extra))
     if kind != "ready":
         return ours
     with ours:
