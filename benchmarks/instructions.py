@@ -25,6 +25,7 @@ Rows:
             headers (paths.py's floor)
     get     quotaflow's GET there (x plain)
     plainpost, post   the same with POST (post x plainpost)
+    pplain, ppost     POST to the odds host (its limiter and ledger; ppost x pplain)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 KINDS = ("bare", "ready", "hot", "warm", "miss")
 # paths.py's rows on a host no profile matches (an answer with no caching headers): bare
 # httpx's GET and POST, and quotaflow's.
-PLAIN = ("plain", "get", "plainpost", "post")
+PLAIN = ("plain", "get", "plainpost", "post", "pplain", "ppost")
 
 
 def _client(kind: str, directory: Path) -> Any:
@@ -58,7 +59,7 @@ def _client(kind: str, directory: Path) -> Any:
         import paths
 
         mock = httpx.MockTransport(paths.answer)
-        if kind.startswith("plain"):
+        if kind in ("plain", "plainpost", "pplain"):
             return httpx.Client(transport=mock)
         return quotaflow.make_client(**paths._ours(directory, overhead.BENCH_PROFILE))
     mock = httpx.MockTransport(overhead._routes().handler)
@@ -93,10 +94,13 @@ def child(kind: str, requests: int, switch: bool) -> None:
         if kind in PLAIN:
             import paths
 
-            post = kind.endswith("post")
-            url, new = paths.UNPROFILED, lambda: paths.UNPROFILED
-            if post:
-                client.get = functools.partial(client.post, content=b'{"query": 1}')
+            url = paths.UNPROFILED
+            post = {"content": b'{"query": 1}'}
+            if kind in ("pplain", "ppost"):  # the odds host: its limiter and ledger
+                url = paths.PROFILED
+                post["params"] = {"apiKey": "key-not-real"}
+            if kind.endswith("post") or kind == "pplain":
+                client.get = functools.partial(client.post, **post)
         for _ in range(30):
             client.get(new() if kind == "miss" else url)
         pid = str(os.getpid())
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         few, many = (args.few // 5, args.many // 5) if kind == "miss" else (args.few, args.many)
         found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
-        floor = {"get": "plain", "post": "plainpost"}.get(kind, "bare")
+        floor = {"get": "plain", "post": "plainpost", "ppost": "pplain"}.get(kind, "bare")
         ratio = f"{found[kind] / found[floor]:.3f}" if floor in found else ""
         print(f"{kind:<10}{found[kind]:>26,.0f}{ratio:>8}")
     return 0

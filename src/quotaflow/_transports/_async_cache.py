@@ -30,7 +30,7 @@ from ._cache import (
     not_modified,
     worth_keeping,
 )
-from ._core import SAFE_METHODS, FromBelow, Policy, hit
+from ._core import PASSED, SAFE_METHODS, FromBelow, Policy, hit
 from ._route import redacted
 
 CACHE_OFF = Cached(reason="the cache is off (cache=False)", forward="bypass")
@@ -102,7 +102,13 @@ class AsyncCachingTransport(AsyncLayer):
         """Not in memory nor fresh in storage: single flight, then hishel once."""
         if request.method not in SAFE_METHODS:
             self._hot.discard(route.key)  # hishel invalidates the stored entry too
-            response = (await self._athrough_hishel(route, request, now, "method"))[0]
+            if route.key in self._known:  # nothing to invalidate: hishel would do nothing
+                policed = self._around.policed
+                response = (
+                    await athrough(policed, route, request, now, self._max_body, "method", PASSED)
+                )[0]
+            else:
+                response = (await self._athrough_hishel(route, request, now, "method"))[0]
             if response.status_code < 400:  # RFC 9111 §4.4: hishel invalidated the key
                 self._known.emptied(route.key)
             return response

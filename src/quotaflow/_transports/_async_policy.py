@@ -71,10 +71,12 @@ async def athrough(
     now: float,
     max_body: int,
     forward: str | None = None,
+    caching: object = None,
 ) -> tuple[httpx.Response, FromBelow]:
     """Through ``transport`` once (hishel over the policy half, or the policy half
     alone): its answer carries what the cache did (``Cached``) and what upstream took
-    (``Spent``); so does a failure it passes on (``UpstreamFailed``)."""
+    (``Spent``); so does a failure it passes on (``UpstreamFailed``). ``caching``:
+    hishel's status when ``transport`` is the policy half alone (see ``outcome``)."""
     below = FromBelow(forward=forward)
     request.extensions["caching"] = {"key": route.key}
     request.extensions[BELOW] = below
@@ -85,7 +87,7 @@ async def athrough(
         raise
     spent = below.spent
     verdict = spent.verdict if spent is not None else None
-    cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward)
+    cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward, caching)
     response.extensions[CACHED] = cached
     if spent is not None:  # hishel drops the extensions of a 304 it revalidated with
         response.extensions[SPENT] = spent
@@ -106,7 +108,7 @@ class AsyncAround:
         flights: SingleFlight,
         max_body: int,
     ) -> None:
-        self._policed = policed
+        self.policed = policed
         self._known = known
         self._flights = flights
         self._max_body = max_body
@@ -120,7 +122,7 @@ class AsyncAround:
         )
 
     async def afetch(self, route: Route, request: httpx.Request, now: float) -> httpx.Response:
-        response, _ = await athrough(self._policed, route, request, now, self._max_body)
+        response, _ = await athrough(self.policed, route, request, now, self._max_body)
         if worth_storing(route.profile, response.headers, now):
             self._flights.stored(route.key, True)  # the next request goes through hishel
             cached = response.extensions[CACHED]

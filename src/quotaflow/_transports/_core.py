@@ -52,6 +52,7 @@ class Judged:
 
 
 NOT_JUDGED = Judged()
+UNSAFE = Judged(reason="an unsafe method's answer: never stored")
 
 
 # An origin's Date further than this from our clock is its clock, not the network.
@@ -113,6 +114,11 @@ class Policy:
                 raise UpstreamFailed(response, f"status_{status}")
             if verdict == "error":
                 raise UpstreamFailed(response, "error_body")
+        if request.method not in SAFE_METHODS:
+            # Never stored (it invalidates what is stored under its URL, RFC 9111 §4.4,
+            # which hishel does): no lifetime to work out (a profile's rule may parse
+            # the body) nor to write into the caller's headers.
+            return UNSAFE
         ttl, why = self._lifetime(profile, request, response)
         if ttl is None:
             # A new answer replaces the old ones (a forced refresh included), unless the
@@ -258,10 +264,13 @@ def outcome(
     max_body: int,
     now: float,
     forward: str | None = None,
+    caching: object = None,
 ) -> Cached:
     """How the cache answered, from hishel's status and what ``judge`` decided
-    (``verdict``: the rate-limit layer's, None if the answer never came from upstream)."""
-    caching = response.extensions.get("caching")
+    (``verdict``: the rate-limit layer's, None if the answer never came from upstream;
+    ``caching``: hishel's status, if it was not asked)."""
+    if caching is None:
+        caching = response.extensions.get("caching")
     if not isinstance(caching, dict):
         return Cached(ttl=judged.ttl, reason=judged.reason, forward=forward)
     if caching.get("from_cache"):
@@ -296,6 +305,10 @@ def outcome(
 # caching layer's top half: hishel passes an answer's extensions up, but not those of
 # a 304 it revalidated with.
 BELOW = "quotaflow.below"
+
+# hishel's status of an answer it neither had nor stored: what it gives an unsafe
+# request to a key with nothing stored under it (nothing to invalidate).
+PASSED = {"from_cache": False, "stored": False}
 
 
 @attrs.define
