@@ -36,6 +36,7 @@ demo: $(DEMO_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/concurrency.py
+	$(BIN)/python benchmarks/processes.py
 	$(BIN)/python benchmarks/quota_day.py
 	$(BIN)/python benchmarks/month.py
 	$(BIN)/python benchmarks/limiter_accuracy.py

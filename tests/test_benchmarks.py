@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -179,6 +180,25 @@ def test_concurrency_benchmark_runs(capsys, monkeypatch) -> None:
     out = capsys.readouterr().out
     assert "quotaflow / httpx (threads)" in out
     assert out.count("upstream calls 3") == 2
+
+
+def test_processes_benchmark_runs(tmp_path) -> None:
+    """processes.py: every process's misses each go upstream once, and a scale is printed
+    for quotaflow and bare httpx (spawned children: run as python runs it)."""
+    out = tmp_path / "latest.json"
+    args = ["--processes", "2", "--misses", "5", "--rounds", "1", "--json", str(out)]
+    found = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "processes.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "quotaflow scale" in found.stdout
+    assert "bare scale" in found.stdout
+    scale = json.loads(out.read_text())["processes"]["scale"]
+    assert set(scale) == {"quotaflow", "bare"}
+    assert all(value > 0 for value in scale.values())
 
 
 def test_quota_day_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
