@@ -25,7 +25,6 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     the one-query fresh reads beside them: ``fresh``, or ``peek`` on the event loop)."""
     seen: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
-    async_get = hishel.AsyncSqliteStorage.get_entries
     fresh, peek = SqliteCache.fresh, SqliteCache.peek
 
     def fresh_spy(self: Any, key: str, *args: Any) -> Any:
@@ -43,12 +42,7 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(str(key))
         return sync_get(self, key)
 
-    async def acounted(self: Any, key: Any) -> Any:
-        seen.append(str(key))
-        return await async_get(self, key)
-
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", counted)
-    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", acounted)
     return seen
 
 
