@@ -93,3 +93,35 @@ def test_a_body_left_unread_is_not_stored(tmp_path: Path) -> None:
     (entry,) = storage.get_entries("key")
     assert b"".join(entry.response.stream) == BIG  # type: ignore[arg-type]
     storage.close()
+
+
+def test_a_miss_looks_its_key_up_once_and_a_refresh_still_replaces(
+    stack: Callable[..., Harness],
+    router: respx.Router,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """hishel's lookup found nothing: the policy half does not look again before
+    storing (``FOUND_NOTHING``). A forced refresh, whose lookup found the old answer,
+    still removes it: one answer shown under the key."""
+    looked: list[str] = []
+    get_entries = hishel.SqliteStorage.get_entries
+
+    def spy(self: SqliteCache, key: str) -> list[hishel.Entry]:
+        if key:  # not the set-up of the file
+            looked.append(key)
+        return get_entries(self, key)
+
+    monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    route = router.get(f"{BASE}/once").respond(200, json={"v": 1})
+    client = stack(hot_entries=0)
+    client.get(f"{BASE}/once")
+    assert len(looked) == 1
+    refreshed = client.get(f"{BASE}/once", headers={"cache-control": "no-cache"})
+    assert info(refreshed).cache != "hit"
+    assert route.call_count == 2
+    with sqlite3.connect(tmp_path / "state" / "cache.db") as connection:
+        (shown,) = connection.execute(
+            "SELECT COUNT(*) FROM entries WHERE expires_at IS NULL OR expires_at > 0"
+        ).fetchone()
+    assert shown == 1
