@@ -20,6 +20,8 @@ Rows:
             any hit costs the client, quotaflow or not
     hot     quotaflow answering from its hot tier
     miss    quotaflow going upstream, a new URL each time (fewer requests: --many / 5)
+    abare, amiss  the same over httpx.AsyncClient and make_async_client (asked for by
+            name): their worker threads count too, the hops' wake-ups in the kernel not
 """
 
 from __future__ import annotations
@@ -61,6 +63,31 @@ def _client(kind: str, directory: Path) -> Any:
     return httpx.Client(transport=httpx.MockTransport(handler))
 
 
+async def _achild(kind: str, requests: int, switch: bool) -> None:
+    """:func:`child` over the async clients (``abare``, ``amiss``)."""
+    import httpx
+    import overhead
+
+    import quotaflow
+
+    mock = httpx.MockTransport(overhead._routes().handler)
+    with tempfile.TemporaryDirectory() as tmp:
+        kwargs = overhead._quotaflow_kwargs(Path(tmp), mock)
+        made = httpx.AsyncClient(transport=mock) if kind == "abare" else None
+        async with made or quotaflow.make_async_client(**kwargs) as client:
+            url = overhead.keyed(overhead.SIZES["2 KB"])
+            new = overhead._urls(url)
+            for _ in range(30):
+                await client.get(new())
+            pid = str(os.getpid())
+            if switch:
+                subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
+            for _ in range(requests):
+                await client.get(new())
+            if switch:
+                subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True)
+
+
 def child(kind: str, requests: int, switch: bool) -> None:
     """The measured process: set up, warm up, then ``requests`` requests instrumented."""
     sys.path.insert(0, str(HERE))
@@ -70,6 +97,11 @@ def child(kind: str, requests: int, switch: bool) -> None:
         import quotaflow._state._counters as counters
 
         counters.FLUSH_SECONDS = 1e9  # see the module docstring
+    if kind in ("abare", "amiss"):
+        import asyncio
+
+        asyncio.run(_achild(kind, requests, switch))
+        return
     with tempfile.TemporaryDirectory() as tmp, _client(kind, Path(tmp)) as client:
         url = overhead.keyed(overhead.SIZES["2 KB"])
         new = overhead._urls(url)
@@ -124,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     found: dict[str, float] = {}
     print(f"{'row':<8}{'instructions per request':>26}{'x bare':>8}")
     for kind in kinds:
-        few, many = (args.few // 5, args.many // 5) if kind == "miss" else (args.few, args.many)
+        misses = kind in ("miss", "amiss", "abare")
+        few, many = (args.few // 5, args.many // 5) if misses else (args.few, args.many)
         found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
-        ratio = f"{found[kind] / found['bare']:.3f}" if "bare" in found else ""
+        floor = "abare" if kind.startswith("a") else "bare"
+        ratio = f"{found[kind] / found[floor]:.3f}" if floor in found else ""
         print(f"{kind:<8}{found[kind]:>26,.0f}{ratio:>8}")
     return 0
 
