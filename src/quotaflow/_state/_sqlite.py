@@ -247,7 +247,8 @@ class SqliteBackend(Backend):
         return AsyncSqliteCache(self.directory / CACHE_FILE)
 
     def reader(self) -> hishel.BaseStorage | None:
-        # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
+        # A blocking storage for the async stack's warm reads (``_client`` takes the one
+        # inside ``AsyncSqliteCache`` instead, when it is given that).
         return self.storage()
 
     def fingerprint_key(self) -> bytes:
