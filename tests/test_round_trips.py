@@ -205,9 +205,9 @@ def test_a_refused_key_is_not_charged(
 def test_a_script_redis_forgot_leaves_the_check_to_the_wait_room(
     stack: Callable[..., Harness], router: respx.Router
 ) -> None:
-    """The window's script queued in the reservation's EXEC meets NOSCRIPT (Redis
-    restarted, or its scripts flushed): the reservation stands, the wait room checks
-    as before (loading the script again), every request is answered and counted once."""
+    """The ledger's script (with the window's step in it) meets NOSCRIPT (Redis
+    restarted, or its scripts flushed): it is loaded again, every request is answered
+    and counted once."""
     import redis
 
     from .faults.test_journal import OwnRedis

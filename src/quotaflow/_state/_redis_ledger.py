@@ -90,7 +90,7 @@ def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
 
 
 class RedisLedger(Ledger):
-    """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
+    """The ledger in two hashes per profile, changed by one script call each."""
 
     def __init__(
         self, client: redis.Redis, prefix: str, guard: Guard, journal: Journal | None = None
