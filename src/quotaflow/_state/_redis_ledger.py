@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -172,7 +173,7 @@ class RedisLedger(Ledger):
         Raises:
             LeaseHeld: another process holds ``lease``: nothing was written.
         """
-        reply = self._script(keys=step.keys, args=step.arguments())
+        reply = self._script(keys=step.all_keys(), args=step.arguments())
         kind = _text(reply[0])
         if kind == "held":
             raise LeaseHeld(lease.key if lease is not None else "")
@@ -253,6 +254,7 @@ class RedisLedger(Ledger):
         step.write(rows, tickets)
         step.marks(done=bool(once) and not books.replayed, present=created and not seen.present)
         then = also(step) if also is not None else None
+        step.once_only(f"{self._prefix}:call:{uuid.uuid4().hex}")
         if (found := self._call(step, lease)) is not None:
             self._seen_books.pop(name, None)
             return found

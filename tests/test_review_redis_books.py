@@ -1,0 +1,90 @@
+"""Review of the Redis ledger's one script a change (``_redis_books``): what a lost
+reply, a retried call and old or foreign values in Redis do to the books. Against the
+real Redis at 127.0.0.1:6379, each test under a prefix of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from quotaflow import Priority, Quota, QuotaReading
+from quotaflow._state._redis import RedisBackend, redis_backend
+from tests import test_policy
+from tests.conftest import api_profile
+from tests.stub_server import REDIS_URL
+
+NOW = test_policy.NOW
+PROFILE = api_profile(quota=Quota(100), rates=())
+
+
+@pytest.fixture
+def open_backend(prefix: str, tmp_path: Path) -> Iterator[Callable[[], RedisBackend]]:
+    """``open_backend()``: a Redis backend on the test's prefix, as another process's."""
+    backends: list[RedisBackend] = []
+
+    def build() -> RedisBackend:
+        directory = tmp_path / f"state-{len(backends)}"
+        directory.mkdir()
+        backend = redis_backend(
+            REDIS_URL, prefix=prefix, fail="closed", directory=directory, retention=3600.0
+        )
+        assert isinstance(backend, RedisBackend)
+        backends.append(backend)
+        return backend
+
+    yield build
+    for backend in backends:
+        backend.close()
+
+
+def lose_next_reply(client: redis.Redis, command: str = "EVALSHA") -> list[str]:
+    """The next ``command``'s reply is read off the wire and then lost, as when the
+    connection drops after Redis ran it: redis-py sees a ConnectionError. Returns the
+    commands sent since, in order."""
+    sent: list[str] = []
+    parse = client.parse_response
+    armed = [True]
+
+    def lossy(connection: Any, name: str, **options: Any) -> Any:
+        sent.append(name)
+        reply = parse(connection, name, **options)
+        if armed[0] and name == command:
+            armed[0] = False
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+    client.parse_response = lossy  # type: ignore[method-assign,assignment]
+    return sent
+
+
+def test_a_settle_whose_reply_was_lost_counts_once(
+    open_backend: Callable[[], RedisBackend], raw: redis.Redis, prefix: str
+) -> None:
+    """The settle's script ran but its reply was lost (the connection dropped): redis-py
+    sends the call again on a new connection. That call finds the books already
+    changed; the settle must not be worked out again on them and counted twice."""
+    backend = open_backend()
+    ledger = backend.ledger
+    ticket = ledger.reserve(PROFILE, Priority.NORMAL, 1, NOW)
+    sent = lose_next_reply(ledger._client)  # type: ignore[attr-defined]
+    ledger.settle(PROFILE, ticket, 1, QuotaReading(), NOW)
+    assert sent[0] == "EVALSHA"
+    assert raw.hget(f"{prefix}:quota:api", "remaining") == b"99"
+    assert not raw.hlen(f"{prefix}:inflight:api")
+
+
+def test_a_reservation_whose_reply_was_lost_is_one_reservation(
+    open_backend: Callable[[], RedisBackend], raw: redis.Redis, prefix: str
+) -> None:
+    """The same for a reservation: one ticket in flight, settled once."""
+    backend = open_backend()
+    ledger = backend.ledger
+    ledger.settle(PROFILE, ledger.reserve(PROFILE, Priority.NORMAL, 1, NOW), 1, QuotaReading(), NOW)
+    lose_next_reply(ledger._client)  # type: ignore[attr-defined]
+    ticket = ledger.reserve(PROFILE, Priority.NORMAL, 5, NOW)
+    assert raw.hlen(f"{prefix}:inflight:api") == 1
+    assert ledger.settle(PROFILE, ticket, 5, QuotaReading(), NOW) == 94
