@@ -88,3 +88,17 @@ def test_a_reservation_whose_reply_was_lost_is_one_reservation(
     ticket = ledger.reserve(PROFILE, Priority.NORMAL, 5, NOW)
     assert raw.hlen(f"{prefix}:inflight:api") == 1
     assert ledger.settle(PROFILE, ticket, 5, QuotaReading(), NOW) == 94
+
+
+@pytest.mark.parametrize(
+    "value", ["other|²", "other|\uff11\uff12", "other|", "other|soon", "other"]
+)
+def test_a_lease_of_a_value_not_ours_is_held_until_redis_expires_it(
+    open_backend: Callable[[], RedisBackend], raw: redis.Redis, prefix: str, value: str
+) -> None:
+    """A lease whose value names no time this version wrote (an older quotaflow's bare
+    token, or garbage after the bar) is held until Redis expires it, by the waiters'
+    check as by the script's: never an error, never lapsed early."""
+    backend = open_backend()
+    raw.set(f"{prefix}:lease:odds", value, px=30_000)
+    assert backend.leases.held("odds", NOW)

@@ -166,11 +166,13 @@ def seen_of(reply: list[Any]) -> Seen:
 
 def holds(value: bytes | str | None, now: float) -> bool:
     """Whether a lease's value (None: none) holds it at ``now`` (the caller's clock): a
-    landed lease lapses at the time it names, if Redis has not expired it first."""
+    landed lease lapses at the time it names, if Redis has not expired it first. A time
+    not written so (ASCII digits) names none, as the script's ``tonumber`` finds."""
     if value is None:
         return False
     _, bar, lapses = _text(value).partition("|")
-    return not bar or not lapses.isdigit() or int(lapses) > now * 1000
+    named = lapses.isascii() and lapses.isdigit()
+    return not bar or not named or int(lapses) > now * 1000
 
 
 def _flat(values: Mapping[str, str]) -> list[str]:
