@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from quotaflow import Priority, Quota, QuotaReading
+from quotaflow import Priority, Quota, QuotaExhausted, QuotaReading
 from quotaflow._state._redis import RedisBackend, redis_backend
 from tests import test_policy
 from tests.conftest import api_profile
@@ -102,3 +102,18 @@ def test_a_lease_of_a_value_not_ours_is_held_until_redis_expires_it(
     backend = open_backend()
     raw.set(f"{prefix}:lease:odds", value, px=30_000)
     assert backend.leases.held("odds", NOW)
+
+
+def test_two_processes_reserving_the_last_unit_one_is_refused(
+    open_backend: Callable[[], RedisBackend], raw: redis.Redis, prefix: str
+) -> None:
+    """Both processes saw one unit left (their books cached); the first takes it, the
+    second's call on its cached books writes nothing and the change, worked out again
+    on Redis's books, refuses: the unit is spent once."""
+    first, second = open_backend(), open_backend()
+    first.ledger.settle(PROFILE, None, 0, QuotaReading(remaining=1), NOW)
+    second.ledger.settle(PROFILE, None, 0, QuotaReading(remaining=1), NOW)
+    assert first.ledger.reserve(PROFILE, Priority.CRITICAL, 1, NOW) is not None
+    with pytest.raises(QuotaExhausted):
+        second.ledger.reserve(PROFILE, Priority.CRITICAL, 1, NOW)
+    assert raw.hlen(f"{prefix}:inflight:api") == 1
