@@ -12,6 +12,9 @@ import pytest
 import redis
 
 from quotaflow import Priority, Quota, QuotaExhausted, QuotaReading
+from quotaflow._info import Lease
+from quotaflow._state._backend import LeaseStep
+from quotaflow._state._leasing import Leasing
 from quotaflow._state._redis import RedisBackend, redis_backend
 from tests import test_policy
 from tests.conftest import api_profile
@@ -117,3 +120,29 @@ def test_two_processes_reserving_the_last_unit_one_is_refused(
     with pytest.raises(QuotaExhausted):
         second.ledger.reserve(PROFILE, Priority.CRITICAL, 1, NOW)
     assert raw.hlen(f"{prefix}:inflight:api") == 1
+
+
+def test_a_landed_lease_is_taken_again_by_its_token_or_once_lapsed_in_a_trip_of_its_own(
+    open_backend: Callable[[], RedisBackend], raw: redis.Redis, prefix: str
+) -> None:
+    """A lease taken in a round trip of its own (a request that reserves nothing: a
+    method the profile does not limit) follows the script's rules, as on SQLite: its
+    own landed lease is the client's next leader's at once (not 1 s later), and one
+    lapsed on the caller's clock is anyone's, whatever Redis has not expired yet."""
+    first, second = open_backend(), open_backend()
+    key = f"{prefix}:lease:odds"
+    leasing = Leasing(first.leases, first.ledger)
+    leasing.take(Lease("odds", "mine"), NOW)
+    land = LeaseStep("odds", "mine", 1.0, NOW, take=False)
+    assert first.ledger.record(PROFILE, None, 0, QuotaReading(), NOW, lease=land).stored
+    assert raw.get(key) == f"mine|{round((NOW + 1) * 1000)}".encode()
+
+    leasing.take(Lease("odds", "mine"), NOW + 0.1)  # the same token: no LeaseHeld
+    assert raw.get(key) == b"mine"
+    assert 29_000 < raw.pttl(key) <= 30_000
+
+    first.ledger.record(PROFILE, None, 0, QuotaReading(), NOW + 0.2, lease=land)
+    assert second.leases.acquire("odds", 30.0, NOW + 0.5, "theirs") is None
+    assert second.leases.acquire("odds", 30.0, NOW + 1.0, "theirs") == "theirs"
+    assert raw.get(key) == b"theirs"
+    assert first.leases.acquire("odds", 30.0, NOW + 1.0) is None
