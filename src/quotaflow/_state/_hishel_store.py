@@ -191,7 +191,9 @@ def saving(storage: Writer, body: Iterable[bytes], pending: Pending) -> Iterator
     try:
         for chunk in body:
             for due in pending.take(chunk):
-                pending.saving = storage.write_rows(pending, due, False)
+                # Once a write fails, no later chunk is written: it would be stored in
+                # the failed one's place, the body shown with a part missing.
+                pending.saving = pending.saving and storage.write_rows(pending, due, False)
             yield chunk
         if pending.saving:
             completed = storage.write_rows(pending, pending.rest(), True)
@@ -209,8 +211,11 @@ async def asaving(
     try:
         async for chunk in body:
             for due in pending.take(chunk):
-                written = await anyio.to_thread.run_sync(storage.write_rows, pending, due, False)
-                pending.saving = written
+                if pending.saving:  # as in :func:`saving`: none after a failed one
+                    written = await anyio.to_thread.run_sync(
+                        storage.write_rows, pending, due, False
+                    )
+                    pending.saving = written
             yield chunk
         if pending.saving:
             rest = pending.rest()
