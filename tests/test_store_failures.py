@@ -1,15 +1,19 @@
-"""A stored answer's rows when a write fails (``_hishel_store``): never a body with a
-chunk missing (review of the one-transaction store)."""
+"""A stored answer's rows when a write fails or the cache is full (``_hishel_store``):
+never a body with a chunk missing, and hishel's cleanup kept even when it made too
+little room to store this answer (review of the one-transaction store)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
+import hishel
 import pytest
 import respx
 
 from quotaflow._state import _hishel_store
+from quotaflow._state._hishel import SqliteCache
 
 from .conftest import BASE, Harness, info
 
@@ -42,3 +46,34 @@ def test_a_failed_chunk_write_never_stores_the_rest_of_the_body(
     assert again.content == BIG
     assert info(again).cache != "hit"
     assert route.call_count == 2
+
+
+def _answer(storage: SqliteCache, key: str, body: bytes) -> None:
+    request = hishel.Request(method="GET", url=f"{BASE}/{key}")
+    response = hishel.Response(status_code=200, stream=iter([body]))
+    stream = storage.create_entry(request, response, key, ttl=600).response.stream
+    assert b"".join(stream) == body  # type: ignore[arg-type]
+
+
+def test_cleanup_that_makes_too_little_room_is_kept(tmp_path: Path) -> None:
+    """hishel's cleanup before a store commits what it deleted even when the cache is
+    still too big for the new answer: the next store goes on from there. Rolled back
+    with the store, a cache more than one cleanup's worth over its size (200 entries)
+    deleted nothing, ever, and stored nothing again."""
+    storage = SqliteCache(tmp_path / "cache.db")
+    cursor = storage._ensure_connection().cursor()
+    empty = storage._database_size(cursor)
+    for i in range(250):
+        _answer(storage, f"old{i}", bytes([i % 256]) * 8192)
+    full = storage._database_size(cursor)
+    cursor.execute("UPDATE entries SET last_accessed_at = 0")  # long unused: evictable
+    # Room once all 250 old entries are gone, not once 200 are.
+    storage.max_size = empty + (full - empty) // 25
+    _answer(storage, "new1", b"x" * 100)
+    assert storage.get_entries("new1") == []  # no room yet
+    (left,) = cursor.execute("SELECT COUNT(*) FROM entries").fetchone()
+    assert left == 50  # hishel's cleanup of one store: 20 batches of 10
+    _answer(storage, "new2", b"y" * 100)
+    (entry,) = storage.get_entries("new2")
+    assert b"".join(entry.response.stream) == b"y" * 100  # type: ignore[arg-type]
+    storage.close()

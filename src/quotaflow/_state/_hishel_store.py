@@ -156,7 +156,10 @@ def write(storage: hishel.SqliteStorage, pending: Pending, chunk: bytes, last: b
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 stored = _rows(storage, cursor, pending, chunk, last)
-                cursor.execute("COMMIT" if stored else "ROLLBACK")
+                # No room for a new entry: hishel's cleanup is kept all the same (it
+                # commits it first), so the next store goes on from what it deleted.
+                kept = stored or not pending.inserted
+                cursor.execute("COMMIT" if kept else "ROLLBACK")
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
