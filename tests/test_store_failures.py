@@ -1,19 +1,23 @@
 """A stored answer's rows when a write fails or the cache is full (``_hishel_store``):
 never a body with a chunk missing, and hishel's cleanup kept even when it made too
-little room to store this answer (review of the one-transaction store)."""
+little room to store this answer, and no connection lock taken on the event loop
+(review of the one-transaction store)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import hishel
 import pytest
 import respx
 
 from quotaflow._state import _hishel_store
 from quotaflow._state._hishel import SqliteCache
+from quotaflow._state._hishel_async import AsyncSqliteCache
 
 from .conftest import BASE, Harness, info
 
@@ -77,3 +81,42 @@ def test_cleanup_that_makes_too_little_room_is_kept(tmp_path: Path) -> None:
     (entry,) = storage.get_entries("new2")
     assert b"".join(entry.response.stream) == b"y" * 100  # type: ignore[arg-type]
     storage.close()
+
+
+def test_an_async_store_takes_no_connection_lock_on_the_event_loop(tmp_path: Path) -> None:
+    """The async storage's connection lock is held by worker threads for a whole store,
+    waiting up to ``BUSY_TIMEOUT`` for another process's: a new answer's entry is made
+    on the event loop without it, so a miss never stalls the loop behind another's
+    store. Its rows are written, and read back, in worker threads."""
+    storage = AsyncSqliteCache(tmp_path / "cache.db")
+    lock = storage.blocking._lock
+    loop = threading.get_ident()  # anyio.run runs its loop in this thread
+    on_loop: list[bool] = []
+
+    class Watched:
+        def __enter__(self) -> bool:
+            on_loop.append(threading.get_ident() == loop)
+            return lock.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            lock.__exit__(*exc)  # type: ignore[arg-type]
+
+    storage.blocking._lock = Watched()  # type: ignore[assignment]
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"a" * 100
+
+    async def main() -> bytes:
+        request = hishel.Request(method="GET", url=f"{BASE}/a")
+        response = hishel.Response(status_code=200, stream=body())
+        entry = await storage.create_entry(request, response, "key", ttl=60)
+        assert isinstance(entry.response.stream, AsyncIterator)
+        assert b"".join([chunk async for chunk in entry.response.stream]) == b"a" * 100
+        (stored,) = await storage.get_entries("key")
+        assert isinstance(stored.response.stream, AsyncIterator)
+        return b"".join([chunk async for chunk in stored.response.stream])
+
+    assert anyio.run(main) == b"a" * 100
+    assert on_loop  # taken...
+    assert not any(on_loop)  # ...only off the loop
+    anyio.run(storage.close)
