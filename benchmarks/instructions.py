@@ -26,6 +26,8 @@ Rows:
     get     quotaflow's GET there (x plain)
     plainpost, post   the same with POST (post x plainpost)
     pplain, ppost     POST to the odds host (its limiter and ledger; ppost x pplain)
+    abare, amiss  bare and miss over httpx.AsyncClient and make_async_client (asked for
+            by name): their worker threads count too, the hops' wake-ups in the kernel not
 """
 
 from __future__ import annotations
@@ -79,6 +81,31 @@ def _client(kind: str, directory: Path) -> Any:
     return httpx.Client(transport=httpx.MockTransport(handler))
 
 
+async def _achild(kind: str, requests: int, switch: bool) -> None:
+    """:func:`child` over the async clients (``abare``, ``amiss``)."""
+    import httpx
+    import overhead
+
+    import quotaflow
+
+    mock = httpx.MockTransport(overhead._routes().handler)
+    with tempfile.TemporaryDirectory() as tmp:
+        kwargs = overhead._quotaflow_kwargs(Path(tmp), mock)
+        made = httpx.AsyncClient(transport=mock) if kind == "abare" else None
+        async with made or quotaflow.make_async_client(**kwargs) as client:
+            url = overhead.keyed(overhead.SIZES["2 KB"])
+            new = overhead._urls(url)
+            for _ in range(30):
+                await client.get(new())
+            pid = str(os.getpid())
+            if switch:
+                subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
+            for _ in range(requests):
+                await client.get(new())
+            if switch:
+                subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True)
+
+
 def child(kind: str, requests: int, switch: bool) -> None:
     """The measured process: set up, warm up, then ``requests`` requests instrumented."""
     sys.path.insert(0, str(HERE))
@@ -88,6 +115,11 @@ def child(kind: str, requests: int, switch: bool) -> None:
         import quotaflow._state._counters as counters
 
         counters.FLUSH_SECONDS = 1e9  # see the module docstring
+    if kind in ("abare", "amiss"):
+        import asyncio
+
+        asyncio.run(_achild(kind, requests, switch))
+        return
     with tempfile.TemporaryDirectory() as tmp, _client(kind, Path(tmp)) as client:
         url = overhead.keyed(overhead.SIZES["2 KB"])
         new = overhead._urls(url)
@@ -152,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     found: dict[str, float] = {}
     print(f"{'row':<10}{'instructions per request':>26}{'x bare':>8}")
     for kind in kinds:
-        few, many = (args.few // 5, args.many // 5) if kind == "miss" else (args.few, args.many)
+        misses = kind in ("miss", "amiss", "abare")
+        few, many = (args.few // 5, args.many // 5) if misses else (args.few, args.many)
         found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
-        floor = {"get": "plain", "post": "plainpost", "ppost": "pplain"}.get(kind, "bare")
-        ratio = f"{found[kind] / found[floor]:.3f}" if floor in found else ""
+        floor = {"get": "plain", "post": "plainpost", "ppost": "pplain", "amiss": "abare"}
+        ratio = f"{found[kind] / found[f]:.3f}" if (f := floor.get(kind, "bare")) in found else ""
         print(f"{kind:<10}{found[kind]:>26,.0f}{ratio:>8}")
     return 0
 

@@ -16,7 +16,8 @@ Rows (sync and async unless said):
     requests-cache hit            CachedSession (memory, SQLite, Redis) against bare
                                     requests.Session, both over requests-mock (sync only)
 Also: state round trips per miss, the SQL statements (and write transactions) each file
-sees per miss, counted with ``sqlite3``'s trace callback on every connection opened.
+sees per miss, counted with ``sqlite3``'s trace callback on every connection opened, and
+an async miss's hops to a worker thread (``anyio.to_thread.run_sync`` calls).
 """
 
 from __future__ import annotations
@@ -394,10 +395,14 @@ def requests_cache_rows(directory: Path, rounds: int, blocks: int, block: int) -
     return {pair.name: pair.result() for pair in pairs}
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
 @contextlib.contextmanager
 def sql_traced() -> Iterator[Counter[tuple[str, str]]]:
     """Every sqlite3 connection opened meanwhile counts its statements by file and kind
-    (``statements``, ``writes``: BEGIN IMMEDIATE/EXCLUSIVE or a bare BEGIN)."""
+    (``statements``, ``writes``: BEGIN IMMEDIATE/EXCLUSIVE or a bare BEGIN, and a write
+    outside a transaction, which SQLite commits as one of its own)."""
     counts: Counter[tuple[str, str]] = Counter()
     connect = sqlite3.connect
 
@@ -408,7 +413,8 @@ def sql_traced() -> Iterator[Counter[tuple[str, str]]]:
         def count(statement: str) -> None:
             counts[(name, "statements")] += 1
             head = statement.lstrip().upper()
-            if head.startswith("BEGIN") and "DEFERRED" not in head:
+            begun = head.startswith("BEGIN") and "DEFERRED" not in head
+            if begun or (head.startswith(_WRITES) and not connection.in_transaction):
                 counts[(name, "writes")] += 1
 
         connection.set_trace_callback(count)
@@ -458,6 +464,26 @@ def _backend_count(client: Any) -> int | None:
         return None
 
 
+@contextlib.contextmanager
+def thread_hops() -> Iterator[list[int]]:
+    """Calls meanwhile to ``anyio.to_thread.run_sync`` (every hop of quotaflow's and of
+    the storages' to a worker thread goes through it), counted in the one-item list."""
+    import anyio.to_thread
+
+    hops = [0]
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        hops[0] += 1
+        return await run_sync(*args, **kwargs)
+
+    anyio.to_thread.run_sync = counted  # type: ignore[assignment]
+    try:
+        yield hops
+    finally:
+        anyio.to_thread.run_sync = run_sync
+
+
 def round_trips(
     directory: Path, profile: Any, misses: int, redis_url: str | None = None
 ) -> dict[str, dict[str, float]]:
@@ -501,9 +527,11 @@ def round_trips(
                     counts.clear()
                     redis_counts.clear()
                     before = _backend_count(aours)
-                    for _ in range(misses):
-                        await aours.get(next(fresh))
+                    with thread_hops() as hops:
+                        for _ in range(misses):
+                            await aours.get(next(fresh))
                     found[f"{label}async"] = per(aours, before)
+                    found[f"{label}async"]["worker-thread hops"] = hops[0] / misses
 
             asyncio.run(run_async())
     return found
@@ -562,7 +590,10 @@ def run(
     )
     for name, row in found["requests_cache"].items():
         print(f"{name + ' vs bare requests':<48}{spread(row):>22}")
-    print("\nstate round trips per miss (SQL statements; writes = write transactions begun)")
+    print(
+        "\nstate round trips per miss (SQL statements; writes = write transactions begun or"
+        " committed on their own; async: worker-thread hops)"
+    )
     for group, counts in found["round_trips"].items():
         cells = ", ".join(f"{name} {value:.1f}" for name, value in counts.items())
         print(f"  {group}: {cells}")

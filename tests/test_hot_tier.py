@@ -55,16 +55,11 @@ def warm_reads(monkeypatch) -> list[str]:
     ``peek`` on the event loop)."""
     reads: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
-    async_get = hishel.AsyncSqliteStorage.get_entries
     fresh, peek = SqliteCache.fresh, SqliteCache.peek
 
     def spy(self, key):  # type: ignore[no-untyped-def]
         reads.append(key)
         return sync_get(self, key)
-
-    async def aspy(self, key):  # type: ignore[no-untyped-def]
-        reads.append(key)
-        return await async_get(self, key)
 
     def fresh_spy(self, key, *args):  # type: ignore[no-untyped-def]
         reads.append(key)
@@ -75,7 +70,6 @@ def warm_reads(monkeypatch) -> list[str]:
         return peek(self, key, *args)
 
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
-    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
     monkeypatch.setattr(SqliteCache, "fresh", fresh_spy)
     monkeypatch.setattr(SqliteCache, "peek", peek_spy)
     return reads
@@ -318,18 +312,12 @@ def test_a_failing_storage_read_is_left_to_hishel(stack, router, monkeypatch) ->
     client.get(URL)
     lookups: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
-    async_get = hishel.AsyncSqliteStorage.get_entries
 
     def spy(self, key):  # type: ignore[no-untyped-def]
         lookups.append(key)
         return sync_get(self, key)
 
-    async def aspy(self, key):  # type: ignore[no-untyped-def]
-        lookups.append(key)
-        return await async_get(self, key)
-
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
-    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
     monkeypatch.setattr(_hishel, "READ_FRESH", "SELECT * FROM no_such_table")
 
     hit = client.get(URL)
@@ -344,18 +332,12 @@ def hishel_lookups(monkeypatch) -> list[str]:
     """Every key hishel's own lookup (its state machine's) is asked for."""
     seen: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
-    async_get = hishel.AsyncSqliteStorage.get_entries
 
     def spy(self, key):  # type: ignore[no-untyped-def]
         seen.append(key)
         return sync_get(self, key)
 
-    async def aspy(self, key):  # type: ignore[no-untyped-def]
-        seen.append(key)
-        return await async_get(self, key)
-
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
-    monkeypatch.setattr(hishel.AsyncSqliteStorage, "get_entries", aspy)
     return seen
 
 

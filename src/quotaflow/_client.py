@@ -292,7 +292,9 @@ def _stack(flavour: _Flavour, inner: Any, runtime: Runtime) -> Any:
     runtime.storage = storage
     # The async stack reads fresh stored answers in one worker-thread hop, if the
     # backend has a blocking storage for that (its async one hops once per SQL call).
-    reader = {"reader": runtime.backend.reader()} if flavour is _ASYNC else {}
+    # SQLite's async storage runs a blocking one already: that one reads.
+    blocking = getattr(hishel_storage, "blocking", None)
+    reader = {"reader": blocking or runtime.backend.reader()} if flavour is _ASYNC else {}
     return flavour.fallback(
         flavour.caching(
             flavour.ratelimit(inner, runtime.limiter, runtime.wait_rooms(flavour.room)),

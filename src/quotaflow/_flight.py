@@ -121,6 +121,10 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._flights: dict[str, Flight] = {}
         self._unstored: set[str] = set()
+        # The tokens of the leases this client's flights landed (``_leasing``), by key:
+        # its next leader on the key takes the lease again with the same token, instead
+        # of waiting for its own landed lease to lapse as another process must.
+        self._landed: dict[str, str] = {}
 
     def unstored(self, key: str) -> bool:
         """Whether the last answer for ``key`` was not stored: no flight is worth it."""
@@ -160,7 +164,9 @@ class SingleFlight:
     def delegate(self, flight: Flight) -> Lease:
         """The lease for the rate-limit layer to take with its reservation (``_leasing``);
         the flight holds its token, to give it back should it not land."""
-        flight.token = self._leases.token()
+        with self._lock:
+            landed = self._landed.pop(flight.key, None)
+        flight.token = landed or self._leases.token()
         return Lease(flight.key, flight.token)
 
     def leased_elsewhere(self, key: str) -> bool:
@@ -177,6 +183,11 @@ class SingleFlight:
         if flight.gives_back(error):
             assert flight.token is not None
             self._leases.release(flight.key, flight.token)
+        elif flight.token is not None:
+            with self._lock:
+                if len(self._landed) >= _UNSTORED:
+                    self._landed.clear()
+                self._landed[flight.key] = flight.token
         with self._lock:
             if self._flights.get(flight.key) is flight:
                 del self._flights[flight.key]

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from typing import Protocol, cast
 
 import hishel
@@ -33,6 +34,14 @@ from ._profiles import ApiProfile
 from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")
+
+# The key the last lookup in this context (a request's thread or task) found nothing
+# under, else None: the caching layer clears it before each pass through hishel
+# (``athrough``), so what the policy half reads there is hishel's own lookup of that
+# request, moments before. An answer that replaces what is stored under its key then
+# needs no second lookup (``_async_policy``). Another process's store in between is
+# not removed, as one just after a second lookup would not be either.
+FOUND_NOTHING: ContextVar[str | None] = ContextVar("quotaflow_found_nothing", default=None)
 
 # The profile of a URL (a hishel request's) whose text the storage may keep as it is:
 # no userinfo, no secret parameter (``Router.stored_profile``); None if not known so.
@@ -209,8 +218,11 @@ class RetainingStorage(hishel.BaseStorage):
 
     def get_entries(self, key: str) -> list[hishel.Entry]:
         if key in self._known:
+            FOUND_NOTHING.set(key)
             return []
-        return self.storage.get_entries(key)
+        entries = self.storage.get_entries(key)
+        FOUND_NOTHING.set(None if entries else key)
+        return entries
 
     def fresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None:
         """The storage's own fresh read (``one_read``), see ``_cache.read_fresh``."""
@@ -278,8 +290,11 @@ class AsyncRetainingStorage(hishel.AsyncBaseStorage):
 
     async def get_entries(self, key: str) -> list[hishel.Entry]:
         if key in self._known:
+            FOUND_NOTHING.set(key)
             return []
-        return await self.storage.get_entries(key)
+        entries = await self.storage.get_entries(key)
+        FOUND_NOTHING.set(None if entries else key)
+        return entries
 
     async def afresh(self, key: str, resource: str, now: float, max_body: int) -> HotEntry | None:
         """:meth:`RetainingStorage.fresh`."""

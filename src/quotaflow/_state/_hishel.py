@@ -3,9 +3,10 @@
 
 Checked against hishel 2.0.x (``CHECKED``). What is relied on:
 
-- that :class:`hishel.SqliteStorage` and :class:`hishel.AsyncSqliteStorage` use the
-  ``connection`` they are given (public) for every statement, so its busy timeout is
-  theirs (:class:`SqliteCache`, :class:`AsyncSqliteCache`);
+- that :class:`hishel.SqliteStorage` uses the ``connection`` it is given (public) for
+  every statement, so its busy timeout is its own (:class:`SqliteCache`; the async
+  stack's storage, ``_hishel_async.AsyncSqliteCache``, runs a :class:`SqliteCache`'s
+  operations in worker threads);
 - the layout of :class:`hishel.SqliteStorage`'s table, ``entries (id, expires_at,
   last_accessed_at, ...)``, to add the index its cleanup needs (:func:`index_cache`).
   If a later hishel changes it, creating the index fails and is logged at WARNING: the
@@ -18,6 +19,12 @@ Checked against hishel 2.0.x (``CHECKED``). What is relied on:
   query (:class:`SqliteCache` ``fresh``/``peek``, over the shapes kept beside the
   entries, :data:`SHAPES`). If a later hishel changes them, that query fails (logged
   at DEBUG) and every warm read is left to hishel: slower, never wrong;
+- to store an answer in one transaction (``_hishel_store``): the layout of both tables
+  as above, the packing (``_packing.pack``), the statements and constants of its
+  cleanup before a store (``_reclaim_space``, ``_database_size``, ``HIDDEN``, its batch
+  sizes, ``STORAGE_CHUNK_SIZE``) and its TTL helpers (``_limits``, ``_expires_at``). If
+  a later hishel changes them, stores fail (logged at WARNING) and answers are served
+  unstored, which ``CHECKED`` keeps from passing unnoticed;
 - the key layout and helpers of :class:`hishel.RedisStorage`, which
   ``_redis_entries`` lists: its scripts read and write hishel's entries in one call
   each, so both read what the other wrote.
@@ -35,11 +42,12 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
-import anysqlite
 import hishel
-from hishel._core._storages._packing import unpack
+from hishel._core._storages._packing import pack, unpack
 
 from .._hot import HotEntry
 from ._db import BUSY_TIMEOUT
@@ -55,9 +63,10 @@ from ._hishel_shapes import (
     answer,
     shape_row,
 )
+from ._hishel_store import Pending, drop, saving, write
 from ._spell import Spell
 
-__all__ = ["CHECKED", "EXPIRY_INDEX", "SHAPES", "AsyncSqliteCache", "SqliteCache", "index_cache"]
+__all__ = ["CHECKED", "EXPIRY_INDEX", "SHAPES", "SqliteCache", "index_cache"]
 
 logger = logging.getLogger("quotaflow")
 
@@ -197,14 +206,47 @@ class SqliteCache(hishel.SqliteStorage):
         ttl: float | None = None,
         tti: float | None = None,
     ) -> hishel.Entry:
+        # hishel's create_entry, its rows written in one transaction (``_hishel_store``).
+        entry, pending = self.pending(request, response, key, ttl, tti)
+        body = response.stream if response.stream is not None else ()
+        assert isinstance(body, Iterable)
+        return replace(entry, response=replace(response, stream=saving(self, body, pending)))
+
+    def pending(
+        self,
+        request: hishel.Request,
+        response: hishel.Response,
+        key: str,
+        ttl: float | None,
+        tti: float | None,
+    ) -> tuple[hishel.Entry, Pending]:
+        """A new entry, and its rows to be written as its body is read."""
+        self._ensure_connection()  # closed: hishel's RuntimeError, now
+        now = time.time()
+        ttl_deadline, tti = self._limits(ttl, tti, now)
+        entry = hishel.Entry(id=uuid.uuid4(), request=request, response=response)
+        limits = [limit for limit in (self.max_stream_size, self.max_size) if limit is not None]
+        pending = Pending(
+            id=entry.id.bytes,
+            key=key.encode(),
+            data=pack(request, response),
+            ttl_deadline=ttl_deadline,
+            tti=tti,
+            shape=shape_row(entry.id, key, request, response),
+            limit=min(limits, default=None),
+            touched=now,
+        )
+        return entry, pending
+
+    def write_rows(self, pending: Pending, chunk: bytes, last: bool) -> bool:
         started = self.spell.begin()
         try:
-            entry = super().create_entry(request, response, key, ttl=ttl, tti=tti)
-            if (row := shape_row(entry.id, key, request, response)) is not None:
-                self._write(KEEP_SHAPE, row)
-            return entry
+            return write(self, pending, chunk, last)
         finally:
             self.spell.end(started)
+
+    def drop_rows(self, pending: Pending) -> None:
+        drop(self, pending)
 
     def get_entries(self, key: str) -> list[hishel.Entry]:
         started = self.spell.begin()
@@ -227,68 +269,3 @@ class SqliteCache(hishel.SqliteStorage):
             super().remove_entry(id)
         finally:
             self.spell.end(started)
-
-
-class AsyncSqliteCache(hishel.AsyncSqliteStorage):
-    """Async twin of :class:`SqliteCache` (its connection runs on anysqlite's threads).
-    Its first operation sets the file up, with hishel's own busy wait (5 s)."""
-
-    def __init__(self, path: Path) -> None:
-        connection = _connect(path)
-        super().__init__(connection=anysqlite.Connection(connection), database_path=path)
-        self.spell = Spell(connection, path, BUSY_TIMEOUT)
-
-    async def create_entry(
-        self,
-        request: hishel.Request,
-        response: hishel.Response,
-        key: str,
-        *,
-        ttl: float | None = None,
-        tti: float | None = None,
-    ) -> hishel.Entry:
-        started = self.spell.begin()
-        try:
-            entry = await super().create_entry(request, response, key, ttl=ttl, tti=tti)
-            if (row := shape_row(entry.id, key, request, response)) is not None:
-                await self._awrite(KEEP_SHAPE, row)
-            return entry
-        finally:
-            self.spell.end(started)
-
-    async def get_entries(self, key: str) -> list[hishel.Entry]:
-        started = self.spell.begin()
-        try:
-            return await super().get_entries(key)
-        finally:
-            self.spell.end(started)
-
-    async def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
-        started = self.spell.begin()
-        try:
-            await super().update_headers(id, headers)
-            await self._areshape(id)
-        finally:
-            self.spell.end(started)
-
-    async def remove_entry(self, id: uuid.UUID) -> None:
-        started = self.spell.begin()
-        try:
-            await super().remove_entry(id)
-        finally:
-            self.spell.end(started)
-
-    async def _awrite(self, sql: str, parameters: tuple[object, ...]) -> None:
-        try:
-            if self.connection is not None:
-                await self.connection.execute(sql, parameters)
-        except sqlite3.Error:
-            logger.debug("quotaflow: cannot keep an entry's shape", exc_info=True)
-
-    async def _areshape(self, id: uuid.UUID) -> None:
-        if self.connection is None:
-            return
-        found = await (await self.connection.execute(ENTRY, (id.bytes,))).fetchone()
-        if found is not None:
-            row = shape_row(id, bytes(found[0]).decode(), *unpack(bytes(found[1])))
-            await (self._awrite(KEEP_SHAPE, row) if row else self._awrite(DROP_SHAPE, (id.bytes,)))

@@ -49,6 +49,7 @@ from ._redis_guard import Guard
 __all__ = [
     "LOOKUP_LUA",
     "REMOVE_LUA",
+    "RENEW_LUA",
     "STORE_LUA",
     "Found",
     "Store",
@@ -123,6 +124,22 @@ REMOVE_LUA = """
 redis.call('ZREM', KEYS[4], ARGV[1])
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 if redis.call('GETRANGE', KEYS[5], 0, 31) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+return 1
+"""
+
+# KEYS: entry, hit record. ARGV: the packed entry, the id (hex), its new hit record (""
+# for none). hishel's update_headers (never bringing back an entry that expired
+# meanwhile), and the record rewritten only if it is still this entry's when written: a
+# newer answer's, stored since the record was read, stays.
+RENEW_LUA = """
+redis.call('SET', KEYS[1], ARGV[1], 'XX', 'KEEPTTL')
+if redis.call('GETRANGE', KEYS[2], 0, 31) == ARGV[2] then
+  if ARGV[3] == '' then
+    redis.call('DEL', KEYS[2])
+  else
+    redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
+  end
+end
 return 1
 """
 

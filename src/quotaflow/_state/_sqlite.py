@@ -17,7 +17,8 @@ from ._backend import CACHE_FILE, STATE_FILE, Backend, LeaseHeld, Leases, LeaseS
 from ._board import Board
 from ._books import Books
 from ._db import LocalStateError, StateDB
-from ._hishel import AsyncSqliteCache, SqliteCache, index_cache
+from ._hishel import SqliteCache, index_cache
+from ._hishel_async import AsyncSqliteCache
 from ._journal import REPLAYED_KEEP, Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import Decision, InMemoryStateStore, State, StateAlgorithm, StateStore, WindowRate
@@ -106,10 +107,13 @@ class SqliteLedger(Ledger):
                 replayed = cur.rowcount == 0
             cur.execute("SELECT id, cost, started FROM inflight WHERE profile = ?", (name,))
             inflight = {key: (cost, started) for key, cost, started in cur.fetchall()}
-            books = Books(row=self._load(cur, name), inflight=dict(inflight), replayed=replayed)
+            loaded = self._load(cur, name)
+            books = Books(row=loaded, inflight=dict(inflight), replayed=replayed)
             books.lost = books.row is None and self._lost(cur)
             result = change(books)
-            if books.row is not None:
+            # A row the change left as it was (a settle that matched its reservation) is
+            # not written again: an unchanged write still adds its pages to the WAL.
+            if books.row is not None and books.row != loaded:
                 row = books.row
                 cur.execute(
                     "INSERT OR REPLACE INTO quota (profile, period, total, remaining, used)"
@@ -243,7 +247,8 @@ class SqliteBackend(Backend):
         return AsyncSqliteCache(self.directory / CACHE_FILE)
 
     def reader(self) -> hishel.BaseStorage | None:
-        # hishel's async SQLite storage (anysqlite) hops to a thread per statement.
+        # A blocking storage for the async stack's warm reads (``_client`` takes the one
+        # inside ``AsyncSqliteCache`` instead, when it is given that).
         return self.storage()
 
     def fingerprint_key(self) -> bytes:

@@ -21,6 +21,7 @@ from ._redis_client import GuardedRedis
 from ._redis_entries import (
     LOOKUP_LUA,
     REMOVE_LUA,
+    RENEW_LUA,
     STORE_LUA,
     Found,
     Store,
@@ -48,6 +49,7 @@ class GuardedRedisStorage(hishel.RedisStorage):
         self._lookup = client.register_script(LOOKUP_LUA)
         self._store = client.register_script(STORE_LUA)
         self._remove = client.register_script(REMOVE_LUA)
+        self._renew = client.register_script(RENEW_LUA)
         self._data = f"{self._key_prefix}:"
 
     def _hit_key(self, key: str) -> str:
@@ -162,15 +164,12 @@ class GuardedRedisStorage(hishel.RedisStorage):
             request, response = unpack(bytes(data))
             response = dataclasses.replace(response, headers=headers)
             hit_key, hit = self._renewed(id, done, request, response)
-            with self._client.pipeline(transaction=True) as pipe:
+            packed = pack(request, response)
+            if hit_key is None:
                 # xx: never brings back an entry that expired meanwhile (as hishel).
-                pipe.set(entry_key, pack(request, response), xx=True, keepttl=True)
-                if hit_key is not None:
-                    if hit:
-                        pipe.set(hit_key, hit, xx=True, keepttl=True)
-                    else:
-                        pipe.delete(hit_key)
-                pipe.execute()
+                self._client.set(entry_key, packed, xx=True, keepttl=True)
+            else:  # the record too, if still this entry's (RENEW_LUA)
+                self._renew(keys=[entry_key, hit_key], args=[packed, id.hex, hit])
         except redis.RedisError:
             logger.warning("quotaflow: a stored answer's headers were not renewed", exc_info=True)
 

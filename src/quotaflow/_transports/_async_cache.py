@@ -28,6 +28,7 @@ from ._cache import (
     AsyncTee,
     conditional,
     not_modified,
+    taken_from_storage,
     worth_keeping,
 )
 from ._core import PASSED, SAFE_METHODS, FromBelow, Policy, hit
@@ -165,6 +166,10 @@ class AsyncCachingTransport(AsyncLayer):
             self._hot.discard(route.key)  # a newer answer (a forced refresh) replaces it
         cold = self._cold if below.keep_for is not None else None
         cost = below.spent.cost if below.spent is not None else 0
+        if leading is not None and not taken_from_storage(response, self._hot, self._clock.time()):
+            # Stored, but no waiter elsewhere can take it from storage (revalidated before
+            # each use, varying, large...): give the lease back once stored, not landed.
+            leading.landed = False
         if below.spent is not None and below.spent.buffered:
             return await self._abuffered(route, request, response, below, leading)
         keep = worth_keeping(response, self._hot) if hot else 0

@@ -12,6 +12,7 @@ from .._flight import SingleFlight
 from .._info import CACHED, SPENT, Cached, Route, route_of, spent_of
 from .._known import EmptyKeys
 from .._profiles import DEFAULT_PROFILE
+from .._retention import FOUND_NOTHING
 from ._body import aread_body
 from ._cache import ERROR_BODY, conditional
 from ._core import BELOW, NEXT_STORED, FromBelow, Policy, UpstreamFailed, outcome, worth_storing
@@ -47,8 +48,10 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
             response = await aread_body(response, ERROR_BODY)
         judged = self._policy.judge(route, request, response, verdict)
         if judged.replaces and route is not None:
-            # The new answer replaces the old ones, so a hit never unpacks a pile of them.
-            entries = await self._storage.get_entries(route.key)
+            # The new answer replaces the old ones, so a hit never unpacks a pile of them
+            # (none if hishel's lookup of this request found none: ``FOUND_NOTHING``).
+            looked = FOUND_NOTHING.get() == route.key
+            entries = [] if looked else await self._storage.get_entries(route.key)
             if not entries and isinstance(below, FromBelow) and below.forward == "miss":
                 below.forward = "uri-miss"  # nothing was stored under the URI
             for entry in entries:
@@ -78,6 +81,7 @@ async def athrough(
     (``Spent``); so does a failure it passes on (``UpstreamFailed``). ``caching``:
     hishel's status when ``transport`` is the policy half alone (see ``outcome``)."""
     below = FromBelow(forward=forward)
+    FOUND_NOTHING.set(None)  # hishel's lookup below sets it, for the policy half
     request.extensions["caching"] = {"key": route.key}
     request.extensions[BELOW] = below
     try:

@@ -21,7 +21,7 @@ import httpx
 
 from .. import _policy
 from .._cold import ColdEntry, ColdStore, cold_lookup
-from .._hot import HotEntry, HotTier, fresh_stored, stored_entry
+from .._hot import HotEntry, HotTier, _lifetime, fresh_stored, stored_entry
 from .._info import Route
 from .._retention import AsyncRetainingStorage, RetainingStorage, is_event_stream
 from .._shapes import FreshRows
@@ -67,6 +67,22 @@ def worth_keeping(response: httpx.Response, hot: HotTier) -> int:
     if length is not None and (not length.isdigit() or int(length) > hot.max_entry):
         return 0  # never kept: no copy of it is made while it streams
     return hot.max_entry
+
+
+def taken_from_storage(response: httpx.Response, hot: HotTier, now: float) -> bool:
+    """Whether a process waiting on the leader's lease can take ``response`` from
+    storage once it is stored (its warm read serves a fresh 200 anyone may reuse, with
+    a Content-Length within ``hot.max_entry``). If not, there is nothing to wait for:
+    the leader gives its lease back once the answer is stored instead of letting it
+    lapse (``_leasing``)."""
+    length = response.headers.get("content-length")
+    return (
+        response.status_code == 200
+        and length is not None
+        and length.isdigit()
+        and int(length) <= hot.max_entry
+        and _lifetime(response.headers.get, now) is not None
+    )
 
 
 def read_fresh(

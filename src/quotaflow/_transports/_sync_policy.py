@@ -11,6 +11,7 @@ from .._flight import SingleFlight
 from .._info import CACHED, SPENT, Cached, Route, route_of, spent_of
 from .._known import EmptyKeys
 from .._profiles import DEFAULT_PROFILE
+from .._retention import FOUND_NOTHING
 from ._body import read_body
 from ._cache import ERROR_BODY, conditional
 from ._core import BELOW, NEXT_STORED, FromBelow, Policy, UpstreamFailed, outcome, worth_storing
@@ -46,8 +47,10 @@ class PolicyTransport(httpx.BaseTransport):
             response = read_body(response, ERROR_BODY)
         judged = self._policy.judge(route, request, response, verdict)
         if judged.replaces and route is not None:
-            # The new answer replaces the old ones, so a hit never unpacks a pile of them.
-            entries = self._storage.get_entries(route.key)
+            # The new answer replaces the old ones, so a hit never unpacks a pile of them
+            # (none if hishel's lookup of this request found none: ``FOUND_NOTHING``).
+            looked = FOUND_NOTHING.get() == route.key
+            entries = [] if looked else self._storage.get_entries(route.key)
             if not entries and isinstance(below, FromBelow) and below.forward == "miss":
                 below.forward = "uri-miss"  # nothing was stored under the URI
             for entry in entries:
@@ -77,6 +80,7 @@ def through(
     (``Spent``); so does a failure it passes on (``UpstreamFailed``). ``caching``:
     hishel's status when ``transport`` is the policy half alone (see ``outcome``)."""
     below = FromBelow(forward=forward)
+    FOUND_NOTHING.set(None)  # hishel's lookup below sets it, for the policy half
     request.extensions["caching"] = {"key": route.key}
     request.extensions[BELOW] = below
     try:
