@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import respx
@@ -128,17 +129,57 @@ def test_a_refused_reservation_takes_no_place_in_the_window(tmp_path: Path) -> N
 def test_redis_counts_its_round_trips(
     stack: Callable[..., Harness], router: respx.Router, prefix: str
 ) -> None:
-    """On Redis the backend counts commands and scripts: a miss makes two ledger
-    transactions (WATCH, one script reading the books, EXEC each; the window's script
-    and the lease's SET are queued in the reservation's EXEC) and the lease given back
-    once the answer is stored: 7 (a look at an account's quota, to report it, may add
-    one now and then)."""
+    """On Redis the backend counts commands and scripts: a miss makes two script calls,
+    as SQLite makes two transactions: the reservation with the window's step and the
+    lease's taking, then the settle with the lease's landing (``_redis_books``); nothing
+    once the answer is stored. The ledger and the window count the same."""
     from .stub_server import REDIS_URL
 
     router.get(url__startswith=f"{BASE}/m").respond(200, json={})
-    client = stack(redis_url=REDIS_URL, redis_prefix=prefix)
+    client = stack(
+        profiles=[api_profile(rates=(Rate(100, per=1.0),))],
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+    )
     client.get(f"{BASE}/m-warm")
-    assert 5 * 7 <= misses(client, 5) <= 5 * 8
+    assert misses(client, 10) == 10 * 2
+    last = client.get(f"{BASE}/m-last")
+    assert info(last).remaining == 100 - 12
+    window = _PARTS[client.client].limiter.windows["api"]
+    assert window.available(START.timestamp()) == 100 - 12
+
+
+def test_a_redis_miss_sends_the_state_client_two_commands(
+    stack: Callable[..., Harness],
+    router: respx.Router,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted on the wire of the state's client (hishel's storage has clients of its
+    own): two commands a miss, both the ledger's script; the lease is not given back
+    once the answer is stored (it lapses: landed with the settle)."""
+    from .stub_server import REDIS_URL
+
+    route = router.get(url__startswith=f"{BASE}/m").respond(200, json={})
+    client = stack(
+        profiles=[api_profile(rates=(Rate(100, per=1.0),))],
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+    )
+    client.get(f"{BASE}/m-warm")
+    state = _PARTS[client.client].backend.client
+    sent: list[str] = []
+    execute = state.execute_command
+
+    def traced(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(state, "execute_command", traced)
+    for i in range(10):
+        client.get(f"{BASE}/m{i}")
+    assert sent == ["EVALSHA"] * 20
+    assert route.call_count == 11
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -164,9 +205,9 @@ def test_a_refused_key_is_not_charged(
 def test_a_script_redis_forgot_leaves_the_check_to_the_wait_room(
     stack: Callable[..., Harness], router: respx.Router
 ) -> None:
-    """The window's script queued in the reservation's EXEC meets NOSCRIPT (Redis
-    restarted, or its scripts flushed): the reservation stands, the wait room checks
-    as before (loading the script again), every request is answered and counted once."""
+    """The ledger's script (with the window's step in it) meets NOSCRIPT (Redis
+    restarted, or its scripts flushed): it is loaded again, every request is answered
+    and counted once."""
     import redis
 
     from .faults.test_journal import OwnRedis

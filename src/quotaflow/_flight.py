@@ -202,6 +202,59 @@ async def aoffload(function: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(function, *args)
 
 
+async def aoffload_taking(
+    function: Callable[..., T], give_back: Callable[[T], Any], *args: Any
+) -> T:
+    """``aoffload`` for a call that takes something in the state (a reservation): should
+    the caller be cancelled while the worker thread runs it (``asyncio.wait_for``), the
+    worker finishes it all the same and its result is dropped, what it took held until
+    it lapses. So the cancellation waits (shielded) for the worker, gives back what it
+    took (``give_back(result)``), then goes on. (The sync twin calls ``function(*args)``
+    in place: see ``.ci/unasync.py``.)"""
+    taking = _Taking(function, args)
+    try:
+        return await anyio.to_thread.run_sync(taking.run)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            for taken in await anyio.to_thread.run_sync(taking.left):
+                await anyio.to_thread.run_sync(give_back, taken)
+        raise
+
+
+class _Taking:
+    """One call of ``aoffload_taking`` as its worker thread and its caller see it."""
+
+    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._function = function
+        self._args = args
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._started = self._gone = False
+        self._taken: list[Any] = []
+
+    def run(self) -> Any:
+        """In the worker: the call, unless its caller has gone already."""
+        with self._lock:
+            if self._gone:
+                raise anyio.get_cancelled_exc_class()  # nobody waits for it
+            self._started = True
+        try:
+            self._taken.append(self._function(*self._args))
+            return self._taken[0]
+        finally:
+            self._done.set()
+
+    def left(self) -> list[Any]:
+        """In a worker, for a cancelled caller: what the call took, once it is done
+        (nothing if it never started, and then it never will)."""
+        with self._lock:
+            self._gone = True
+            if not self._started:
+                return []
+        self._done.wait()
+        return self._taken
+
+
 def given_up(flight: Flight, deadline: float | None) -> bool:
     """Whether a follower stops waiting for its leader: past its own ``deadline``
     (monotonic), or the leader's answer has streamed for FOLLOW_BODY without landing."""

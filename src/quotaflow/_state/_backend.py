@@ -35,8 +35,8 @@ __all__ = [
 
 # Run in the same transaction as a ledger change, on the backend's own handle: the short
 # window's check joined to a reservation (``Limiter.reserve``). With a SQLite cursor it
-# runs at once; with a Redis pipeline in MULTI it queues a command and returns what
-# reads the command's reply after EXEC.
+# runs at once; on Redis it joins the ledger's script call (``_redis_books.Step``) and
+# returns what reads its reply after the call.
 Also = Callable[[Any], Callable[[Any], None] | None]
 
 
@@ -71,8 +71,8 @@ class Leases(abc.ABC):
     """Locks with an expiry, so that one process at a time fetches a resource."""
 
     # Whether a lease may be landed with a settle (``_leasing``): its expiry is judged
-    # on the clock the waiters judge it on (SQLite: the client's). Redis expires keys on
-    # its own clock, so there a lease is given back once the answer is stored.
+    # on the clock the waiters judge it on (the client's; on Redis also Redis's own).
+    # Else it is given back once the answer is stored.
     lands = False
 
     def token(self) -> str:

@@ -9,9 +9,8 @@ body yet, and the other processes wait for it in storage) but set to lapse
 for a streaming answer (``_flight.given_up``). Once the answer is stored nothing more is
 written: the other processes' waiters find it in storage (or see the lease lapse). An
 answer that will not be stored, a failure and an error give the lease back as before.
-On Redis the lease is taken with the reservation too (queued in its MULTI, WATCHed and
-read with the books) but given back once the answer is stored, as before: Redis expires
-keys on its own clock, not the client's (``Leases.lands``).
+On Redis the same, in the ledger's script calls (``_redis_books``): a landed lease names
+when it lapses on the settle's clock, and Redis expires it by then on its own.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ FOLLOW_BODY = 1.0
 
 class Leasing:
     """Takes and lands leases for the rate-limit layer, in the ledger's transactions
-    where the backend can (SQLite), else in round trips of their own (Redis)."""
+    where the backend can (SQLite, Redis), else in round trips of their own."""
 
     def __init__(self, leases: Leases, ledger: Ledger) -> None:
         self.leases = leases

@@ -71,6 +71,7 @@ from ._board import Board, RedisBoard
 from ._gate import PASSED, PAUSED, GateState, WindowDecision
 from ._lua import READ_LUA, WINDOW_LUA
 from ._pyrate import Decision, RedisStateStore, State, StateAlgorithm, StateStore, WindowRate
+from ._redis_books import LANDED_LUA, Step, holds
 from ._redis_client import GuardedAsyncRedis, GuardedRedis, guarded
 from ._redis_cold import RedisColdStore
 from ._redis_guard import Guard, options, redact
@@ -87,8 +88,10 @@ from ._window import ttl_ms
 T = TypeVar("T")
 logger = logging.getLogger("quotaflow")
 
-# Compare-and-delete: only the holder's token releases a lease.
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+# Compare-and-delete: only the holder's token releases a lease (landed, too).
+_RELEASE = f"""{LANDED_LUA}
+if landed(redis.call('GET', KEYS[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -96,7 +99,11 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisLeases(Leases):
-    """``SET NX PX`` leases; Redis expires them (the ``now`` arguments serve SQLite)."""
+    """``SET NX PX`` leases; Redis expires them (the ``now`` arguments serve SQLite).
+    Landed with a settle by ``PEXPIRE`` in the ledger's script: on Redis's clock, the
+    one ``held`` judges them by."""
+
+    lands = True
 
     def __init__(self, client: redis.Redis, prefix: str, guard: Guard) -> None:
         self._client, self._prefix, self._guard = client, prefix, guard
@@ -126,7 +133,7 @@ class RedisLeases(Leases):
 
     def held(self, key: str, now: float) -> bool:
         return self._guard.run(
-            lambda: bool(self._client.exists(self._key(key))),
+            lambda: holds(self._client.get(self._key(key)), now),
             lambda local: local.leases.held(key, now),
         )
 
@@ -179,26 +186,24 @@ class _WindowStore(StateStore):
         self._redis = _RedisWindow(client, key=f"{prefix}:{key}")
         self._key, self._guard = key, guard
         self._sha = client.register_script(WINDOW_LUA).sha
-        # The script is known to be loaded (a check ran it): a check may then be queued
-        # in the ledger's transaction, where a NOSCRIPT could not load it.
-        self.loaded = False
 
     def joins(self, client: object) -> bool:
-        """Whether a check can be queued in a transaction on ``client`` (the ledger's)."""
-        return self.loaded and client is self._redis.redis
+        """Whether a check can join a ledger's call on ``client`` (the ledger's)."""
+        return client is self._redis.redis
 
     def queue(
         self,
-        pipe: redis.client.Pipeline,
+        step: Step,
         algorithm: StateAlgorithm,
         rates: list[WindowRate],
         now: int,
         weight: int,
     ) -> Callable[[Any], Decision]:
-        """The check queued in ``pipe``'s MULTI (the ledger's reservation: one round
-        trip for both, see ``Limiter.reserve``); how to read its reply after EXEC."""
+        """The check joined to the ledger's script call (the reservation: one round
+        trip for both, see ``Limiter.reserve`` and ``_redis_books``); how to read its
+        reply."""
         args = [now, weight, ttl_ms(rates), len(rates), *algorithm.redis_args(rates)]
-        pipe.evalsha(self._sha, 1, self._redis.key, *args)
+        step.evalsha(self._sha, 1, self._redis.key, *args)
         return lambda reply: self._redis._decision(rates, reply)
 
     def _run(self, step: Callable[[StateStore], Any]) -> Any:
@@ -212,7 +217,6 @@ class _WindowStore(StateStore):
         def remote() -> Decision:
             found = self._redis.check(algorithm, rates, now, weight)  # type: ignore[no-untyped-call]
             assert isinstance(found, Decision)  # a sync client answers synchronously
-            self.loaded = True
             return found
 
         return self._guard.run(

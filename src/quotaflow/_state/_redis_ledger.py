@@ -1,5 +1,6 @@
-"""The ledger in Redis: two hashes per account, changed in WATCH/MULTI/EXEC
-transactions (the rules are ``_books``'s). Strictly private."""
+"""The ledger in Redis: two hashes per account, changed by one script call each (a
+compare-and-set on the books last seen, ``_redis_books``; the rules are ``_books``'s).
+Strictly private."""
 
 from __future__ import annotations
 
@@ -11,103 +12,50 @@ from typing import Any, NoReturn, TypeVar
 
 import attrs
 import redis
-from redis.typing import EncodableT
 
 from ..exceptions import StateUnavailable
 from ._backend import LeaseHeld, Leases, LeaseStep
 from ._board import Board
 from ._books import Books
-from ._journal import REPLAYED_KEEP, Journal
+from ._journal import Journal
 from ._ledger import Also, Ledger, Unreachable
 from ._pyrate import StateStore
+from ._redis_books import BOOKS_LUA, Seen, Step, seen_of
 from ._redis_guard import Guard
 from ._trust import Row
 
 T = TypeVar("T")
-MAX_TRIES = 50  # optimistic transaction attempts before giving up
+MAX_TRIES = 50  # compare-and-set attempts before giving up
 # The row's field marking it re-seeded after Redis lost it (see ``Ledger._seed``).
 SEEDED = "seeded"
 
 
-# The books in one round trip: the row's hash, the reservations' hash, whether a
-# journal entry was recorded (a third key, for a replay: ARGV[1] is 1) and who holds a
-# single-flight lease (the last key: ARGV[2] is 1; ``_leasing``).
-_READ = """
-local out = {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), 0, false}
-local at = 3
-if ARGV[1] == '1' then
-    out[3] = redis.call('EXISTS', KEYS[3])
-    at = 4
-end
-if ARGV[2] == '1' then out[4] = redis.call('GET', KEYS[at]) end
-return out
-"""
+def _changes_of(
+    new: dict[str, str], old_ours: Mapping[str, str], old: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The fields to set and to delete to make a hash's fields of ours ``new``
+    (``old_ours`` were ours, of all of ``old``: fields not ours are left alone)."""
+    return {k: v for k, v in new.items() if old.get(k) != v}, sorted(old_ours.keys() - new.keys())
 
 
-def _pairs(flat: list[bytes | str]) -> dict[str, str]:
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+def _written(old: Mapping[str, str], change: tuple[dict[str, str], list[str]]) -> dict[str, str]:
+    put, drop = change
+    return {k: v for k, v in {**old, **put}.items() if k not in drop}
 
 
-def _read(
-    pipe: redis.client.Pipeline, keys: list[str], once: bool, lease: bool
-) -> tuple[dict[str, str], dict[str, str], bool, str | None]:
-    """The row, the reservations, whether the entry was replayed and the lease's holder,
-    as WATCHed."""
-    row, inflight, replayed, holder = pipe.eval(_READ, len(keys), *keys, int(once), int(lease))
-    return _pairs(row), _pairs(inflight), bool(replayed), None if holder is None else _text(holder)
-
-
-def _lease(pipe: redis.client.Pipeline, key: str, step: LeaseStep, holder: str | None) -> None:
-    """The lease's part of a transaction, queued in its MULTI: taken (renewed if its
-    token holds it), or landed while its token still holds it."""
-    ms = max(1, round(step.seconds * 1000))
-    if step.take:
-        pipe.set(key, step.token, px=ms)
-    elif holder == step.token:
-        pipe.pexpire(key, ms)
-
-
-def _execute(pipe: redis.client.Pipeline, then: Callable[[Any], None] | None) -> None:
-    """EXEC; with a command of another's queued last (``then`` reads its reply), an
-    error of that command (a script Redis no longer knows) leaves it unread and the
-    ledger's changes stand."""
-    if then is None:
-        pipe.execute()
-        return
-    *own, theirs = pipe.execute(raise_on_error=False)
-    for reply in own:
-        if isinstance(reply, Exception):
-            raise reply
-    if not isinstance(theirs, Exception):
-        then(theirs)
-
-
-def _queue_books(
-    pipe: redis.client.Pipeline,
-    quota: str,
-    inflight: str,
-    books: Books,
-    old_row: dict[str, str],
-    old_inflight: dict[str, str],
-    was_seeded: bool,
-) -> None:
-    """The books' changes, queued in a transaction's MULTI: only what changed (an empty
-    EXEC still proves the reads were current)."""
+def _book_changes(
+    books: Books, seen: Seen
+) -> tuple[tuple[dict[str, str], list[str]], tuple[dict[str, str], list[str]]]:
+    """The books' changes to both hashes: only what changed (a call that writes nothing
+    still proves the books were current)."""
+    ours = _encode(_decode(seen.row))
+    if seen.row.get(SEEDED) == "1":
+        ours[SEEDED] = "1"
     row = _encode(books.row)
+    if books.seeded:  # a field of the row's hash, _decode skips it
+        row[SEEDED] = "1"
     tickets = {k: f"{c}:{s!r}" for k, (c, s) in books.inflight.items()}
-    if changed := _changes(row, old_row):
-        pipe.hset(quota, mapping=changed)
-    if dropped := old_row.keys() - row.keys():
-        pipe.hdel(quota, *dropped)
-    if added := _changes(tickets, old_inflight):
-        pipe.hset(inflight, mapping=added)
-    if gone := old_inflight.keys() - tickets.keys():
-        pipe.hdel(inflight, *gone)
-    if books.seeded != was_seeded:  # a field of the row's hash, _decode skips it
-        if books.seeded:
-            pipe.hset(quota, SEEDED, "1")
-        else:
-            pipe.hdel(quota, SEEDED)
+    return _changes_of(row, ours, seen.row), _changes_of(tickets, seen.inflight, seen.inflight)
 
 
 def _unreachable(local: object) -> NoReturn:
@@ -132,10 +80,6 @@ def _decode(raw: Mapping[str, str]) -> Row | None:
         return None
 
 
-def _changes(new: dict[str, str], old: Mapping[str, str]) -> dict[EncodableT, EncodableT]:
-    return {k: v for k, v in new.items() if old.get(k) != v}
-
-
 def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
     found: dict[str, tuple[int, float]] = {}
     for key, value in raw.items():
@@ -146,7 +90,7 @@ def _reservations(raw: Mapping[str, str]) -> dict[str, tuple[int, float]]:
 
 
 class RedisLedger(Ledger):
-    """The ledger in two hashes per profile, changed in WATCH/MULTI/EXEC transactions."""
+    """The ledger in two hashes per profile, changed by one script call each."""
 
     def __init__(
         self, client: redis.Redis, prefix: str, guard: Guard, journal: Journal | None = None
@@ -161,6 +105,10 @@ class RedisLedger(Ledger):
         safe = "".join(c if c.isalnum() else "_" for c in prefix)
         self._marker = guard.directory / f"redis-{safe}.ledger-seen"
         self._marked = self._marker.exists()
+        self._script = client.register_script(BOOKS_LUA)
+        # Each account's books as this process last saw them in Redis: what a change is
+        # worked out on and sent to be written if Redis still holds them.
+        self._seen_books: dict[str, Seen] = {}
 
     def _lost(self, client: Any) -> bool:
         return self._marked and not client.exists(self._present)
@@ -218,6 +166,29 @@ class RedisLedger(Ledger):
         local = self._guard.local
         return change(Books(row=None)) if local is None else local.ledger._update(name, change)[0]
 
+    def _call(self, step: Step, lease: LeaseStep | None) -> Seen | None:
+        """One call of the script: None if it wrote, else what Redis holds.
+
+        Raises:
+            LeaseHeld: another process holds ``lease``: nothing was written.
+        """
+        reply = self._script(keys=step.keys, args=step.arguments())
+        kind = _text(reply[0])
+        if kind == "held":
+            raise LeaseHeld(lease.key if lease is not None else "")
+        if kind == "stale":
+            return seen_of(reply)
+        step.reply = reply[1] if len(reply) > 1 else None
+        return None
+
+    def _step(self, name: str, once: str, lease: LeaseStep | None, check: bool = False) -> Step:
+        step = Step(*self._keys(name), self._present)
+        if once:
+            step.once(f"{self._prefix}:replayed:{once}")
+        if lease is not None:
+            step.lease(f"{self._prefix}:lease:{lease.key}", lease, check)
+        return step
+
     def _transact(
         self,
         name: str,
@@ -226,43 +197,70 @@ class RedisLedger(Ledger):
         also: Also | None = None,
         lease: LeaseStep | None = None,
     ) -> T:
-        quota, inflight = self._keys(name)
-        done = f"{self._prefix}:replayed:{once}"
-        leased = f"{self._prefix}:lease:{lease.key}" if lease is not None else ""
-        with self._client.pipeline() as pipe:
-            for attempt in range(MAX_TRIES):
-                try:
-                    # WATCH, one script reading it all, EXEC: one is counted by run().
-                    self._guard.trips += 2 if attempt == 0 else 3
-                    keys = [quota, inflight, *([done] if once else []), *([leased] * bool(lease))]
-                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    raw_row, old_inflight, replayed, holder = _read(
-                        pipe, keys, bool(once), lease is not None
-                    )
-                    if lease is not None and lease.take and holder not in (None, lease.token):
-                        raise LeaseHeld(lease.key)  # nothing reserved: the EXEC never comes
-                    old_row = _encode(_decode(raw_row))
-                    books = Books(row=_decode(old_row), inflight=_reservations(old_inflight))
-                    books.replayed = replayed
-                    books.seeded = was_seeded = raw_row.get(SEEDED) == "1"
-                    created = books.row is None
-                    books.lost = created and self._lost(pipe)
-                    result = change(books)
-                    created = created and books.row is not None
-                    pipe.multi()
-                    if lease is not None:
-                        _lease(pipe, leased, lease, holder)
-                    _queue_books(pipe, quota, inflight, books, old_row, old_inflight, was_seeded)
-                    if once and not books.replayed:
-                        pipe.set(done, 1, ex=REPLAYED_KEEP)
-                    if created:
-                        pipe.set(self._present, 1)
-                    then = also(pipe) if also is not None else None
-                    _execute(pipe, then)
-                    if created:
-                        self._mark()
-                    return result
-                except redis.WatchError:
-                    # Another writer won: back off a little (jittered) and read again.
-                    time.sleep(random.random() * min(0.001 * (attempt + 1), 0.02))
-        raise StateUnavailable(f"redis_url {self._guard.url}: {quota} changed {MAX_TRIES} times")
+        """``change`` on the books as last seen here, written in one script call if
+        Redis still holds them (``_redis_books``); else on what Redis answered, again."""
+        # A journal entry's mark is not kept here: such a change reads first.
+        seen = None if once else self._seen_books.get(name)
+        for attempt in range(MAX_TRIES):
+            if attempt:  # run() counted the first
+                self._guard.trips += 1
+            if attempt > 2:  # others keep winning: back off a little (jittered)
+                time.sleep(random.random() * min(0.001 * attempt, 0.02))
+            if seen is None:  # nothing seen yet: read (and check the lease)
+                seen = self._call(self._step(name, once, lease, check=True), lease)
+                assert seen is not None  # a call that expects nothing only reads
+                continue
+            found = self._attempt(name, seen, change, once, also, lease)
+            if isinstance(found, Seen):
+                seen = found
+                continue
+            return found[0]
+        raise StateUnavailable(f"redis_url {self._guard.url}: {name} changed {MAX_TRIES} times")
+
+    def _attempt(
+        self,
+        name: str,
+        seen: Seen,
+        change: Callable[[Books], T],
+        once: str,
+        also: Also | None,
+        lease: LeaseStep | None,
+    ) -> tuple[T] | Seen:
+        """``change`` on ``seen``, written if Redis still holds it: (its result,), or
+        what Redis holds instead."""
+        books = Books(row=_decode(seen.row), inflight=_reservations(seen.inflight))
+        books.replayed, books.seeded = seen.replayed, seen.row.get(SEEDED) == "1"
+        created = books.row is None
+        books.lost = created and self._marked and not seen.present
+        try:
+            result = change(books)
+        except LeaseHeld:
+            raise
+        except Exception:
+            # A refusal stands only on the books Redis holds: asked to write nothing
+            # (the lease only checked), the script says whether they are still these.
+            check = self._step(name, once, lease, check=True)
+            check.expect(seen)
+            check.write(({}, []), ({}, []))
+            check.marks(done=False, present=False)
+            if (found := self._call(check, lease)) is not None:
+                return found
+            raise
+        created = created and books.row is not None
+        rows, tickets = _book_changes(books, seen)
+        step = self._step(name, once, lease)
+        step.expect(seen)
+        step.write(rows, tickets)
+        step.marks(done=bool(once) and not books.replayed, present=created and not seen.present)
+        then = also(step) if also is not None else None
+        if (found := self._call(step, lease)) is not None:
+            self._seen_books.pop(name, None)
+            return found
+        self._seen_books[name] = Seen(
+            _written(seen.row, rows), _written(seen.inflight, tickets), seen.present or created
+        )
+        if created:
+            self._mark()
+        if then is not None and step.reply is not None:
+            then(step.reply)
+        return (result,)

@@ -129,8 +129,8 @@ class ShortWindow:
         self, handle: Any, now: float, done: Callable[[Decision], None]
     ) -> Callable[[Any], None] | None:
         """A check in the ledger's transaction (see :meth:`joinable`), its decision to
-        ``done``: at once on a SQLite cursor; on a Redis pipeline in MULTI, queued, and
-        what reads its reply is returned."""
+        ``done``: at once on a SQLite cursor; on Redis, joined to the ledger's script
+        call (``_redis_books.Step``), and what reads its reply is returned."""
         store, algorithm, now_ms = self.store, self._algorithm(), math.floor(now * 1000)
         if isinstance(store, SqliteWindowStore):
             if isinstance(self.board, SqliteBoard) and self.board.ahead_in(handle, LOWEST, now):

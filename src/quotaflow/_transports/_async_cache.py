@@ -187,16 +187,21 @@ class AsyncCachingTransport(AsyncLayer):
 
         async def done(body: bytes | None) -> None:
             # The body was read to the end (so hishel has stored it) or given up on:
-            # keep it in memory if it fits, and let the followers look again.
-            if body is not None and keep and len(body) <= keep:
-                entry = entry_for(response, body, self._clock.time())
-                if entry is not None:
-                    self._hot.put(route.key, entry)
-            if body is not None and below.keep_for is not None:
-                await self._stored.akeep_cold(route, request, response, body, below.keep_for, cost)
+            # keep it in memory if it fits, and let the followers look again (even if
+            # the cold store fails: hishel has stored it, and they would wait forever).
             if body is None and leading is not None:
                 leading.landed = False  # not stored: give the lease back
-            await self._leading.arelease(leading, None)
+            try:
+                if body is not None and keep and len(body) <= keep:
+                    entry = entry_for(response, body, self._clock.time())
+                    if entry is not None:
+                        self._hot.put(route.key, entry)
+                if body is not None and below.keep_for is not None:
+                    await self._stored.akeep_cold(
+                        route, request, response, body, below.keep_for, cost
+                    )
+            finally:
+                await self._leading.arelease(leading, None)
 
         # The answer streams to the caller as it arrives; the flight lands when it ends.
         tee = max(keep, min(cold.max_bytes, self._max_body)) if cold is not None else keep
@@ -214,21 +219,21 @@ class AsyncCachingTransport(AsyncLayer):
         """The profile's rules read the body (``reads_body``): it is in memory already.
         Read it here too, so that events carry it; the fallback hands it on unread."""
         chunks = []
-        try:
+        try:  # the flight lands whatever happens, a failing cold store included
             async for chunk in response.aiter_raw():
                 chunks.append(chunk)
+            raw = b"".join(chunks)
+            read = decoded(response, raw, self._max_body)
+            if route.hot and worth_keeping(read, self._hot) >= len(raw):
+                entry = entry_for(read, raw, self._clock.time())
+                if entry is not None:
+                    self._hot.put(route.key, entry)
+            if self._cold is not None and below.keep_for is not None:
+                cost = below.spent.cost if below.spent is not None else 0
+                await self._stored.akeep_cold(route, request, read, raw, below.keep_for, cost)
         except BaseException as exc:
             await self._leading.arelease(leading, exc)
             raise
-        raw = b"".join(chunks)
-        read = decoded(response, raw, self._max_body)
-        if route.hot and worth_keeping(read, self._hot) >= len(raw):
-            entry = entry_for(read, raw, self._clock.time())
-            if entry is not None:
-                self._hot.put(route.key, entry)
-        if self._cold is not None and below.keep_for is not None:
-            cost = below.spent.cost if below.spent is not None else 0
-            await self._stored.akeep_cold(route, request, read, raw, below.keep_for, cost)
         await self._leading.arelease(leading, None)
         return read
 

@@ -3,9 +3,11 @@ sync twin, ``_sync_ratelimit.py`` (``make lint`` checks it is current). Strictly
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 
-from .._flight import aoffload
+from .._flight import aoffload, aoffload_taking
 from .._info import SPENT, Route, Spent, route_of, with_spent
 from .._state._async_waitroom import AsyncWaitRoom
 from .._state._books import Ticket
@@ -90,7 +92,9 @@ class AsyncRateLimitTransport(AsyncLayer):
         try:
             limits = limiter.limits(route, request)
             if limits or (route.lease is not None and not tally.leased):
-                ticket = await aoffload(limiter.before, route, request, tally)
+                ticket = await aoffload_taking(
+                    limiter.before, partial(limiter.release, route), route, request, tally
+                )
             if limits:
                 try:
                     if limiter.probe.wanted(route):
