@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -92,6 +93,17 @@ logger = logging.getLogger("quotaflow")
 _RELEASE = f"""{LANDED_LUA}
 if landed(redis.call('GET', KEYS[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 """
+# Taken (ARGV: token, milliseconds, the caller's clock in ms) unless another token holds
+# it: as the ledger's script takes one (``_redis_books``), and as on SQLite, a lease its
+# token holds is renewed and a landed one that lapsed on the caller's clock is anyone's.
+_ACQUIRE = f"""{LANDED_LUA}
+local holder, lapses = landed(redis.call('GET', KEYS[1]))
+if holder and holder ~= ARGV[1] and not (lapses and lapses <= tonumber(ARGV[3])) then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -99,15 +111,15 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisLeases(Leases):
-    """``SET NX PX`` leases; Redis expires them (the ``now`` arguments serve SQLite).
-    Landed with a settle by ``PEXPIRE`` in the ledger's script: on Redis's clock, the
-    one ``held`` judges them by."""
+    """Leases Redis expires (``PX``), landed with a settle in the ledger's script: then
+    they name when they lapse on the settle's clock too, which ``now`` is judged by."""
 
     lands = True
 
     def __init__(self, client: redis.Redis, prefix: str, guard: Guard) -> None:
         self._client, self._prefix, self._guard = client, prefix, guard
         self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(_ACQUIRE)
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:lease:{key}"  # also the ledger's (``_redis_ledger._lease``)
@@ -118,9 +130,9 @@ class RedisLeases(Leases):
 
     def acquire(self, key: str, ttl: float, now: float, token: str | None = None) -> str | None:
         held = token or self.token()
-        px = max(1, round(ttl * 1000))
+        args: list[str | int] = [held, max(1, round(ttl * 1000)), math.floor(now * 1000)]
         return self._guard.run(
-            lambda: held if self._client.set(self._key(key), held, nx=True, px=px) else None,
+            lambda: held if self._acquire([self._key(key)], args) else None,
             lambda local: local.leases.acquire(key, ttl, now, held),
         )
 

@@ -22,11 +22,16 @@ from ._backend import LeaseStep
 from ._journal import REPLAYED_KEEP
 from ._lua import WINDOW_LUA
 
+# How long a call's mark (``Step.once_only``) outlives it: longer than redis-py's tries
+# to send it again (connect timeouts and backoff, a few seconds).
+MARK_MS = 30_000
+
 # KEYS: the row's hash, the reservations' hash, the ledger's presence key, then a
 # journal entry's mark (ARGV[2] is 1), the lease (ARGV[3]: 1 take, 2 land, 3 only see
-# that no other holds it) and the short window's state (a window step is sent), in that
-# order. ARGV: whether the books are expected (else the script only reads them), once,
-# lease mode, token, the lease's milliseconds, the caller's clock (ms); expected (if
+# that no other holds it), the short window's state (a window step is sent) and the
+# call's own mark (ARGV[7] is 1), in that order. ARGV: whether the books are expected
+# (else the script only reads them), once, lease mode, token, the lease's milliseconds,
+# the caller's clock (ms), marked; expected (if
 # any): the row's pairs, the reservations' pairs (each a count first), present and
 # replayed (0/1); then the writes: pairs to set and fields to delete in the row's hash,
 # the same in the reservations' hash, set the entry's mark, set the presence key; then
@@ -57,7 +62,10 @@ local function arg()
 end
 local expect, once, mode = arg() == '1', arg() == '1', tonumber(arg())
 local token, ms, now = arg(), tonumber(arg()), tonumber(arg())
+local mark = arg() == '1' and KEYS[#KEYS]
 LANDED
+-- This very call ran before (redis-py sent it again after losing its reply): written.
+if mark and redis.call('EXISTS', mark) == 1 then return {'ok'} end
 local k = 4
 local done, lease
 if once then done, k = KEYS[k], k + 1 end
@@ -104,6 +112,7 @@ local function drop(key)
     for i = 1, n do t[i] = arg() end
     if n > 0 then redis.call('HDEL', key, unpack(t)) end
 end
+if mark then redis.call('SET', mark, 1, 'PX', MARK_MS) end
 put(KEYS[1])
 drop(KEYS[1])
 put(KEYS[2])
@@ -124,7 +133,9 @@ for i = 1, n do step[i] = arg() end
 local ok, reply = pcall(window, {KEYS[k]}, step)
 if ok then return {'ok', reply} end
 return {'ok'}
-""".replace("KEEP", str(REPLAYED_KEEP)).replace("LANDED", LANDED_LUA)
+"""
+_BOOKS_LUA = _BOOKS_LUA.replace("KEEP", str(REPLAYED_KEEP)).replace("MARK_MS", str(MARK_MS))
+_BOOKS_LUA = _BOOKS_LUA.replace("LANDED", LANDED_LUA)
 
 BOOKS_LUA = f"local function window(KEYS, ARGV)\n{WINDOW_LUA}\nend\n{_BOOKS_LUA}"
 
@@ -155,11 +166,13 @@ def seen_of(reply: list[Any]) -> Seen:
 
 def holds(value: bytes | str | None, now: float) -> bool:
     """Whether a lease's value (None: none) holds it at ``now`` (the caller's clock): a
-    landed lease lapses at the time it names, if Redis has not expired it first."""
+    landed lease lapses at the time it names, if Redis has not expired it first. A time
+    not written so (ASCII digits) names none, as the script's ``tonumber`` finds."""
     if value is None:
         return False
     _, bar, lapses = _text(value).partition("|")
-    return not bar or not lapses.isdigit() or int(lapses) > now * 1000
+    named = lapses.isascii() and lapses.isdigit()
+    return not bar or not named or int(lapses) > now * 1000
 
 
 def _flat(values: Mapping[str, str]) -> list[str]:
@@ -171,7 +184,8 @@ class Step:
 
     def __init__(self, quota: str, inflight: str, present: str) -> None:
         self.keys = [quota, inflight, present]
-        self.head: list[Any] = ["0", "0", 0, "", 0, 0]
+        self.head: list[Any] = ["0", "0", 0, "", 0, 0, "0"]
+        self.mark = ""
         self.body: list[Any] = []
         self.window: list[Any] = ["0"]
         self.reply: Any = None  # the window step's, once the call wrote
@@ -186,7 +200,7 @@ class Step:
         if mode:
             self.keys.append(key)
             ms = max(1, round(step.seconds * 1000))
-            self.head[2:] = [mode, step.token, ms, math.floor(step.now * 1000)]
+            self.head[2:6] = [mode, step.token, ms, math.floor(step.now * 1000)]
 
     def expect(self, seen: Seen) -> None:
         """Write only if Redis holds ``seen`` (else only read)."""
@@ -211,5 +225,16 @@ class Step:
         self.keys.append(key)
         self.window = [str(len(args)), *args]
 
+    def once_only(self, key: str) -> None:
+        """The call marked (``key``, unique to it) when it writes: sent again by
+        redis-py after its reply was lost (a dropped connection), it writes nothing more
+        (the books it expects are gone by then, and the change would run again on the
+        books it made: a settle counted twice)."""
+        self.mark = key
+        self.head[6] = "1"
+
     def arguments(self) -> list[Any]:
         return [*self.head, *self.body, *(self.window if self.head[0] == "1" else [])]
+
+    def all_keys(self) -> list[str]:
+        return [*self.keys, *([self.mark] if self.mark else [])]

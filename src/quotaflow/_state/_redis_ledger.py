@@ -5,8 +5,10 @@ Strictly private."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -109,6 +111,8 @@ class RedisLedger(Ledger):
         # Each account's books as this process last saw them in Redis: what a change is
         # worked out on and sent to be written if Redis still holds them.
         self._seen_books: dict[str, Seen] = {}
+        # A writing call's mark (``Step.once_only``): this ledger's own, then a count.
+        self._caller, self._calls = f"{uuid.uuid4().hex}:", itertools.count()
 
     def _lost(self, client: Any) -> bool:
         return self._marked and not client.exists(self._present)
@@ -172,7 +176,7 @@ class RedisLedger(Ledger):
         Raises:
             LeaseHeld: another process holds ``lease``: nothing was written.
         """
-        reply = self._script(keys=step.keys, args=step.arguments())
+        reply = self._script(keys=step.all_keys(), args=step.arguments())
         kind = _text(reply[0])
         if kind == "held":
             raise LeaseHeld(lease.key if lease is not None else "")
@@ -253,6 +257,7 @@ class RedisLedger(Ledger):
         step.write(rows, tickets)
         step.marks(done=bool(once) and not books.replayed, present=created and not seen.present)
         then = also(step) if also is not None else None
+        step.once_only(f"{self._prefix}:call:{self._caller}{next(self._calls)}")
         if (found := self._call(step, lease)) is not None:
             self._seen_books.pop(name, None)
             return found
