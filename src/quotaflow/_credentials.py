@@ -17,6 +17,7 @@ cannot be brute-forced offline without the key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -47,11 +48,22 @@ def load_key(directory: Path) -> bytes:
     if found:
         return found
     key = secrets.token_bytes(_KEY_BYTES)
+    # Written whole under a name of its own, then linked into place: a process starting
+    # at the same moment finds either no key or a whole one, never one half written.
+    draft = directory / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        descriptor = os.open(path, flags, 0o600)
+        with os.fdopen(os.open(draft, flags, 0o600), "wb") as handle:
+            handle.write(key)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system: made in place
+            with os.fdopen(os.open(path, flags, 0o600), "wb") as handle:
+                handle.write(key)
     except FileExistsError:
-        # Another process made it first (or an empty file is in the way).
+        # Another process linked its key first (or an unusable file is in the way).
         try:
             found = _read(path)
         except OSError:
@@ -63,8 +75,9 @@ def load_key(directory: Path) -> bytes:
     except OSError as exc:
         logger.warning("quotaflow: cannot write %s (%s); keyed for this process", path, exc)
         return key
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(draft)
     return key
 
 

@@ -224,7 +224,11 @@ class SqliteCache(hishel.SqliteStorage):
         tti: float | None,
     ) -> tuple[hishel.Entry, Pending]:
         """A new entry, and its rows to be written as its body is read."""
-        self._ensure_connection()  # closed: hishel's RuntimeError, now
+        # Closed: hishel's RuntimeError, now. Not by taking the connection's lock: the
+        # async stack runs this on its event loop, while a worker thread may hold the
+        # lock for a whole store, waiting out another process's (BUSY_TIMEOUT).
+        if self._closed:
+            raise RuntimeError("SqliteStorage is closed and can no longer be used.")
         now = time.time()
         ttl_deadline, tti = self._limits(ttl, tti, now)
         entry = hishel.Entry(id=uuid.uuid4(), request=request, response=response)

@@ -156,7 +156,10 @@ def write(storage: hishel.SqliteStorage, pending: Pending, chunk: bytes, last: b
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 stored = _rows(storage, cursor, pending, chunk, last)
-                cursor.execute("COMMIT" if stored else "ROLLBACK")
+                # No room for a new entry: hishel's cleanup is kept all the same (it
+                # commits it first), so the next store goes on from what it deleted.
+                kept = stored or not pending.inserted
+                cursor.execute("COMMIT" if kept else "ROLLBACK")
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -191,7 +194,9 @@ def saving(storage: Writer, body: Iterable[bytes], pending: Pending) -> Iterator
     try:
         for chunk in body:
             for due in pending.take(chunk):
-                pending.saving = storage.write_rows(pending, due, False)
+                # Once a write fails, no later chunk is written: it would be stored in
+                # the failed one's place, the body shown with a part missing.
+                pending.saving = pending.saving and storage.write_rows(pending, due, False)
             yield chunk
         if pending.saving:
             completed = storage.write_rows(pending, pending.rest(), True)
@@ -209,8 +214,11 @@ async def asaving(
     try:
         async for chunk in body:
             for due in pending.take(chunk):
-                written = await anyio.to_thread.run_sync(storage.write_rows, pending, due, False)
-                pending.saving = written
+                if pending.saving:  # as in :func:`saving`: none after a failed one
+                    written = await anyio.to_thread.run_sync(
+                        storage.write_rows, pending, due, False
+                    )
+                    pending.saving = written
             yield chunk
         if pending.saving:
             rest = pending.rest()
