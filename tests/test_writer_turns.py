@@ -92,3 +92,16 @@ def test_no_lock_file_means_free_turns(tmp_path: Path, fake_time: FakeTime) -> N
         pass
     assert fake_time.sleeps == []
     turns.close()
+
+
+def test_a_lock_file_that_is_a_link_is_not_followed(tmp_path: Path, fake_time: FakeTime) -> None:
+    """A hostile link in the state directory: nothing is made where it points, and the
+    turns are free (SQLite's own lock still guards the file)."""
+    target = tmp_path / "elsewhere"
+    (tmp_path / "state.db.writers").symlink_to(target)
+    turns = Turns(tmp_path / "state.db")
+    with turns.turn(2.0):
+        pass
+    assert not target.exists()
+    assert fake_time.sleeps == []
+    turns.close()

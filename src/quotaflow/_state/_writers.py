@@ -40,8 +40,10 @@ class Turns:
         self._fd: int | None = None
         if fcntl is None:
             return
+        # Private, and never through a symbolic link (as the state files themselves).
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         with contextlib.suppress(OSError):  # unwritable: SQLite's own wait, as before
-            self._fd = os.open(f"{path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = os.open(f"{path}.writers", flags, 0o600)
 
     @contextlib.contextmanager
     def turn(self, wait: float) -> Iterator[None]:
