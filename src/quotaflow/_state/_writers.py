@@ -4,8 +4,9 @@ SQLite lets one writer at a time into a file; the others wait in its busy handle
 which sleeps between tries (1 ms, then 2, 5, 10... ms): with several processes missing
 at once, most transactions would sleep a millisecond or more for a lock held a few
 dozen microseconds. Each of quotaflow's write transactions first takes an advisory lock
-on ``<file>.writers`` (``flock``), which the kernel hands over the moment its holder
-lets go. It only orders quotaflow's own writers: SQLite's lock still guards the file
+on ``<file>.writers`` (``flock``), looking again within 50 µs, then at most 1 ms apart
+(a blocking ``flock`` could not give up on a frozen holder). It only orders quotaflow's
+own writers: SQLite's lock still guards the file
 (a process that does not take the turn is waited for by SQLite as before), and a holder
 that does not let go in ``wait`` seconds (a frozen process) is not waited for longer:
 the transaction then goes to SQLite's own wait. Where ``fcntl`` is missing (Windows),
