@@ -18,7 +18,6 @@ from pathlib import Path
 from ..exceptions import ConfigError
 from ._recovery import check, is_corruption, set_aside
 from ._schema import SCHEMA
-from ._writers import Turns
 
 logger = logging.getLogger("quotaflow")
 
@@ -52,8 +51,6 @@ class StateDB:
         # Transactions begun (each one round trip to the file and its lock): benchmarks
         # read it through ``Backend.round_trips``.
         self.round_trips = 0
-        # Processes take turns to write it, handed over at once (``_writers``).
-        self._turns = Turns(path)
         existed = path.exists()
         check(path)  # a corrupt file is moved aside
         lost = existed and not path.exists()
@@ -108,7 +105,7 @@ class StateDB:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock, self._turns.turn(BUSY_SHORT if self._busy_until else BUSY_TIMEOUT):
+        with self._lock:
             self.round_trips += 1
             if self._busy_until and time.monotonic() >= self._busy_until:
                 self._busy_until = 0.0
@@ -155,4 +152,3 @@ class StateDB:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
-            self._turns.close()

@@ -65,7 +65,6 @@ from ._hishel_shapes import (
 )
 from ._hishel_store import Pending, drop, saving, write
 from ._spell import Spell
-from ._writers import Turns
 
 __all__ = ["CHECKED", "EXPIRY_INDEX", "SHAPES", "SqliteCache", "index_cache"]
 
@@ -129,7 +128,6 @@ class SqliteCache(hishel.SqliteStorage):
         connection = _connect(path)
         super().__init__(connection=connection, database_path=path)
         self.spell = Spell(connection, path, BUSY_TIMEOUT)
-        self._turns = Turns(path)
         # peek's own connection (opened on first use), which never waits for a lock.
         self._peeker: sqlite3.Connection | None = None
         self._peek_lock = threading.Lock()
@@ -175,7 +173,6 @@ class SqliteCache(hishel.SqliteStorage):
         return True, entry
 
     def close(self) -> None:
-        self._turns.close()
         try:
             with self._peek_lock:
                 if self._peeker is not None:
@@ -248,9 +245,7 @@ class SqliteCache(hishel.SqliteStorage):
     def write_rows(self, pending: Pending, chunk: bytes, last: bool) -> bool:
         started = self.spell.begin()
         try:
-            # Processes storing in one cache.db take turns (``_writers``).
-            with self._lock, self._turns.turn(self.spell.wait):
-                return write(self, pending, chunk, last)
+            return write(self, pending, chunk, last)
         finally:
             self.spell.end(started)
 

@@ -59,11 +59,6 @@ class Spell:
         )
 
     @property
-    def wait(self) -> float:
-        """How long an operation waits for another process's lock now (seconds)."""
-        return BUSY_SHORT if self._until else self._timeout
-
-    @property
     def busy_timeout(self) -> float:
         """The wait for another process's lock now, in seconds (for tests)."""
         (value,) = self._connection.execute("PRAGMA busy_timeout").fetchone()

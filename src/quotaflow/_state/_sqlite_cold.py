@@ -29,7 +29,6 @@ import httpx
 
 from .._cold import STATS_SQL, ColdEntry, ColdStats, ColdStore, kept_headers, read_stats
 from ._recovery import check, is_corruption, set_aside
-from ._writers import Turns
 
 logger = logging.getLogger("quotaflow")
 
@@ -61,7 +60,6 @@ class SqliteColdStore(ColdStore):
         self._lock = threading.RLock()
         self._warned = False
         self._connection: sqlite3.Connection | None = None
-        self._turns = Turns(path)
         check(path)
         try:
             self._connection = self._open()
@@ -107,16 +105,15 @@ class SqliteColdStore(ColdStore):
         connection = self._connection
         if connection is None:
             raise sqlite3.OperationalError("the cold store is not open")
-        with self._turns.turn(BUSY_TIMEOUT):  # processes take turns (``_writers``)
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-                cursor.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    cursor.execute("ROLLBACK")
-                raise
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cursor.execute("ROLLBACK")
+            raise
 
     def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
         """See :meth:`ColdStore.get`. The read takes no lock (a miss, the common case,
@@ -249,7 +246,6 @@ class SqliteColdStore(ColdStore):
 
     def close(self) -> None:
         with self._lock:
-            self._turns.close()
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
