@@ -72,8 +72,8 @@ class ResponseInfo:
     forecast: float | None = None
 
 
-# What a hit's ResponseInfo varies by: priority, remaining, ttl, tier.
-HitKey = tuple[Priority, int | None, float | None, str | None]
+# What a hit's ResponseInfo varies by: priority, remaining, ttl, tier, reason.
+HitKey = tuple[Priority, int | None, float | None, str | None, str]
 
 
 def storage_key(resource: str) -> str:
@@ -202,7 +202,7 @@ def assemble(
         return _info(route, cached, cost, waited, remaining, forecast)
     # A hit: the same resource, priority, remaining, ttl and tier give the same info.
     infos = route.hit_infos
-    key = (route.priority, remaining, cached.ttl, cached.tier)
+    key = (route.priority, remaining, cached.ttl, cached.tier, cached.reason)
     found = infos.get(key)
     if found is None:
         if len(infos) >= 16:
