@@ -200,7 +200,7 @@ def assemble(
     if cached.cache is not CacheStatus.HIT or cost or waited:
         forecast = spent.forecast if spent is not None else None
         return _info(route, cached, cost, waited, remaining, forecast)
-    # A hit: the same resource, priority, remaining, ttl and tier give the same info.
+    # A hit: the same resource, priority, remaining, ttl, tier and reason give the same info.
     infos = route.hit_infos
     key = (route.priority, remaining, cached.ttl, cached.tier, cached.reason)
     found = infos.get(key)

@@ -62,7 +62,7 @@ class _UrlRoute:
     shared: bool
     # Whether the URL is already as the cache sees it (no secret, query sorted).
     plain: bool
-    # The ResponseInfo of hits on it, which only change with priority, remaining and ttl.
+    # The ResponseInfo of hits on it, which only change with what _info.HitKey holds.
     hit_infos: dict[HitKey, ResponseInfo] = attrs.field(factory=dict, eq=False)
     # The Routes of requests for it, which only change with what _RouteKey holds.
     routes: dict[_RouteKey, Route] = attrs.field(factory=dict, eq=False)
