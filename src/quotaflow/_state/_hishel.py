@@ -181,12 +181,14 @@ class SqliteCache(hishel.SqliteStorage):
         finally:
             super().close()
 
-    def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
+    def _write(self, sql: str, parameters: tuple[object, ...]) -> bool:
         try:
             with self._lock:
                 self._ensure_connection().execute(sql, parameters)
         except sqlite3.Error:  # no shape: hishel answers that entry's reads
             logger.debug("quotaflow: cannot keep an entry's shape", exc_info=True)
+            return False
+        return True
 
     def _reshape(self, id: uuid.UUID) -> None:
         """The shape of an entry whose headers hishel replaced (RFC 9111 §4.3.4)."""
@@ -262,8 +264,12 @@ class SqliteCache(hishel.SqliteStorage):
     def update_headers(self, id: uuid.UUID, headers: hishel.Headers) -> None:
         started = self.spell.begin()
         try:
-            super().update_headers(id, headers)
-            self._reshape(id)
+            # The old shape goes first: should the new one not be written, the warm read
+            # does without one (hishel's read is right), never with the old freshness.
+            # If even that cannot be written, the entry keeps its old headers too.
+            if self._write(DROP_SHAPE, (id.bytes,)):
+                super().update_headers(id, headers)
+                self._reshape(id)
         finally:
             self.spell.end(started)
 
