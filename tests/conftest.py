@@ -21,6 +21,7 @@ import time_machine
 
 import quotaflow
 from quotaflow import ApiProfile, Quota, QuotaHeaders, Rate
+from quotaflow._state._redis import RedisBackend, redis_backend
 
 from .stub_server import REDIS_URL, redis_prefix
 
@@ -232,3 +233,24 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(sqlite3, "connect", traced)
     return counts
+
+
+@pytest.fixture
+def open_backend(prefix: str, tmp_path: Path) -> Iterator[Callable[[], RedisBackend]]:
+    """``open_backend()``: a Redis backend on the test's prefix, as another process's
+    (a state directory of its own), closed afterwards."""
+    backends: list[RedisBackend] = []
+
+    def build() -> RedisBackend:
+        directory = tmp_path / f"state-{len(backends)}"
+        directory.mkdir()
+        backend = redis_backend(
+            REDIS_URL, prefix=prefix, fail="closed", directory=directory, retention=3600.0
+        )
+        assert isinstance(backend, RedisBackend)
+        backends.append(backend)
+        return backend
+
+    yield build
+    for backend in backends:
+        backend.close()

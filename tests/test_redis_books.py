@@ -6,42 +6,19 @@ under a prefix of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
 
 from quotaflow import Priority, Quota, QuotaExhausted, QuotaReading
 from quotaflow._state._backend import LeaseHeld, LeaseStep
-from quotaflow._state._redis import RedisBackend, redis_backend
+from quotaflow._state._redis import RedisBackend
 from tests import test_policy
 from tests.conftest import api_profile
-from tests.stub_server import REDIS_URL
 
 NOW = test_policy.NOW
 PROFILE = api_profile(quota=Quota(100), rates=())
-
-
-@pytest.fixture
-def open_backend(prefix: str, tmp_path: Path) -> Iterator[Callable[[], RedisBackend]]:
-    """``open_backend()``: a Redis backend on the test's prefix, as another process's
-    (a state directory of its own), closed afterwards."""
-    backends: list[RedisBackend] = []
-
-    def build() -> RedisBackend:
-        directory = tmp_path / f"state-{len(backends)}"
-        directory.mkdir()
-        backend = redis_backend(
-            REDIS_URL, prefix=prefix, fail="closed", directory=directory, retention=3600.0
-        )
-        assert isinstance(backend, RedisBackend)
-        backends.append(backend)
-        return backend
-
-    yield build
-    for backend in backends:
-        backend.close()
 
 
 def trips(backend: RedisBackend, step: Callable[[], object]) -> int:

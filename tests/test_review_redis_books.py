@@ -4,8 +4,7 @@ real Redis at 127.0.0.1:6379, each test under a prefix of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,33 +14,12 @@ from quotaflow import Priority, Quota, QuotaExhausted, QuotaReading
 from quotaflow._info import Lease
 from quotaflow._state._backend import LeaseStep
 from quotaflow._state._leasing import Leasing
-from quotaflow._state._redis import RedisBackend, redis_backend
+from quotaflow._state._redis import RedisBackend
 from tests import test_policy
 from tests.conftest import api_profile
-from tests.stub_server import REDIS_URL
 
 NOW = test_policy.NOW
 PROFILE = api_profile(quota=Quota(100), rates=())
-
-
-@pytest.fixture
-def open_backend(prefix: str, tmp_path: Path) -> Iterator[Callable[[], RedisBackend]]:
-    """``open_backend()``: a Redis backend on the test's prefix, as another process's."""
-    backends: list[RedisBackend] = []
-
-    def build() -> RedisBackend:
-        directory = tmp_path / f"state-{len(backends)}"
-        directory.mkdir()
-        backend = redis_backend(
-            REDIS_URL, prefix=prefix, fail="closed", directory=directory, retention=3600.0
-        )
-        assert isinstance(backend, RedisBackend)
-        backends.append(backend)
-        return backend
-
-    yield build
-    for backend in backends:
-        backend.close()
 
 
 def lose_next_reply(client: redis.Redis, command: str = "EVALSHA") -> list[str]:
