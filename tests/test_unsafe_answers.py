@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import hishel.httpx
 import httpx
+import pytest
 import respx
 
 from .conftest import BASE, Harness, api_profile, info
@@ -41,8 +44,31 @@ def test_a_post_answer_keeps_its_headers_and_says_it_is_never_stored(
     assert seen == []
 
 
+@pytest.fixture
+def through_hishel(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The methods of the requests that went through hishel's transport, sync or async."""
+    seen: list[str] = []
+    sync, asynchronous = hishel.httpx.CacheTransport, hishel.httpx.AsyncCacheTransport
+    handle, ahandle = sync.handle_request, asynchronous.handle_async_request
+
+    def spy(self: Any, request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return handle(self, request)
+
+    async def aspy(self: Any, request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        return await ahandle(self, request)
+
+    monkeypatch.setattr(sync, "handle_request", spy)
+    monkeypatch.setattr(asynchronous, "handle_async_request", aspy)
+    return seen
+
+
 def test_posts_after_the_first_skip_hishel_and_answer_alike(
-    stack: Callable[..., Harness], router: respx.Router, statements: Counter[str]
+    stack: Callable[..., Harness],
+    router: respx.Router,
+    statements: Counter[str],
+    through_hishel: list[str],
 ) -> None:
     """The first POST goes through hishel (something may be stored under the URL);
     it leaves nothing, so the next ones read no cache storage, and their answers carry
@@ -55,6 +81,7 @@ def test_posts_after_the_first_skip_hishel_and_answer_alike(
     rest = [client.request("POST", URL, json={}) for _ in range(3)]
 
     assert statements["cache.db"] == 0
+    assert through_hishel == ["POST"]  # the first one only
     assert {r.headers["cache-status"] for r in [first, *rest]} == {
         "quotaflow; fwd=method; fwd-status=200"
     }
@@ -63,7 +90,7 @@ def test_posts_after_the_first_skip_hishel_and_answer_alike(
     }
 
 
-def test_a_post_still_invalidates_a_get_stored_by_another_client(
+def test_a_post_still_invalidates_a_get_stored_after_it(
     stack: Callable[..., Harness], router: respx.Router, tmp_path: Path
 ) -> None:
     """What this process knows empty it may skip; a GET this process stores afterwards
