@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Callable
 
 import httpx
 import pytest
+import respx
 
 import quotaflow
 from quotaflow import Quota, events
 
-from .conftest import BASE, api_profile, info
+from .conftest import BASE, Harness, api_profile, info
 
 URL = f"{BASE}/odds"
 
@@ -193,3 +195,32 @@ def test_plugins_are_discovered_once_per_process(tmp_path, monkeypatch) -> None:
         quotaflow.make_client(state_dir=tmp_path / f"s{n}", config=False).close()
 
     assert scans == ["quotaflow.plugins"]
+
+
+def test_a_subscriber_naming_its_profiles_gets_only_their_events(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """``profiles`` on a subscriber: the events of those profiles reach it, others' do not;
+    a subscriber without one (or with something that is not a collection of names) gets
+    every event."""
+    router.get(url__startswith=BASE).respond(200, json={})
+    router.get("https://example.org/x").respond(200, text="x")
+
+    class Only(list[events.Event]):
+        def __init__(self, profiles: object) -> None:
+            super().__init__()
+            self.profiles = profiles
+
+        def __call__(self, event: events.Event) -> None:
+            self.append(event)
+
+    api, other, odd = Only({"api"}), Only(frozenset({"default"})), Only("api")
+    everything: list[events.Event] = []
+    client = stack(subscribers=[api, other, odd, everything.append])
+
+    client.get(f"{BASE}/odds")
+    client.get("https://example.org/x")
+
+    assert {e.profile for e in api} == {"api"}
+    assert {e.profile for e in other} == {"default"}
+    assert {e.profile for e in odd} == {e.profile for e in everything} == {"api", "default"}

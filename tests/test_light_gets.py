@@ -17,6 +17,7 @@ import pytest
 import respx
 
 from quotaflow._info import ROUTE
+from quotaflow._transports._bare import BARE
 
 from .conftest import Harness, info
 from .test_no_work import OTHER
@@ -182,3 +183,20 @@ def test_without_a_cache_every_get_goes_through_the_stack(
     responses = [client.get(OTHER) for _ in range(3)]
 
     assert all(ROUTE in r.request.extensions for r in responses)
+
+
+def test_a_plugin_subscriber_of_another_api_keeps_the_light_paths(
+    stack: Callable[..., Harness], router: respx.Router
+) -> None:
+    """The plugins installed here (The Odds API's history archive subscribes to its own
+    profile's events only): an unprofiled GET and POST still skip the stack."""
+    get = router.get(OTHER).respond(200, text="a")
+    router.post(OTHER).respond(201)
+    client = stack(plugins=True)
+
+    gets = [client.get(OTHER) for _ in range(3)]
+    posts = [client.request("POST", OTHER) for _ in range(3)]
+
+    assert get.call_count == 3
+    assert [ROUTE in r.request.extensions for r in gets] == [True, False, False]
+    assert info(posts[-1]).reason == BARE

@@ -5,7 +5,9 @@ same entry point as their profiles (a :class:`quotaflow.Plugin`), and a program 
 pass its own with ``make_client(subscribers=[...])``. Subscribers run synchronously
 on the request's thread, so they must be quick (batch any I/O); an exception in one
 is logged and never reaches the request. A subscriber with a ``close()`` method is
-closed with the client. No event object is built when nobody listens.
+closed with the client. No event object is built when nobody listens. A subscriber
+with a ``profiles`` attribute (a collection of profile names) is handed only those
+profiles' events: requests to other APIs then need not build any for it.
 
 Every event has ``profile`` (its name) and ``at`` (epoch seconds); request events
 also have ``resource``, the request's URL without secrets, ``priority`` (the request's,
@@ -15,7 +17,7 @@ see :func:`quotaflow.priority`) and ``waited`` (seconds it waited for the limite
 
 .. versionchanged:: 0.2
    Request events (:class:`Served` and its subclasses) carry ``priority`` and ``waited``,
-   keyword fields with defaults (``"normal"``, ``0.0``).
+   keyword fields with defaults (``"normal"``, ``0.0``); a subscriber's ``profiles``.
 """
 
 from __future__ import annotations
@@ -161,9 +163,10 @@ class Emitter:
     def __init__(self, subscribers: Iterable[Subscriber], *, builtin: int = 0) -> None:
         self.subscribers = tuple(subscribers)
         self.active = bool(self.subscribers)
-        # Whether anyone besides the first ``builtin`` subscribers (quotaflow's own
-        # status counters) listens: only they see requests that need no work.
-        self.listening = len(self.subscribers) > builtin
+        # The profiles each subscriber takes events of (None: all).
+        self._wanted = [_wanted(s) for s in self.subscribers]
+        self._filtered = any(wanted is not None for wanted in self._wanted)
+        self._builtin = builtin
         # When every subscriber can count a hit directly, hits build no event object.
         fast = [_hit_counter(s) for s in self.subscribers]
         self._hit_counters = None if None in fast else fast
@@ -186,8 +189,17 @@ class Emitter:
             except Exception:
                 logger.exception("quotaflow: event subscriber %r failed", count)
 
+    def listens_to(self, profile: str) -> bool:
+        """Whether anyone besides the first ``builtin`` subscribers (quotaflow's own
+        status counters) takes ``profile``'s events: only they see the requests that
+        need no work."""
+        wanted = self._wanted[self._builtin :]
+        return any(names is None or profile in names for names in wanted)
+
     def __call__(self, event: Event) -> None:
-        for subscriber in self.subscribers:
+        for subscriber, wanted in zip(self.subscribers, self._wanted, strict=True):
+            if self._filtered and wanted is not None and event.profile not in wanted:
+                continue
             try:
                 subscriber(event)
             except Exception:
@@ -201,6 +213,13 @@ class Emitter:
                     close()
                 except Exception:
                     logger.exception("quotaflow: closing subscriber %r failed", subscriber)
+
+
+def _wanted(subscriber: Subscriber) -> frozenset[str] | None:
+    names = getattr(subscriber, "profiles", None)
+    if names is None or isinstance(names, str) or not isinstance(names, Iterable):
+        return None  # not a collection of names: every event, as without one
+    return frozenset(str(name) for name in names)
 
 
 def _hit_counter(subscriber: Subscriber) -> Callable[..., None] | None:

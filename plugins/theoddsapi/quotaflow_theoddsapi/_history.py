@@ -334,6 +334,9 @@ class OddsHistory:
             changes into the archive); for tests.
     """
 
+    # The events it takes (quotaflow.events): requests to other APIs build none for it.
+    profiles = frozenset({PROFILE_NAME})
+
     def __init__(
         self,
         state_dir: Path | str,

@@ -66,7 +66,8 @@ class Bare:
     ) -> None:
         self._router = router
         self._known = known
-        self._emit = emit
+        # Whether a subscriber of the client's own takes the default profile's events.
+        self._listened = emit.listens_to(DEFAULT_PROFILE.name)
         self._infos: dict[Priority, ResponseInfo] = {}
         self._answers: dict[tuple[Priority, float | None, str], ResponseInfo] = {}
         # A default freshness makes answers reused that say nothing of their own: only
@@ -86,11 +87,7 @@ class Bare:
         """Whether ``request`` to ``found`` may skip the stack: nothing stored under its
         key, no one listening, no credential header (it would be another key) and, for
         a GET (``bypass``), no cache directive of its own."""
-        if (
-            found.profile is not DEFAULT_PROFILE
-            or found.key not in self._known
-            or self._emit.listening
-        ):
+        if found.profile is not DEFAULT_PROFILE or found.key not in self._known or self._listened:
             return False
         names = header_names(request.headers)
         secrets = self._router.secrets(DEFAULT_PROFILE)
