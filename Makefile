@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/cold.py
 	$(BIN)/python benchmarks/profile.py
+	$(BIN)/python benchmarks/instructions.py --kinds bare,ready,hot,warm,miss,plain,get,plainpost,post,pplain,ppost,abare,amiss
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -326,7 +326,24 @@ def test_cold_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     assert "within bound: ok" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind", ["bare", "ready", "hot", "miss"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "bare",
+        "ready",
+        "hot",
+        "warm",
+        "miss",
+        "plain",
+        "get",
+        "plainpost",
+        "post",
+        "pplain",
+        "ppost",
+        "abare",
+        "amiss",
+    ],
+)
 def test_instructions_benchmark_workload_runs(monkeypatch, kind) -> None:
     """instructions.py's measured child runs each row's requests (valgrind not needed)."""
     assert run_benchmark(monkeypatch, "instructions.py", "--child", kind, "3", "--bare") == 0
