@@ -48,6 +48,8 @@ KINDS = ("bare", "ready", "hot", "warm", "miss")
 # paths.py's rows on a host no profile matches (an answer with no caching headers): bare
 # httpx's GET and POST, and quotaflow's.
 PLAIN = ("plain", "get", "plainpost", "post", "pplain", "ppost")
+# The row each row's ratio is over (``bare`` for those not named).
+FLOOR = {"get": "plain", "post": "plainpost", "ppost": "pplain", "amiss": "abare"}
 
 
 def _client(kind: str, directory: Path) -> Any:
@@ -187,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         misses = kind in ("miss", "amiss", "abare")
         few, many = (args.few // 5, args.many // 5) if misses else (args.few, args.many)
         found[kind] = (_count(kind, many) - _count(kind, few)) / (many - few)
-        floor = {"get": "plain", "post": "plainpost", "ppost": "pplain", "amiss": "abare"}
-        ratio = f"{found[kind] / found[f]:.3f}" if (f := floor.get(kind, "bare")) in found else ""
+        ratio = f"{found[kind] / found[f]:.3f}" if (f := FLOOR.get(kind, "bare")) in found else ""
         print(f"{kind:<10}{found[kind]:>26,.0f}{ratio:>8}")
     return 0
 

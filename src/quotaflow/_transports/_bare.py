@@ -46,6 +46,8 @@ logger = logging.getLogger("quotaflow")
 # The answer's headers that tell whether and how long it may be reused (RFC 9111 §4.2).
 _JUDGED = frozenset({b"cache-control", b"expires", b"etag", b"last-modified", b"vary"})
 NO_FRESHNESS = header_reason(httpx.Response(200))
+# Whether an answer saying nothing of its freshness is never reused.
+_PLAIN_UNREUSED = not reusable(DEFAULT_PROFILE, httpx.Headers(), 0.0)
 
 BARE = "straight to the network: an unsafe request to a URL no profile matches, nothing stored"
 
@@ -72,8 +74,6 @@ class Bare:
         self._answers: dict[tuple[Priority, float | None, str], ResponseInfo] = {}
         # A default freshness makes answers reused that say nothing of their own: only
         # the whole stack judges those.
-        # Whether an answer saying nothing of its freshness is never reused.
-        self._plain_unreused = not reusable(DEFAULT_PROFILE, httpx.Headers(), 0.0)
         self._gets = (
             (policy, flights)
             if policy is not None
@@ -134,7 +134,7 @@ class Bare:
             date = _policy.timestamp(headers.get("date"))
             if date is None or date > now + CLOCK_SKEW:
                 headers["date"] = _policy.http_date(now)  # as Policy.judge does
-        if self._plain_unreused and names.isdisjoint(_JUDGED):  # the usual answer
+        if _PLAIN_UNREUSED and names.isdisjoint(_JUDGED):  # the usual answer
             worth, reason, ttl = False, NO_FRESHNESS, None
         else:
             worth = worth_storing(DEFAULT_PROFILE, headers, now)

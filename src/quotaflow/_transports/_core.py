@@ -224,13 +224,9 @@ def header_reason(response: httpx.Response) -> str:
     return "no freshness in the answer's headers and no rule for it"
 
 
-def reused(route: Route, response: httpx.Response, now: float) -> bool:
-    """Whether anything could ever use the answer once stored (see _retention)."""
-    return reusable(route.profile, response.headers, now)
-
-
 def reusable(profile: ApiProfile, headers: httpx.Headers, now: float) -> bool:
-    """:func:`reused`, for an answer to ``profile`` with ``headers``."""
+    """Whether anything could ever use an answer to ``profile`` with ``headers`` once
+    stored (see _retention)."""
     return (
         _policy.retention(
             freshness=_policy.freshness_lifetime(headers, now),
@@ -294,7 +290,7 @@ def outcome(
         stored, reason = False, "an event stream is never stored"
     elif stored and length is not None and length.isdigit() and int(length) > max_body:
         stored, reason = False, f"the body is over max_body ({max_body} bytes)"
-    elif stored and not reused(route, response, now):
+    elif stored and not reusable(route.profile, response.headers, now):
         stored = False  # the reason says why: no freshness, no validator, no max_stale
     elif not stored and verdict in ("ok", None) and response.status_code < 500:
         reason = reason or "not storable under RFC 9111"
