@@ -22,10 +22,16 @@ Rows (each in sync and async, 2 KB, slate and 200 KB):
     hishel hit             hishel's CacheTransport alone, RFC mode, SqliteStorage (same type)
     hishel hit (no RFC)    the same without RFC 9111 (serves whatever is stored): what
                            reading one entry from SqliteStorage costs, the warm tier's floor
+    hishel miss            hishel's CacheTransport alone storing each new URL's answer
+                           (RFC mode, SqliteStorage): the least a miss through hishel costs
     httpx HTTPTransport    httpx.HTTPTransport whose pool answers from the router
                            (what pyrate-limiter's transport adds its limiter to)
     pyrate-limiter         pyrate_limiter.extras.httpx_limiter.RateLimiterTransport over
                            that pool, an in-memory token bucket that never waits
+    httpx + SQLite read,   gauges (``floors.py``): bare httpx plus one SQLite read, one
+    + SQLite write,        SQLite write transaction, one worker-thread hop (async); the
+    + thread hop           "lower bounds" table adds them up into the least each target's
+                           path costs on this machine
 
 Then the rows outside that matrix (``paths.py``: POST to unprofiled and profiled hosts,
 GET without caching headers over 4,000 requests, Redis hits, make_client() + close,
@@ -61,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archive
 import attrs
+import floors
 import hishel
 import httpx
 import paths
@@ -110,8 +117,10 @@ ROWS = (
     "quotaflow miss",
     "hishel hit",
     "hishel hit (no RFC)",
+    "hishel miss",
     "httpx HTTPTransport",
     "pyrate-limiter",
+    *floors.GAUGES,
 )
 FRUGAL = (
     "httpx-frugal: not measured. `pip install httpx-frugal` gets 0.2.1, which requires "
@@ -207,15 +216,31 @@ def sync_variants(
         "hishel hit (no RFC)": client(
             CacheTransport(mock, storage=hishel.SqliteStorage(database_path=directory / "plain.db"))
         ),
+        "hishel miss": client(
+            CacheTransport(mock, storage=hishel.SqliteStorage(database_path=directory / "miss.db"))
+        ),
         "httpx HTTPTransport": client(pool),
         "pyrate-limiter": client(limited),
     }
     found = []
     for row, made in clients.items():
         made.get(url)  # stores the answer the hit rows read
-        share = (0.2 if "2 KB" in group else 0.1) if row == "quotaflow miss" else 1.0
-        found.append(Variant(group, row, _sync_loop(made, url, row == "quotaflow miss"), share))
+        missing = row in MISSES
+        found.append(Variant(group, row, _sync_loop(made, url, missing), _share(group, row)))
+    body = routes.handler(httpx.Request("GET", url)).content
+    gauges = floors.sync_gauges(clients["httpx (floor)"], url, directory / "gauges", body, stack)
+    found += [Variant(group, row, run) for row, run in gauges.items()]
     return found
+
+
+# The rows going upstream each time (a new URL per request), and their share of a round.
+MISSES = ("quotaflow miss", "hishel miss")
+
+
+def _share(group: str, row: str) -> float:
+    if row == "quotaflow miss":
+        return 0.2 if "2 KB" in group else 0.1
+    return 0.5 if row == "hishel miss" else 1.0
 
 
 async def async_variants(
@@ -253,14 +278,23 @@ async def async_variants(
                 mock, storage=hishel.AsyncSqliteStorage(database_path=directory / "plain-async.db")
             )
         ),
+        "hishel miss": await client(
+            AsyncCacheTransport(
+                mock, storage=hishel.AsyncSqliteStorage(database_path=directory / "miss-async.db")
+            )
+        ),
         "httpx HTTPTransport": await client(pool),
         "pyrate-limiter": await client(limited),
     }
     found = []
     for row, made in clients.items():
         await made.get(url)
-        share = (0.2 if "2 KB" in group else 0.1) if row == "quotaflow miss" else 1.0
-        found.append(Variant(group, row, _async_loop(made, url, row == "quotaflow miss"), share))
+        missing = row in MISSES
+        found.append(Variant(group, row, _async_loop(made, url, missing), _share(group, row)))
+    body = routes.handler(httpx.Request("GET", url)).content
+    floor = clients["httpx (floor)"]
+    gauges = floors.async_gauges(floor, url, directory / "gauges", body, stack)
+    found += [Variant(group, row, run) for row, run in gauges.items()]
     return found
 
 
@@ -403,8 +437,9 @@ def report(variants: list[Variant], rounds: int, requests: int) -> dict[str, Any
     )
     print(f"{'row':<22}" + "".join(f"{group:>22}" for group in groups))
     for row in ROWS:
-        if row in rows[groups[0]]:
-            print(f"{row:<22}" + "".join(f"{spread(rows[g][row]):>22}" for g in groups))
+        if any(row in rows[g] for g in groups):  # the thread hop: async groups only
+            cells = (spread(rows[g][row]) if row in rows[g] else "-" for g in groups)
+            print(f"{row:<22}" + "".join(f"{cell:>22}" for cell in cells))
     print(
         f"{'floor, us/request':<22}"
         + "".join(f"{rows[g]['httpx (floor)']['us']:>22.0f}" for g in groups)
@@ -586,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gc.unfreeze()  # a process running main() (a test) goes on as before
     verdicts = targets(variants, rows, found_paths, found_archive)
+    lower = floors.bounds(rows, found_paths["requests"].get("Redis GET alone, added to httpx", {}))
+    floors.print_bounds(lower)
     available = importlib.util.find_spec("httpx_frugal") is not None
     print(f"\n{FRUGAL}{' (It is importable here, yet still not measured.)' if available else ''}")
     write_results(
@@ -596,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
             "requests": args.requests,
             "rows": rows,
             "targets": verdicts,
+            "bounds": [dataclasses.asdict(bound) for bound in lower],
             "memory": found_memory,
             "paths": found_paths,
             "archive": found_archive,

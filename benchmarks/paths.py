@@ -10,6 +10,8 @@ Rows (sync and async unless said):
                                     again after 4,000 (sync); it must stay flat
     Redis hit                     make_client(redis_url=..., hot_entries=0): the stored
                                     answer read from Redis (skipped when Redis is not there)
+    Redis GET alone, added        bare httpx plus one redis-py GET of 2 KB: the least a
+      to httpx                      Redis hit can cost (its round trip)
     make_client() + close         the default client (plugins, real transport) against
                                     httpx.Client() + close, per client built
     import quotaflow              a fresh interpreter's wall time, against import httpx
@@ -178,6 +180,38 @@ def redis_prefix(url: str) -> Iterator[str]:
         client.close()
 
 
+async def redis_gauges(
+    stack: contextlib.ExitStack,
+    astack: contextlib.AsyncExitStack,
+    url: str,
+    prefix: str,
+    floor: httpx.Client,
+    afloor: httpx.AsyncClient,
+) -> tuple[Run, Run]:
+    """Bare httpx's request plus one redis-py ``GET`` of a stored answer's size: the least
+    a Redis hit costs with no answer kept in process memory (``hot_entries=0``)."""
+    import redis
+    import redis.asyncio
+
+    key = f"{prefix}:gauge"
+    client = stack.enter_context(contextlib.closing(redis.Redis.from_url(url)))
+    aclient = redis.asyncio.Redis.from_url(url)
+    astack.push_async_callback(aclient.aclose)
+    client.set(key, BODY)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            floor.get(UNPROFILED)
+            client.get(key)
+
+    async def arun(n: int) -> None:
+        for _ in range(n):
+            await afloor.get(UNPROFILED)
+            await aclient.get(key)
+
+    return run, arun
+
+
 async def request_rows(
     directory: Path, profile: Any, rounds: int, blocks: int, block: int, redis_url: str | None
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -248,7 +282,24 @@ async def request_rows(
                 )
                 rours.get(UNPROFILED)
                 await arours.get(UNPROFILED)
+                gauge, agauge = await redis_gauges(
+                    stack, astack, redis_url, prefix, rfloor, arfloor
+                )
                 pairs += [
+                    Pair(
+                        "Redis GET alone, added to httpx",
+                        "sync",
+                        gauge,
+                        _sync(rfloor, "GET", UNPROFILED),
+                        block,
+                    ),
+                    Pair(
+                        "Redis GET alone, added to httpx",
+                        "async",
+                        agauge,
+                        _async(arfloor, "GET", UNPROFILED),
+                        block,
+                    ),
                     Pair(
                         "Redis hit",
                         "sync",

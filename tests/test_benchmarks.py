@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import subprocess
 import sys
@@ -141,11 +142,23 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
         assert rows["hishel hit"]["upstream_per_request"] == 0
         assert rows["quotaflow miss"]["upstream_per_request"] == 1
         assert rows["pyrate-limiter"]["upstream_per_request"] == 1
+        assert rows["hishel miss"]["upstream_per_request"] == 1  # a new URL each time
+        for gauge in ("httpx + SQLite read", "httpx + SQLite write"):
+            assert rows[gauge]["upstream_per_request"] == 1
+    assert "httpx + thread hop" in found["rows"]["async 2 KB"]
+    assert "httpx + thread hop" not in found["rows"]["sync 2 KB"]
+    bounds = {(bound["group"], bound["path"]) for bound in found["bounds"]}
+    assert ("sync 2 KB", "miss") in bounds
+    assert ("async 200 KB", "warm hit") in bounds
     assert found["memory"]["slate"]["body_bytes"] > 50_000
     assert found["memory"]["200 KB"]["body_bytes"] > 180_000
     paths = found["paths"]
     for row in ("httpx (A/A)", "POST, unprofiled host", "POST, profiled host"):
         assert set(paths["requests"][row]) == {"sync", "async"}
+    if paths["redis"] or os.environ.get("CI") == "true":  # Redis rows, with their gauge
+        redis_rows = ("Redis hit", "Redis GET alone, added to httpx")
+        assert all(set(paths["requests"][row]) == {"sync", "async"} for row in redis_rows)
+        assert ("sync", "Redis hit") in bounds
     assert set(paths["build"]) == {"sync", "async"}
     assert paths["import"]["ms"] > 0
     assert len(paths["uncached_growth"]) == 2
@@ -158,6 +171,7 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     assert found["archive"]["cpu"]["unchanged"]["unchanged"] > 0
     out_text = capsys.readouterr().out
     assert "warm hit <= 1.10x hishel hit" in out_text
+    assert "lower bounds from the gauge rows" in out_text
     assert "state round trips per miss" in out_text
     assert "archive worker CPU <= 0.10 of a 200 KB miss (moved)" in out_text
     assert "httpx-frugal" in out_text
