@@ -621,7 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gc.unfreeze()  # a process running main() (a test) goes on as before
     verdicts = targets(variants, rows, found_paths, found_archive)
-    lower = floors.bounds(rows, found_paths["requests"].get("Redis GET alone, added to httpx", {}))
+    requests = found_paths["requests"]
+    redis_gauge = requests.get("Redis GET alone, added to httpx", {})
+    lower = floors.bounds(rows, redis_gauge, requests["POST, profiled host"])
     floors.print_bounds(lower)
     available = importlib.util.find_spec("httpx_frugal") is not None
     print(f"\n{FRUGAL}{' (It is importable here, yet still not measured.)' if available else ''}")

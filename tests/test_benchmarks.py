@@ -150,6 +150,7 @@ def test_overhead_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
     bounds = {(bound["group"], bound["path"]) for bound in found["bounds"]}
     assert ("sync 2 KB", "miss") in bounds
     assert ("async 200 KB", "warm hit") in bounds
+    assert ("async", "POST, profiled") in bounds
     assert found["memory"]["slate"]["body_bytes"] > 50_000
     assert found["memory"]["200 KB"]["body_bytes"] > 180_000
     paths = found["paths"]
