@@ -112,7 +112,17 @@ def test_a_miss_looks_its_key_up_once_and_a_refresh_still_replaces(
             looked.append(key)
         return get_entries(self, key)
 
+    holds_none = SqliteCache.holds_none
+
+    def seen_empty(self: SqliteCache, key: str) -> bool:
+        """The async stack's look on the event loop (a new key costs it no hop)."""
+        empty = holds_none(self, key)
+        if empty:
+            looked.append(key)
+        return empty
+
     monkeypatch.setattr(hishel.SqliteStorage, "get_entries", spy)
+    monkeypatch.setattr(SqliteCache, "holds_none", seen_empty)
     route = router.get(f"{BASE}/once").respond(200, json={"v": 1})
     client = stack(hot_entries=0)
     client.get(f"{BASE}/once")

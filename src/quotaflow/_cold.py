@@ -147,6 +147,12 @@ class ColdStore(abc.ABC):
     def profile_stats(self) -> dict[str, ColdStats]:
         """Per profile: entries, bytes, hits and the units they saved."""
 
+    def holds_none(self, key: str) -> bool:
+        """True only if surely nothing is kept under ``key``, known without waiting on
+        anything (the event loop may ask); False when unsure (the default: a store that
+        cannot tell so cheaply)."""
+        return False
+
     def stats(self) -> ColdStats:
         """Every profile's entries together."""
         found = list(self.profile_stats().values())
@@ -197,6 +203,15 @@ def cold_lookup(
     if asked is None:
         return None
     return cold.find(series_of(route, asked), asked.start, now, touch=touch)
+
+
+def nothing_kept(cold: ColdStore, route: Route, request: httpx.Request) -> bool:
+    """Whether :func:`cold_lookup` surely finds nothing for ``request`` (the redacted
+    one), known without waiting: no moment asked for that a snapshot window could
+    cover, and nothing kept under its key."""
+    if _guarded_snapshot(route, request, None) is not None:
+        return False
+    return cold.holds_none(route.key)
 
 
 def cold_keep(

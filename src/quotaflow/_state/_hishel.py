@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import hishel
 from hishel._core._storages._packing import pack, unpack
@@ -111,6 +112,12 @@ def index_cache(path: Path) -> None:
         logger.warning("quotaflow: cannot index the cache %s: %s", path, exc)
 
 
+# What hishel's get_entries selects, but whether there is any (see SqliteCache.holds_none).
+HOLDS = (
+    "SELECT 1 FROM entries WHERE cache_key = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT 1"
+)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """The connection hishel's storage is given (its own would wait 5 s per statement
     for another process's lock): as ``state.db``'s, waiting ``BUSY_TIMEOUT``."""
@@ -152,25 +159,40 @@ class SqliteCache(hishel.SqliteStorage):
             self.spell.end(started)
 
     def peek(self, key: str, url: str, now: float, limit: int) -> tuple[bool, HotEntry | None]:
-        if not self._peek_lock.acquire(blocking=False):
-            return False, None  # another thread reads with it: off the loop, then
         wall = time.time()
         found = {"key": key.encode(), "url": url, "limit": limit, "now": now, "wall": wall}
+        rows = self._peek_rows(READ_FRESH, found)
+        if rows is None:
+            return False, None
+        entry, _, used = answer(rows, self._made)
+        if entry is not None and wall - used >= self._touch_interval:
+            return False, None  # its last use is due a write: fresh() does it
+        return True, entry
+
+    def holds_none(self, key: str) -> bool:
+        """True only if :meth:`get_entries` surely finds no entry under ``key``, read
+        without waiting (the event loop may ask, a miss then makes no hop); False when
+        unsure."""
+        return self._peek_rows(HOLDS, (key.encode(), time.time())) == []
+
+    def _peek_rows(self, sql: str, parameters: Any) -> list[Any] | None:
+        """Rows read on peek's own connection, or None: another thread reads with it
+        (off the loop, then), the file is busy (it never waits), or anything else."""
+        if not self._peek_lock.acquire(blocking=False):
+            return None
         try:
             if self._peeker is None and not self._closed:
                 self._peeker = sqlite3.connect(
                     str(self.database_path), timeout=0, check_same_thread=False
                 )
             if self._peeker is None:
-                return False, None
-            entry, _, used = answer(self._peeker.execute(READ_FRESH, found).fetchall(), self._made)
-        except Exception:  # busy (it never waits), or anything else: fresh() says
-            return False, None
+                return None
+            rows: list[Any] = self._peeker.execute(sql, parameters).fetchall()
+            return rows
+        except Exception:
+            return None
         finally:
             self._peek_lock.release()
-        if entry is not None and wall - used >= self._touch_interval:
-            return False, None  # its last use is due a write: fresh() does it
-        return True, entry
 
     def close(self) -> None:
         try:

@@ -52,6 +52,8 @@ class AsyncSqliteCache(hishel.AsyncBaseStorage):
         return replace(entry, response=replace(response, stream=stream))
 
     async def get_entries(self, key: str) -> list[hishel.Entry]:
+        if self.blocking.holds_none(key):
+            return []  # a new key (a miss): seen on the loop, in less than a hop costs
         entries = await anyio.to_thread.run_sync(self.blocking.get_entries, key)
         return [_async_body(entry) for entry in entries]
 

@@ -60,6 +60,10 @@ class SqliteColdStore(ColdStore):
         self._lock = threading.RLock()
         self._warned = False
         self._connection: sqlite3.Connection | None = None
+        # holds_none's own connection, which never waits (the event loop asks), and
+        # its lock, never waited for either.
+        self._peeker: sqlite3.Connection | None = None
+        self._peek_lock = threading.Lock()
         check(path)
         try:
             self._connection = self._open()
@@ -94,6 +98,7 @@ class SqliteColdStore(ColdStore):
             if self._connection is not None:
                 self._connection.close()
         self._connection = None
+        self._drop_peeker()  # it reads the file set aside: the new one is another
         try:
             set_aside(self.path, exc)
             self._connection = self._open()
@@ -114,6 +119,28 @@ class SqliteColdStore(ColdStore):
             with contextlib.suppress(sqlite3.Error):
                 cursor.execute("ROLLBACK")
             raise
+
+    def holds_none(self, key: str) -> bool:
+        """See :meth:`ColdStore.holds_none`: a read in WAL mode, on a connection that
+        never waits (busy: unsure)."""
+        if self._connection is None or not self._peek_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._peeker is None:
+                self._peeker = sqlite3.connect(str(self.path), timeout=0, check_same_thread=False)
+            found = self._peeker.execute("SELECT 1 FROM entries WHERE key = ?", (key,))
+            return found.fetchone() is None
+        except sqlite3.Error:
+            return False
+        finally:
+            self._peek_lock.release()
+
+    def _drop_peeker(self) -> None:
+        with self._peek_lock:
+            if self._peeker is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._peeker.close()
+                self._peeker = None
 
     def get(self, key: str, now: float, *, touch: bool = True) -> ColdEntry | None:
         """See :meth:`ColdStore.get`. The read takes no lock (a miss, the common case,
@@ -245,6 +272,7 @@ class SqliteColdStore(ColdStore):
         return read_stats(rows)
 
     def close(self) -> None:
+        self._drop_peeker()
         with self._lock:
             if self._connection is not None:
                 self._connection.close()

@@ -9,7 +9,7 @@ import hishel
 import httpx
 
 from .._clock import Clock
-from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
+from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup, nothing_kept
 from .._flight import aoffload
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CACHED, Route
@@ -118,6 +118,8 @@ class AsyncStoredTiers:
         if cold is not None and self._not_cold.get(route.key, 0.0) > now:
             cold = None  # looked for a moment ago: not there
         inner = redacted(route, request) if cold is not None else request
+        if cold is not None and nothing_kept(cold, route, inner):
+            cold = None  # surely not there, seen without a hop
         rows = self._rows
         if self._reader is not None:
             if cold is None and rows is not None:

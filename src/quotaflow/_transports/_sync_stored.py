@@ -7,7 +7,7 @@ import hishel
 import httpx
 
 from .._clock import Clock
-from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup
+from .._cold import COLD, ColdEntry, ColdStore, cold_keep, cold_lookup, nothing_kept
 from .._hot import HotEntry, HotTier, entry_for
 from .._info import CACHED, Route
 from .._shapes import FreshRows
@@ -113,6 +113,8 @@ class StoredTiers:
         if cold is not None and self._not_cold.get(route.key, 0.0) > now:
             cold = None  # looked for a moment ago: not there
         inner = redacted(route, request) if cold is not None else request
+        if cold is not None and nothing_kept(cold, route, inner):
+            cold = None  # surely not there, seen without a hop
         rows = self._rows
         if self._reader is not None:
             if cold is None and rows is not None:
