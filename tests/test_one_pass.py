@@ -22,10 +22,12 @@ URL = f"{BASE}/odds"
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The keys of every storage lookup (hishel's SQLite storages, sync and async, and
-    the one-query fresh reads beside them: ``fresh``, or ``peek`` on the event loop)."""
+    the one-query fresh reads beside them: ``fresh``, or ``peek`` on the event loop; and
+    the async storage's look on the event loop for any entry, ``holds_none``, which
+    stands for hishel's lookup when it finds none)."""
     seen: list[str] = []
     sync_get = hishel.SqliteStorage.get_entries
-    fresh, peek = SqliteCache.fresh, SqliteCache.peek
+    fresh, peek, holds_none = SqliteCache.fresh, SqliteCache.peek, SqliteCache.holds_none
 
     def fresh_spy(self: Any, key: str, *args: Any) -> Any:
         seen.append(key)
@@ -35,8 +37,15 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(key)
         return peek(self, key, *args)
 
+    def holds_none_spy(self: Any, key: str) -> bool:
+        empty = holds_none(self, key)
+        if empty:  # else hishel's own lookup follows, counted below
+            seen.append(key)
+        return empty
+
     monkeypatch.setattr(SqliteCache, "fresh", fresh_spy)
     monkeypatch.setattr(SqliteCache, "peek", peek_spy)
+    monkeypatch.setattr(SqliteCache, "holds_none", holds_none_spy)
 
     def counted(self: Any, key: Any) -> Any:
         seen.append(str(key))
