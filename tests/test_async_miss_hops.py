@@ -182,3 +182,51 @@ def test_holds_none_never_waits_and_says_unsure(tmp_path) -> None:
     finally:
         cold.close()
         cache.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_warm_hits_look_at_the_cold_store_once_a_while(
+    tmp_path, monkeypatch, clock, flavour
+) -> None:
+    """A profile keeping some answers cold: once the cold store is seen not to hold a
+    key, the warm hits that follow for a while do not look again."""
+    looks: list[str] = []
+    holds_none, get = SqliteColdStore.holds_none, SqliteColdStore.get
+
+    def counted_holds_none(self: SqliteColdStore, key: str) -> bool:
+        looks.append("holds_none")
+        return holds_none(self, key)
+
+    def counted_get(self: SqliteColdStore, key: str, now: float, **kw: Any) -> Any:
+        looks.append("get")
+        return get(self, key, now, **kw)
+
+    monkeypatch.setattr(SqliteColdStore, "holds_none", counted_holds_none)
+    monkeypatch.setattr(SqliteColdStore, "get", counted_get)
+    router = respx.Router()
+    route = router.get(f"{BASE}/a").respond(200, json={"v": 1})
+    settings: dict[str, Any] = {
+        "profiles": [api_profile(immutable=_kept_for_good)],
+        "plugins": False,
+        "state_dir": tmp_path,
+        "transport": httpx.MockTransport(router.handler),
+        "clock": clock,
+        "hot_entries": 0,
+    }
+    tiers: list[str] = []
+    if flavour == "sync":
+        with quotaflow.make_client(**settings) as client:
+            for _ in range(4):
+                tiers.append(client.get(f"{BASE}/a").extensions["quotaflow"].tier)
+    else:
+
+        async def main() -> None:
+            async with quotaflow.make_async_client(**settings) as client:
+                for _ in range(4):
+                    tiers.append((await client.get(f"{BASE}/a")).extensions["quotaflow"].tier)
+
+        anyio.run(main)
+
+    assert route.call_count == 1
+    assert tiers[1:] == ["storage"] * 3
+    assert len(looks) <= 2  # the miss's look, and at most one more

@@ -119,6 +119,7 @@ class AsyncStoredTiers:
             cold = None  # looked for a moment ago: not there
         inner = redacted(route, request) if cold is not None else request
         if cold is not None and nothing_kept(cold, route, inner):
+            self._not_cold_for_now(route.key, now)
             cold = None  # surely not there, seen without a hop
         rows = self._rows
         if self._reader is not None:
@@ -132,10 +133,13 @@ class AsyncStoredTiers:
             kept = await aoffload(cold_lookup, cold, route, inner, now) if cold else None
             entry = None if kept else await aread_fresh(self.storage, route, now, limit, rows)
         if cold is not None and kept is None:
-            if len(self._not_cold) >= 4096:
-                self._not_cold.clear()
-            self._not_cold[route.key] = now + NOT_COLD_FOR
+            self._not_cold_for_now(route.key, now)
         return kept, entry
+
+    def _not_cold_for_now(self, key: str, now: float) -> None:
+        if len(self._not_cold) >= 4096:
+            self._not_cold.clear()
+        self._not_cold[key] = now + NOT_COLD_FOR
 
     async def aclose(self) -> None:
         try:
