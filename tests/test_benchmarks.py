@@ -211,9 +211,11 @@ def test_processes_benchmark_runs(tmp_path) -> None:
     )
     assert "quotaflow scale" in found.stdout
     assert "bare scale" in found.stdout
-    scale = json.loads(out.read_text())["processes"]["scale"]
-    assert set(scale) == {"quotaflow", "bare"}
-    assert all(value > 0 for value in scale.values())
+    found_json = json.loads(out.read_text())["processes"]
+    scale, cpu = found_json["scale"], found_json["cpu_per_miss_ratio"]
+    assert set(scale) == set(cpu) == {"quotaflow", "bare"}
+    assert all(value > 0 for value in (*scale.values(), *cpu.values()))
+    assert "CPU a miss takes with 2 processes" in found.stdout
 
 
 def test_quota_day_benchmark_runs(tmp_path, capsys, monkeypatch) -> None:
