@@ -1,0 +1,136 @@
+"""An answer's header fields as the origin sent them, carried through hishel. Strictly
+private.
+
+hishel keeps headers as a dict of lower-cased names to lists of text values, so what it
+hands back has lost the names' case, the order of repeated fields and any byte that was
+not UTF-8. So that the caller sees what bare httpx would, the pairs as sent ride along
+in one field of hishel's own headers, ``quotaflow-raw`` (ASCII JSON of latin-1 text,
+byte-transparent), added to each answer hishel receives (:class:`Carrying`), stored with
+it, and turned back into the answer's pairs wherever one is handed back (:func:`pairs_of`,
+:func:`restore`). hishel's own values win where they differ (a 304 refreshed them, RFC
+9111 §4.3.4; a stored copy was redacted): the pair keeps its place and name, with the
+value hishel holds. Fields hishel dropped stay dropped; fields it added are appended.
+Only values hishel stores are carried to storage (:func:`stored_raw`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+import hishel
+import httpx
+
+__all__ = ["RAW", "Carrying", "carried", "pairs_of", "restore", "stored_raw"]
+
+RAW = "quotaflow-raw"
+_RAW = RAW.encode()
+
+Pairs = list[tuple[bytes, bytes]]
+
+
+def carried(raw: Iterable[tuple[bytes, bytes]]) -> str:
+    """The field's value for these pairs."""
+    return json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in raw])
+
+
+def _parse(value: str) -> Pairs | None:
+    try:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(value)]
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return None  # not ours after all: hishel's values alone
+
+
+def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name.lower(), []).append(value)
+    return grouped
+
+
+def _merged(current: Pairs, raw: Pairs) -> Pairs:
+    """``raw`` where hishel's values (``current``, lower-case names, UTF-8) still agree."""
+    now = _grouped((k.decode(), v.decode("utf-8", "replace")) for k, v in current)
+    sent = _grouped(httpx.Headers(raw).multi_items())  # decoded as hishel got them
+    out: Pairs = []
+    changed: set[str] = set()
+    for name, value in raw:
+        low = name.decode("latin-1").lower()
+        values = now.get(low)
+        if values is None:
+            continue  # hishel dropped it
+        if values == sent.get(low):
+            out.append((name, value))
+        elif low not in changed:  # refreshed (or redacted): hishel's, in its place
+            changed.add(low)
+            out.extend((name, v.encode()) for v in values)
+    out.extend((k, v) for k, v in current if k.decode() not in sent)
+    return out
+
+
+def pairs_of(headers: hishel.Headers) -> Pairs:
+    """The pairs of a stored answer's headers (hishel's), as sent."""
+    current: Pairs = []
+    raw: Pairs | None = None
+    values_of = headers.get_list
+    for name in headers:
+        values = values_of(name) or []
+        if name == RAW:
+            raw = _parse(values[0]) if values else None
+        else:
+            current.extend((name.encode(), v.encode()) for v in values)
+    return current if raw is None else _merged(current, raw)
+
+
+def restore(response: httpx.Response) -> None:
+    """An answer hishel handed back, with its pairs as sent (if it carries them)."""
+    found = [v for k, v in response.headers.raw if k == _RAW]
+    if not found:
+        return
+    current = [(k, v) for k, v in response.headers.raw if k != _RAW]
+    raw = _parse(found[0].decode())
+    response.headers = httpx.Headers(current if raw is None else _merged(current, raw))
+
+
+def stored_raw(headers: dict[str, list[str]], keep: Callable[[str, list[str]], list[str]]) -> None:
+    """The carried pairs as they may be stored: a field whose values the storage rules
+    (``keep``) change or drop is not carried (hishel's stored values stand)."""
+    values = headers.get(RAW)
+    raw = _parse(values[0]) if values else None
+    if raw is None:
+        return
+    sent = _grouped(httpx.Headers(raw).multi_items())
+    dropped = {name for name, group in sent.items() if keep(name, group) != group}
+    if dropped:
+        kept = [(k, v) for k, v in raw if k.decode("latin-1").lower() not in dropped]
+        headers[RAW] = [carried(kept)]
+
+
+class Carrying(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Under hishel: each answer it receives carries its pairs as sent. A 304's do not:
+    its fields refresh the stored ones, whose pairs stay as stored."""
+
+    def __init__(self, next_transport: httpx.BaseTransport | httpx.AsyncBaseTransport) -> None:
+        self.next_transport = next_transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(self.next_transport, httpx.BaseTransport)
+        return _carry(self.next_transport.handle_request(request))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(self.next_transport, httpx.AsyncBaseTransport)
+        return _carry(await self.next_transport.handle_async_request(request))
+
+    def close(self) -> None:
+        assert isinstance(self.next_transport, httpx.BaseTransport)
+        self.next_transport.close()
+
+    async def aclose(self) -> None:
+        assert isinstance(self.next_transport, httpx.AsyncBaseTransport)
+        await self.next_transport.aclose()
+
+
+def _carry(response: httpx.Response) -> httpx.Response:
+    if response.status_code != 304:
+        response.headers[RAW] = carried(response.headers.raw)
+    return response
