@@ -4,7 +4,7 @@ private.
 hishel keeps headers as a dict of lower-cased names to lists of text values, so what it
 hands back has lost the names' case, the order of repeated fields and any byte that was
 not UTF-8. So that the caller sees what bare httpx would, the pairs as sent ride along
-in one field of hishel's own headers, ``quotaflow-raw`` (ASCII JSON of latin-1 text,
+in one field of hishel's own headers, ``qf-raw-pairs`` (ASCII JSON of latin-1 text,
 byte-transparent), added to each answer hishel receives (:class:`Carrying`), stored with
 it, and turned back into the answer's pairs wherever one is handed back (:func:`pairs_of`,
 :func:`restore`). hishel's own values win where they differ (a 304 refreshed them, RFC
@@ -23,7 +23,7 @@ import httpx
 
 __all__ = ["RAW", "Carrying", "carried", "pairs_of", "restore", "stored_raw"]
 
-RAW = "quotaflow-raw"
+RAW = "qf-raw-pairs"
 _RAW = RAW.encode()
 
 Pairs = list[tuple[bytes, bytes]]
