@@ -5,7 +5,8 @@ hishel keeps headers as a dict of lower-cased names to lists of text values, so 
 hands back has lost the names' case, the order of repeated fields and any byte that was
 not UTF-8. So that the caller sees what bare httpx would, the pairs as sent ride along
 in one field of hishel's own headers, ``qf-raw-pairs`` (ASCII JSON of latin-1 text,
-byte-transparent), added to each answer hishel receives (:class:`Carrying`), stored with
+byte-transparent), added to each answer hishel receives whose pairs it would alter
+(:class:`Carrying`; lower-case names and ASCII values need none), stored with
 it, and turned back into the answer's pairs wherever one is handed back (:func:`pairs_of`,
 :func:`restore`). hishel's own values win where they differ (a 304 refreshed them, RFC
 9111 §4.3.4; a stored copy was redacted): the pair keeps its place and name, with the
@@ -41,30 +42,42 @@ def _parse(value: str) -> Pairs | None:
         return None  # not ours after all: hishel's values alone
 
 
-def _grouped(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
+def _grouped(pairs: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+    grouped: dict[bytes, list[bytes]] = {}
     for name, value in pairs:
         grouped.setdefault(name.lower(), []).append(value)
     return grouped
 
 
+def _as_hishel(raw: Pairs) -> dict[bytes, list[bytes]]:
+    """The values as hishel got them: decoded as httpx decodes them (one guess for all
+    the fields), handed back as UTF-8."""
+    return _grouped((k.encode(), v.encode()) for k, v in httpx.Headers(raw).multi_items())
+
+
 def _merged(current: Pairs, raw: Pairs) -> Pairs:
-    """``raw`` where hishel's values (``current``, lower-case names, UTF-8) still agree."""
-    now = _grouped((k.decode(), v.decode("utf-8", "replace")) for k, v in current)
-    sent = _grouped(httpx.Headers(raw).multi_items())  # decoded as hishel got them
+    """``raw`` where hishel's values (``current``: lower-case names, UTF-8) still agree.
+    ASCII values compare as they are; others as hishel decoded them."""
+    now = _grouped(current)
+    sent = _grouped(raw)
+    decoded: dict[bytes, list[bytes]] | None = None
     out: Pairs = []
-    changed: set[str] = set()
+    changed: set[bytes] = set()
     for name, value in raw:
-        low = name.decode("latin-1").lower()
+        low = name.lower()
         values = now.get(low)
         if values is None:
             continue  # hishel dropped it
-        if values == sent.get(low):
+        same = values == sent[low]
+        if not same and not all(v.isascii() for v in sent[low]):
+            decoded = _as_hishel(raw) if decoded is None else decoded
+            same = values == decoded.get(low)
+        if same:
             out.append((name, value))
         elif low not in changed:  # refreshed (or redacted): hishel's, in its place
             changed.add(low)
-            out.extend((name, v.encode()) for v in values)
-    out.extend((k, v) for k, v in current if k.decode() not in sent)
+            out.extend((name, v) for v in values)
+    out.extend((k, v) for k, v in current if k not in sent)
     return out
 
 
@@ -99,7 +112,7 @@ def stored_raw(headers: dict[str, list[str]], keep: Callable[[str, list[str]], l
     raw = _parse(values[0]) if values else None
     if raw is None:
         return
-    sent = _grouped(httpx.Headers(raw).multi_items())
+    sent = {k.decode(): [v.decode() for v in vs] for k, vs in _as_hishel(raw).items()}
     dropped = {name for name, group in sent.items() if keep(name, group) != group}
     if dropped:
         kept = [(k, v) for k, v in raw if k.decode("latin-1").lower() not in dropped]
@@ -132,5 +145,26 @@ class Carrying(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 def _carry(response: httpx.Response) -> httpx.Response:
     if response.status_code != 304:
-        response.headers[RAW] = carried(response.headers.raw)
+        raw = response.headers.raw
+        if not _as_hishel_keeps(raw):
+            response.headers[RAW] = carried(raw)
     return response
+
+
+def _as_hishel_keeps(raw: Pairs) -> bool:
+    """Whether hishel's form of these pairs is the pairs themselves (nothing to carry):
+    lower-case names (HTTP/2's are), ASCII values, each name's fields side by side."""
+    names = [k for k, _ in raw]
+    if not b"".join(names).islower() or not b"".join([v for _, v in raw]).isascii():
+        return False
+    if len(set(names)) == len(names):
+        return True
+    seen: set[bytes] = set()
+    last = None
+    for name in names:
+        if name != last:
+            if name in seen:
+                return False  # grouped, it would move
+            seen.add(name)
+            last = name
+    return True
