@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import hishel
 import httpx
@@ -83,25 +84,21 @@ def _merged(current: Pairs, raw: Pairs) -> Pairs:
 
 def pairs_of(headers: hishel.Headers) -> Pairs:
     """The pairs of a stored answer's headers (hishel's), as sent."""
-    current: Pairs = []
-    raw: Pairs | None = None
     values_of = headers.get_list
-    for name in headers:
-        values = values_of(name) or []
-        if name == RAW:
-            raw = _parse(values[0]) if values else None
-        else:
-            current.extend((name.encode(), v.encode()) for v in values)
+    found = values_of(RAW)
+    current = [(k.encode(), v.encode()) for k in headers if k != RAW for v in values_of(k) or ()]
+    raw = _parse(found[0]) if found else None
     return current if raw is None else _merged(current, raw)
 
 
 def restore(response: httpx.Response) -> None:
     """An answer hishel handed back, with its pairs as sent (if it carries them)."""
-    found = [v for k, v in response.headers.raw if k == _RAW]
-    if not found:
+    pairs = response.headers.raw
+    found = next((v for k, v in pairs if k == _RAW), None)
+    if found is None:
         return
-    current = [(k, v) for k, v in response.headers.raw if k != _RAW]
-    raw = _parse(found[0].decode())
+    current = [(k, v) for k, v in pairs if k != _RAW]
+    raw = _parse(found.decode())
     response.headers = httpx.Headers(current if raw is None else _merged(current, raw))
 
 
@@ -121,26 +118,24 @@ def stored_raw(headers: dict[str, list[str]], keep: Callable[[str, list[str]], l
 
 class Carrying(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Under hishel: each answer it receives carries its pairs as sent. A 304's do not:
-    its fields refresh the stored ones, whose pairs stay as stored."""
+    its fields refresh the stored ones, whose pairs stay as stored. ``next_transport``
+    is sync or async, as hishel's transport over it."""
 
     def __init__(self, next_transport: httpx.BaseTransport | httpx.AsyncBaseTransport) -> None:
         self.next_transport = next_transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(self.next_transport, httpx.BaseTransport)
-        return _carry(self.next_transport.handle_request(request))
+        return _carry(cast(httpx.BaseTransport, self.next_transport).handle_request(request))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(self.next_transport, httpx.AsyncBaseTransport)
-        return _carry(await self.next_transport.handle_async_request(request))
+        below = cast(httpx.AsyncBaseTransport, self.next_transport)
+        return _carry(await below.handle_async_request(request))
 
     def close(self) -> None:
-        assert isinstance(self.next_transport, httpx.BaseTransport)
-        self.next_transport.close()
+        cast(httpx.BaseTransport, self.next_transport).close()
 
     async def aclose(self) -> None:
-        assert isinstance(self.next_transport, httpx.AsyncBaseTransport)
-        await self.next_transport.aclose()
+        await cast(httpx.AsyncBaseTransport, self.next_transport).aclose()
 
 
 def _carry(response: httpx.Response) -> httpx.Response:
