@@ -142,8 +142,20 @@ def with_length(headers: list[tuple[bytes, bytes]], body: bytes) -> list[tuple[b
 def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
     """The pairs as a hit restates them: less age and cookies, its own length (in the
     place and case the answer gave it)."""
-    kept = [(k, v) for k, v in pairs if k.lower() not in _RESTATED or k.lower() == _LENGTH]
-    return with_length(unstamped_pairs(kept), body)
+    length = b"%d" % len(body)
+    kept = []
+    stated = False
+    for k, v in pairs:
+        low = k.lower()
+        if low == _LENGTH:
+            if not stated:
+                kept.append((k, length))
+                stated = True
+        elif low not in _RESTATED:
+            kept.append((k, v))
+    if not stated:
+        kept.append((_LENGTH, length))
+    return unstamped_pairs(kept)
 
 
 def entry_for(response: httpx.Response, body: bytes, now: float) -> HotEntry | None:

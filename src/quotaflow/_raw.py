@@ -86,8 +86,10 @@ def pairs_of(headers: hishel.Headers) -> Pairs:
     """The pairs of a stored answer's headers (hishel's), as sent."""
     values_of = headers.get_list
     found = values_of(RAW)
+    if not found:  # hishel's form is theirs
+        return [(k.encode(), v.encode()) for k in headers for v in values_of(k) or ()]
     current = [(k.encode(), v.encode()) for k in headers if k != RAW for v in values_of(k) or ()]
-    raw = _parse(found[0]) if found else None
+    raw = _parse(found[0])
     return current if raw is None else _merged(current, raw)
 
 
