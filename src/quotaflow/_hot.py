@@ -25,6 +25,7 @@ from hishel import Entry, Headers
 
 from . import _policy
 from ._cache_status import hit_member, unstamped_pairs
+from ._raw import pairs_of
 
 # Requests that ask something of the cache that the hot tier cannot judge.
 HOT_BYPASS = frozenset(
@@ -37,7 +38,7 @@ _NO_REUSE = re.compile("no-cache|no-store|private=|must-understand")
 _RESTATED = frozenset(
     {b"age", b"content-length", b"transfer-encoding", b"set-cookie", b"set-cookie2"}
 )
-_NAMES_RESTATED = frozenset(name.decode() for name in _RESTATED)
+_LENGTH = b"content-length"
 
 
 class HotEntry:
@@ -126,10 +127,35 @@ def _lifetime(get: Callable[[str], str | None], now: float) -> _Lifetime | None:
     return received, expires, float(ttl)
 
 
+def with_length(headers: list[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
+    """``headers`` (in place) stating the body's length: in Content-Length's own place
+    and case if there is one, else last."""
+    length = b"%d" % len(body)
+    for i, (name, _) in enumerate(headers):
+        if name.lower() == b"content-length":
+            headers[i] = (name, length)
+            return headers
+    headers.append((b"content-length", length))
+    return headers
+
+
 def _kept(pairs: Iterable[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
-    kept = unstamped_pairs([(k, v) for k, v in pairs if k.lower() not in _RESTATED])
-    kept.append((b"content-length", b"%d" % len(body)))
-    return kept
+    """The pairs as a hit restates them: less age and cookies, its own length (in the
+    place and case the answer gave it)."""
+    length = b"%d" % len(body)
+    kept = []
+    stated = False
+    for k, v in pairs:
+        low = k.lower()
+        if low == _LENGTH:
+            if not stated:
+                kept.append((k, length))
+                stated = True
+        elif low not in _RESTATED:
+            kept.append((k, v))
+    if not stated:
+        kept.append((_LENGTH, length))
+    return unstamped_pairs(kept)
 
 
 def entry_for(response: httpx.Response, body: bytes, now: float) -> HotEntry | None:
@@ -178,22 +204,17 @@ def fresh_stored(
 
 
 def _kept_stored(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """Stored headers as a hit restates them (less age, length...)."""
-    values_of = headers.get_list
-    # hishel keeps names in lower case: one pass over them, as _kept would.
+    """Stored headers, as sent (``_raw``), as a hit restates them (less age...; a stated
+    Content-Length stays in its place, its value then restated by ``with_length``)."""
     return [
-        (k.encode(), v.encode())
-        for k in headers
-        if k not in _NAMES_RESTATED
-        for v in values_of(k) or ()
+        (k, v) for k, v in pairs_of(headers) if k.lower() not in _RESTATED or k.lower() == _LENGTH
     ]
 
 
 def stored_entry(entry: Entry, body: bytes, lifetime: _Lifetime) -> HotEntry:
     """A hot entry for a stored answer that :func:`fresh_stored` accepted, given the
     body as stored (still in its Content-Encoding, if it has one, like its headers)."""
-    kept = _kept_stored(entry.response.headers)
-    kept.append((b"content-length", b"%d" % len(body)))
+    kept = with_length(_kept_stored(entry.response.headers), body)
     return HotEntry(200, kept, body, *lifetime)
 
 

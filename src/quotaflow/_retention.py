@@ -31,6 +31,7 @@ from ._hot import HotEntry
 from ._known import EmptyKeys
 from ._plugins import Registry
 from ._profiles import ApiProfile
+from ._raw import RAW, stored_raw
 from ._secrets import redact_header_url, redact_links, redact_url
 
 logger = logging.getLogger("quotaflow")
@@ -138,6 +139,8 @@ def stored_headers(headers: hishel.Headers, secrets: Collection[str]) -> hishel.
         changed = changed or stored != values
         if stored:
             kept[name] = stored
+    if changed and RAW in kept:  # the pairs as sent, less what the rules changed
+        stored_raw(kept, lambda name, values: _stored_values(name, values, secrets))
     return hishel.Headers(kept) if changed else headers
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple, Protocol
 
 from hishel import Headers
 
-from ._hot import HotEntry, _kept_stored, _reusable, _stored_header
+from ._hot import HotEntry, _kept_stored, _reusable, _stored_header, with_length
 
 __all__ = [
     "FreshRows",
@@ -46,8 +46,7 @@ def recorded_entry(
     url, length, received, expires, ttl, headers = record
     if url != resource or length > max_body or expires <= now:
         return None
-    kept = [*headers, (b"content-length", b"%d" % len(body))]
-    return HotEntry(200, kept, body, received, expires, ttl)
+    return HotEntry(200, with_length([*headers], body), body, received, expires, ttl)
 
 
 class Shape(NamedTuple):
@@ -82,8 +81,7 @@ def warm_entry(
 ) -> HotEntry:
     """The hot entry of a stored answer read with its :class:`Shape`, fresh until
     ``received + ttl`` (as :func:`fresh_stored` then :func:`stored_entry` make it)."""
-    headers.append((b"content-length", b"%d" % len(body)))
-    return HotEntry(200, headers, body, received, received + ttl, float(ttl))
+    return HotEntry(200, with_length(headers, body), body, received, received + ttl, float(ttl))
 
 
 class FreshRows(Protocol):

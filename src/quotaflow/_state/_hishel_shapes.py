@@ -73,9 +73,10 @@ def shape_row(
     shape: Shape | None = stored_shape(request.method, response.status_code, response.headers)
     if shape is None:
         return None
-    # As JSON text (a name or value is text, encoded as UTF-8 by _hot): parsed only on
-    # an entry's first read (see answer).
-    headers = json.dumps([[k.decode(), v.decode()] for k, v in shape.headers]).encode()
+    # As JSON text (the bytes as sent, as latin-1 text, ``_raw``): parsed only on an
+    # entry's first read (see answer).
+    text = json.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in shape.headers])
+    headers = text.encode()
     return (id.bytes, key.encode(), request.url, shape.length, shape.received, shape.ttl, headers)
 
 
@@ -84,6 +85,13 @@ Row = tuple[bytes, bytes, float, float, float, int, int | None, bytes | None]
 # whose memo of parsed headers the next reads of the same answer share.
 Made = dict[bytes, tuple[bytes, int, HotEntry]]
 MADE_MAX = 256  # entries remembered so, at most (about 1 KB each)
+
+
+def _pairs(texts: list[list[str]]) -> list[tuple[bytes, bytes]]:
+    try:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in texts]
+    except UnicodeEncodeError:  # a shape kept before the bytes were (UTF-8 text)
+        return [(k.encode(), v.encode()) for k, v in texts]
 
 
 def answer(rows: list[Row], made: Made) -> tuple[HotEntry | None, bytes, float]:
@@ -100,7 +108,7 @@ def answer(rows: list[Row], made: Made) -> tuple[HotEntry | None, bytes, float]:
     known = made.get(entry_id)
     if known is not None and known[0] == headers and known[1] == len(body):
         return known[2].carrying(body), entry_id, used
-    pairs = [(k.encode(), v.encode()) for k, v in json.loads(headers)]
+    pairs = _pairs(json.loads(headers))
     entry = warm_entry(pairs, body, received, ttl)
     if len(made) >= MADE_MAX:
         made.clear()

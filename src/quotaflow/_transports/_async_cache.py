@@ -15,6 +15,7 @@ from .._flight import (
 from .._hot import HotTier, entry_for
 from .._info import CACHED, Cached, CacheStatus, Route, route_of
 from .._known import EmptyKeys
+from .._raw import Carrying
 from ._async_layer import AsyncLayer
 from ._async_lead import AsyncLeading
 from ._async_policy import AsyncAround, AsyncPolicyTransport, athrough
@@ -71,7 +72,8 @@ class AsyncCachingTransport(AsyncLayer):
         self._known = known = known if known is not None else EmptyKeys()
         policed = AsyncPolicyTransport(next_transport, storage, policy, known)
         self._around = AsyncAround(policed, known, flights, policy.max_body)
-        self._hishel = AsyncCacheTransport(policed, storage=storage, rfc=OPTIONS)
+        # Each answer hishel receives carries its header pairs as sent (``_raw``).
+        self._hishel = AsyncCacheTransport(Carrying(policed), storage=storage, rfc=OPTIONS)
         self._leading = AsyncLeading(flights, policy.clock, self._stored, self._athrough_hishel)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -12,6 +12,7 @@ from .._flight import SingleFlight
 from .._info import CACHED, SPENT, Cached, Route, route_of, spent_of
 from .._known import EmptyKeys
 from .._profiles import DEFAULT_PROFILE
+from .._raw import restore
 from .._retention import FOUND_NOTHING
 from ._body import aread_body
 from ._cache import ERROR_BODY, conditional
@@ -89,6 +90,7 @@ async def athrough(
     except UpstreamFailed as failed:
         failed.response.extensions[CACHED] = Cached(forward=below.forward)
         raise
+    restore(response)  # hishel's answer: the header pairs as sent
     spent = below.spent
     verdict = spent.verdict if spent is not None else None
     cached = outcome(route, response, below.judged, verdict, max_body, now, below.forward, caching)

@@ -125,7 +125,9 @@ class Policy:
             # answers vary by request header and live side by side under one key.
             replaces = 200 <= response.status_code < 300 and "vary" not in response.headers
             return Judged(_policy.max_age(response.headers), header_reason(response), replaces)
-        response.headers["cache-control"] = f"max-age={int(ttl)}"
+        lifetime = f"max-age={int(ttl)}"
+        if response.headers.get("cache-control") != lifetime:  # else as sent (its case)
+            response.headers["cache-control"] = lifetime
         response.headers.pop("expires", None)
         if date is not None and date < now - CLOCK_SKEW:
             # A lifetime the user's rules give counts from when the answer arrived: an

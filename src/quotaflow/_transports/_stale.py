@@ -12,6 +12,7 @@ from hishel import Entry
 
 from .. import _policy
 from .._info import Cached, CacheStatus, Route, Spent, assemble
+from .._raw import pairs_of
 from ..exceptions import (
     CircuitOpen,
     QuotaExhausted,
@@ -65,10 +66,9 @@ def stale_eligible(route: Route, request: httpx.Request) -> bool:
 
 
 def _pairs(entry: Entry) -> list[tuple[bytes, bytes]]:
-    # Bytes, as hishel's own conversion: httpx encodes str values as ASCII and raises on
-    # a stored non-ASCII header (issue 13).
-    headers = entry.response.headers
-    return [(k.encode(), v.encode()) for k in headers for v in headers.get_list(k) or []]
+    # Bytes, as sent (``_raw``): httpx encodes str values as ASCII and raises on a
+    # stored non-ASCII header (issue 13).
+    return pairs_of(entry.response.headers)
 
 
 def stale_response(

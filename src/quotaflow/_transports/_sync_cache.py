@@ -15,6 +15,7 @@ from .._flight import (
 from .._hot import HotTier, entry_for
 from .._info import CACHED, Cached, CacheStatus, Route, route_of
 from .._known import EmptyKeys
+from .._raw import Carrying
 from ._body import decoded
 from ._cache import (
     FRESH_IN_MEMORY,
@@ -71,7 +72,8 @@ class CachingTransport(Layer):
         self._known = known = known if known is not None else EmptyKeys()
         policed = PolicyTransport(next_transport, storage, policy, known)
         self._around = Around(policed, known, flights, policy.max_body)
-        self._hishel = CacheTransport(policed, storage=storage, rfc=OPTIONS)
+        # Each answer hishel receives carries its header pairs as sent (``_raw``).
+        self._hishel = CacheTransport(Carrying(policed), storage=storage, rfc=OPTIONS)
         self._leading = Leading(flights, policy.clock, self._stored, self._through_hishel)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
